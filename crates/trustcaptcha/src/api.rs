@@ -1,0 +1,279 @@
+//! The results REST API of seed 004, independent of the HTTP client flavour: the validated
+//! configuration, the request's URL and headers, and the mapping of a response to a result.
+//!
+//! [`crate::trust_captcha`] (async) and `crate::blocking` both send what this module describes.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+
+use crate::errors::Error;
+use crate::model::VerificationResult;
+use crate::token::VerificationToken;
+
+/// The hosted service, as the guide's builder table says.
+pub(crate) const DEFAULT_API_HOST: &str = "https://api.trustcomponent.com";
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A result is about 800 bytes; anything far larger is not a result and is not read further.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a built client needs, checked once by the builder.
+pub(crate) struct Config {
+    /// `{api_host}/v2/verifications/`, to which the id and `/results` are appended.
+    pub(crate) results_prefix: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) proxy: Option<reqwest::Proxy>,
+}
+
+impl Config {
+    /// Validates the builder's raw settings.
+    pub(crate) fn new(
+        api_key: &str,
+        api_host: &str,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        proxy: Option<&str>,
+    ) -> Result<Self, Error> {
+        let api_key = api_key.trim();
+        if api_key.is_empty() {
+            return Err(Error::builder("api key must not be empty"));
+        }
+        let mut authorization = HeaderValue::try_from(format!("Bearer {api_key}"))
+            .map_err(|_| Error::builder("api key contains characters not allowed in a header"))?;
+        authorization.set_sensitive(true);
+
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(reqwest::header::AUTHORIZATION, authorization);
+        headers.insert(reqwest::header::USER_AGENT, user_agent());
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+
+        let proxy = proxy
+            .map(|url| {
+                reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h"))
+                    .and_then(|u| reqwest::Proxy::all(u).ok())
+                    .ok_or_else(|| Error::builder("proxy is not a valid http(s) URL"))
+            })
+            .transpose()?;
+
+        Ok(Config {
+            results_prefix: format!("{}/v2/verifications/", parse_api_host(api_host)?),
+            headers,
+            connect_timeout: nonzero(connect_timeout, "connect timeout")?,
+            read_timeout: nonzero(read_timeout, "read timeout")?,
+            proxy,
+        })
+    }
+
+    /// The results URL for `token`. The host always comes from configuration, never from the
+    /// token, so that a forged token cannot make us send the API key elsewhere.
+    pub(crate) fn results_url(&self, token: &VerificationToken) -> String {
+        let query = if token.client_failover {
+            "?clientFailover=true"
+        } else {
+            ""
+        };
+        format!(
+            "{}{}/results{query}",
+            self.results_prefix, token.verification_id
+        )
+    }
+}
+
+/// Applies a [`Config`] to a reqwest client builder (async or blocking; their builders share
+/// these method names but no trait) and builds the client.
+macro_rules! http_client {
+    ($builder:expr, $config:expr) => {{
+        let config: &$crate::api::Config = $config;
+        let mut builder = $builder
+            .default_headers(config.headers.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.read_timeout)
+            .no_proxy();
+        if let Some(proxy) = config.proxy.clone() {
+            builder = builder.proxy(proxy);
+        }
+        builder
+            .build()
+            .map_err(|_| $crate::errors::Error::builder("the HTTP client could not be initialised"))
+    }};
+}
+pub(crate) use http_client;
+
+fn nonzero(duration: Duration, what: &str) -> Result<Duration, Error> {
+    if duration.is_zero() {
+        Err(Error::builder(format!("{what} must be greater than zero")))
+    } else {
+        Ok(duration)
+    }
+}
+
+/// Checks the host and returns it without a trailing slash (a path prefix is kept, for
+/// gateways that mount the API below a path).
+fn parse_api_host(api_host: &str) -> Result<String, Error> {
+    let invalid =
+        || Error::builder("api host must be an http(s) URL such as https://api.trustcomponent.com");
+    let url = reqwest::Url::parse(api_host.trim()).map_err(|_| invalid())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(invalid());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `Trustcaptcha/<base64 of {"language":"rust","version":"…"}>`, the header by which the service
+/// recognises its libraries.
+fn user_agent() -> HeaderValue {
+    let info = format!(
+        r#"{{"language":"rust","version":"{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    let value = format!(
+        "Trustcaptcha/{}",
+        base64::engine::general_purpose::STANDARD.encode(info)
+    );
+    HeaderValue::try_from(value).expect("base64 is a valid header value")
+}
+
+/// A response body, read up to [`MAX_BODY_BYTES`].
+pub(crate) struct Body {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) truncated: bool,
+}
+
+/// Turns the response into the result or the typed error of its status.
+pub(crate) fn interpret(status: StatusCode, body: &Body) -> Result<VerificationResult, Error> {
+    if status != StatusCode::OK {
+        return Err(Error::from_status(status, &body.bytes));
+    }
+    if body.truncated {
+        return Err(Error::invalid_response(format!(
+            "the body is larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    serde_json::from_slice(&body.bytes).map_err(|e| Error::invalid_response(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::ErrorKind;
+
+    fn config(api_key: &str, api_host: &str, proxy: Option<&str>) -> Result<Config, Error> {
+        Config::new(
+            api_key,
+            api_host,
+            DEFAULT_CONNECT_TIMEOUT,
+            DEFAULT_READ_TIMEOUT,
+            proxy,
+        )
+    }
+
+    #[test]
+    fn user_agent_matches_the_official_format() {
+        let value = user_agent();
+        let encoded = value
+            .to_str()
+            .expect("ascii")
+            .strip_prefix("Trustcaptcha/")
+            .expect("prefix");
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        let info: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(info["language"], "rust");
+        assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn builds_urls_from_the_configured_host_only() {
+        let token: VerificationToken =
+            "eyJ2ZXJpZmljYXRpb25JZCI6IjA3YjAxOTIyLTNmYWEtNDY2Ny1hNGE2LTkxMGE3NmNiOGFiNyJ9"
+                .parse()
+                .expect("valid");
+        let config = config(" key ", "https://gw.example/captcha/", None).expect("valid");
+        assert_eq!(
+            config.results_url(&token),
+            "https://gw.example/captcha/v2/verifications/07b01922-3faa-4667-a4a6-910a76cb8ab7/results"
+        );
+        let failover = VerificationToken {
+            client_failover: true,
+            ..token
+        };
+        assert!(
+            config
+                .results_url(&failover)
+                .ends_with("/results?clientFailover=true")
+        );
+        assert_eq!(config.headers[reqwest::header::AUTHORIZATION], "Bearer key");
+        assert!(config.headers[reqwest::header::AUTHORIZATION].is_sensitive());
+    }
+
+    #[test]
+    fn rejects_unusable_configuration() {
+        let bad = [
+            ("", DEFAULT_API_HOST, None),
+            ("  \t", DEFAULT_API_HOST, None),
+            ("key\nwith-newline", DEFAULT_API_HOST, None),
+            ("key", "api.trustcomponent.com", None),
+            ("key", "ftp://api.trustcomponent.com", None),
+            ("key", "https://api.trustcomponent.com/?x=1", None),
+            ("key", "https://user:pw@api.trustcomponent.com", None),
+            ("key", DEFAULT_API_HOST, Some("not a url")),
+            ("key", DEFAULT_API_HOST, Some("file:///etc/passwd")),
+        ];
+        for (key, host, proxy) in bad {
+            let error = config(key, host, proxy).err().expect("must fail");
+            assert_eq!(error.kind(), ErrorKind::Builder, "{host} {proxy:?}");
+            if !key.trim().is_empty() {
+                assert!(!error.to_string().contains(key.trim()));
+            }
+        }
+        let zero = Config::new(
+            "k",
+            DEFAULT_API_HOST,
+            Duration::ZERO,
+            DEFAULT_READ_TIMEOUT,
+            None,
+        );
+        assert_eq!(zero.err().map(|e| e.kind()), Some(ErrorKind::Builder));
+    }
+
+    #[test]
+    fn interprets_statuses_and_bodies() {
+        let body = |bytes: &[u8], truncated| Body {
+            bytes: bytes.to_vec(),
+            truncated,
+        };
+        let kind = |status: u16, b: &Body| {
+            interpret(StatusCode::from_u16(status).expect("status"), b)
+                .expect_err("error")
+                .kind()
+        };
+        assert_eq!(kind(200, &body(b"{}", false)), ErrorKind::InvalidResponse);
+        assert_eq!(
+            kind(200, &body(b"<html>", false)),
+            ErrorKind::InvalidResponse
+        );
+        assert_eq!(kind(200, &body(b"", true)), ErrorKind::InvalidResponse);
+        assert_eq!(kind(201, &body(b"", false)), ErrorKind::Unknown);
+        assert_eq!(kind(302, &body(b"", false)), ErrorKind::Unknown);
+        assert_eq!(kind(404, &body(b"", true)), ErrorKind::VerificationNotFound);
+    }
+}

@@ -1,0 +1,300 @@
+//! The verification result of seed 004 and its two decision enums.
+//!
+//! Field names are the snake_case forms of the JSON keys; `Serialize` writes the original
+//! camelCase JSON back, so a handler can return the result to a browser unchanged.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The outcome of one verification, as `GET /v2/verifications/{id}/results` returns it.
+///
+/// `verification_passed` and `score` are required: a body without them is an error, never a
+/// pass. The other fields default to empty values when a server omits them or sends `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationResult {
+    /// Identifies the captcha (site) the verification belongs to.
+    pub captcha_id: Uuid,
+    /// Identifies the verification.
+    pub verification_id: Uuid,
+    /// Whether the captcha was passed and the request can be allowed.
+    pub verification_passed: bool,
+    /// Bot probability between 0 (likely human) and 1 (likely bot).
+    pub score: f64,
+    /// Which mechanism decided the outcome.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub decision_type: DecisionType,
+    /// What TrustCaptcha recommends doing with the request.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub decision_action: DecisionAction,
+    /// Whether the gateway synthesized this result during an outage.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub gateway_failover_active: bool,
+    /// Whether risk scoring was enabled for the captcha.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub risk_scoring_enabled: bool,
+    /// Whether the captcha runs in minimal-data mode.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub minimal_data_mode_enabled: bool,
+    /// The page on which the captcha was solved.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub origin: String,
+    /// The client's IPv4 or IPv6 address.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ip_address: String,
+    /// ISO 3166-1 alpha-2 country of the client's IP; empty when unknown.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub country_code: String,
+    /// The client's device family.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub device_family: String,
+    /// The client's operating system and version.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub operating_system: String,
+    /// The client's browser and version.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub browser: String,
+    /// When the client started the verification.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub verification_started_at: Option<OffsetDateTime>,
+    /// When the client finished the verification.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub verification_finished_at: Option<OffsetDateTime>,
+    /// When the result stops being retrievable.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub result_expires_at: Option<OffsetDateTime>,
+    /// When the result was fetched for the first time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub result_first_fetched_at: Option<OffsetDateTime>,
+    /// When the result was fetched most recently (by this call).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub result_last_fetched_at: Option<OffsetDateTime>,
+}
+
+impl VerificationResult {
+    /// Whether this result was produced by a failover mechanism rather than a real
+    /// verification: `gatewayFailoverActive` or a `FAILOVER*` decision type.
+    ///
+    /// High-security flows may want to reject such results.
+    #[must_use]
+    pub fn is_failover(&self) -> bool {
+        self.gateway_failover_active
+            || matches!(
+                self.decision_type,
+                DecisionType::Failover | DecisionType::FailoverTolerance
+            )
+    }
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Defines a string enum with known wire values and a fallback that keeps unknown ones.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+            /// A value this version of the crate does not know, kept verbatim. Empty when the
+            /// server did not send the field.
+            Other(String),
+        }
+
+        impl Default for $name {
+            /// `Other("")`: the server did not say.
+            fn default() -> Self {
+                $name::Other(String::new())
+            }
+        }
+
+        impl $name {
+            /// The value as it appears on the wire.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $wire, )*
+                    $name::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                match value.as_str() {
+                    $( $wire => $name::$variant, )*
+                    _ => $name::Other(value),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                match value {
+                    $name::Other(other) => other,
+                    known => known.as_str().to_owned(),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// How the verification outcome was determined (`decisionType`).
+    DecisionType {
+        /// Regular validation: proof-of-work plus risk score.
+        Standard = "STANDARD",
+        /// Solved with a configured bypass key.
+        BypassKey = "BYPASS_KEY",
+        /// A custom access rule (allow or block list) of the captcha matched.
+        CustomAccessRule = "CUSTOM_ACCESS_RULE",
+        /// A global TrustCaptcha access rule matched.
+        GlobalIpAccessRule = "GLOBAL_IP_ACCESS_RULE",
+        /// The captcha service was unreachable; the gateway returned a tolerant result.
+        Failover = "FAILOVER",
+        /// A soft error shortly after an outage; the gateway returned a tolerant result.
+        FailoverTolerance = "FAILOVER_TOLERANCE",
+    }
+}
+
+wire_enum! {
+    /// What TrustCaptcha recommends doing with the request (`decisionAction`).
+    DecisionAction {
+        /// Allow the request.
+        Allow = "ALLOW",
+        /// Block the request.
+        Block = "BLOCK",
+        /// A custom rule with a custom action applied; see the captcha's settings.
+        Custom = "CUSTOM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_RESULT: &str = r#"{
+        "captchaId": "cc2e2d5e-d1ef-4a7f-a7bd-dec5b37df47a",
+        "verificationId": "07b01922-3faa-4667-a4a6-910a76cb8ab7",
+        "verificationPassed": true,
+        "score": 0.3,
+        "decisionType": "STANDARD",
+        "decisionAction": "ALLOW",
+        "gatewayFailoverActive": false,
+        "riskScoringEnabled": true,
+        "minimalDataModeEnabled": false,
+        "origin": "https://www.your-website.com/sub-page",
+        "ipAddress": "2a01:123:33bb:1a1a:0:0:0:1",
+        "countryCode": "DE",
+        "deviceFamily": "Other",
+        "operatingSystem": "Windows 10",
+        "browser": "Chrome 119.0.0",
+        "verificationStartedAt": "2026-05-03T13:30:05.941Z",
+        "verificationFinishedAt": "2026-05-03T13:30:08.214Z",
+        "resultExpiresAt": "2026-05-03T13:45:08.214Z",
+        "resultFirstFetchedAt": "2026-05-03T13:30:09.001Z",
+        "resultLastFetchedAt": "2026-05-03T13:30:09.001Z"
+    }"#;
+
+    #[test]
+    fn parses_the_seed_result_and_serializes_it_back() {
+        let result: VerificationResult = serde_json::from_str(SEED_RESULT).expect("valid");
+        assert!(result.verification_passed);
+        assert_eq!(result.score, 0.3);
+        assert_eq!(result.decision_type, DecisionType::Standard);
+        assert_eq!(result.decision_action, DecisionAction::Allow);
+        assert_eq!(result.country_code, "DE");
+        assert_eq!(
+            result.result_expires_at,
+            Some(time::macros::datetime!(2026-05-03 13:45:08.214 UTC))
+        );
+        assert!(!result.is_failover());
+
+        let original: serde_json::Value = serde_json::from_str(SEED_RESULT).expect("json");
+        let round_trip = serde_json::to_value(&result).expect("serializes");
+        assert_eq!(
+            original
+                .as_object()
+                .expect("object")
+                .keys()
+                .collect::<Vec<_>>()
+                .len(),
+            round_trip.as_object().expect("object").len()
+        );
+        for (key, value) in original.as_object().expect("object") {
+            let ours = &round_trip[key];
+            if key.ends_with("At") {
+                let parse = |v: &serde_json::Value| {
+                    OffsetDateTime::parse(
+                        v.as_str().expect("string"),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .expect("rfc3339")
+                };
+                assert_eq!(parse(ours), parse(value), "{key}");
+            } else {
+                assert_eq!(ours, value, "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn tolerates_missing_and_null_optional_fields_and_unknown_enums() {
+        let result: VerificationResult = serde_json::from_str(
+            r#"{"captchaId":"cc2e2d5e-d1ef-4a7f-a7bd-dec5b37df47a",
+                "verificationId":"07b01922-3faa-4667-a4a6-910a76cb8ab7",
+                "verificationPassed":false,"score":1,"origin":null,
+                "decisionType":"SOMETHING_NEW","verificationStartedAt":null,"extra":1}"#,
+        )
+        .expect("valid");
+        assert_eq!(result.origin, "");
+        assert_eq!(
+            result.decision_type,
+            DecisionType::Other("SOMETHING_NEW".into())
+        );
+        assert_eq!(result.decision_type.to_string(), "SOMETHING_NEW");
+        assert_eq!(result.decision_action, DecisionAction::Other(String::new()));
+        assert_eq!(result.verification_started_at, None);
+    }
+
+    #[test]
+    fn a_result_without_passed_or_score_is_rejected() {
+        for missing in ["verificationPassed", "score"] {
+            let mut value: serde_json::Value = serde_json::from_str(SEED_RESULT).expect("json");
+            value.as_object_mut().expect("object").remove(missing);
+            assert!(
+                serde_json::from_value::<VerificationResult>(value).is_err(),
+                "{missing}"
+            );
+        }
+    }
+
+    #[test]
+    fn failover_results_are_recognised() {
+        let mut result: VerificationResult = serde_json::from_str(SEED_RESULT).expect("valid");
+        result.decision_type = DecisionType::FailoverTolerance;
+        assert!(result.is_failover());
+        result.decision_type = DecisionType::Standard;
+        result.gateway_failover_active = true;
+        assert!(result.is_failover());
+    }
+}
