@@ -1,0 +1,105 @@
+//! Extractors with rejections that are [`ApiError`]s: a JSON body that answers 400 (never
+//! axum's 422, which the widget would show as a minimal-data-mode mismatch) or 413, a
+//! verification id from the path that answers 404 when malformed, the client's IP, and the
+//! bearer key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::rules::client_ip;
+use crate::secret::KeyHash;
+use crate::state::AppState;
+
+/// A JSON body, whatever its `Content-Type` (the widget always sends JSON).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large()
+                } else {
+                    ApiError::bad_request("the request body could not be read")
+                }
+            })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!("the body is not valid JSON for this endpoint: {e}"))
+        })
+    }
+}
+
+/// The `{id}` path segment as a verification id (any case); malformed ids are unknown ids.
+#[derive(Debug, Clone, Copy)]
+pub struct VerificationId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for VerificationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("no such verification"))?;
+        Uuid::parse_str(&id)
+            .map(VerificationId)
+            .map_err(|_| ApiError::not_found("no such verification"))
+    }
+}
+
+/// The client's IP: the peer address, or the forwarded one from a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // Without ConnectInfo (a router driven in-process), the peer is unknown.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.settings.trusted_proxies,
+        )))
+    }
+}
+
+/// The digest of the `Authorization: Bearer <key>` key; a missing or malformed header is 403.
+#[derive(Debug, Clone, Copy)]
+pub struct BearerKey(pub KeyHash);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let missing =
+            || ApiError::forbidden("an api key is required as Authorization: Bearer <key>");
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(missing)?;
+        let (scheme, key) = value.trim().split_once(' ').ok_or_else(missing)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+            return Err(missing());
+        }
+        Ok(BearerKey(KeyHash::of(key)))
+    }
+}

@@ -1,0 +1,126 @@
+//! What a result says about the client's device and location: device family, operating
+//! system and browser from the User-Agent (parsed with `woothee`), and the country from an
+//! optional MaxMind-format GeoIP database.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Parses User-Agents and looks up countries.
+pub struct ClientInspector {
+    user_agents: woothee::parser::Parser,
+    geoip: Option<maxminddb::Reader<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for ClientInspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientInspector")
+            .field("geoip", &self.geoip.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Device family, operating system and browser, as the result fields want them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// e.g. `Other` (desktop), `Smartphone`, `Spider`.
+    pub family: String,
+    /// e.g. `Windows 10`, `Linux`, `iOS 17.0`.
+    pub operating_system: String,
+    /// e.g. `Chrome 119.0.0.0`.
+    pub browser: String,
+}
+
+impl ClientInspector {
+    /// An inspector with an optional GeoIP database.
+    ///
+    /// # Errors
+    ///
+    /// When the database file cannot be opened or is not a MaxMind DB.
+    pub fn new(geoip_database: Option<&Path>) -> Result<Self, maxminddb::MaxMindDbError> {
+        let geoip = geoip_database
+            .map(maxminddb::Reader::open_readfile)
+            .transpose()?;
+        Ok(ClientInspector {
+            user_agents: woothee::parser::Parser::new(),
+            geoip,
+        })
+    }
+
+    /// The device described by `user_agent`; unknown parts are `Other`.
+    #[must_use]
+    pub fn device(&self, user_agent: &str) -> Device {
+        let Some(parsed) = self.user_agents.parse(user_agent) else {
+            return Device {
+                family: "Other".into(),
+                operating_system: "Other".into(),
+                browser: "Other".into(),
+            };
+        };
+        let known = |value: &str| value != woothee::woothee::VALUE_UNKNOWN;
+        let family = match parsed.category {
+            "smartphone" => "Smartphone",
+            "mobilephone" => "Mobile Phone",
+            "crawler" => "Spider",
+            "appliance" => "Appliance",
+            _ => "Other",
+        };
+        let operating_system = match (known(parsed.os), known(&parsed.os_version)) {
+            (true, true)
+                if !parsed.os.contains(&*parsed.os_version)
+                    && !parsed.os_version.starts_with("NT") =>
+            {
+                format!("{} {}", parsed.os, parsed.os_version)
+            }
+            (true, _) => parsed.os.to_owned(),
+            _ => "Other".to_owned(),
+        };
+        let browser = match (known(parsed.name), known(parsed.version)) {
+            (true, true) => format!("{} {}", parsed.name, parsed.version),
+            (true, false) => parsed.name.to_owned(),
+            _ => "Other".to_owned(),
+        };
+        Device {
+            family: family.to_owned(),
+            operating_system,
+            browser,
+        }
+    }
+
+    /// The ISO 3166-1 alpha-2 country of `ip`, or an empty string when unknown.
+    #[must_use]
+    pub fn country_code(&self, ip: IpAddr) -> String {
+        self.geoip
+            .as_ref()
+            .and_then(|reader| reader.lookup(ip).ok())
+            .and_then(|found| found.decode::<maxminddb::geoip2::Country>().ok().flatten())
+            .and_then(|country| country.country.iso_code.map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_user_agents() {
+        let inspector = ClientInspector::new(None).expect("no database");
+        let device = inspector.device("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36");
+        assert_eq!(
+            device,
+            Device {
+                family: "Other".into(),
+                operating_system: "Windows 10".into(),
+                browser: "Chrome 119.0.0.0".into()
+            }
+        );
+        let headless = inspector.device("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36");
+        assert_eq!(headless.browser, "Chrome 156.0.0.0");
+        assert_eq!(headless.operating_system, "Linux");
+        let iphone = inspector.device("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1");
+        assert_eq!(iphone.family, "Smartphone");
+        assert_eq!(iphone.operating_system, "iPhone 17.0");
+        assert_eq!(inspector.device("").browser, "Other");
+        assert_eq!(inspector.country_code("192.0.2.1".parse().expect("ip")), "");
+    }
+}

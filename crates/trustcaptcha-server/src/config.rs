@@ -1,0 +1,641 @@
+//! The server's configuration: a TOML file of server settings and sites, validated into
+//! [`Config`], with every problem reported at its location.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! trusted_proxies = ["127.0.0.1/32"]
+//!
+//! [[sites]]
+//! name = "shop"
+//! site_key = "0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b"
+//! api_keys = ["sha256:…"]            # or the key in clear; or TRUSTCAPTCHA_SHOP_API_KEYS
+//! allowed_origins = ["https://shop.example.com"]
+//! ```
+//!
+//! Secrets can stay out of the file: `TRUSTCAPTCHA_<SITE>_API_KEYS` and
+//! `TRUSTCAPTCHA_<SITE>_BYPASS_KEYS` (comma-separated; `<SITE>` is the site's name in upper case
+//! with other characters than letters and digits as `_`) replace the file's lists.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::rules::{AdaptiveDifficulty, OriginPattern};
+use crate::secret::KeyHash;
+
+/// The sandbox site's key, as the official client test suites use it.
+pub const SANDBOX_SITE_KEY: Uuid = Uuid::nil();
+
+/// The sandbox site's API key: `ak_` followed by 49 `x`.
+pub const SANDBOX_API_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: ServerSettings,
+    /// The sites (captchas) this server serves.
+    pub sites: Vec<Site>,
+}
+
+/// Process-wide settings (`[server]`).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where `serve` listens unless `--listen` says otherwise.
+    pub listen: SocketAddr,
+    /// The largest request body accepted; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// The most verifications (pending and finished) held at once; beyond it, creating one
+    /// answers 503 until expired ones are evicted.
+    pub max_verifications: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A MaxMind-format country database for `countryCode`; without it the code is empty.
+    pub geoip_database: Option<PathBuf>,
+    /// How long after an outage failover answers are given.
+    pub failover_grace: Duration,
+    /// Whether the time before this process started counts as an outage.
+    pub outage_before_start: bool,
+}
+
+/// One site (a captcha with its keys and rules).
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// A name for logs and environment overrides.
+    pub name: String,
+    /// The widget's `sitekey`.
+    pub site_key: Uuid,
+    /// The `captchaId` of results: derived from the site key, so it is stable across restarts.
+    pub captcha_id: Uuid,
+    /// Keys that may fetch this site's results.
+    pub api_keys: Vec<KeyHash>,
+    /// Origins whose pages may use the widget.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// Leading zero bits each task needs.
+    pub difficulty: u8,
+    /// Tasks per challenge.
+    pub tasks: u8,
+    /// How long a challenge may take to be solved.
+    pub challenge_lifetime: Duration,
+    /// How long a finished result can be fetched.
+    pub result_lifetime: Duration,
+    /// How often a result can be fetched.
+    pub max_retrievals: u32,
+    /// Whether the widget must run in minimal-data mode.
+    pub minimal_data_mode: bool,
+    /// Whether a bot score is computed (otherwise it is 0).
+    pub risk_scoring: bool,
+    /// Scores above this get `decisionAction: BLOCK`.
+    pub score_threshold: f64,
+    /// Bypass keys: a widget carrying one finishes at once.
+    pub bypass_keys: Vec<KeyHash>,
+    /// Clients that pass with score 0.
+    pub allow_ips: Vec<IpNet>,
+    /// Clients that fail with score 1.
+    pub block_ips: Vec<IpNet>,
+    /// Rising difficulty for busy clients.
+    pub adaptive: AdaptiveDifficulty,
+    /// Whether the official client test fixtures are answered (the sandbox site).
+    pub fixtures: bool,
+}
+
+impl Site {
+    /// A site with the documented defaults.
+    #[must_use]
+    pub fn new(name: impl Into<String>, site_key: Uuid) -> Self {
+        Site {
+            name: name.into(),
+            site_key,
+            captcha_id: captcha_id_for(site_key),
+            api_keys: Vec::new(),
+            allowed_origins: vec![OriginPattern::Any],
+            difficulty: 12,
+            tasks: 4,
+            challenge_lifetime: Duration::from_secs(300),
+            result_lifetime: Duration::from_secs(900),
+            max_retrievals: 1,
+            minimal_data_mode: false,
+            risk_scoring: true,
+            score_threshold: 0.5,
+            bypass_keys: Vec::new(),
+            allow_ips: Vec::new(),
+            block_ips: Vec::new(),
+            adaptive: AdaptiveDifficulty::default(),
+            fixtures: false,
+        }
+    }
+
+    /// The sandbox site of `serve --sandbox`: any origin, low difficulty, the official test
+    /// suites' API key and fixtures.
+    #[must_use]
+    pub fn sandbox() -> Self {
+        Site {
+            api_keys: vec![KeyHash::of(SANDBOX_API_KEY)],
+            difficulty: 8,
+            tasks: 2,
+            fixtures: true,
+            ..Site::new("sandbox", SANDBOX_SITE_KEY)
+        }
+    }
+}
+
+/// A v4-format UUID derived from the site key.
+fn captcha_id_for(site_key: Uuid) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(site_key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 4 * 1024 * 1024,
+            max_verifications: 100_000,
+            trusted_proxies: Vec::new(),
+            geoip_database: None,
+            failover_grace: Duration::from_secs(300),
+            outage_before_start: true,
+        }
+    }
+}
+
+/// Everything wrong with a configuration, each problem with its location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// `(location, problem)` pairs, e.g. `("sites[0].site_key", "…")`.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{count} problem{} in the configuration",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for (location, problem) in &self.problems {
+            write!(f, "\n  {location}: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    server: RawServer,
+    sites: Vec<RawSite>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    body_limit_bytes: usize,
+    max_verifications: usize,
+    trusted_proxies: Vec<String>,
+    geoip_database: Option<PathBuf>,
+    failover_grace_secs: u64,
+    outage_before_start: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        let d = ServerSettings::default();
+        RawServer {
+            listen: d.listen.to_string(),
+            body_limit_bytes: d.body_limit_bytes,
+            max_verifications: d.max_verifications,
+            trusted_proxies: Vec::new(),
+            geoip_database: None,
+            failover_grace_secs: d.failover_grace.as_secs(),
+            outage_before_start: d.outage_before_start,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: String,
+    site_key: String,
+    #[serde(default)]
+    api_keys: Vec<String>,
+    #[serde(default = "any_origin")]
+    allowed_origins: Vec<String>,
+    difficulty: Option<u8>,
+    tasks: Option<u8>,
+    challenge_lifetime_secs: Option<u64>,
+    result_lifetime_secs: Option<u64>,
+    max_retrievals: Option<u32>,
+    #[serde(default)]
+    minimal_data_mode: bool,
+    risk_scoring: Option<bool>,
+    score_threshold: Option<f64>,
+    #[serde(default)]
+    bypass_keys: Vec<String>,
+    #[serde(default)]
+    allow_ips: Vec<String>,
+    #[serde(default)]
+    block_ips: Vec<String>,
+    #[serde(default)]
+    adaptive_difficulty: Option<RawAdaptive>,
+    #[serde(default)]
+    sandbox_fixtures: bool,
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdaptive {
+    window_secs: u64,
+    free_solves: u32,
+    step: u8,
+    max_extra: u8,
+}
+
+/// Reads and validates a config file.
+///
+/// # Errors
+///
+/// When the file cannot be read, is not valid TOML of the expected shape, or has invalid values.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![(path.display().to_string(), format!("cannot be read: {e}"))],
+    })?;
+    parse(&text, env).map_err(|mut error| {
+        for (location, _) in &mut error.problems {
+            *location = format!("{}: {location}", path.display());
+        }
+        error
+    })
+}
+
+/// Parses and validates configuration text; `env` looks up secret overrides.
+///
+/// # Errors
+///
+/// Every problem found, with its location.
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let location = e.span().map_or_else(
+            || "file".to_owned(),
+            |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}")
+            },
+        );
+        ConfigError {
+            problems: vec![(location, e.message().to_owned())],
+        }
+    })?;
+    let mut problems = Vec::new();
+    let server = validate_server(raw.server, &mut problems);
+    let mut seen = HashSet::new();
+    let sites = raw
+        .sites
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, site)| {
+            let site = validate_site(&format!("sites[{i}]"), site, env, &mut problems)?;
+            if !seen.insert(site.site_key) {
+                problems.push((
+                    format!("sites[{i}].site_key"),
+                    "is used by an earlier site".into(),
+                ));
+            }
+            Some(site)
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(Config { server, sites })
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> ServerSettings {
+    let mut server = ServerSettings::default();
+    match raw.listen.parse() {
+        Ok(listen) => server.listen = listen,
+        Err(_) => problems.push((
+            "server.listen".into(),
+            "is not an address such as 127.0.0.1:8080".into(),
+        )),
+    }
+    if raw.body_limit_bytes < 64 * 1024 {
+        problems.push((
+            "server.body_limit_bytes".into(),
+            "must be at least 65536: the widget's create request can approach 1 MB".into(),
+        ));
+    }
+    server.body_limit_bytes = raw.body_limit_bytes;
+    if raw.max_verifications == 0 {
+        problems.push((
+            "server.max_verifications".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    server.max_verifications = raw.max_verifications;
+    server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
+    server.geoip_database = raw.geoip_database;
+    server.failover_grace = Duration::from_secs(raw.failover_grace_secs);
+    server.outage_before_start = raw.outage_before_start;
+    server
+}
+
+fn validate_site(
+    at: &str,
+    raw: RawSite,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Site> {
+    let mut problem =
+        |field: &str, message: String| problems.push((format!("{at}.{field}"), message));
+    let Ok(site_key) = Uuid::parse_str(raw.site_key.trim()) else {
+        problem("site_key", format!("`{}` is not a UUID", raw.site_key));
+        return None;
+    };
+    let mut site = Site::new(raw.name.clone(), site_key);
+    if raw.name.trim().is_empty() {
+        problem("name", "must not be empty".into());
+    }
+    let env_name = raw
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    let split = |value: String| -> Vec<String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let api_keys = env(&format!("TRUSTCAPTCHA_{env_name}_API_KEYS")).map_or(raw.api_keys, split);
+    let bypass_keys =
+        env(&format!("TRUSTCAPTCHA_{env_name}_BYPASS_KEYS")).map_or(raw.bypass_keys, split);
+    site.api_keys = keys(&api_keys, "api_keys", &mut problem);
+    if site.api_keys.is_empty() {
+        problem(
+            "api_keys",
+            format!("needs at least one key (or set TRUSTCAPTCHA_{env_name}_API_KEYS)"),
+        );
+    }
+    site.bypass_keys = keys(&bypass_keys, "bypass_keys", &mut problem);
+    site.allowed_origins = raw
+        .allowed_origins
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| {
+            OriginPattern::parse(entry)
+                .map_err(|e| problem(&format!("allowed_origins[{i}]"), e))
+                .ok()
+        })
+        .collect();
+    if raw.allowed_origins.is_empty() {
+        problem(
+            "allowed_origins",
+            "needs at least one origin, or \"*\"".into(),
+        );
+    }
+    if let Some(difficulty) = raw.difficulty {
+        if difficulty > 32 {
+            problem("difficulty", "must be at most 32 leading zero bits".into());
+        }
+        site.difficulty = difficulty;
+    }
+    if let Some(tasks) = raw.tasks {
+        if !(1..=32).contains(&tasks) {
+            problem("tasks", "must be between 1 and 32".into());
+        }
+        site.tasks = tasks;
+    }
+    if let Some(secs) = raw.challenge_lifetime_secs {
+        if secs == 0 {
+            problem("challenge_lifetime_secs", "must be at least 1".into());
+        }
+        site.challenge_lifetime = Duration::from_secs(secs);
+    }
+    if let Some(secs) = raw.result_lifetime_secs {
+        // The widget resets itself 30 s before expiry, and setTimeout overflows past ~24.8 days.
+        if !(60..=86_400).contains(&secs) {
+            problem(
+                "result_lifetime_secs",
+                "must be between 60 and 86400".into(),
+            );
+        }
+        site.result_lifetime = Duration::from_secs(secs);
+    }
+    if let Some(max) = raw.max_retrievals {
+        if max == 0 {
+            problem("max_retrievals", "must be at least 1".into());
+        }
+        site.max_retrievals = max;
+    }
+    site.minimal_data_mode = raw.minimal_data_mode;
+    site.risk_scoring = raw.risk_scoring.unwrap_or(true);
+    if let Some(threshold) = raw.score_threshold {
+        if !(0.0..=1.0).contains(&threshold) {
+            problem("score_threshold", "must be between 0 and 1".into());
+        }
+        site.score_threshold = threshold;
+    }
+    site.allow_ips = networks(&format!("{at}.allow_ips"), &raw.allow_ips, problems);
+    site.block_ips = networks(&format!("{at}.block_ips"), &raw.block_ips, problems);
+    if let Some(adaptive) = raw.adaptive_difficulty {
+        if adaptive.window_secs == 0 {
+            problems.push((
+                format!("{at}.adaptive_difficulty.window_secs"),
+                "must be at least 1".into(),
+            ));
+        }
+        site.adaptive = AdaptiveDifficulty {
+            window: Duration::from_secs(adaptive.window_secs),
+            free_solves: adaptive.free_solves,
+            step: adaptive.step,
+            max_extra: adaptive.max_extra,
+        };
+    }
+    site.fixtures = raw.sandbox_fixtures;
+    Some(site)
+}
+
+fn keys(entries: &[String], field: &str, problem: &mut impl FnMut(&str, String)) -> Vec<KeyHash> {
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| {
+            KeyHash::from_config(entry)
+                .map_err(|e| problem(&format!("{field}[{i}]"), e.to_owned()))
+                .ok()
+        })
+        .collect()
+}
+
+/// Parses CIDR blocks; a bare address means just that address.
+fn networks(at: &str, entries: &[String], problems: &mut Vec<(String, String)>) -> Vec<IpNet> {
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| {
+            let entry = entry.trim();
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    problems.push((
+                        format!("{at}[{i}]"),
+                        format!("`{entry}` is not an IP address or CIDR block"),
+                    ));
+                })
+                .ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const VALID: &str = r#"
+        [server]
+        listen = "127.0.0.1:9000"
+        trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+
+        [[sites]]
+        name = "shop-eu"
+        site_key = "0B6C6B8E-2F5A-4C1E-9A3D-5F7E8D9C0A1B"
+        api_keys = ["ak_shop"]
+        allowed_origins = ["https://shop.example.com", "https://*.example.org"]
+        difficulty = 10
+        max_retrievals = 3
+        block_ips = ["192.0.2.0/24"]
+        adaptive_difficulty = { window_secs = 30, free_solves = 5, step = 1, max_extra = 4 }
+    "#;
+
+    #[test]
+    fn parses_a_valid_file_with_defaults() {
+        let config = parse(VALID, &no_env).expect("valid");
+        assert_eq!(config.server.listen.port(), 9000);
+        assert_eq!(config.server.trusted_proxies.len(), 2);
+        assert_eq!(config.server.body_limit_bytes, 4 * 1024 * 1024);
+        let site = &config.sites[0];
+        assert_eq!(
+            site.site_key.to_string(),
+            "0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b"
+        );
+        assert_eq!(site.captcha_id.get_version_num(), 4);
+        assert!(KeyHash::of("ak_shop").is_among(&site.api_keys));
+        assert_eq!(site.difficulty, 10);
+        assert_eq!(site.tasks, 4);
+        assert_eq!(site.result_lifetime, Duration::from_secs(900));
+        assert_eq!(site.max_retrievals, 3);
+        assert_eq!(site.adaptive.free_solves, 5);
+        assert!(!format!("{config:?}").contains("ak_shop"));
+    }
+
+    #[test]
+    fn environment_overrides_replace_secrets() {
+        let env =
+            |name: &str| (name == "TRUSTCAPTCHA_SHOP_EU_API_KEYS").then(|| "ak_a, ak_b".to_owned());
+        let config = parse(VALID, &env).expect("valid");
+        let keys = &config.sites[0].api_keys;
+        assert_eq!(keys.len(), 2);
+        assert!(KeyHash::of("ak_b").is_among(keys));
+        assert!(!KeyHash::of("ak_shop").is_among(keys));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_location() {
+        let text = r#"
+            [server]
+            listen = "nowhere"
+            body_limit_bytes = 10
+
+            [[sites]]
+            name = "a"
+            site_key = "not-a-uuid"
+            api_keys = ["k"]
+
+            [[sites]]
+            name = "b"
+            site_key = "00000000-0000-4000-8000-000000000001"
+            api_keys = ["sha256:zz"]
+            allowed_origins = ["example.com"]
+            difficulty = 99
+            score_threshold = 2.0
+            block_ips = ["10.0.0.0/33"]
+
+            [[sites]]
+            name = "c"
+            site_key = "00000000-0000-4000-8000-000000000001"
+        "#;
+        let error = parse(text, &no_env).expect_err("invalid");
+        let locations: Vec<&str> = error.problems.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "server.listen",
+                "server.body_limit_bytes",
+                "sites[0].site_key",
+                "sites[1].api_keys[0]",
+                "sites[1].api_keys",
+                "sites[1].allowed_origins[0]",
+                "sites[1].difficulty",
+                "sites[1].score_threshold",
+                "sites[1].block_ips[0]",
+                "sites[2].api_keys",
+                "sites[2].site_key",
+            ]
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("11 problems in the configuration\n")
+        );
+    }
+
+    #[test]
+    fn syntax_and_shape_errors_have_a_line_and_column() {
+        let error = parse("[server]\nlisten = \n", &no_env).expect_err("invalid");
+        assert_eq!(error.problems[0].0, "line 2, column 10");
+        let error = parse(
+            "[[sites]]\nname = \"a\"\nsite_key = \"x\"\ncolour = 1\n",
+            &no_env,
+        )
+        .expect_err("unknown field");
+        assert!(error.problems[0].0.starts_with("line 4"), "{error}");
+        assert!(
+            error.problems[0].1.contains("unknown field `colour`"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The outage record behind failover answers.
+//!
+//! A widget that cannot reach the server makes up a token with `clientFailover: true`, and a
+//! backend that fetches a result during or just after an outage may find the verification lost.
+//! Within a grace window after an outage the results endpoint is tolerant (decision types
+//! `FAILOVER` and `FAILOVER_TOLERANCE`); outside it, such claims get 412 and lost verifications
+//! the normal 404/423.
+//!
+//! Recorded outages: the time before this process started (it cannot know how long it was
+//! down, so its start ends an outage), and any period in which its store failed.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+/// The outage record and its grace window.
+#[derive(Debug)]
+pub struct Outages {
+    grace: Duration,
+    /// Lets the hot path (every successful store call) skip the lock when nothing is ongoing.
+    ongoing: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    last_ended: Option<OffsetDateTime>,
+    ongoing_since: Option<OffsetDateTime>,
+}
+
+impl Outages {
+    /// No outage on record yet.
+    #[must_use]
+    pub fn new(grace: Duration) -> Self {
+        Outages {
+            grace,
+            ongoing: AtomicBool::new(false),
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that an outage ended at `at` (e.g. this process started).
+    pub fn ended_at(&self, at: OffsetDateTime) {
+        let mut state = self.state();
+        state.last_ended = Some(state.last_ended.map_or(at, |last| last.max(at)));
+    }
+
+    /// Records that the store failed at `at`; the outage lasts until [`Outages::store_recovered`].
+    pub fn store_failed(&self, at: OffsetDateTime) {
+        self.state().ongoing_since.get_or_insert(at);
+        self.ongoing.store(true, Ordering::Release);
+    }
+
+    /// Records that the store works again at `at`, ending an ongoing outage.
+    pub fn store_recovered(&self, at: OffsetDateTime) {
+        if !self.ongoing.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let ongoing = self.state().ongoing_since.take();
+        if ongoing.is_some() {
+            self.ended_at(at);
+        }
+    }
+
+    /// Whether an outage is ongoing or ended within the grace window before `now`.
+    #[must_use]
+    pub fn grace_active(&self, now: OffsetDateTime) -> bool {
+        let state = self.state();
+        state.ongoing_since.is_some()
+            || state
+                .last_ended
+                .is_some_and(|ended| now <= ended + self.grace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_window_follows_recorded_outages() {
+        let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let minute = Duration::from_secs(60);
+        let outages = Outages::new(5 * minute);
+        assert!(!outages.grace_active(t0), "nothing on record");
+        outages.ended_at(t0);
+        assert!(outages.grace_active(t0 + 5 * minute));
+        assert!(!outages.grace_active(t0 + 6 * minute));
+        outages.store_failed(t0 + 10 * minute);
+        assert!(outages.grace_active(t0 + 60 * minute), "ongoing");
+        outages.store_recovered(t0 + 61 * minute);
+        assert!(outages.grace_active(t0 + 66 * minute));
+        assert!(!outages.grace_active(t0 + 67 * minute));
+        outages.store_recovered(t0 + 90 * minute);
+        assert!(!outages.grace_active(t0 + 91 * minute), "no outage to end");
+    }
+}

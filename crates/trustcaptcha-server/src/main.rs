@@ -1,0 +1,201 @@
+//! The `trustcaptcha-server` command line: parses arguments and calls the library.
+
+use std::io::{BufRead as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, ServerSettings, Site};
+use trustcaptcha_server::secret::KeyHash;
+use trustcaptcha_server::solve::{SolveOptions, solve};
+use trustcaptcha_server::{AppState, serve, shutdown_signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A self-hosted server for the TrustCaptcha widget and backend libraries"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the widget and results API.
+    Serve {
+        /// A TOML config file; without one, a development site with fresh keys is served.
+        #[arg(long, env = "TRUSTCAPTCHA_CONFIG")]
+        config: Option<PathBuf>,
+        /// The address to listen on (default: the config's, or 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Also serve the sandbox site (site key 00000000-0000-0000-0000-000000000000) with the
+        /// official client test suites' API key and fixtures.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Solve a verification as the widget would and print the verification token.
+    Solve {
+        /// The server's base URL.
+        #[arg(long)]
+        api_url: String,
+        /// The site key.
+        #[arg(long)]
+        site_key: String,
+        /// The page origin to present (needed when the site restricts origins).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Read a bypass key from this environment variable and send it.
+        #[arg(long)]
+        bypass_token_env: Option<String>,
+        /// Ask in minimal-data mode.
+        #[arg(long)]
+        minimal_data_mode: bool,
+    },
+    /// Validate a config file and explain every problem with its location.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Read a key from standard input and print the `sha256:…` form to put in a config file.
+    HashKey,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            sandbox,
+        } => runtime.block_on(run_serve(config, listen, sandbox)),
+        Command::Solve {
+            api_url,
+            site_key,
+            origin,
+            bypass_token_env,
+            minimal_data_mode,
+        } => {
+            let options = SolveOptions {
+                api_url,
+                site_key,
+                origin,
+                bypass_token: bypass_token_env.and_then(|name| std::env::var(name).ok()),
+                minimal_data_mode,
+            };
+            runtime.block_on(async {
+                let token = solve(&options).await.map_err(|e| e.to_string())?;
+                println!("{token}");
+                Ok(())
+            })
+        }
+        Command::CheckConfig { file } => config::load(&file, &env)
+            .map(|config| println!("{}: ok, {} site(s)", file.display(), config.sites.len()))
+            .map_err(|e| e.to_string()),
+        Command::HashKey => hash_key(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+async fn run_serve(
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    sandbox: bool,
+) -> Result<(), String> {
+    let mut announce = Vec::new();
+    let mut config = match config {
+        Some(path) => config::load(&path, &env).map_err(|e| e.to_string())?,
+        None => {
+            let (site, api_key) = development_site();
+            announce.push(format!(
+                "development site: site key {}, api key {api_key}",
+                site.site_key
+            ));
+            Config {
+                server: ServerSettings::default(),
+                sites: vec![site],
+            }
+        }
+    };
+    if sandbox {
+        let site = Site::sandbox();
+        announce.push(format!(
+            "sandbox site: site key {}, api key {SANDBOX_API_KEY}",
+            site.site_key
+        ));
+        config.sites.retain(|s| s.site_key != site.site_key);
+        config.sites.push(site);
+    }
+    let address = listen.unwrap_or(config.server.listen);
+    let state = AppState::builder(config)
+        .build()
+        .map_err(|e| format!("cannot open the GeoIP database: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    // Printed to stdout (not the log) so that scripts and people can pick them up.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "trustcaptcha-server listening on http://{bound}");
+    for line in announce {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+    drop(stdout);
+    tracing::info!(%bound, "serving");
+    serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A site for trying things out: any origin, fresh random keys each start.
+fn development_site() -> (Site, String) {
+    let api_key = format!("ak_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let site = Site {
+        api_keys: vec![KeyHash::of(&api_key)],
+        ..Site::new("development", uuid::Uuid::new_v4())
+    };
+    (site, api_key)
+}
+
+fn hash_key() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let key = line.trim();
+    if key.is_empty() {
+        return Err("no key on standard input".into());
+    }
+    println!("{}", KeyHash::of(key).to_config());
+    Ok(())
+}

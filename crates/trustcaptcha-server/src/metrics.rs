@@ -1,0 +1,151 @@
+//! Prometheus metrics, rendered in the text format by `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    created: Counter,
+    solved: Family<OutcomeLabels, Counter>,
+    failed: Family<ReasonLabels, Counter>,
+    fetches: Family<OutcomeLabels, Counter>,
+    stored: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("trustcaptcha");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by endpoint, method and status",
+            requests.clone(),
+        );
+        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_05, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            latency.clone(),
+        );
+        let created = Counter::default();
+        registry.register(
+            "verifications_created",
+            "Verifications started by widgets",
+            created.clone(),
+        );
+        let solved = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "verifications_solved",
+            "Verifications finished, by how",
+            solved.clone(),
+        );
+        let failed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "verifications_failed",
+            "Verification submissions rejected, by reason",
+            failed.clone(),
+        );
+        let fetches = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "result_fetches",
+            "Result fetches by outcome",
+            fetches.clone(),
+        );
+        let stored = Gauge::default();
+        registry.register(
+            "stored_verifications",
+            "Verifications currently held by the store",
+            stored.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            created,
+            solved,
+            failed,
+            fetches,
+            stored,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered HTTP request and its latency.
+    pub fn request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a verification started by a widget.
+    pub fn created(&self) {
+        self.created.inc();
+    }
+
+    /// Counts a finished verification: `proof_of_work` or `bypass_key`.
+    pub fn solved(&self, outcome: &'static str) {
+        self.solved.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts a rejected submission.
+    pub fn failed(&self, reason: &'static str) {
+        self.failed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a result fetch by outcome (`ok`, `not_found`, `expired`, …).
+    pub fn fetched(&self, outcome: &'static str) {
+        self.fetches.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// The text exposition, with the store's current size.
+    #[must_use]
+    pub fn render(&self, stored: usize) -> String {
+        self.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}

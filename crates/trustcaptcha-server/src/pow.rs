@@ -1,0 +1,219 @@
+//! The widget's proof-of-work: SHA-256 over a task's decoded input followed by the ASCII nonce
+//! `tcn<counter>` must start with at least `difficulty` zero bits (widget protocol §3).
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+/// Random bytes per task input (24 characters of standard base64).
+pub const INPUT_LEN: usize = 16;
+
+/// The longest nonce accepted; the widget's longest possible one is 19 bytes.
+const MAX_NONCE_LEN: usize = 32;
+
+/// One task's random input.
+pub type TaskInput = [u8; INPUT_LEN];
+
+/// Fresh random inputs for `count` tasks.
+#[must_use]
+pub fn generate(count: u8) -> Vec<TaskInput> {
+    (0..count).map(|_| rand::random()).collect()
+}
+
+/// The input as the widget receives it: standard, padded base64.
+#[must_use]
+pub fn encode_input(input: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+/// The number of leading zero bits of a digest, most significant bit first.
+#[must_use]
+pub fn leading_zero_bits(digest: &[u8]) -> u32 {
+    let mut bits = 0;
+    for byte in digest {
+        if *byte == 0 {
+            bits += 8;
+        } else {
+            return bits + byte.leading_zeros();
+        }
+    }
+    bits
+}
+
+/// Whether `nonce` solves `input` at `difficulty`. Only nonces of the widget's form
+/// (`tcn` and decimal digits, bounded length) are accepted.
+#[must_use]
+pub fn check(input: &[u8], nonce: &str, difficulty: u8) -> bool {
+    let well_formed = nonce.len() <= MAX_NONCE_LEN
+        && nonce
+            .strip_prefix("tcn")
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    well_formed && {
+        let digest = Sha256::new()
+            .chain_update(input)
+            .chain_update(nonce)
+            .finalize();
+        leading_zero_bits(&digest) >= u32::from(difficulty)
+    }
+}
+
+/// Finds the first nonce that solves `input`, as the widget's workers do.
+#[must_use]
+pub fn solve(input: &[u8], difficulty: u8) -> String {
+    let prefix = Sha256::new().chain_update(input);
+    let mut buffer = [0u8; 20];
+    for counter in 0u64.. {
+        let digits = format_counter(&mut buffer, counter);
+        let digest = prefix
+            .clone()
+            .chain_update(b"tcn")
+            .chain_update(digits)
+            .finalize();
+        if leading_zero_bits(&digest) >= u32::from(difficulty) {
+            return format!("tcn{counter}");
+        }
+    }
+    unreachable!("a nonce exists for every difficulty up to 256 bits")
+}
+
+/// Writes `n` in decimal into the end of `buffer` without allocating.
+fn format_counter(buffer: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            return &buffer[start..];
+        }
+    }
+}
+
+/// One answer of a challenge submission.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Answer {
+    /// The task's number, echoed from the challenge.
+    pub number: u32,
+    /// The nonce found for it.
+    pub nonce: String,
+}
+
+/// Why a submission does not solve its challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PowError {
+    /// Not every task was answered exactly once.
+    #[error("every task must be answered exactly once")]
+    Incomplete,
+    /// A nonce does not give enough leading zero bits.
+    #[error("a nonce does not solve its task")]
+    Wrong,
+}
+
+/// Checks that `answers` answer every one of `inputs` (numbered from 0) exactly once, and
+/// correctly.
+///
+/// # Errors
+///
+/// [`PowError::Incomplete`] or [`PowError::Wrong`].
+pub fn verify(inputs: &[TaskInput], difficulty: u8, answers: &[Answer]) -> Result<(), PowError> {
+    if answers.len() != inputs.len() {
+        return Err(PowError::Incomplete);
+    }
+    let mut answered = vec![false; inputs.len()];
+    for answer in answers {
+        let index = usize::try_from(answer.number).map_err(|_| PowError::Incomplete)?;
+        match answered.get_mut(index) {
+            Some(seen @ false) => *seen = true,
+            _ => return Err(PowError::Incomplete),
+        }
+    }
+    let all_correct = answers
+        .iter()
+        .all(|a| check(&inputs[a.number as usize], &a.nonce, difficulty));
+    if all_correct {
+        Ok(())
+    } else {
+        Err(PowError::Wrong)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR_INPUT: &str = "aGVsbG8tdHJ1c3RjYXB0Y2hhLXRhc2staW5wdXQ=";
+
+    fn vector_input() -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(VECTOR_INPUT)
+            .expect("base64")
+    }
+
+    #[test]
+    fn matches_the_widgets_test_vectors() {
+        let input = vector_input();
+        assert_eq!(input, b"hello-trustcaptcha-task-input");
+        for (difficulty, nonce, digest_prefix) in [
+            (0, "tcn0", "c6a7afad"),
+            (8, "tcn96", "008e63c52b30"),
+            (12, "tcn3409", "000af93cf35b"),
+            (16, "tcn264901", "00004609885f"),
+        ] {
+            assert_eq!(solve(&input, difficulty), nonce, "difficulty {difficulty}");
+            assert!(check(&input, nonce, difficulty));
+            let digest = Sha256::new()
+                .chain_update(&input)
+                .chain_update(nonce)
+                .finalize();
+            assert!(hex::encode(digest).starts_with(digest_prefix));
+        }
+        assert!(
+            check(&input, "tcn264901", 17),
+            "the vector has 17 leading zero bits"
+        );
+        assert!(!check(&input, "tcn264901", 18));
+        assert!(!check(&input, "tcn95", 8));
+    }
+
+    #[test]
+    fn only_widget_shaped_nonces_are_accepted() {
+        let input = vector_input();
+        for bad in [
+            "",
+            "tcn",
+            "96",
+            "TCN96",
+            "tcn-1",
+            "tcn 96",
+            &format!("tcn{}", "0".repeat(40)),
+        ] {
+            assert!(!check(&input, bad, 0), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn verify_needs_each_task_exactly_once() {
+        let inputs = generate(3);
+        let answers: Vec<Answer> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| Answer {
+                number: u32::try_from(i).expect("small"),
+                nonce: solve(input, 6),
+            })
+            .collect();
+        assert_eq!(verify(&inputs, 6, &answers), Ok(()));
+        let mut reversed = answers.clone();
+        reversed.reverse();
+        assert_eq!(verify(&inputs, 6, &reversed), Ok(()));
+        assert_eq!(verify(&inputs, 6, &answers[..2]), Err(PowError::Incomplete));
+        let duplicate = vec![answers[0].clone(), answers[0].clone(), answers[2].clone()];
+        assert_eq!(verify(&inputs, 6, &duplicate), Err(PowError::Incomplete));
+        let mut out_of_range = answers.clone();
+        out_of_range[2].number = 7;
+        assert_eq!(verify(&inputs, 6, &out_of_range), Err(PowError::Incomplete));
+        let mut wrong = answers;
+        wrong[1].nonce = "tcn999999999".into();
+        assert_eq!(verify(&inputs, 30, &wrong), Err(PowError::Wrong));
+        assert_eq!(encode_input(&inputs[0]).len(), 24);
+    }
+}

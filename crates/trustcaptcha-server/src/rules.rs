@@ -1,0 +1,341 @@
+//! The per-site rules applied when a widget starts a verification: which origins may use the
+//! site, which client IPs are allowed or blocked outright, where the client IP comes from behind
+//! trusted proxies, and how the difficulty rises for clients that solve very often.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+use time::OffsetDateTime;
+
+/// One entry of a site's `allowed_origins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`: any origin.
+    Any,
+    /// `https://example.com` (a port is part of the origin).
+    Exact(String),
+    /// `https://*.example.com`: any subdomain of `example.com` (not the domain itself).
+    Subdomains {
+        /// `https://`, `http://`.
+        scheme: String,
+        /// `.example.com` or `.example.com:8443`.
+        suffix: String,
+    },
+}
+
+impl OriginPattern {
+    /// Parses an `allowed_origins` entry.
+    ///
+    /// # Errors
+    ///
+    /// When the entry is not `*` or an `http(s)://host[:port]` origin (no path).
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        if entry == "*" {
+            return Ok(OriginPattern::Any);
+        }
+        let invalid = || format!("`{entry}` is not `*` or an origin such as https://example.com");
+        let (scheme, rest) = entry.split_once("://").ok_or_else(invalid)?;
+        let scheme = scheme.to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "http" | "https") || rest.is_empty() || rest.contains('/') {
+            return Err(invalid());
+        }
+        let rest = rest.to_ascii_lowercase();
+        match rest.strip_prefix("*.") {
+            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+                Ok(OriginPattern::Subdomains {
+                    scheme: format!("{scheme}://"),
+                    suffix: format!(".{domain}"),
+                })
+            }
+            Some(_) => Err(invalid()),
+            None if rest.contains('*') => Err(invalid()),
+            None => Ok(OriginPattern::Exact(format!("{scheme}://{rest}"))),
+        }
+    }
+
+    /// Whether `origin` (as sent in the `Origin` header) matches.
+    #[must_use]
+    pub fn matches(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        match self {
+            OriginPattern::Any => true,
+            OriginPattern::Exact(exact) => origin.eq_ignore_ascii_case(exact),
+            OriginPattern::Subdomains { scheme, suffix } => {
+                let origin = origin.to_ascii_lowercase();
+                origin.strip_prefix(scheme.as_str()).is_some_and(|host| {
+                    host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                })
+            }
+        }
+    }
+}
+
+/// Whether any pattern allows `origin`. A request without an origin is allowed only by `*`.
+#[must_use]
+pub fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -> bool {
+    match origin {
+        Some(origin) => patterns.iter().any(|p| p.matches(origin)),
+        None => patterns.contains(&OriginPattern::Any),
+    }
+}
+
+/// What a site's IP lists say about a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessRule {
+    /// On the allow list: passes with score 0.
+    Allowed,
+    /// On the block list: fails with score 1. Blocking wins over allowing.
+    Blocked,
+}
+
+/// Applies a site's allow and block lists to `ip`.
+#[must_use]
+pub fn access_rule(allow: &[IpNet], block: &[IpNet], ip: IpAddr) -> Option<AccessRule> {
+    let ip = canonical(ip);
+    if block.iter().any(|net| net.contains(&ip)) {
+        Some(AccessRule::Blocked)
+    } else if allow.iter().any(|net| net.contains(&ip)) {
+        Some(AccessRule::Allowed)
+    } else {
+        None
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as dual-stack sockets report IPv4 peers) are
+/// treated as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The client's IP: the peer address, unless the peer is a trusted proxy, in which case the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+#[must_use]
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    let peer = canonical(peer);
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = canonical(ip);
+                if !trusted(&client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// How the difficulty rises for a client that solves often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveDifficulty {
+    /// The sliding window in which solves are counted.
+    pub window: Duration,
+    /// Solves within the window that cost nothing extra.
+    pub free_solves: u32,
+    /// Extra difficulty bits per further `free_solves` solves (at least one per solve over).
+    pub step: u8,
+    /// The most extra bits ever added.
+    pub max_extra: u8,
+}
+
+impl Default for AdaptiveDifficulty {
+    fn default() -> Self {
+        AdaptiveDifficulty {
+            window: Duration::from_secs(60),
+            free_solves: 10,
+            step: 1,
+            max_extra: 8,
+        }
+    }
+}
+
+/// Clients tracked at most; beyond that the oldest-seen entries are dropped, so a flood of
+/// source addresses cannot grow memory without bound.
+const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+/// Counts recent solves per client network (IPv4 address, IPv6 /64), as the hosted service
+/// raises difficulty for busy clients.
+#[derive(Debug, Default)]
+pub struct SolveTracker {
+    solves: Mutex<HashMap<IpNet, VecDeque<OffsetDateTime>>>,
+}
+
+impl SolveTracker {
+    /// Records a solve by `ip` at `now`.
+    pub fn record(&self, ip: IpAddr, now: OffsetDateTime, window: Duration) {
+        let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
+        if solves.len() >= MAX_TRACKED_CLIENTS {
+            solves.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
+        }
+        if solves.len() < MAX_TRACKED_CLIENTS {
+            let times = solves.entry(network(ip)).or_default();
+            prune(times, now, window);
+            times.push_back(now);
+        }
+    }
+
+    /// The extra difficulty bits for `ip` at `now`.
+    pub fn extra_bits(&self, ip: IpAddr, now: OffsetDateTime, rule: &AdaptiveDifficulty) -> u8 {
+        let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(times) = solves.get_mut(&network(ip)) else {
+            return 0;
+        };
+        prune(times, now, rule.window);
+        let count = u32::try_from(times.len()).unwrap_or(u32::MAX);
+        let over = count.saturating_sub(rule.free_solves);
+        if over == 0 {
+            return 0;
+        }
+        let per = rule.free_solves.max(1);
+        let steps = over.div_ceil(per);
+        let extra = steps.saturating_mul(u32::from(rule.step));
+        u8::try_from(extra.min(u32::from(rule.max_extra))).unwrap_or(rule.max_extra)
+    }
+}
+
+fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime, window: Duration) {
+    while times.front().is_some_and(|t| *t + window <= now) {
+        times.pop_front();
+    }
+}
+
+/// The network a client is counted under: its IPv4 address, or its IPv6 /64.
+fn network(ip: IpAddr) -> IpNet {
+    let prefix = match canonical(ip) {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 64,
+    };
+    IpNet::new(canonical(ip), prefix)
+        .map(|net| net.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn origin_patterns() {
+        let exact = OriginPattern::parse("https://Example.com").expect("valid");
+        assert!(exact.matches("https://example.com"));
+        assert!(exact.matches("https://example.com/"));
+        assert!(!exact.matches("https://example.com:8443"));
+        assert!(!exact.matches("http://example.com"));
+        let sub = OriginPattern::parse("https://*.example.com").expect("valid");
+        assert!(sub.matches("https://a.example.com"));
+        assert!(sub.matches("https://a.b.example.com"));
+        assert!(!sub.matches("https://example.com"));
+        assert!(!sub.matches("https://badexample.com"));
+        assert!(!sub.matches("http://a.example.com"));
+        for bad in [
+            "example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://*",
+            "https://a*.b",
+            "",
+        ] {
+            assert!(OriginPattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(origin_allowed(&[OriginPattern::Any], None));
+        assert!(!origin_allowed(std::slice::from_ref(&exact), None));
+        assert!(origin_allowed(&[exact], Some("https://example.com")));
+    }
+
+    #[test]
+    fn block_list_wins_and_mapped_addresses_count_as_ipv4() {
+        let allow: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let block: Vec<IpNet> = vec!["10.1.0.0/16".parse().expect("net")];
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            access_rule(&allow, &block, ip("10.2.3.4")),
+            Some(AccessRule::Allowed)
+        );
+        assert_eq!(
+            access_rule(&allow, &block, ip("10.1.3.4")),
+            Some(AccessRule::Blocked)
+        );
+        assert_eq!(
+            access_rule(&allow, &block, ip("::ffff:10.1.3.4")),
+            Some(AccessRule::Blocked)
+        );
+        assert_eq!(access_rule(&allow, &block, ip("192.0.2.1")), None);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.7, 203.0.113.9, 127.0.0.2"),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("192.0.2.1"), &headers, &trusted),
+            ip("192.0.2.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &headers, &[]), ip("127.0.0.1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &headers, &trusted),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn difficulty_rises_per_network_within_the_window() {
+        let tracker = SolveTracker::default();
+        let rule = AdaptiveDifficulty {
+            window: Duration::from_secs(60),
+            free_solves: 2,
+            step: 2,
+            max_extra: 5,
+        };
+        let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let same_64: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        let other: IpAddr = "2001:db8:0:1::1".parse().expect("ip");
+        for _ in 0..2 {
+            tracker.record(a, t0, rule.window);
+        }
+        assert_eq!(tracker.extra_bits(a, t0, &rule), 0);
+        tracker.record(same_64, t0, rule.window);
+        assert_eq!(tracker.extra_bits(a, t0, &rule), 2);
+        assert_eq!(tracker.extra_bits(other, t0, &rule), 0);
+        for _ in 0..10 {
+            tracker.record(a, t0, rule.window);
+        }
+        assert_eq!(tracker.extra_bits(a, t0, &rule), 5, "capped at max_extra");
+        assert_eq!(
+            tracker.extra_bits(a, t0 + Duration::from_secs(60), &rule),
+            0
+        );
+    }
+}

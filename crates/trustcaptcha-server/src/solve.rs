@@ -1,0 +1,180 @@
+//! What the widget does, without a browser: create a verification, solve its proof-of-work
+//! natively, submit it, and return the verification token. For automated tests of sites that
+//! use a self-hosted server (`trustcaptcha-server solve`).
+//!
+//! The requests are honest about being automated: no user events are sent, so a site with risk
+//! scoring gives the result a higher score than a person would get.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::json;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::api::widget::{ChallengeResponse, Finish};
+use crate::integrity::integrity_hash;
+use crate::pow::{self, Answer};
+
+/// What to solve and how to present the request.
+#[derive(Debug, Clone)]
+pub struct SolveOptions {
+    /// The server, e.g. `http://127.0.0.1:8080`.
+    pub api_url: String,
+    /// The site key.
+    pub site_key: String,
+    /// Sent as the `Origin` header (sites that restrict origins need it).
+    pub origin: Option<String>,
+    /// A bypass key to send as the widget's `bypass-token`.
+    pub bypass_token: Option<String>,
+    /// Whether to ask in minimal-data mode (must match the site).
+    pub minimal_data_mode: bool,
+}
+
+/// Why solving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    /// The server could not be reached.
+    #[error("the server could not be reached: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server answered with an error status.
+    #[error("the server answered {status} to the {step} request: {body}")]
+    Status {
+        /// `create` or `submit`.
+        step: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The server's answer could not be understood.
+    #[error("the server's answer to the {step} request is not valid: {source}")]
+    Body {
+        /// `create` or `submit`.
+        step: &'static str,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// Runs a verification end to end and returns the verification token.
+///
+/// # Errors
+///
+/// When a request fails or the server rejects a step.
+pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let base = options.api_url.trim_end_matches('/');
+    let box_created = now();
+    let origin = options.origin.clone().unwrap_or_default();
+    let mut info: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+    for (key, value) in [
+        ("window-navigator-userAgent", json!(user_agent())),
+        ("window-origin", json!(origin)),
+        ("window-location-href", json!(format!("{origin}/"))),
+        ("dom-automationNote", json!(false)),
+        ("intl-locale", json!("en-US")),
+    ] {
+        info.insert(
+            key.to_owned(),
+            RawValue::from_string(value.to_string()).expect("valid JSON"),
+        );
+    }
+    let honeypots: Vec<_> = (0..3)
+        .map(|index| json!({"index": index, "value": "", "firstInteractionMsRelativeToBoxCreation": null, "firstInteractionEvent": null}))
+        .collect();
+    let create = json!({
+        "siteKey": options.site_key,
+        "widget": {
+            "boxCreationTimestamp": box_created,
+            "startSolvingTimestamp": now(),
+            "timezone": "UTC",
+            "minimalDataMode": options.minimal_data_mode,
+            "bypassToken": options.bypass_token.clone().unwrap_or_default(),
+            "settings": {},
+        },
+        "metadata": {"framework": "trustcaptcha-server solve", "libraryVersion": env!("CARGO_PKG_VERSION")},
+        "integrityHash": integrity_hash(&info),
+        "browserInformation": info,
+        "fingerprints": {},
+        "honeypotFields": honeypots,
+        "userEvents": [],
+    });
+    let mut request = http.post(format!("{base}/v2/verifications")).json(&create);
+    if let Some(origin) = &options.origin {
+        request = request.header(reqwest::header::ORIGIN, origin);
+    }
+    let (status, body) = send(request, "create").await?;
+    if status == 201 {
+        return token(&body, "create");
+    }
+    let mut challenge: ChallengeResponse = parse(&body, "create")?;
+    // The widget keeps solving while the server answers 200 with a further challenge.
+    loop {
+        let started = now();
+        let tasks: Vec<Answer> = challenge
+            .challenge
+            .tasks
+            .iter()
+            .map(|task| {
+                let input = base64::engine::general_purpose::STANDARD
+                    .decode(&task.input)
+                    .unwrap_or_default();
+                Answer {
+                    number: task.number,
+                    nonce: pow::solve(&input, challenge.challenge.difficulty),
+                }
+            })
+            .collect();
+        let submit = json!({
+            "startSolvingTimestamp": started,
+            "solvedTimestamp": now(),
+            "tasks": tasks,
+            "honeypotFields": honeypots,
+            "userEvents": [],
+        });
+        let url = format!(
+            "{base}/v2/verifications/{}/challenges",
+            challenge.challenge.verification_id
+        );
+        let (status, body) = send(http.post(url).json(&submit), "submit").await?;
+        if status == 201 {
+            return token(&body, "submit");
+        }
+        challenge = parse(&body, "submit")?;
+    }
+}
+
+async fn send(
+    request: reqwest::RequestBuilder,
+    step: &'static str,
+) -> Result<(u16, Vec<u8>), SolveError> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await?.to_vec();
+    if status == 200 || status == 201 {
+        Ok((status, body))
+    } else {
+        let body = String::from_utf8_lossy(&body).chars().take(200).collect();
+        Err(SolveError::Status { step, status, body })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], step: &'static str) -> Result<T, SolveError> {
+    serde_json::from_slice(body).map_err(|source| SolveError::Body { step, source })
+}
+
+fn token(body: &[u8], step: &'static str) -> Result<String, SolveError> {
+    parse::<Finish>(body, step).map(|finish| finish.finished.verification_token)
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn user_agent() -> String {
+    format!("trustcaptcha-server-solve/{}", env!("CARGO_PKG_VERSION"))
+}
