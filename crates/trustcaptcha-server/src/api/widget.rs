@@ -175,7 +175,7 @@ pub async fn create(
         let id = Uuid::new_v4();
         let response = finish(&state, &site, id, &client, now, verdict)?;
         state.metrics.solved("bypass_key");
-        return Ok((StatusCode::CREATED, Json(response)).into_response());
+        return Ok((StatusCode::CREATED, Json(Finish { finished: response })).into_response());
     }
 
     let signals = Signals {

@@ -1,0 +1,173 @@
+//! Health, readiness, metrics, the sandbox fixtures and the `solve` helper.
+
+mod support;
+
+use support::*;
+use trustcaptcha::ErrorKind;
+use trustcaptcha_server::config::{SANDBOX_API_KEY, SANDBOX_SITE_KEY, Site};
+use trustcaptcha_server::solve::{SolveOptions, solve};
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = TestServer::default().await;
+    assert_eq!(
+        server.get("/healthz", None).await,
+        (200, serde_json::json!("ok"))
+    );
+    assert_eq!(server.get("/readyz", None).await.0, 200);
+    let token = server.solve(SITE_A).await;
+    server
+        .client(KEY_A)
+        .get_verification_result(&token)
+        .await
+        .expect("result");
+    server
+        .client(KEY_A)
+        .get_verification_result(&token)
+        .await
+        .expect_err("429");
+
+    let response = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.expect("text");
+    for expected in [
+        r#"trustcaptcha_http_requests_total{endpoint="/v2/verifications",method="POST",status="200"} 1"#,
+        r#"trustcaptcha_http_requests_total{endpoint="/v2/verifications/{id}/results",method="GET",status="429"} 1"#,
+        "trustcaptcha_verifications_created_total 1",
+        r#"trustcaptcha_verifications_solved_total{outcome="proof_of_work"} 1"#,
+        r#"trustcaptcha_result_fetches_total{outcome="ok"} 1"#,
+        r#"trustcaptcha_result_fetches_total{outcome="limit_reached"} 1"#,
+        "trustcaptcha_stored_verifications 1",
+        "trustcaptcha_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    assert_eq!(server.get("/nope", None).await.0, 404);
+}
+
+#[tokio::test]
+async fn sandbox_answers_the_official_fixtures() {
+    let mut config = config("");
+    config.sites.push(Site::sandbox());
+    let server = TestServer::start(config).await;
+    let client = server.client(SANDBOX_API_KEY);
+    let fixture = |n: u32| token_for(&format!("00000000-0000-0000-0000-00000000000{n}"), "");
+    let result = client
+        .get_verification_result(&fixture(0))
+        .await
+        .expect("fixture 0 passes");
+    assert!(result.verification_passed);
+    client
+        .get_verification_result(&fixture(0))
+        .await
+        .expect("fixture 0 passes every time");
+    let with_extra = token_for(
+        "00000000-0000-0000-0000-000000000000",
+        r#","somethingElse":1"#,
+    );
+    client
+        .get_verification_result(&with_extra)
+        .await
+        .expect("unknown fields are fine");
+    for (n, kind) in [
+        (1, ErrorKind::VerificationNotFound),
+        (2, ErrorKind::VerificationNotFinished),
+        (3, ErrorKind::VerificationResultExpired),
+        (4, ErrorKind::VerificationResultRetrievalLimitReached),
+    ] {
+        assert_eq!(
+            client
+                .get_verification_result(&fixture(n))
+                .await
+                .expect_err("fixture")
+                .kind(),
+            kind
+        );
+    }
+    let wrong = server.client("ak_not_the_sandbox_key");
+    assert_eq!(
+        wrong
+            .get_verification_result(&fixture(0))
+            .await
+            .expect_err("403")
+            .kind(),
+        ErrorKind::ApiKeyInvalid
+    );
+
+    // The sandbox site also runs real verifications.
+    let token = solve(&SolveOptions {
+        api_url: server.url.clone(),
+        site_key: SANDBOX_SITE_KEY.to_string(),
+        origin: None,
+        bypass_token: None,
+        minimal_data_mode: false,
+    })
+    .await
+    .expect("solve");
+    assert!(
+        client
+            .get_verification_result(&token)
+            .await
+            .expect("real result")
+            .verification_passed
+    );
+}
+
+#[tokio::test]
+async fn solve_reports_server_rejections() {
+    let server = TestServer::default().await;
+    let options = SolveOptions {
+        api_url: server.url.clone(),
+        site_key: SITE_A.to_owned(),
+        origin: None,
+        bypass_token: None,
+        minimal_data_mode: false,
+    };
+    let error = solve(&options)
+        .await
+        .expect_err("origin required")
+        .to_string();
+    assert!(error.contains("403"), "{error}");
+    let token = solve(&SolveOptions {
+        origin: Some(ORIGIN.to_owned()),
+        ..options.clone()
+    })
+    .await
+    .expect("solve with origin");
+    let result = server
+        .client(KEY_A)
+        .get_verification_result(&token)
+        .await
+        .expect("result");
+    assert!(result.verification_passed);
+    assert!(
+        result.score > 0.0,
+        "an automated solve is not scored as a person"
+    );
+    let bypass = solve(&SolveOptions {
+        origin: Some(ORIGIN.to_owned()),
+        bypass_token: Some(BYPASS_A.to_owned()),
+        ..options
+    })
+    .await
+    .expect("bypass");
+    assert_eq!(
+        server
+            .client(KEY_A)
+            .get_verification_result(&bypass)
+            .await
+            .expect("result")
+            .decision_type,
+        trustcaptcha::DecisionType::BypassKey
+    );
+}

@@ -1,0 +1,365 @@
+//! The results endpoint end to end, through the `trustcaptcha` client crate and raw HTTP.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+use trustcaptcha::{DecisionAction, DecisionType, ErrorKind, VerificationToken};
+
+#[tokio::test]
+async fn full_flow_returns_all_twenty_fields_once() {
+    let server = TestServer::default().await;
+    let token = server.solve(SITE_A).await;
+    let id = VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
+    let client = server.client(KEY_A);
+
+    let (status, raw) = server
+        .get(&format!("/v2/verifications/{id}/results"), Some(KEY_A))
+        .await;
+    assert_eq!(status, 200, "{raw}");
+    let fields = raw.as_object().expect("object");
+    assert_eq!(fields.len(), 20, "{raw}");
+    for key in [
+        "captchaId",
+        "verificationId",
+        "verificationPassed",
+        "score",
+        "decisionType",
+        "decisionAction",
+        "gatewayFailoverActive",
+        "riskScoringEnabled",
+        "minimalDataModeEnabled",
+        "origin",
+        "ipAddress",
+        "countryCode",
+        "deviceFamily",
+        "operatingSystem",
+        "browser",
+        "verificationStartedAt",
+        "verificationFinishedAt",
+        "resultExpiresAt",
+        "resultFirstFetchedAt",
+        "resultLastFetchedAt",
+    ] {
+        assert!(fields.contains_key(key), "{key} missing");
+    }
+    let result: trustcaptcha::VerificationResult = serde_json::from_value(raw).expect("typed");
+    assert_eq!(result.verification_id, id);
+    assert_eq!(result.captcha_id.get_version_num(), 4);
+    assert!(result.verification_passed);
+    assert_eq!(result.score, 0.0, "a human-like request scores 0");
+    assert_eq!(result.decision_type, DecisionType::Standard);
+    assert_eq!(result.decision_action, DecisionAction::Allow);
+    assert_eq!(result.origin, format!("{ORIGIN}/signup"));
+    assert_eq!(result.ip_address, "127.0.0.1");
+    assert_eq!(result.country_code, "");
+    assert_eq!(result.browser, "Chrome 156.0.0.0");
+    assert_eq!(result.operating_system, "Linux");
+    assert_eq!(
+        result.result_first_fetched_at,
+        result.result_last_fetched_at
+    );
+    assert!(result.verification_started_at <= result.verification_finished_at);
+
+    let error = client
+        .get_verification_result(&token)
+        .await
+        .expect_err("fetched once");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::VerificationResultRetrievalLimitReached
+    );
+}
+
+#[tokio::test]
+async fn first_and_last_fetch_times_are_kept_across_fetches() {
+    let server = TestServer::default().await;
+    let token = server.solve(SITE_B).await;
+    let client = server.client(KEY_B);
+    let first = client.get_verification_result(&token).await.expect("first");
+    server.clock.advance(Duration::from_secs(30));
+    let second = client
+        .get_verification_result(&token)
+        .await
+        .expect("second");
+    assert_eq!(
+        second.result_first_fetched_at,
+        first.result_first_fetched_at
+    );
+    assert_eq!(
+        second.result_last_fetched_at,
+        first
+            .result_last_fetched_at
+            .map(|t| t + Duration::from_secs(30))
+    );
+}
+
+#[tokio::test]
+async fn every_error_status_reaches_the_client_as_its_typed_error() {
+    let server = TestServer::default().await;
+    let token = server.solve(SITE_A).await;
+
+    let kind = |result: Result<trustcaptcha::VerificationResult, trustcaptcha::Error>| {
+        result.expect_err("must fail").kind()
+    };
+    assert_eq!(
+        kind(
+            server
+                .client("ak_wrong")
+                .get_verification_result(&token)
+                .await
+        ),
+        ErrorKind::ApiKeyInvalid
+    );
+    assert_eq!(
+        kind(server.client(KEY_B).get_verification_result(&token).await),
+        ErrorKind::ApiKeyInvalid,
+        "a key of another site"
+    );
+    let unknown = token_for("00000000-0000-4000-8000-000000000123", "");
+    assert_eq!(
+        kind(server.client(KEY_A).get_verification_result(&unknown).await),
+        ErrorKind::VerificationNotFound
+    );
+
+    let pending = server.challenge(SITE_A).await;
+    let pending = token_for(pending["verificationId"].as_str().expect("id"), "");
+    assert_eq!(
+        kind(server.client(KEY_A).get_verification_result(&pending).await),
+        ErrorKind::VerificationNotFinished
+    );
+
+    let failover = token_for(
+        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
+        r#","clientFailover":true"#,
+    );
+    assert_eq!(
+        kind(
+            server
+                .client(KEY_A)
+                .get_verification_result(&failover)
+                .await
+        ),
+        ErrorKind::ClientReportedServerUnreachable
+    );
+
+    server.clock.advance(Duration::from_secs(900));
+    assert_eq!(
+        kind(server.client(KEY_A).get_verification_result(&token).await),
+        ErrorKind::VerificationResultExpired
+    );
+}
+
+#[tokio::test]
+async fn missing_malformed_and_wrong_keys_are_403_before_anything_else() {
+    let server = TestServer::default().await;
+    let path = "/v2/verifications/00000000-0000-4000-8000-000000000123/results";
+    assert_eq!(server.get(path, None).await.0, 403);
+    let response = server
+        .http
+        .get(format!("{}{path}", server.url))
+        .header("authorization", format!("Basic {KEY_A}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 403);
+    assert_eq!(server.get(path, Some("ak_wrong")).await.0, 403);
+    assert_eq!(
+        server
+            .get("/v2/verifications/not-a-uuid/results", Some(KEY_A))
+            .await
+            .0,
+        404
+    );
+    let (status, body) = server
+        .get("/v2/verifications/not-a-uuid/results", Some("ak_wrong"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_200_concurrent_fetches_with_limit_one_exactly_one_succeeds() {
+    let server = TestServer::default().await;
+    let token = server.solve(SITE_A).await;
+    let client = server.client(KEY_A);
+    let handles: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            let token = token.clone();
+            tokio::spawn(async move { client.get_verification_result(&token).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for handle in handles {
+        match handle.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(
+                e.kind(),
+                ErrorKind::VerificationResultRetrievalLimitReached,
+                "{e}"
+            ),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn failover_answers_follow_the_outage_record() {
+    // The default test config records no outage at start; this one does.
+    let server = TestServer::start(config("").tap_outage_before_start()).await;
+    let failover = token_for(
+        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
+        r#","clientFailover":true"#,
+    );
+    let client = server.client(KEY_A);
+    let result = client
+        .get_verification_result(&failover)
+        .await
+        .expect("tolerant result");
+    assert_eq!(result.decision_type, DecisionType::Failover);
+    assert!(result.gateway_failover_active && result.is_failover());
+
+    let lost = token_for("00000000-0000-4000-8000-000000000456", "");
+    let result = client
+        .get_verification_result(&lost)
+        .await
+        .expect("tolerant result");
+    assert_eq!(result.decision_type, DecisionType::FailoverTolerance);
+
+    let pending = server.challenge(SITE_A).await;
+    let pending = token_for(pending["verificationId"].as_str().expect("id"), "");
+    let result = client
+        .get_verification_result(&pending)
+        .await
+        .expect("tolerant result");
+    assert_eq!(result.decision_type, DecisionType::FailoverTolerance);
+
+    server.clock.advance(Duration::from_secs(301));
+    assert_eq!(
+        client
+            .get_verification_result(&failover)
+            .await
+            .expect_err("412")
+            .kind(),
+        ErrorKind::ClientReportedServerUnreachable
+    );
+    assert_eq!(
+        client
+            .get_verification_result(&lost)
+            .await
+            .expect_err("404")
+            .kind(),
+        ErrorKind::VerificationNotFound
+    );
+}
+
+trait OutageBeforeStart {
+    fn tap_outage_before_start(self) -> Self;
+}
+
+impl OutageBeforeStart for trustcaptcha_server::Config {
+    fn tap_outage_before_start(mut self) -> Self {
+        self.server.outage_before_start = true;
+        self
+    }
+}
+
+#[tokio::test]
+async fn ip_lists_decide_with_custom_access_rule() {
+    let server = TestServer::default().await;
+    let token = server.solve(SITE_LISTS).await;
+    let result = server
+        .client(KEY_B)
+        .get_verification_result(&token)
+        .await
+        .expect("result");
+    assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
+    assert!(result.verification_passed);
+    assert_eq!(result.score, 0.0);
+}
+
+#[tokio::test]
+async fn a_blocked_client_behind_a_trusted_proxy_fails_with_score_one() {
+    // Bind to 127.0.0.2, the configured trusted proxy, so that X-Forwarded-For is believed.
+    let server = TestServer::default().await;
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .no_proxy()
+        .build()
+        .expect("client");
+    let response = http
+        .post(format!("{}/v2/verifications", server.url))
+        .header("origin", ORIGIN)
+        .header("x-forwarded-for", "127.0.0.9")
+        .json(&create_body(SITE_LISTS, false))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let challenge = &body["challenge"];
+    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
+    assert_eq!(status, 201);
+    let token = finished["finished"]["verificationToken"]
+        .as_str()
+        .expect("token");
+    let result = server
+        .client(KEY_B)
+        .get_verification_result(token)
+        .await
+        .expect("result");
+    assert_eq!(result.ip_address, "127.0.0.9");
+    assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
+    assert_eq!(result.decision_action, DecisionAction::Block);
+    assert!(!result.verification_passed);
+    assert_eq!(result.score, 1.0);
+}
+
+#[tokio::test]
+async fn minimal_data_mode_scores_zero() {
+    let server = TestServer::default().await;
+    let (status, body) = server.create(&create_body(SITE_MINIMAL, true)).await;
+    assert_eq!(status, 200);
+    let challenge = &body["challenge"];
+    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
+    assert_eq!(status, 201);
+    let token = finished["finished"]["verificationToken"]
+        .as_str()
+        .expect("token");
+    let result = server
+        .client(KEY_B)
+        .get_verification_result(token)
+        .await
+        .expect("result");
+    assert!(result.minimal_data_mode_enabled);
+    assert_eq!(result.score, 0.0);
+}
+
+#[tokio::test]
+async fn bot_signals_raise_the_score_and_block() {
+    let server = TestServer::default().await;
+    let mut body = create_body(SITE_A, false);
+    body["honeypotFields"][1]["value"] = "bot@example.com".into();
+    body["browserInformation"]["dom-automationNote"] = true.into();
+    body["userEvents"] = Value::Array(vec![]);
+    let (status, created) = server.create(&body).await;
+    assert_eq!(status, 200);
+    let challenge = &created["challenge"];
+    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
+    assert_eq!(status, 201);
+    let token = finished["finished"]["verificationToken"]
+        .as_str()
+        .expect("token");
+    let result = server
+        .client(KEY_A)
+        .get_verification_result(token)
+        .await
+        .expect("result");
+    // honeypot 0.6 + integrity (the map changed after hashing) 0.4 + automation 0.3 + no events 0.3
+    assert_eq!(result.score, 1.0);
+    assert_eq!(result.decision_action, DecisionAction::Block);
+}
