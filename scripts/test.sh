@@ -20,3 +20,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quie
 
 step "cargo test (unit, integration and doc tests, all features)"
 cargo test --workspace --all-features
+
+step "examples (each against an embedded sandbox server)"
+for example in quickstart configured failover multi_level; do
+    cargo run --quiet --example "$example" > /dev/null
+done
+cargo run --quiet --example blocking --features blocking > /dev/null
+TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --quiet --example actix > /dev/null
+echo "examples ok"

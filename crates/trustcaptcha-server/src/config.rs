@@ -563,6 +563,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_uses_the_defaults() {
+        let config = parse(include_str!("../server.example.toml"), &no_env).expect("valid");
+        let defaults = Site::new("x", Uuid::nil());
+        let site = &config.sites[0];
+        assert_eq!(site.difficulty, defaults.difficulty);
+        assert_eq!(site.result_lifetime, defaults.result_lifetime);
+        assert_eq!(site.adaptive, defaults.adaptive);
+        assert_eq!(config.server.failover_grace, ServerSettings::default().failover_grace);
+    }
+
+    #[test]
     fn environment_overrides_replace_secrets() {
         let env =
             |name: &str| (name == "TRUSTCAPTCHA_SHOP_EU_API_KEYS").then(|| "ak_a, ak_b".to_owned());

@@ -67,15 +67,17 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let base = options.api_url.trim_end_matches('/');
     let box_created = now();
-    let origin = options.origin.clone().unwrap_or_default();
     let mut info: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
-    for (key, value) in [
+    let mut fields = vec![
         ("window-navigator-userAgent", json!(user_agent())),
-        ("window-origin", json!(origin)),
-        ("window-location-href", json!(format!("{origin}/"))),
         ("dom-automationNote", json!(false)),
         ("intl-locale", json!("en-US")),
-    ] {
+    ];
+    if let Some(origin) = &options.origin {
+        fields.push(("window-origin", json!(origin)));
+        fields.push(("window-location-href", json!(format!("{origin}/"))));
+    }
+    for (key, value) in fields {
         info.insert(
             key.to_owned(),
             RawValue::from_string(value.to_string()).expect("valid JSON"),

@@ -1,0 +1,199 @@
+//! The `trustcaptcha-server` binary as other tools drive it.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trustcaptcha-server");
+const SANDBOX_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+struct Server {
+    child: Child,
+    lines: Vec<String>,
+}
+
+/// Starts `serve` on a free port and reads its announcement lines.
+fn serve(args: &[&str], announced: usize) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let lines = (0..announced)
+        .map(|_| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("announcement");
+            line.trim().to_owned()
+        })
+        .collect();
+    Server { child, lines }
+}
+
+impl Server {
+    fn url(&self) -> &str {
+        self.lines[0]
+            .strip_prefix("trustcaptcha-server listening on ")
+            .expect("url line")
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        self.child.wait().expect("wait")
+    }
+}
+
+fn solve(url: &str, site_key: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["solve", "--api-url", url, "--site-key", site_key])
+        .output()
+        .expect("solve")
+}
+
+#[test]
+fn sandbox_serve_solve_fetch_and_graceful_shutdown() {
+    let server = serve(&["--sandbox"], 3);
+    assert!(
+        server.lines[1].starts_with("development site: site key "),
+        "{:?}",
+        server.lines
+    );
+    assert_eq!(
+        server.lines[2],
+        format!(
+            "sandbox site: site key 00000000-0000-0000-0000-000000000000, api key {SANDBOX_KEY}"
+        )
+    );
+    let output = solve(server.url(), "00000000-0000-0000-0000-000000000000");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).expect("utf8");
+    let client = trustcaptcha::blocking::TrustCaptcha::builder(SANDBOX_KEY)
+        .api_host(server.url())
+        .build()
+        .expect("client");
+    let result = client
+        .get_verification_result(token.trim())
+        .expect("result");
+    assert!(result.verification_passed);
+    drop(client);
+    assert!(server.terminate().success(), "graceful shutdown exits 0");
+}
+
+#[test]
+fn development_site_keys_are_printed_and_work() {
+    let server = serve(&[], 2);
+    let dev = server.lines[1]
+        .strip_prefix("development site: site key ")
+        .expect("dev line");
+    let (site_key, api_key) = dev.split_once(", api key ").expect("both keys");
+    let output = solve(server.url(), site_key);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).expect("utf8");
+    let client = trustcaptcha::blocking::TrustCaptcha::builder(api_key)
+        .api_host(server.url())
+        .build()
+        .expect("client");
+    assert!(
+        client
+            .get_verification_result(token.trim())
+            .expect("result")
+            .verification_passed
+    );
+    drop(client);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn solve_fails_clearly_for_an_unknown_site() {
+    let server = serve(&[], 2);
+    let output = solve(server.url(), "00000000-0000-4000-8000-0000000000ff");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("404"), "{stderr}");
+    server.terminate();
+}
+
+fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("trustcaptcha-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+#[test]
+fn check_config_explains_every_problem_with_its_location() {
+    let bad = temp_file(
+        "bad.toml",
+        "[[sites]]\nname = \"shop\"\nsite_key = \"nope\"\n\n[[sites]]\nname = \"b\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\napi_keys = [\"k\"]\nallowed_origins = [\"shop.example\"]\n",
+    );
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(
+        stderr.contains("sites[0].site_key: `nope` is not a UUID"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sites[1].allowed_origins[0]"), "{stderr}");
+
+    let good = temp_file(
+        "good.toml",
+        "[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n",
+    );
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&good)
+        .env("TRUSTCAPTCHA_SHOP_API_KEYS", "ak_from_env")
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok, 1 site(s)"));
+    let _ = std::fs::remove_file(bad);
+    let _ = std::fs::remove_file(good);
+}
+
+#[test]
+fn hash_key_reads_the_key_from_stdin() {
+    let mut child = Command::new(BIN)
+        .arg("hash-key")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"ak_example\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).expect("utf8");
+    assert_eq!(
+        printed.trim(),
+        trustcaptcha_server::secret::KeyHash::of("ak_example").to_config()
+    );
+}
