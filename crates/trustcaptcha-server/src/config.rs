@@ -570,7 +570,10 @@ mod tests {
         assert_eq!(site.difficulty, defaults.difficulty);
         assert_eq!(site.result_lifetime, defaults.result_lifetime);
         assert_eq!(site.adaptive, defaults.adaptive);
-        assert_eq!(config.server.failover_grace, ServerSettings::default().failover_grace);
+        assert_eq!(
+            config.server.failover_grace,
+            ServerSettings::default().failover_grace
+        );
     }
 
     #[test]
