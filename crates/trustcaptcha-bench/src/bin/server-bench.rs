@@ -1,0 +1,147 @@
+//! `trustcaptcha-server` under load from a second process on loopback: `GET /results` beside a
+//! bare hyper server answering the same body (the ceiling), the create→submit flow, and the
+//! memory held per pending verification.
+//!
+//! ```sh
+//! cargo run --release -p trustcaptcha-bench --bin server-bench
+//! ```
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use trustcaptcha_bench::{API_KEY, SITE_KEY, concurrent, serve_if_child, spawn_ceiling, spawn_server};
+
+const REQUESTS: usize = 60_000;
+const FLOWS: usize = 5_000;
+const PENDING: usize = 100_000;
+const IN_FLIGHT: usize = 64;
+
+fn main() {
+    serve_if_child();
+    let server = spawn_server();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(&server));
+}
+
+async fn run(server: &trustcaptcha_bench::ServerProcess) {
+    let url = &server.url;
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions {
+        api_url: url.clone(),
+        site_key: SITE_KEY.to_owned(),
+        origin: None,
+        bypass_token: None,
+        minimal_data_mode: false,
+    })
+    .await
+    .expect("token");
+    let id = trustcaptcha::VerificationToken::decode(&token).expect("token").verification_id;
+    let results_url = format!("{url}/v2/verifications/{id}/results");
+    let body = http
+        .get(&results_url)
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .expect("result")
+        .text()
+        .await
+        .expect("body");
+    let ceiling = spawn_ceiling(&body);
+    let ceiling_url = format!("{}/v2/verifications/{id}/results", ceiling.url);
+
+    let get = |target: String| {
+        let http = http.clone();
+        move || {
+            let request = http.get(&target).bearer_auth(API_KEY);
+            async move {
+                match request.send().await {
+                    Ok(response) if response.status() == 200 => response.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        }
+    };
+    let results = get(results_url.clone());
+    let bare = get(ceiling_url);
+    concurrent(5_000, IN_FLIGHT, &results).await;
+    concurrent(5_000, IN_FLIGHT, &bare).await;
+    let ours = concurrent(REQUESTS, IN_FLIGHT, &results).await;
+    let floor = concurrent(REQUESTS, IN_FLIGHT, &bare).await;
+
+    let flow = || {
+        let http = http.clone();
+        let url = url.clone();
+        async move { create_and_submit(&http, &url).await }
+    };
+    concurrent(500, IN_FLIGHT, flow).await;
+    let flows = concurrent(FLOWS, IN_FLIGHT, flow).await;
+
+    let before = server.rss_bytes();
+    let create = || {
+        let http = http.clone();
+        let url = url.clone();
+        async move { create(&http, &url).await.is_some() }
+    };
+    concurrent(PENDING, IN_FLIGHT, create).await;
+    let after = server.rss_bytes();
+    let per_pending = after.saturating_sub(before) as f64 / PENDING as f64;
+
+    println!("| measurement | figure |");
+    println!("|---|---|");
+    println!("| GET /results, trustcaptcha-server, {IN_FLIGHT} in flight | {ours:.0} req/s |");
+    println!("| GET /results, bare hyper fixed body (ceiling), {IN_FLIGHT} in flight | {floor:.0} req/s |");
+    println!("| ratio to ceiling | {:.2} |", ours / floor);
+    println!("| create + solve + submit flows, {IN_FLIGHT} in flight | {flows:.0} flows/s |");
+    println!(
+        "| server RSS growth for {PENDING} pending verifications | {:.1} MiB, {per_pending:.0} bytes each |",
+        after.saturating_sub(before) as f64 / 1_048_576.0
+    );
+}
+
+/// A widget-shaped create request (about 2 KB); returns the challenge.
+async fn create(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let body = json!({
+        "siteKey": SITE_KEY,
+        "widget": {"boxCreationTimestamp": "2026-01-01T00:00:00.000Z", "startSolvingTimestamp": "2026-01-01T00:00:02.500Z",
+                   "timezone": "Europe/Berlin", "minimalDataMode": false, "bypassToken": "",
+                   "settings": {"language": "auto", "currentLanguage": "en", "theme": "light", "currentTheme": "light"}},
+        "metadata": {"framework": "other", "libraryVersion": "3.0.2"},
+        "browserInformation": {
+            "window-navigator-userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+            "window-origin": "http://localhost:3000", "window-location-href": "http://localhost:3000/signup",
+            "window-navigator-languages": ["en-US", "en"], "window-devicePixelRatio": 1, "dom-automationNote": false,
+        },
+        "fingerprints": {"audio": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        "honeypotFields": [{"index": 0, "value": ""}, {"index": 1, "value": ""}, {"index": 2, "value": ""}],
+        "userEvents": (0..10).map(|i| json!({"isTrusted": true, "timeStamp": 100.0 + f64::from(i), "type": "mousemove", "x": i, "y": i})).collect::<Vec<_>>(),
+        "integrityHash": "0000000000000000000000000000000000000000000000000000000000000000",
+    });
+    let response = http.post(format!("{url}/v2/verifications")).json(&body).send().await.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.json::<Value>().await.ok().map(|v| v["challenge"].clone())
+}
+
+async fn create_and_submit(http: &reqwest::Client, url: &str) -> bool {
+    let Some(challenge) = create(http, url).await else { return false };
+    let difficulty = u8::try_from(challenge["difficulty"].as_u64().unwrap_or(0)).unwrap_or(0);
+    let tasks: Vec<Value> = challenge["tasks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|task| {
+            let input = base64::engine::general_purpose::STANDARD
+                .decode(task["input"].as_str().unwrap_or_default())
+                .unwrap_or_default();
+            json!({"number": task["number"], "nonce": trustcaptcha_server::pow::solve(&input, difficulty)})
+        })
+        .collect();
+    let submit = json!({"startSolvingTimestamp": "2026-01-01T00:00:02.500Z", "solvedTimestamp": "2026-01-01T00:00:02.600Z",
+                        "tasks": tasks, "honeypotFields": [], "userEvents": []});
+    let id = challenge["verificationId"].as_str().unwrap_or_default();
+    matches!(
+        http.post(format!("{url}/v2/verifications/{id}/challenges")).json(&submit).send().await,
+        Ok(response) if response.status() == 201
+    )
+}

@@ -1,0 +1,203 @@
+//! Shared parts of the benchmarks: the server under test runs in a second process (this
+//! executable started again with an environment variable), a bare hyper server gives the
+//! ceiling, and small timing helpers report latency and throughput.
+//!
+//! * `client-bench`: this crate's client vs a raw pooled reqwest GET vs the official 3.0.0 crate.
+//! * `server-bench`: `GET /results` and create→submit under load, beside the hyper ceiling, and
+//!   the memory held per pending verification.
+
+#![allow(missing_docs)] // benchmark harness, not a library for users
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+
+/// The bench site: trivial proof-of-work and unlimited retrievals, so that each benchmark
+/// measures the HTTP path rather than hashing or the retrieval limit.
+pub const SITE_KEY: &str = "5b1e0c1d-7a39-4f6e-9d2b-0c8a4e6f1b3d";
+pub const API_KEY: &str = "ak_bench_0123456789abcdef";
+
+const SERVE_ENV: &str = "TRUSTCAPTCHA_BENCH_SERVE";
+const CEILING_ENV: &str = "TRUSTCAPTCHA_BENCH_CEILING";
+
+pub fn config() -> String {
+    format!(
+        r#"
+        [server]
+        max_verifications = 2000000
+        outage_before_start = false
+
+        [[sites]]
+        name = "bench"
+        site_key = "{SITE_KEY}"
+        api_keys = ["{API_KEY}"]
+        difficulty = 1
+        tasks = 1
+        max_retrievals = 4294967295
+        result_lifetime_secs = 86400
+        challenge_lifetime_secs = 3600
+        adaptive_difficulty = {{ window_secs = 1, free_solves = 4000000000, step = 0, max_extra = 0 }}
+        "#
+    )
+}
+
+/// A server in a child process, stopped on drop.
+pub struct ServerProcess {
+    pub url: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's resident set size in bytes (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(env: &str, value: &str) -> ServerProcess {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env(env, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start server process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server address");
+    ServerProcess { url: line.trim().to_owned(), child }
+}
+
+/// `trustcaptcha-server` with the bench config, in a second process.
+pub fn spawn_server() -> ServerProcess {
+    spawn(SERVE_ENV, "1")
+}
+
+/// A bare hyper HTTP/1.1 server answering every request with `body`, in a second process.
+pub fn spawn_ceiling(body: &str) -> ServerProcess {
+    spawn(CEILING_ENV, body)
+}
+
+/// Call first in `main`: when this process was started as a server, serve and never return.
+pub fn serve_if_child() {
+    if std::env::var_os(SERVE_ENV).is_some() {
+        run_server();
+    }
+    if let Ok(body) = std::env::var(CEILING_ENV) {
+        run_ceiling(body);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+fn run_server() -> ! {
+    let config = trustcaptcha_server::config::parse(&config(), &|_| None).expect("bench config");
+    runtime().block_on(async {
+        let state = trustcaptcha_server::AppState::builder(config).build().expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("http://{}", listener.local_addr().expect("addr"));
+        trustcaptcha_server::serve(listener, state, std::future::pending()).await.expect("serve");
+    });
+    std::process::exit(0)
+}
+
+fn run_ceiling(body: String) -> ! {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let body = bytes::Bytes::from(body);
+    runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("http://{}", listener.local_addr().expect("addr"));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        let mut response = hyper::Response::new(Full::new(body));
+                        response
+                            .headers_mut()
+                            .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// Latency figures of a sequential run.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub mean: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// Runs `call` `n` times one after another.
+pub async fn sequential<F, Fut>(n: usize, mut call: F) -> Latency
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        assert!(call().await, "a benchmarked call failed");
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    Latency {
+        mean: total / u32::try_from(n).expect("count"),
+        p50: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+    }
+}
+
+/// Runs `total` calls with `concurrency` in flight; returns calls per second. All calls are
+/// driven from one task, so that clients whose futures are not `Send` are measured alike.
+pub async fn concurrent<F, Fut>(total: usize, concurrency: usize, call: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let ok = futures_util::stream::iter(0..total)
+        .map(|_| call())
+        .buffer_unordered(concurrency)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(ok, total, "every benchmarked call must succeed");
+    total as f64 / elapsed.as_secs_f64()
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
