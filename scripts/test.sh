@@ -28,3 +28,8 @@ done
 cargo run --quiet --example blocking --features blocking > /dev/null
 TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --quiet --example actix > /dev/null
 echo "examples ok"
+
+step "browser tests (official widget in headless Debian Chromium)"
+./scripts/install-browser-deps.sh
+cargo build --quiet -p trustcaptcha-server -p trustcaptcha-demo
+npm test --prefix e2e

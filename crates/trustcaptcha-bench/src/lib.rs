@@ -44,6 +44,7 @@ pub fn config() -> String {
 }
 
 /// A server in a child process, stopped on drop.
+#[derive(Debug)]
 pub struct ServerProcess {
     pub url: String,
     child: Child,
@@ -56,11 +57,19 @@ impl ServerProcess {
 
     /// The child's resident set size in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or(0, |kb| kb * 1024)
     }
 }
@@ -83,7 +92,10 @@ fn spawn(env: &str, value: &str) -> ServerProcess {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("server address");
-    ServerProcess { url: line.trim().to_owned(), child }
+    ServerProcess {
+        url: line.trim().to_owned(),
+        child,
+    }
 }
 
 /// `trustcaptcha-server` with the bench config, in a second process.
@@ -107,16 +119,25 @@ pub fn serve_if_child() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn run_server() -> ! {
     let config = trustcaptcha_server::config::parse(&config(), &|_| None).expect("bench config");
     runtime().block_on(async {
-        let state = trustcaptcha_server::AppState::builder(config).build().expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let state = trustcaptcha_server::AppState::builder(config)
+            .build()
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         println!("http://{}", listener.local_addr().expect("addr"));
-        trustcaptcha_server::serve(listener, state, std::future::pending()).await.expect("serve");
+        trustcaptcha_server::serve(listener, state, std::future::pending())
+            .await
+            .expect("serve");
     });
     std::process::exit(0)
 }
@@ -126,19 +147,24 @@ fn run_ceiling(body: String) -> ! {
     use hyper::service::service_fn;
     let body = bytes::Bytes::from(body);
     runtime().block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         println!("http://{}", listener.local_addr().expect("addr"));
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let body = body.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |_request| {
                     let body = body.clone();
                     async move {
                         let mut response = hyper::Response::new(Full::new(body));
-                        response
-                            .headers_mut()
-                            .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                        response.headers_mut().insert(
+                            "content-type",
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
@@ -158,19 +184,23 @@ pub struct Latency {
     pub p99: Duration,
 }
 
-/// Runs `call` `n` times one after another.
-pub async fn sequential<F, Fut>(n: usize, mut call: F) -> Latency
+/// Runs `call` `n` times one after another and appends each call's duration to `samples`.
+pub async fn sequential<F, Fut>(n: usize, samples: &mut Vec<Duration>, mut call: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
         assert!(call().await, "a benchmarked call failed");
         samples.push(started.elapsed());
     }
+}
+
+/// Mean and percentiles of `samples`.
+pub fn latency(samples: &mut [Duration]) -> Latency {
     samples.sort();
+    let n = samples.len();
     let total: Duration = samples.iter().sum();
     Latency {
         mean: total / u32::try_from(n).expect("count"),
@@ -179,9 +209,18 @@ where
     }
 }
 
-/// Runs `total` calls with `concurrency` in flight; returns calls per second. All calls are
-/// driven from one task, so that clients whose futures are not `Send` are measured alike.
-pub async fn concurrent<F, Fut>(total: usize, concurrency: usize, call: F) -> f64
+/// Throughput of a concurrent run.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Successful calls per second.
+    pub per_second: f64,
+    /// Calls that failed.
+    pub failed: usize,
+}
+
+/// Runs `total` calls with `concurrency` in flight. All calls are driven from one task, so that
+/// clients whose futures are not `Send` are measured alike.
+pub async fn concurrent_lenient<F, Fut>(total: usize, concurrency: usize, call: F) -> Throughput
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -193,9 +232,21 @@ where
         .filter(|ok| std::future::ready(*ok))
         .count()
         .await;
-    let elapsed = started.elapsed();
-    assert_eq!(ok, total, "every benchmarked call must succeed");
-    total as f64 / elapsed.as_secs_f64()
+    Throughput {
+        per_second: ok as f64 / started.elapsed().as_secs_f64(),
+        failed: total - ok,
+    }
+}
+
+/// As [`concurrent_lenient`], but every call must succeed; returns calls per second.
+pub async fn concurrent<F, Fut>(total: usize, concurrency: usize, call: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let throughput = concurrent_lenient(total, concurrency, call).await;
+    assert_eq!(throughput.failed, 0, "every benchmarked call must succeed");
+    throughput.per_second
 }
 
 pub fn ms(d: Duration) -> String {

@@ -8,7 +8,9 @@
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use trustcaptcha_bench::{API_KEY, SITE_KEY, concurrent, serve_if_child, spawn_ceiling, spawn_server};
+use trustcaptcha_bench::{
+    API_KEY, SITE_KEY, concurrent, serve_if_child, spawn_ceiling, spawn_server,
+};
 
 const REQUESTS: usize = 60_000;
 const FLOWS: usize = 5_000;
@@ -18,13 +20,19 @@ const IN_FLIGHT: usize = 64;
 fn main() {
     serve_if_child();
     let server = spawn_server();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(run(&server));
 }
 
 async fn run(server: &trustcaptcha_bench::ServerProcess) {
     let url = &server.url;
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions {
         api_url: url.clone(),
         site_key: SITE_KEY.to_owned(),
@@ -34,7 +42,9 @@ async fn run(server: &trustcaptcha_bench::ServerProcess) {
     })
     .await
     .expect("token");
-    let id = trustcaptcha::VerificationToken::decode(&token).expect("token").verification_id;
+    let id = trustcaptcha::VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
     let results_url = format!("{url}/v2/verifications/{id}/results");
     let body = http
         .get(&results_url)
@@ -88,7 +98,9 @@ async fn run(server: &trustcaptcha_bench::ServerProcess) {
     println!("| measurement | figure |");
     println!("|---|---|");
     println!("| GET /results, trustcaptcha-server, {IN_FLIGHT} in flight | {ours:.0} req/s |");
-    println!("| GET /results, bare hyper fixed body (ceiling), {IN_FLIGHT} in flight | {floor:.0} req/s |");
+    println!(
+        "| GET /results, bare hyper fixed body (ceiling), {IN_FLIGHT} in flight | {floor:.0} req/s |"
+    );
     println!("| ratio to ceiling | {:.2} |", ours / floor);
     println!("| create + solve + submit flows, {IN_FLIGHT} in flight | {flows:.0} flows/s |");
     println!(
@@ -115,15 +127,26 @@ async fn create(http: &reqwest::Client, url: &str) -> Option<Value> {
         "userEvents": (0..10).map(|i| json!({"isTrusted": true, "timeStamp": 100.0 + f64::from(i), "type": "mousemove", "x": i, "y": i})).collect::<Vec<_>>(),
         "integrityHash": "0000000000000000000000000000000000000000000000000000000000000000",
     });
-    let response = http.post(format!("{url}/v2/verifications")).json(&body).send().await.ok()?;
+    let response = http
+        .post(format!("{url}/v2/verifications"))
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
     if response.status() != 200 {
         return None;
     }
-    response.json::<Value>().await.ok().map(|v| v["challenge"].clone())
+    response
+        .json::<Value>()
+        .await
+        .ok()
+        .map(|v| v["challenge"].clone())
 }
 
 async fn create_and_submit(http: &reqwest::Client, url: &str) -> bool {
-    let Some(challenge) = create(http, url).await else { return false };
+    let Some(challenge) = create(http, url).await else {
+        return false;
+    };
     let difficulty = u8::try_from(challenge["difficulty"].as_u64().unwrap_or(0)).unwrap_or(0);
     let tasks: Vec<Value> = challenge["tasks"]
         .as_array()

@@ -1,0 +1,165 @@
+// Real processes for the browser tests: trustcaptcha-server and the demo backend (built by
+// scripts/test.sh), and headless Debian Chromium driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const target = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
+export const SERVER_BIN = join(target, 'debug', 'trustcaptcha-server');
+export const DEMO_BIN = join(target, 'debug', 'trustcaptcha-demo');
+export const SCREENSHOTS = join(root, 'e2e', 'screenshots');
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+export const SITE_KEY = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+export const MINIMAL_SITE_KEY = 'b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e';
+export const API_KEY = 'ak_e2e_browser_tests_0123456789';
+export const BYPASS_KEY = 'e2e-bypass-key-42';
+
+/** A free loopback port (bound, then released for the process that will use it). */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** The server config: a standard and a minimal-data site, both allowing only the demo's origin. */
+export function serverConfig({ demoOrigin, outageBeforeStart }) {
+  return `
+[server]
+outage_before_start = ${outageBeforeStart}
+failover_grace_secs = 300
+
+[[sites]]
+name = "e2e"
+site_key = "${SITE_KEY}"
+api_keys = ["${API_KEY}"]
+allowed_origins = ["${demoOrigin}"]
+difficulty = 8
+tasks = 2
+bypass_keys = ["${BYPASS_KEY}"]
+
+[[sites]]
+name = "e2e-minimal"
+site_key = "${MINIMAL_SITE_KEY}"
+api_keys = ["${API_KEY}"]
+allowed_origins = ["${demoOrigin}"]
+difficulty = 8
+tasks = 2
+minimal_data_mode = true
+`;
+}
+
+/** Starts a process and resolves with the first stdout line matching `pattern`. */
+async function start(bin, args, pattern) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const lines = createInterface({ input: child.stdout });
+  const exited = once(child, 'exit').then(([code]) => { throw new Error(`${bin} exited with ${code}`); });
+  const matched = new Promise((resolve) => {
+    lines.on('line', (line) => {
+      const match = line.match(pattern);
+      if (match) resolve(match[1]);
+    });
+  });
+  const url = await Promise.race([matched, exited]);
+  return {
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** trustcaptcha-server on `port` with the e2e config. */
+export async function startServer({ port, demoOrigin, outageBeforeStart = false }) {
+  const dir = mkdtempSync(join(tmpdir(), 'tc-e2e-'));
+  const config = join(dir, 'server.toml');
+  writeFileSync(config, serverConfig({ demoOrigin, outageBeforeStart }));
+  return start(SERVER_BIN, ['serve', '--config', config, '--listen', `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
+}
+
+/** The demo backend on `port`, verifying against `apiUrl`. */
+export async function startDemo({ port, apiUrl }) {
+  return start(
+    DEMO_BIN,
+    ['--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--api-key', API_KEY, '--site-key', SITE_KEY],
+    /demo listening on (http:\/\/\S+?)\/?$/,
+  );
+}
+
+/** Headless Debian Chromium that can reach nothing but loopback. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+    ],
+  });
+}
+
+/** A page that records every request, so tests can assert that only loopback was contacted. */
+export async function newPage(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.requests = [];
+  page.on('request', (request) => page.requests.push({ method: request.method(), url: request.url() }));
+  return page;
+}
+
+export function onlyLoopback(page) {
+  return page.requests.every(({ url }) => {
+    // The widget's PoW workers load from blob: URLs of the page's own origin.
+    const { hostname } = new URL(url.replace(/^blob:/, ''));
+    return hostname === '127.0.0.1' || hostname === 'localhost';
+  });
+}
+
+/** Waits for the widget to hydrate and clicks its checkbox, as a person would. */
+export async function clickWidget(page) {
+  await page.waitForSelector('trustcaptcha-component.hydrated');
+  await page.locator('.tc-checkbox-control').click();
+}
+
+/** Resolves with the token of `captchaSolved`, or rejects with the `captchaFailed` detail. */
+export async function widgetOutcome(page) {
+  const handle = await page.waitForFunction(() => window.__tcToken || window.__tcError, null, { timeout: 60_000 });
+  const outcome = await handle.jsonValue();
+  if (typeof outcome === 'string') return outcome;
+  const error = new Error(`widget failed: ${outcome.errorCode}`);
+  error.detail = outcome;
+  throw error;
+}
+
+/** Submits the form and returns what the result page shows. */
+export async function submitAndRead(page, button = '#send') {
+  await Promise.all([page.waitForURL('**/submit'), page.click(button)]);
+  const decision = await page.locator('#decision');
+  const result = (await page.locator('#result').count()) ? JSON.parse(await page.locator('#result').innerText()) : null;
+  const error = (await page.locator('#error').count()) ? await page.locator('#error').innerText() : null;
+  return {
+    decision: await decision.getAttribute('data-decision'),
+    outcome: await decision.getAttribute('data-outcome'),
+    text: await decision.innerText(),
+    result,
+    error,
+  };
+}
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}

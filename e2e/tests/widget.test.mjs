@@ -1,0 +1,141 @@
+// The whole system as a user sees it: the official widget in headless Chromium, talking to
+// trustcaptcha-server, and the demo backend verifying tokens with the trustcaptcha crate.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BYPASS_KEY, MINIMAL_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
+  onlyLoopback, screenshot, startDemo, startServer, submitAndRead, widgetOutcome,
+} from './harness.mjs';
+
+let browser;
+let server;
+let demo;
+let serverPort;
+let demoOrigin;
+
+before(async () => {
+  serverPort = await freePort();
+  const demoPort = await freePort();
+  demoOrigin = `http://127.0.0.1:${demoPort}`;
+  server = await startServer({ port: serverPort, demoOrigin });
+  demo = await startDemo({ port: demoPort, apiUrl: server.url });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await demo?.stop();
+  await server?.stop();
+});
+
+test('happy path: click, solve, submit, verified result; the same token is refused the second time', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${demoOrigin}/`);
+  await clickWidget(page);
+  const token = await widgetOutcome(page);
+  // Typing first would have started the widget by itself (autostart on focus).
+  await page.fill('input[name=email]', 'person@example.com');
+  assert.ok(token.length > 40);
+  const hidden = await page.locator('input[name="tc-verification-token"]').inputValue();
+  assert.equal(hidden, token, 'the widget fills the hidden form field');
+  await screenshot(page, '01-solved');
+
+  const shown = await submitAndRead(page);
+  assert.equal(shown.outcome, 'ok');
+  assert.equal(shown.result.verificationPassed, true);
+  assert.ok(shown.result.origin.startsWith(demoOrigin), shown.result.origin);
+  assert.equal(shown.result.ipAddress, '127.0.0.1');
+  assert.match(shown.result.browser, /^Chrome \d+/);
+  assert.equal(shown.result.decisionType, 'STANDARD');
+  await screenshot(page, '01-result');
+  copyFileSync(join(SCREENSHOTS, '01-result.png'), join(SCREENSHOTS, 'readme-demo.png'));
+
+  // Scenario 2: the backend fetches the same token again.
+  const again = await submitAndRead(page, '#again');
+  assert.equal(again.outcome, 'VerificationResultRetrievalLimitReached');
+  assert.equal(again.decision, 'Reject');
+  assert.match(again.error, /retrieved as often as allowed/);
+  await screenshot(page, '02-replayed');
+  assert.ok(onlyLoopback(page), JSON.stringify(page.requests));
+});
+
+for (const [name, path, code, message] of [
+  ['unknown site key', '/?sitekey=0f0f0f0f-0000-4000-8000-000000000000', 'CAPTCHA_NOT_FOUND', /No captcha found for site key/],
+  ['origin not allowed', null, 'CAPTCHA_NOT_ACCESSIBLE', /not accessible from 'localhost'/],
+  ['minimal-data mode mismatch', '/?minimal=1', 'MINIMAL_DATA_MODE_MISMATCH', /minimal-data mode setting/],
+]) {
+  test(`configuration errors are shown by the widget: ${name}`, async () => {
+    const page = await newPage(browser);
+    // The same demo served as http://localhost is a different origin from the allowed one.
+    const url = path ?? `${demoOrigin.replace('127.0.0.1', 'localhost')}/`;
+    await page.goto(path ? `${demoOrigin}${path}` : url);
+    await clickWidget(page);
+    await assert.rejects(widgetOutcome(page), (error) => error.detail?.errorCode === code);
+    await page.locator('span', { hasText: message }).first().waitFor();
+    assert.equal(await page.locator('input[name="tc-verification-token"]').count(), 0);
+    await screenshot(page, `03-${code.toLowerCase()}`);
+    assert.ok(onlyLoopback(page));
+  });
+}
+
+test('minimal-data mode on both sides passes with score 0', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${demoOrigin}/?minimal=1&sitekey=${MINIMAL_SITE_KEY}`);
+  await clickWidget(page);
+  await widgetOutcome(page);
+  const shown = await submitAndRead(page);
+  assert.equal(shown.outcome, 'ok');
+  assert.equal(shown.result.verificationPassed, true);
+  assert.equal(shown.result.minimalDataModeEnabled, true);
+  assert.equal(shown.result.score, 0);
+  assert.equal(shown.decision, 'Allow');
+  await screenshot(page, '05-minimal-data-mode');
+});
+
+test('a bypass key finishes without proof-of-work', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${demoOrigin}/?bypass=${BYPASS_KEY}`);
+  await clickWidget(page);
+  await widgetOutcome(page);
+  const api = page.requests.filter(({ url }) => url.startsWith(server.url) && !url.endsWith('OPTIONS'));
+  assert.equal(api.filter(({ method, url }) => method === 'POST' && url.endsWith('/v2/verifications')).length, 1);
+  assert.equal(api.filter(({ url }) => url.includes('/challenges')).length, 0, 'no proof-of-work submitted');
+  const shown = await submitAndRead(page);
+  assert.equal(shown.result.decisionType, 'BYPASS_KEY');
+  assert.equal(shown.result.verificationPassed, true);
+  await screenshot(page, '06-bypass-key');
+});
+
+test('failover: a widget that cannot reach the server, then a server that restarted', async () => {
+  // The widget's server is down: with failover-enabled it makes up a token.
+  const page = await newPage(browser);
+  await page.goto(`${demoOrigin}/?failover=1`);
+  await server.stop();
+  await clickWidget(page);
+  const token = await widgetOutcome(page);
+  const claimed = JSON.parse(Buffer.from(token, 'base64').toString());
+  assert.equal(claimed.clientFailover, true);
+
+  // The backend reaches a server that has no outage on record: 412.
+  server = await startServer({ port: serverPort, demoOrigin, outageBeforeStart: false });
+  const rejected = await submitAndRead(page);
+  assert.equal(rejected.outcome, 'ClientReportedServerUnreachable');
+  assert.equal(rejected.decision, 'Reject');
+  assert.match(rejected.error, /no record of an outage/);
+  await screenshot(page, '04-failover-rejected');
+
+  // The server was down and restarted: within the grace window the claim gets a FAILOVER result.
+  await server.stop();
+  const second = await newPage(browser);
+  await second.goto(`${demoOrigin}/?failover=1`);
+  await clickWidget(second);
+  await widgetOutcome(second);
+  server = await startServer({ port: serverPort, demoOrigin, outageBeforeStart: true });
+  const tolerated = await submitAndRead(second);
+  assert.equal(tolerated.outcome, 'ok');
+  assert.equal(tolerated.result.decisionType, 'FAILOVER');
+  assert.equal(tolerated.result.gatewayFailoverActive, true);
+  await screenshot(second, '04-failover-tolerated');
+});
