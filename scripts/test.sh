@@ -27,6 +27,7 @@ for example in quickstart configured failover multi_level; do
 done
 cargo run --quiet --example blocking --features blocking > /dev/null
 TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --quiet --example actix > /dev/null
+TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 cargo run --quiet --example axum --features axum > /dev/null
 echo "examples ok"
 
 step "browser tests (official widget in headless Debian Chromium)"

@@ -121,6 +121,9 @@
 //! * [`errors`]: the error value and its typed causes.
 //! * [`policy`]: decision and failover policies.
 //! * `blocking` (feature `blocking`): the same client without async.
+//! * `guard` (features `axum`, `actix`): token lookup and policy for web frameworks, used by
+//!   `axum` (feature `axum`: extractor and tower layer) and `actix` (feature `actix`: extractor
+//!   and middleware).
 //!
 //! # Features
 //!
@@ -128,14 +131,21 @@
 //! * `native-tls`: TLS through the platform library instead.
 //! * `blocking`: [`blocking::TrustCaptcha`].
 //! * `tracing`: a span per verification with its id, status and latency (never the key).
+//! * `axum`, `actix`: protect a route in one line (see the `axum` and `actix` modules).
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+pub mod actix;
 mod api;
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod errors;
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub mod guard;
 pub mod model;
 pub mod policy;
 mod telemetry;

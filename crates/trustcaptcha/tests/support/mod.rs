@@ -2,6 +2,8 @@
 //! records what it received, a forward proxy, and listeners that misbehave at the TCP level.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod server;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
