@@ -74,9 +74,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             args.widget_script.display()
         )
     })?;
+    // Held for as long as the demo runs: dropping it stops the embedded server.
+    let mut _embedded = None;
     let (api_url, api_key, site_key) = match (args.api_url, args.api_key, args.site_key) {
         (Some(url), Some(key), Some(site)) => (url, key, site),
-        _ => embedded_server().await?,
+        _ => {
+            let (server, api_key, site_key) = embedded_server().await?;
+            let url = server.url.clone();
+            _embedded = Some(server);
+            (url, api_key, site_key)
+        }
     };
     let demo = Arc::new(Demo {
         trust_captcha: TrustCaptcha::builder(api_key).api_host(&api_url).build()?,
@@ -98,9 +105,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Ok(())
 }
 
-/// Starts a trustcaptcha-server with one demo site on a free loopback port.
+/// Starts a trustcaptcha-server with one demo site on a free loopback port; returns it with
+/// the site's API key and site key.
 async fn embedded_server()
--> Result<(String, String, String), Box<dyn std::error::Error + Send + Sync>> {
+-> Result<(trustcaptcha_server::Spawned, String, String), Box<dyn std::error::Error + Send + Sync>>
+{
     let api_key = format!("ak_demo_{}", uuid::Uuid::new_v4().simple());
     let site = Site {
         api_keys: vec![KeyHash::of(&api_key)],
@@ -113,15 +122,12 @@ async fn embedded_server()
         sites: vec![site],
     };
     let state = trustcaptcha_server::AppState::builder(config).build()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(trustcaptcha_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    println!("trustcaptcha-server listening on {api_url} (site key {site_key})");
-    Ok((api_url, api_key, site_key))
+    let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into()).await?;
+    println!(
+        "trustcaptcha-server listening on {} (site key {site_key})",
+        server.url
+    );
+    Ok((server, api_key, site_key))
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use trustcaptcha_server::config::{
     Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, ServerSettings, Site,
 };
 
-async fn sandbox() -> String {
+async fn sandbox() -> trustcaptcha_server::Spawned {
     let config = Config {
         server: ServerSettings {
             outage_before_start: false,
@@ -23,16 +23,9 @@ async fn sandbox() -> String {
     let state = trustcaptcha_server::AppState::builder(config)
         .build()
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into())
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(trustcaptcha_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    url
+        .expect("spawn")
 }
 
 fn fixture(n: u8) -> String {
@@ -44,7 +37,8 @@ fn fixture(n: u8) -> String {
 // The official client's futures are not `Send`: everything runs on one thread.
 #[tokio::test]
 async fn the_official_clients_fixtures_pass() {
-    let url = sandbox().await;
+    let server = sandbox().await;
+    let url = server.url.clone();
     let client = TrustCaptcha::builder(SANDBOX_API_KEY)
         .api_host(&url)
         .build()
@@ -97,14 +91,12 @@ async fn the_official_clients_fixtures_pass() {
 
 #[tokio::test]
 async fn the_official_client_reads_a_real_result() {
-    let url = sandbox().await;
-    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions {
-        api_url: url.clone(),
-        site_key: SANDBOX_SITE_KEY.to_string(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    })
+    let server = sandbox().await;
+    let url = server.url.clone();
+    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions::new(
+        url.clone(),
+        SANDBOX_SITE_KEY.to_string(),
+    ))
     .await
     .expect("solve");
     let client = TrustCaptcha::builder(SANDBOX_API_KEY)

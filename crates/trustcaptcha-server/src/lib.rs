@@ -84,6 +84,47 @@ async fn sweep(state: AppState) {
     }
 }
 
+/// A server started by [`spawn`]; dropping it shuts the server down gracefully.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The base URL, e.g. `http://127.0.0.1:41234`, to give the widget and the client.
+    pub url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            // The server may already have stopped; then there is nothing to tell.
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Binds `address` (e.g. `127.0.0.1:0`) and serves `state` on the current runtime: the embedded
+/// server of tests, examples and demos.
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spawned> {
+    let listener = TcpListener::bind(address).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = serve(listener, state, stopped).await {
+            tracing::error!(%error, "embedded server failed");
+        }
+    });
+    Ok(Spawned {
+        url,
+        shutdown: Some(shutdown),
+    })
+}
+
 /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = async {

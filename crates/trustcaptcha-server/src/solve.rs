@@ -32,6 +32,20 @@ pub struct SolveOptions {
     pub minimal_data_mode: bool,
 }
 
+impl SolveOptions {
+    /// Solves for `site_key` at `api_url`, without origin or bypass key, in standard mode.
+    #[must_use]
+    pub fn new(api_url: impl Into<String>, site_key: impl Into<String>) -> Self {
+        SolveOptions {
+            api_url: api_url.into(),
+            site_key: site_key.into(),
+            origin: None,
+            bypass_token: None,
+            minimal_data_mode: false,
+        }
+    }
+}
+
 /// Why solving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SolveError {

@@ -105,13 +105,10 @@ async fn sandbox_answers_the_official_fixtures() {
     );
 
     // The sandbox site also runs real verifications.
-    let token = solve(&SolveOptions {
-        api_url: server.url.clone(),
-        site_key: SANDBOX_SITE_KEY.to_string(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    })
+    let token = solve(&SolveOptions::new(
+        server.url.clone(),
+        SANDBOX_SITE_KEY.to_string(),
+    ))
     .await
     .expect("solve");
     assert!(
@@ -126,13 +123,7 @@ async fn sandbox_answers_the_official_fixtures() {
 #[tokio::test]
 async fn solve_reports_server_rejections() {
     let server = TestServer::default().await;
-    let options = SolveOptions {
-        api_url: server.url.clone(),
-        site_key: SITE_A.to_owned(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    };
+    let options = SolveOptions::new(server.url.clone(), SITE_A.to_owned());
     let error = solve(&options)
         .await
         .expect_err("origin required")

@@ -301,17 +301,8 @@ async fn a_blocked_client_behind_a_trusted_proxy_fails_with_score_one() {
         .expect("create");
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
-    let challenge = &body["challenge"];
-    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
-    assert_eq!(status, 201);
-    let token = finished["finished"]["verificationToken"]
-        .as_str()
-        .expect("token");
-    let result = server
-        .client(KEY_B)
-        .get_verification_result(token)
-        .await
-        .expect("result");
+    let token = server.finish(&body["challenge"]).await;
+    let result = server.fetch(KEY_B, &token).await;
     assert_eq!(result.ip_address, "127.0.0.9");
     assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
     assert_eq!(result.decision_action, DecisionAction::Block);
@@ -322,19 +313,8 @@ async fn a_blocked_client_behind_a_trusted_proxy_fails_with_score_one() {
 #[tokio::test]
 async fn minimal_data_mode_scores_zero() {
     let server = TestServer::default().await;
-    let (status, body) = server.create(&create_body(SITE_MINIMAL, true)).await;
-    assert_eq!(status, 200);
-    let challenge = &body["challenge"];
-    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
-    assert_eq!(status, 201);
-    let token = finished["finished"]["verificationToken"]
-        .as_str()
-        .expect("token");
-    let result = server
-        .client(KEY_B)
-        .get_verification_result(token)
-        .await
-        .expect("result");
+    let token = server.solve_body(&create_body(SITE_MINIMAL, true)).await;
+    let result = server.fetch(KEY_B, &token).await;
     assert!(result.minimal_data_mode_enabled);
     assert_eq!(result.score, 0.0);
 }
@@ -346,19 +326,8 @@ async fn bot_signals_raise_the_score_and_block() {
     body["honeypotFields"][1]["value"] = "bot@example.com".into();
     body["browserInformation"]["dom-automationNote"] = true.into();
     body["userEvents"] = Value::Array(vec![]);
-    let (status, created) = server.create(&body).await;
-    assert_eq!(status, 200);
-    let challenge = &created["challenge"];
-    let (status, finished) = server.submit(challenge, &answers(challenge)).await;
-    assert_eq!(status, 201);
-    let token = finished["finished"]["verificationToken"]
-        .as_str()
-        .expect("token");
-    let result = server
-        .client(KEY_A)
-        .get_verification_result(token)
-        .await
-        .expect("result");
+    let token = server.solve_body(&body).await;
+    let result = server.fetch(KEY_A, &token).await;
     // honeypot 0.6 + integrity (the map changed after hashing) 0.4 + automation 0.3 + no events 0.3
     assert_eq!(result.score, 1.0);
     assert_eq!(result.decision_action, DecisionAction::Block);

@@ -26,7 +26,8 @@ fn guard(api_url: &str) -> Guard {
 
 #[actix_web::test]
 async fn the_middleware_passes_verified_requests_with_the_body_intact_and_blocks_the_rest() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let app = test::init_service(
@@ -84,7 +85,8 @@ async fn the_middleware_passes_verified_requests_with_the_body_intact_and_blocks
 
 #[actix_web::test]
 async fn the_form_field_is_read_and_policies_apply() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let strict = Policy::new(DecisionPolicy::new(0.1), FailoverPolicy::default());
     let app = test::init_service(
         App::new()
@@ -115,7 +117,8 @@ async fn the_form_field_is_read_and_policies_apply() {
 
 #[actix_web::test]
 async fn the_extractor_alone_reads_the_header_and_failover_is_judged() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()

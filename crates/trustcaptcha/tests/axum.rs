@@ -83,7 +83,8 @@ async fn post_json(url: &str, body: &Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_layer_passes_verified_requests_with_the_body_intact_and_blocks_the_rest() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let (app, runs) = serve_guarded(TrustCaptchaLayer::new(guard(&api))).await;
     let signup = format!("{app}/signup");
 
@@ -130,7 +131,8 @@ async fn the_layer_passes_verified_requests_with_the_body_intact_and_blocks_the_
 
 #[tokio::test]
 async fn the_widgets_form_field_is_read_and_the_form_still_parses() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let (app, _) = serve_guarded(TrustCaptchaLayer::new(guard(&api))).await;
     let token = token(&api).await;
     let response = reqwest::Client::new()
@@ -149,7 +151,8 @@ async fn the_widgets_form_field_is_read_and_the_form_still_parses() {
 
 #[tokio::test]
 async fn thresholds_decide_between_allow_challenge_and_reject() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     // The scripted solver scores 0.5.
     let challenge = Policy::new(
         DecisionPolicy::new(0.8).challenge_above(0.4),
@@ -182,7 +185,8 @@ async fn thresholds_decide_between_allow_challenge_and_reject() {
 
 #[tokio::test]
 async fn failover_policy_allows_or_denies_when_the_server_is_unreachable() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let token = token(&api).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -216,7 +220,8 @@ async fn failover_policy_allows_or_denies_when_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn rejections_can_be_customised_and_large_bodies_are_refused() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let layer =
         TrustCaptchaLayer::new(guard(&api).max_body(1024)).on_rejection(|rejection: Rejection| {
             Redirect::to(&format!("/?captcha={}", rejection.code())).into_response()
@@ -258,7 +263,8 @@ impl FromRef<AppState> for Guard {
 
 #[tokio::test]
 async fn the_extractor_works_without_the_layer_from_a_header() {
-    let api = start().await;
+    let server = start().await;
+    let api = server.url.clone();
     let state = AppState {
         guard: guard(&api).token_sources([TokenSource::Header("X-Captcha".into())]),
     };

@@ -30,13 +30,10 @@ fn main() {
 }
 
 async fn run(url: &str) {
-    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions {
-        api_url: url.to_owned(),
-        site_key: SITE_KEY.to_owned(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    })
+    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions::new(
+        url.to_owned(),
+        SITE_KEY.to_owned(),
+    ))
     .await
     .expect("a token");
 

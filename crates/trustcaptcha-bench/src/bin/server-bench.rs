@@ -33,13 +33,10 @@ async fn run(server: &trustcaptcha_bench::ServerProcess) {
         .no_proxy()
         .build()
         .expect("client");
-    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions {
-        api_url: url.clone(),
-        site_key: SITE_KEY.to_owned(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    })
+    let token = trustcaptcha_server::solve::solve(&trustcaptcha_server::solve::SolveOptions::new(
+        url.clone(),
+        SITE_KEY.to_owned(),
+    ))
     .await
     .expect("token");
     let id = trustcaptcha::VerificationToken::decode(&token)

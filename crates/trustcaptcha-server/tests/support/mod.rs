@@ -7,13 +7,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
 use trustcaptcha::TrustCaptcha;
 use trustcaptcha_server::clock::ManualClock;
 use trustcaptcha_server::config::{self, Config};
 use trustcaptcha_server::integrity::{BrowserInformation, integrity_hash};
 use trustcaptcha_server::pow;
-use trustcaptcha_server::{AppState, serve};
+use trustcaptcha_server::{AppState, Spawned, spawn};
 
 pub const SITE_A: &str = "0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b";
 pub const SITE_B: &str = "1c7d7c9f-3a6b-4d2f-8b4e-6a8f9e0d1b2c";
@@ -86,7 +85,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
+    _server: Spawned,
 }
 
 impl TestServer {
@@ -96,27 +95,18 @@ impl TestServer {
             .clock(clock.clone())
             .build()
             .expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let server = spawn(state.clone(), ([127, 0, 0, 1], 0).into())
             .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let served = state.clone();
-        tokio::spawn(async move {
-            serve(listener, served, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
+            .expect("spawn");
         TestServer {
-            url,
+            url: server.url.clone(),
             clock,
             state,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .build()
                 .expect("http client"),
-            shutdown: Some(tx),
+            _server: server,
         }
     }
 
@@ -173,13 +163,32 @@ impl TestServer {
 
     /// Creates, solves and submits; returns the verification token.
     pub async fn solve(&self, site_key: &str) -> String {
-        let challenge = self.challenge(site_key).await;
-        let (status, body) = self.submit(&challenge, &answers(&challenge)).await;
+        self.solve_body(&create_body(site_key, false)).await
+    }
+
+    /// Creates with `body` (from the test origin), solves and submits.
+    pub async fn solve_body(&self, body: &Value) -> String {
+        let (status, created) = self.create(body).await;
+        assert_eq!(status, 200, "{created}");
+        self.finish(&created["challenge"]).await
+    }
+
+    /// Solves and submits `challenge`; returns the verification token.
+    pub async fn finish(&self, challenge: &Value) -> String {
+        let (status, body) = self.submit(challenge, &answers(challenge)).await;
         assert_eq!(status, 201, "{body}");
         body["finished"]["verificationToken"]
             .as_str()
             .expect("token")
             .to_owned()
+    }
+
+    /// Fetches the result of `token` with `api_key`; it must succeed.
+    pub async fn fetch(&self, api_key: &str, token: &str) -> trustcaptcha::VerificationResult {
+        self.client(api_key)
+            .get_verification_result(token)
+            .await
+            .expect("result")
     }
 
     pub async fn submit(&self, challenge: &Value, tasks: &Value) -> (u16, Value) {
@@ -190,14 +199,6 @@ impl TestServer {
             Some(ORIGIN),
         )
         .await
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

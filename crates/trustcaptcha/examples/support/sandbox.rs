@@ -16,7 +16,8 @@ pub struct Sandbox {
     pub api_host: String,
     /// The API key to configure.
     pub api_key: String,
-    embedded: bool,
+    /// The embedded server, if one was started; it stops when this is dropped.
+    embedded: Option<trustcaptcha_server::Spawned>,
 }
 
 impl Sandbox {
@@ -28,7 +29,7 @@ impl Sandbox {
             return Ok(Sandbox {
                 api_host,
                 api_key,
-                embedded: false,
+                embedded: None,
             });
         }
         let config = Config {
@@ -36,34 +37,28 @@ impl Sandbox {
             sites: vec![Site::sandbox()],
         };
         let state = trustcaptcha_server::AppState::builder(config).build()?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let api_host = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(trustcaptcha_server::serve(
-            listener,
-            state,
-            std::future::pending(),
-        ));
-        println!("started an embedded trustcaptcha-server sandbox at {api_host}");
+        let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into()).await?;
+        println!(
+            "started an embedded trustcaptcha-server sandbox at {}",
+            server.url
+        );
         Ok(Sandbox {
-            api_host,
+            api_host: server.url.clone(),
             api_key: SANDBOX_API_KEY.to_owned(),
-            embedded: true,
+            embedded: Some(server),
         })
     }
 
     /// A fresh verification token: solved against the sandbox, or `TRUSTCAPTCHA_TOKEN`.
     pub async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        if !self.embedded {
+        if self.embedded.is_none() {
             return Ok(std::env::var("TRUSTCAPTCHA_TOKEN")
                 .map_err(|_| "set TRUSTCAPTCHA_TOKEN to a token from your widget")?);
         }
-        Ok(solve(&SolveOptions {
-            api_url: self.api_host.clone(),
-            site_key: SANDBOX_SITE_KEY.to_string(),
-            origin: None,
-            bypass_token: None,
-            minimal_data_mode: false,
-        })
+        Ok(solve(&SolveOptions::new(
+            self.api_host.clone(),
+            SANDBOX_SITE_KEY.to_string(),
+        ))
         .await?)
     }
 }

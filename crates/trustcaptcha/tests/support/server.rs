@@ -1,5 +1,6 @@
 //! A real `trustcaptcha-server` on 127.0.0.1:0, and tokens solved against it.
 
+use trustcaptcha_server::Spawned;
 use trustcaptcha_server::config::{Config, ServerSettings, Site};
 use trustcaptcha_server::secret::KeyHash;
 use trustcaptcha_server::solve::{SolveOptions, solve};
@@ -7,8 +8,9 @@ use trustcaptcha_server::solve::{SolveOptions, solve};
 pub const SITE_KEY: &str = "4c0a2b1d-8e3f-4a5b-9c6d-7e8f9a0b1c2d";
 pub const SERVER_API_KEY: &str = "ak_integration_tests_0123456789";
 
-/// Starts a server with one site (low difficulty, one retrieval per result); returns its URL.
-pub async fn start() -> String {
+/// Starts a server with one site (low difficulty, one retrieval per result). It runs until
+/// the returned handle is dropped.
+pub async fn start() -> Spawned {
     let site = Site {
         api_keys: vec![KeyHash::of(SERVER_API_KEY)],
         difficulty: 2,
@@ -25,28 +27,15 @@ pub async fn start() -> String {
     let state = trustcaptcha_server::AppState::builder(config)
         .build()
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into())
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(trustcaptcha_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    url
+        .expect("spawn")
 }
 
 /// A fresh token, solved as a (scripted) widget would. Its score is 0.5: no user events and
 /// instant timing, as an automated solver honestly reports.
 pub async fn token(url: &str) -> String {
-    solve(&SolveOptions {
-        api_url: url.to_owned(),
-        site_key: SITE_KEY.to_owned(),
-        origin: None,
-        bypass_token: None,
-        minimal_data_mode: false,
-    })
-    .await
-    .expect("solve")
+    solve(&SolveOptions::new(url.to_owned(), SITE_KEY.to_owned()))
+        .await
+        .expect("solve")
 }
