@@ -34,3 +34,9 @@ step "browser tests (official widget in headless Debian Chromium)"
 ./scripts/install-browser-deps.sh
 cargo build --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e
+
+step "the official Python client (PyPI trustcaptcha 3.0.0) against trustcaptcha-server"
+python3 -m venv target/python-compat
+target/python-compat/bin/pip install --quiet --disable-pip-version-check -r compat/python/requirements.txt
+TRUSTCAPTCHA_SERVER_BIN=target/debug/trustcaptcha-server \
+    target/python-compat/bin/python compat/python/test_official_python_client.py
