@@ -1,6 +1,6 @@
 // The whole system as a user sees it: the official widget in headless Chromium, talking to
 // trustcaptcha-server, and the demo backend verifying tokens with the trustcaptcha crate.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +24,21 @@ before(async () => {
   browser = await launchBrowser();
 });
 
+// Every page of every scenario may have contacted loopback only.
+afterEach(() => {
+  for (const page of openedPages.splice(0)) {
+    assert.ok(onlyLoopback(page), `left loopback: ${JSON.stringify(page.requests)}`);
+  }
+});
+
+const openedPages = [];
+async function open(url) {
+  const page = await newPage(browser);
+  openedPages.push(page);
+  await page.goto(url);
+  return page;
+}
+
 after(async () => {
   await browser?.close();
   await demo?.stop();
@@ -31,8 +46,7 @@ after(async () => {
 });
 
 test('happy path: click, solve, submit, verified result; the same token is refused the second time', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${demoOrigin}/`);
+  const page = await open(`${demoOrigin}/`);
   await clickWidget(page);
   const token = await widgetOutcome(page);
   // Typing first would have started the widget by itself (autostart on focus).
@@ -58,7 +72,6 @@ test('happy path: click, solve, submit, verified result; the same token is refus
   assert.equal(again.decision, 'Reject');
   assert.match(again.error, /retrieved as often as allowed/);
   await screenshot(page, '02-replayed');
-  assert.ok(onlyLoopback(page), JSON.stringify(page.requests));
 });
 
 for (const [name, path, code, message] of [
@@ -67,22 +80,18 @@ for (const [name, path, code, message] of [
   ['minimal-data mode mismatch', '/?minimal=1', 'MINIMAL_DATA_MODE_MISMATCH', /minimal-data mode setting/],
 ]) {
   test(`configuration errors are shown by the widget: ${name}`, async () => {
-    const page = await newPage(browser);
     // The same demo served as http://localhost is a different origin from the allowed one.
-    const url = path ?? `${demoOrigin.replace('127.0.0.1', 'localhost')}/`;
-    await page.goto(path ? `${demoOrigin}${path}` : url);
+    const page = await open(path ? `${demoOrigin}${path}` : `${demoOrigin.replace('127.0.0.1', 'localhost')}/`);
     await clickWidget(page);
     await assert.rejects(widgetOutcome(page), (error) => error.detail?.errorCode === code);
     await page.locator('span', { hasText: message }).first().waitFor();
     assert.equal(await page.locator('input[name="tc-verification-token"]').count(), 0);
     await screenshot(page, `03-${code.toLowerCase()}`);
-    assert.ok(onlyLoopback(page));
   });
 }
 
 test('minimal-data mode on both sides passes with score 0', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${demoOrigin}/?minimal=1&sitekey=${MINIMAL_SITE_KEY}`);
+  const page = await open(`${demoOrigin}/?minimal=1&sitekey=${MINIMAL_SITE_KEY}`);
   await clickWidget(page);
   await widgetOutcome(page);
   const shown = await submitAndRead(page);
@@ -95,8 +104,7 @@ test('minimal-data mode on both sides passes with score 0', async () => {
 });
 
 test('a bypass key finishes without proof-of-work', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${demoOrigin}/?bypass=${BYPASS_KEY}`);
+  const page = await open(`${demoOrigin}/?bypass=${BYPASS_KEY}`);
   await clickWidget(page);
   await widgetOutcome(page);
   const api = page.requests.filter(({ url }) => url.startsWith(server.url) && !url.endsWith('OPTIONS'));
@@ -110,8 +118,7 @@ test('a bypass key finishes without proof-of-work', async () => {
 
 test('failover: a widget that cannot reach the server, then a server that restarted', async () => {
   // The widget's server is down: with failover-enabled it makes up a token.
-  const page = await newPage(browser);
-  await page.goto(`${demoOrigin}/?failover=1`);
+  const page = await open(`${demoOrigin}/?failover=1`);
   await server.stop();
   await clickWidget(page);
   const token = await widgetOutcome(page);
@@ -128,8 +135,7 @@ test('failover: a widget that cannot reach the server, then a server that restar
 
   // The server was down and restarted: within the grace window the claim gets a FAILOVER result.
   await server.stop();
-  const second = await newPage(browser);
-  await second.goto(`${demoOrigin}/?failover=1`);
+  const second = await open(`${demoOrigin}/?failover=1`);
   await clickWidget(second);
   await widgetOutcome(second);
   server = await startServer({ port: serverPort, demoOrigin, outageBeforeStart: true });

@@ -308,3 +308,26 @@ async fn the_extractor_works_without_the_layer_from_a_header() {
     assert_eq!(response.status(), 418);
     assert_eq!(response.text().await.expect("text"), "captcha_missing");
 }
+
+#[tokio::test]
+async fn a_misconfigured_api_key_is_a_server_error_without_details() {
+    let server = start().await;
+    let wrong_key = Guard::new(
+        TrustCaptcha::builder("ak_not_configured_anywhere")
+            .api_host(&server.url)
+            .build()
+            .expect("client"),
+    );
+    let (app, runs) = serve_guarded(TrustCaptchaLayer::new(wrong_key)).await;
+    let (status, body) = post_json(
+        &format!("{app}/signup"),
+        &json!({"verificationToken": token(&server.url).await}),
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        json!({"error": "captcha_error", "message": "the captcha could not be checked"})
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
