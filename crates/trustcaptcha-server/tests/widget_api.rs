@@ -307,3 +307,25 @@ async fn difficulty_rises_for_a_client_that_solves_often() {
         "window passed"
     );
 }
+
+#[tokio::test]
+async fn an_api_url_with_a_trailing_slash_still_works() {
+    let server = TestServer::default().await;
+    let (status, body) = server
+        .post(
+            "//v2/verifications",
+            &create_body(SITE_A, false),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["challenge"]["verificationId"].as_str().expect("id");
+    let (status, _) = server
+        .post(
+            &format!("//v2/verifications/{id}/challenges"),
+            &submit_body(&answers(&body["challenge"])),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
