@@ -22,7 +22,10 @@ use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
 
+use time::OffsetDateTime;
+
 use crate::state::AppState;
+use crate::store::StoreError;
 use error::ApiError;
 
 /// Builds the router over `state`.
@@ -76,4 +79,31 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response.into_response()
+}
+
+/// Maps store failures to 503 and keeps the outage record in step with the store's health.
+pub(crate) fn store_result<T>(
+    state: &AppState,
+    now: OffsetDateTime,
+    result: Result<T, StoreError>,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(value) => {
+            state.outages.store_recovered(now);
+            Ok(value)
+        }
+        Err(StoreError::Full) => Err(ApiError::unavailable(
+            "too many open verifications; try again shortly",
+        )),
+        Err(StoreError::Duplicate) => Err(ApiError::unavailable(
+            "could not allocate a verification id",
+        )),
+        Err(StoreError::Unavailable(reason)) => {
+            tracing::error!(%reason, "store unavailable");
+            state.outages.store_failed(now);
+            Err(ApiError::unavailable(
+                "the verification store is unavailable",
+            ))
+        }
+    }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::BearerKey;
-use super::widget::store_result;
+use super::store_result;
 use crate::config::Site;
 use crate::state::AppState;
 use crate::store::{Fetched, StoreError};

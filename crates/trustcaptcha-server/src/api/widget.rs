@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{ClientIp, JsonBody, VerificationId};
+use super::store_result;
 use crate::config::Site;
 use crate::integrity::BrowserInformation;
 use crate::pow::{self, Answer};
@@ -26,7 +27,7 @@ use crate::rules::{access_rule, origin_allowed};
 use crate::scoring::{self, HoneypotField, Signals, Verdict};
 use crate::secret::KeyHash;
 use crate::state::AppState;
-use crate::store::{ClientInfo, Finished, Pending, StoreError};
+use crate::store::{ClientInfo, Finished, Pending};
 
 /// The create request's body. Only what the server uses is read; everything is optional but
 /// the site key, so that future widget fields cannot break verification.
@@ -327,33 +328,6 @@ fn finish(
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Maps store failures to 503 and keeps the outage record in step with the store's health.
-pub(super) fn store_result<T>(
-    state: &AppState,
-    now: OffsetDateTime,
-    result: Result<T, StoreError>,
-) -> Result<T, ApiError> {
-    match result {
-        Ok(value) => {
-            state.outages.store_recovered(now);
-            Ok(value)
-        }
-        Err(StoreError::Full) => Err(ApiError::unavailable(
-            "too many open verifications; try again shortly",
-        )),
-        Err(StoreError::Duplicate) => Err(ApiError::unavailable(
-            "could not allocate a verification id",
-        )),
-        Err(StoreError::Unavailable(reason)) => {
-            tracing::error!(%reason, "store unavailable");
-            state.outages.store_failed(now);
-            Err(ApiError::unavailable(
-                "the verification store is unavailable",
-            ))
-        }
-    }
 }
 
 /// What the result will say about the client. The page is identified by its URL without query
