@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "dependencies outside cargo (Debian packages, npm)"
+./scripts/install-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -31,7 +34,6 @@ TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 cargo run --quiet --example axum --features axu
 echo "examples ok"
 
 step "browser tests (official widget in headless Debian Chromium)"
-./scripts/install-browser-deps.sh
 cargo build --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e
 

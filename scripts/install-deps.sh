@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain, on a fresh machine:
+# * OpenSSL headers: the official `trustcaptcha` 3.0.0 crate, built by the compatibility test
+#   and the benchmark, uses native TLS (our own crates use rustls and need none of this);
+# * Debian's Chromium for the browser tests (no browser downloads);
+# * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+pkg-config --exists openssl 2> /dev/null || missing+=(libssl-dev pkg-config)
+command -v chromium > /dev/null || missing+=(chromium fonts-dejavu-core)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+if [ ! -d e2e/node_modules/playwright-core ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
+    npm ci --prefix e2e --no-audit --no-fund
+fi
