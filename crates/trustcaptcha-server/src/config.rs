@@ -104,6 +104,8 @@ pub struct Site {
     pub adaptive: AdaptiveDifficulty,
     /// Whether the official client test fixtures are answered (the sandbox site).
     pub fixtures: bool,
+    /// Whether the site is locked: widgets get 423 and show "Captcha blocked".
+    pub locked: bool,
 }
 
 impl Site {
@@ -129,6 +131,7 @@ impl Site {
             block_ips: Vec::new(),
             adaptive: AdaptiveDifficulty::default(),
             fixtures: false,
+            locked: false,
         }
     }
 
@@ -253,6 +256,8 @@ struct RawSite {
     adaptive_difficulty: Option<RawAdaptive>,
     #[serde(default)]
     sandbox_fixtures: bool,
+    #[serde(default)]
+    locked: bool,
 }
 
 fn any_origin() -> Vec<String> {
@@ -481,6 +486,7 @@ fn validate_site(
         };
     }
     site.fixtures = raw.sandbox_fixtures;
+    site.locked = raw.locked;
     Some(site)
 }
 

@@ -329,3 +329,18 @@ async fn an_api_url_with_a_trailing_slash_still_works() {
         .await;
     assert_eq!(status, 201);
 }
+
+#[tokio::test]
+async fn a_locked_site_answers_423() {
+    let mut config = config("");
+    config.sites[0].locked = true;
+    let server = TestServer::start(config).await;
+    let (status, body) = server.create(&create_body(SITE_A, false)).await;
+    assert_eq!(status, 423);
+    assert_eq!(body["error"], "captcha_locked");
+    assert_eq!(
+        server.create(&create_body(SITE_B, false)).await.0,
+        200,
+        "other sites are not affected"
+    );
+}

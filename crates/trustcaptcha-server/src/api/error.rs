@@ -92,6 +92,15 @@ impl ApiError {
         )
     }
 
+    /// 423 on create: the site is locked.
+    pub fn site_locked() -> Self {
+        Self::new(
+            StatusCode::LOCKED,
+            "captcha_locked",
+            "this captcha is locked",
+        )
+    }
+
     /// 429: the result was fetched as often as allowed.
     pub fn too_many_retrievals() -> Self {
         Self::new(

@@ -1,6 +1,6 @@
 //! The widget's two endpoints (widget protocol §1.3–§1.5):
 //!
-//! * `POST /v2/verifications`: checks the site, origin and mode, then either finishes at once
+//! * `POST /v2/verifications`: checks the site, origin, mode and lock, then either finishes at once
 //!   (bypass key, 201) or hands out a proof-of-work challenge (200);
 //! * `POST /v2/verifications/{id}/challenges`: verifies the solution once (201 with the token,
 //!   409 when wrong, 404 when unknown, expired or already submitted).
@@ -151,6 +151,9 @@ pub async fn create(
     }
     if request.widget.minimal_data_mode != site.minimal_data_mode {
         return Err(ApiError::mode_mismatch());
+    }
+    if site.locked {
+        return Err(ApiError::site_locked());
     }
 
     let client = client_info(
