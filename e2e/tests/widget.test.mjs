@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BYPASS_KEY, MINIMAL_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
+  BYPASS_KEY, LOCKED_SITE_KEY, MINIMAL_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
   onlyLoopback, screenshot, startDemo, startServer, submitAndRead, widgetOutcome,
 } from './harness.mjs';
 
@@ -78,6 +78,7 @@ for (const [name, path, code, message] of [
   ['unknown site key', '/?sitekey=0f0f0f0f-0000-4000-8000-000000000000', 'CAPTCHA_NOT_FOUND', /No captcha found for site key/],
   ['origin not allowed', null, 'CAPTCHA_NOT_ACCESSIBLE', /not accessible from 'localhost'/],
   ['minimal-data mode mismatch', '/?minimal=1', 'MINIMAL_DATA_MODE_MISMATCH', /minimal-data mode setting/],
+  ['locked site', `/?sitekey=${LOCKED_SITE_KEY}`, 'LOCKED', /Captcha blocked/],
 ]) {
   test(`configuration errors are shown by the widget: ${name}`, async () => {
     // The same demo served as http://localhost is a different origin from the allowed one.
