@@ -55,6 +55,10 @@ pub struct ServerSettings {
     /// The most verifications (pending and finished) held at once; beyond it, creating one
     /// answers 503 until expired ones are evicted.
     pub max_verifications: usize,
+    /// The most client connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
@@ -164,6 +168,8 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 4 * 1024 * 1024,
             max_verifications: 100_000,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             geoip_database: None,
             failover_grace: Duration::from_secs(300),
@@ -207,6 +213,8 @@ struct RawServer {
     listen: String,
     body_limit_bytes: usize,
     max_verifications: usize,
+    max_connections: usize,
+    header_read_timeout_secs: u64,
     trusted_proxies: Vec<String>,
     geoip_database: Option<PathBuf>,
     failover_grace_secs: u64,
@@ -220,6 +228,8 @@ impl Default for RawServer {
             listen: d.listen.to_string(),
             body_limit_bytes: d.body_limit_bytes,
             max_verifications: d.max_verifications,
+            max_connections: d.max_connections,
+            header_read_timeout_secs: d.header_read_timeout.as_secs(),
             trusted_proxies: Vec::new(),
             geoip_database: None,
             failover_grace_secs: d.failover_grace.as_secs(),
@@ -358,6 +368,17 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
         ));
     }
     server.max_verifications = raw.max_verifications;
+    if raw.max_connections == 0 {
+        problems.push(("server.max_connections".into(), "must be at least 1".into()));
+    }
+    server.max_connections = raw.max_connections;
+    if raw.header_read_timeout_secs == 0 {
+        problems.push((
+            "server.header_read_timeout_secs".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    server.header_read_timeout = Duration::from_secs(raw.header_read_timeout_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
     server.geoip_database = raw.geoip_database;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);

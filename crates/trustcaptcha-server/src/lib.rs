@@ -36,6 +36,7 @@ pub mod state;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -52,32 +53,90 @@ pub fn app(state: AppState) -> Router {
     api::router(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// How long in-flight requests get to finish after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests [`SHUTDOWN_GRACE`] to finish.
+///
+/// Connections are bounded by `server.max_connections` (further clients wait in the listen
+/// backlog), and a client must send its headers within `server.header_read_timeout_secs`
+/// (against slow-loris clients).
 ///
 /// # Errors
 ///
-/// When accepting connections fails.
+/// Never for a single failed connection (it is logged and dropped); the listener itself
+/// failing is retried after a short pause, as `accept` errors are usually transient (EMFILE).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt as _;
+
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let limit = Arc::new(tokio::sync::Semaphore::new(state.settings.max_connections));
+    let header_read_timeout = state.settings.header_read_timeout;
     // Routing happens inside the router, so the path is normalised before it.
-    let service = tower::ServiceBuilder::new()
-        .map_request(collapse_slashes)
-        .service(app(state));
-    let result =
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(service),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = app(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service =
+            app.clone()
+                .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    collapse_slashes(request)
+                });
+        let connection = builder
+            .serve_connection(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+    }
     sweeper.abort();
-    result
+    Ok(())
 }
 
 /// Collapses repeated slashes in the path: the widget concatenates `api-url` and

@@ -162,3 +162,27 @@ async fn solve_reports_server_rejections() {
         trustcaptcha::DecisionType::BypassKey
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = TestServer::start(config("header_read_timeout_secs = 1")).await;
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial headers");
+    let mut buffer = Vec::new();
+    // The server closes the connection (with or without a 408; a reset also ends the read)
+    // instead of waiting forever; the 30 s bound only keeps a broken server from hanging CI.
+    let _closed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut buffer),
+    )
+    .await
+    .expect("the server must not keep a slow client forever");
+    assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"));
+}
