@@ -1,0 +1,54 @@
+//! `countryCode` from a MaxMind-format database, written for the test with `mmdb-writer` and
+//! read by the server through `maxminddb`, as a GeoLite2-Country file would be.
+
+mod support;
+
+use serde::Serialize;
+use support::*;
+
+#[derive(Serialize)]
+struct Country {
+    iso_code: &'static str,
+}
+
+#[derive(Serialize)]
+struct Record {
+    country: Country,
+}
+
+#[tokio::test]
+async fn the_country_comes_from_the_configured_database() {
+    let mut writer = mmdb_writer::Writer::new("GeoLite2-Country");
+    writer
+        .insert(
+            "127.0.0.0/24".parse::<ipnet::IpNet>().expect("net"),
+            &Record {
+                country: Country { iso_code: "DE" },
+            },
+        )
+        .expect("insert");
+    let path = std::env::temp_dir().join(format!("trustcaptcha-geoip-{}.mmdb", std::process::id()));
+    std::fs::write(&path, writer.to_bytes().expect("mmdb")).expect("write");
+
+    let server = TestServer::start(config(&format!(
+        "geoip_database = {:?}",
+        path.display().to_string()
+    )))
+    .await;
+    let token = server.solve(SITE_A).await;
+    let result = server.fetch(KEY_A, &token).await;
+    assert_eq!(result.ip_address, "127.0.0.1");
+    assert_eq!(result.country_code, "DE");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_missing_database_is_a_start_up_error() {
+    let mut config = config("");
+    config.server.geoip_database = Some("/nonexistent/GeoLite2-Country.mmdb".into());
+    assert!(
+        trustcaptcha_server::AppState::builder(config)
+            .build()
+            .is_err()
+    );
+}
