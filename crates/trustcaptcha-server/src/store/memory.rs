@@ -105,12 +105,17 @@ impl Store for MemoryStore {
         let Some(record) = shard.get_mut(&id) else {
             return Ok(None);
         };
-        if record.expires_at <= now || !matches!(record.state, State::Pending(_)) {
+        if record.expires_at <= now {
             return Ok(None);
         }
+        // Taking the state out leaves `Submitting` behind: concurrent submissions find no
+        // pending challenge, so exactly one of them can finish it.
         match std::mem::replace(&mut record.state, State::Submitting) {
             State::Pending(pending) => Ok(Some(*pending)),
-            _ => unreachable!("checked to be pending above"),
+            other => {
+                record.state = other;
+                Ok(None)
+            }
         }
     }
 
