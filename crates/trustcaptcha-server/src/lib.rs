@@ -57,7 +57,7 @@ pub fn app(state: AppState) -> Router {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops accepting and gives
-/// in-flight requests [`SHUTDOWN_GRACE`] to finish.
+/// in-flight requests ten seconds to finish.
 ///
 /// Connections are bounded by `server.max_connections` (further clients wait in the listen
 /// backlog), and a client must send its headers within `server.header_read_timeout_secs`
