@@ -20,6 +20,7 @@ mkdirSync(SCREENSHOTS, { recursive: true });
 export const SITE_KEY = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
 export const MINIMAL_SITE_KEY = 'b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e';
 export const LOCKED_SITE_KEY = 'c3d4e5f6-a7b8-4c9d-8e1f-2a3b4c5d6e7f';
+export const QUOTA_SITE_KEY = 'd4e5f6a7-b8c9-4d0e-9f1a-3b4c5d6e7f80';
 export const API_KEY = 'ak_e2e_browser_tests_0123456789';
 export const BYPASS_KEY = 'e2e-bypass-key-42';
 
@@ -65,6 +66,15 @@ site_key = "${LOCKED_SITE_KEY}"
 api_keys = ["${API_KEY}"]
 allowed_origins = ["${demoOrigin}"]
 locked = true
+
+[[sites]]
+name = "e2e-quota"
+site_key = "${QUOTA_SITE_KEY}"
+api_keys = ["${API_KEY}"]
+allowed_origins = ["${demoOrigin}"]
+difficulty = 8
+tasks = 2
+hourly_quota = 1
 `;
 }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BYPASS_KEY, LOCKED_SITE_KEY, MINIMAL_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
+  BYPASS_KEY, LOCKED_SITE_KEY, MINIMAL_SITE_KEY, QUOTA_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
   onlyLoopback, screenshot, startDemo, startServer, submitAndRead, widgetOutcome,
 } from './harness.mjs';
 
@@ -90,6 +90,17 @@ for (const [name, path, code, message] of [
     await screenshot(page, `03-${code.toLowerCase()}`);
   });
 }
+
+test('a used-up hourly quota is shown by the widget', async () => {
+  const first = await open(`${demoOrigin}/?sitekey=${QUOTA_SITE_KEY}`);
+  await clickWidget(first);
+  await widgetOutcome(first);
+  const second = await open(`${demoOrigin}/?sitekey=${QUOTA_SITE_KEY}`);
+  await clickWidget(second);
+  await assert.rejects(widgetOutcome(second), (error) => error.detail?.errorCode === 'PAYMENT_REQUIRED');
+  await second.locator('span', { hasText: /Limit of verifications has been reached/ }).first().waitFor();
+  await screenshot(second, '03-payment_required');
+});
 
 test('minimal-data mode on both sides passes with score 0', async () => {
   const page = await open(`${demoOrigin}/?minimal=1&sitekey=${MINIMAL_SITE_KEY}`);

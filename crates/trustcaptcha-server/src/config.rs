@@ -110,6 +110,8 @@ pub struct Site {
     pub fixtures: bool,
     /// Whether the site is locked: widgets get 423 and show "Captcha blocked".
     pub locked: bool,
+    /// Verifications that may be started per clock hour; beyond it widgets get 402.
+    pub hourly_quota: Option<u32>,
 }
 
 impl Site {
@@ -136,6 +138,7 @@ impl Site {
             adaptive: AdaptiveDifficulty::default(),
             fixtures: false,
             locked: false,
+            hourly_quota: None,
         }
     }
 
@@ -268,6 +271,7 @@ struct RawSite {
     sandbox_fixtures: bool,
     #[serde(default)]
     locked: bool,
+    hourly_quota: Option<u32>,
 }
 
 fn any_origin() -> Vec<String> {
@@ -508,6 +512,13 @@ fn validate_site(
     }
     site.fixtures = raw.sandbox_fixtures;
     site.locked = raw.locked;
+    if raw.hourly_quota == Some(0) {
+        problems.push((
+            format!("{at}.hourly_quota"),
+            "must be at least 1 (or left out)".into(),
+        ));
+    }
+    site.hourly_quota = raw.hourly_quota;
     Some(site)
 }
 

@@ -214,6 +214,32 @@ impl SolveTracker {
     }
 }
 
+/// Counts verifications started per site in the current clock hour, for sites with an hourly
+/// quota (beyond it the widget gets 402 and shows "Limit of verifications has been reached").
+#[derive(Debug, Default)]
+pub struct HourlyQuota {
+    used: Mutex<HashMap<uuid::Uuid, (i64, u32)>>,
+}
+
+impl HourlyQuota {
+    /// Takes one verification from `site_key`'s quota of `limit` for the hour of `now`;
+    /// `false` when the hour's quota is used up.
+    pub fn take(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
+        let hour = now.unix_timestamp().div_euclid(3600);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let (counted_hour, count) = used.entry(site_key).or_insert((hour, 0));
+        if *counted_hour != hour {
+            *counted_hour = hour;
+            *count = 0;
+        }
+        if *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
+
 fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime, window: Duration) {
     while times.front().is_some_and(|t| *t + window <= now) {
         times.pop_front();
@@ -306,6 +332,21 @@ mod tests {
         assert_eq!(
             client_ip(ip("127.0.0.1"), &headers, &trusted),
             ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn hourly_quota_resets_with_the_hour() {
+        let quota = HourlyQuota::default();
+        let site = uuid::Uuid::from_u128(1);
+        let t0 = time::macros::datetime!(2026-01-01 10:59 UTC);
+        assert!(quota.take(site, t0, 2));
+        assert!(quota.take(site, t0, 2));
+        assert!(!quota.take(site, t0, 2));
+        assert!(quota.take(uuid::Uuid::from_u128(2), t0, 2), "per site");
+        assert!(
+            quota.take(site, t0 + Duration::from_secs(60), 2),
+            "a new hour"
         );
     }
 

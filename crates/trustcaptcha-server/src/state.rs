@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::metrics::Metrics;
-use crate::rules::SolveTracker;
+use crate::rules::{HourlyQuota, SolveTracker};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 
@@ -32,6 +32,8 @@ pub struct Shared {
     pub outages: Outages,
     /// Recent solves per client network, for adaptive difficulty.
     pub solves: SolveTracker,
+    /// Verifications started per site this hour, for hourly quotas.
+    pub quota: HourlyQuota,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// User-Agent and GeoIP lookups.
@@ -131,6 +133,7 @@ impl AppStateBuilder {
             clock: self.clock,
             outages,
             solves: SolveTracker::default(),
+            quota: HourlyQuota::default(),
             metrics: Metrics::default(),
             inspector,
             settings: server,

@@ -344,3 +344,19 @@ async fn a_locked_site_answers_423() {
         "other sites are not affected"
     );
 }
+
+#[tokio::test]
+async fn an_hourly_quota_answers_402_until_the_next_hour() {
+    let mut config = config("");
+    config.sites[0].hourly_quota = Some(2);
+    let server = TestServer::start(config).await;
+    assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
+    assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
+    let (status, body) = server.create(&create_body(SITE_A, false)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (402, Some("quota_exhausted"))
+    );
+    server.clock.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
+}

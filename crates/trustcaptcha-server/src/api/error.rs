@@ -32,6 +32,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 402: the site's verification quota is used up.
+    pub fn quota_exhausted() -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "quota_exhausted",
+            "the captcha's verification quota is used up for this hour",
+        )
+    }
+
     /// 403: key or origin not allowed.
     pub fn forbidden(message: &'static str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)

@@ -1,6 +1,6 @@
 //! The widget's two endpoints (widget protocol §1.3–§1.5):
 //!
-//! * `POST /v2/verifications`: checks the site, origin, mode and lock, then either finishes at once
+//! * `POST /v2/verifications`: checks the site, origin, mode, lock and quota, then either finishes at once
 //!   (bypass key, 201) or hands out a proof-of-work challenge (200);
 //! * `POST /v2/verifications/{id}/challenges`: verifies the solution once (201 with the token,
 //!   409 when wrong, 404 when unknown, expired or already submitted).
@@ -154,6 +154,12 @@ pub async fn create(
     }
     if site.locked {
         return Err(ApiError::site_locked());
+    }
+    if site
+        .hourly_quota
+        .is_some_and(|limit| !state.quota.take(site.site_key, now, limit))
+    {
+        return Err(ApiError::quota_exhausted());
     }
 
     let client = client_info(
