@@ -23,12 +23,13 @@ use clap::Parser;
 use serde::Deserialize;
 use trustcaptcha::policy::{Decision, Policy};
 use trustcaptcha::{Error, TrustCaptcha, VerificationResult};
-use trustcaptcha_server::config::{Config, ServerSettings, Site};
+use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::secret::KeyHash;
 
 const PAGE: &str = include_str!("../page.html");
 
-#[derive(Debug, Parser)]
+/// No `Debug`: it holds the API key.
+#[derive(Parser)]
 #[command(about = "A demo site protected by the official TrustCaptcha widget")]
 struct Args {
     /// Where the demo listens.
@@ -57,6 +58,8 @@ struct Demo {
     api_url: String,
     site_key: String,
     widget: Vec<u8>,
+    /// The embedded server, if any: it runs as long as the demo does.
+    _embedded: Option<trustcaptcha_server::Spawned>,
 }
 
 #[tokio::main]
@@ -74,15 +77,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             args.widget_script.display()
         )
     })?;
-    // Held for as long as the demo runs: dropping it stops the embedded server.
-    let mut _embedded = None;
-    let (api_url, api_key, site_key) = match (args.api_url, args.api_key, args.site_key) {
-        (Some(url), Some(key), Some(site)) => (url, key, site),
+    let (api_url, api_key, site_key, embedded) = match (args.api_url, args.api_key, args.site_key) {
+        (Some(url), Some(key), Some(site)) => (url, key, site, None),
         _ => {
             let (server, api_key, site_key) = embedded_server().await?;
-            let url = server.url.clone();
-            _embedded = Some(server);
-            (url, api_key, site_key)
+            (server.url.clone(), api_key, site_key, Some(server))
         }
     };
     let demo = Arc::new(Demo {
@@ -91,6 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         api_url,
         site_key,
         widget,
+        _embedded: embedded,
     });
     let app = Router::new()
         .route("/", get(form_page))
@@ -117,10 +117,7 @@ async fn embedded_server()
         ..Site::new("demo", uuid::Uuid::new_v4())
     };
     let site_key = site.site_key.to_string();
-    let config = Config {
-        server: ServerSettings::default(),
-        sites: vec![site],
-    };
+    let config = Config::new(vec![site]);
     let state = trustcaptcha_server::AppState::builder(config).build()?;
     let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into()).await?;
     println!(

@@ -35,52 +35,36 @@ export async function freePort() {
   return port;
 }
 
-/** The server config: a standard and a minimal-data site, both allowing only the demo's origin. */
+/** One site allowing only the demo's origin; `settings` are extra TOML lines. */
+function site(name, siteKey, demoOrigin, settings) {
+  return `
+[[sites]]
+name = "${name}"
+site_key = "${siteKey}"
+api_keys = ["${API_KEY}"]
+allowed_origins = ["${demoOrigin}"]
+difficulty = 8
+tasks = 2
+${settings.join('\n')}
+`;
+}
+
+/** The server config: standard, minimal-data, locked and quota-limited sites. */
 export function serverConfig({ demoOrigin, outageBeforeStart }) {
   return `
 [server]
 outage_before_start = ${outageBeforeStart}
 failover_grace_secs = 300
-
-[[sites]]
-name = "e2e"
-site_key = "${SITE_KEY}"
-api_keys = ["${API_KEY}"]
-allowed_origins = ["${demoOrigin}"]
-difficulty = 8
-tasks = 2
-bypass_keys = ["${BYPASS_KEY}"]
-
-[[sites]]
-name = "e2e-minimal"
-site_key = "${MINIMAL_SITE_KEY}"
-api_keys = ["${API_KEY}"]
-allowed_origins = ["${demoOrigin}"]
-difficulty = 8
-tasks = 2
-minimal_data_mode = true
-
-[[sites]]
-name = "e2e-locked"
-site_key = "${LOCKED_SITE_KEY}"
-api_keys = ["${API_KEY}"]
-allowed_origins = ["${demoOrigin}"]
-locked = true
-
-[[sites]]
-name = "e2e-quota"
-site_key = "${QUOTA_SITE_KEY}"
-api_keys = ["${API_KEY}"]
-allowed_origins = ["${demoOrigin}"]
-difficulty = 8
-tasks = 2
-hourly_quota = 1
+${site('e2e', SITE_KEY, demoOrigin, [`bypass_keys = ["${BYPASS_KEY}"]`])}
+${site('e2e-minimal', MINIMAL_SITE_KEY, demoOrigin, ['minimal_data_mode = true'])}
+${site('e2e-locked', LOCKED_SITE_KEY, demoOrigin, ['locked = true'])}
+${site('e2e-quota', QUOTA_SITE_KEY, demoOrigin, ['hourly_quota = 1'])}
 `;
 }
 
 /** Starts a process and resolves with the first stdout line matching `pattern`. */
-async function start(bin, args, pattern) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+async function start(bin, args, pattern, env = {}) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn', ...env } });
   const lines = createInterface({ input: child.stdout });
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`${bin} exited with ${code}`); });
   const matched = new Promise((resolve) => {
@@ -108,12 +92,14 @@ export async function startServer({ port, demoOrigin, outageBeforeStart = false 
   return start(SERVER_BIN, ['serve', '--config', config, '--listen', `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
 }
 
-/** The demo backend on `port`, verifying against `apiUrl`. */
+/** The demo backend on `port`, verifying against `apiUrl` (the key goes through the environment,
+ * not the command line, where any process could read it). */
 export async function startDemo({ port, apiUrl }) {
   return start(
     DEMO_BIN,
-    ['--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--api-key', API_KEY, '--site-key', SITE_KEY],
+    ['--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--site-key', SITE_KEY],
     /demo listening on (http:\/\/\S+?)\/?$/,
+    { TRUSTCAPTCHA_API_KEY: API_KEY },
   );
 }
 

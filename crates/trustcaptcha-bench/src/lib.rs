@@ -135,9 +135,7 @@ fn run_server() -> ! {
             .await
             .expect("bind");
         println!("http://{}", listener.local_addr().expect("addr"));
-        trustcaptcha_server::serve(listener, state, std::future::pending())
-            .await
-            .expect("serve");
+        trustcaptcha_server::serve(listener, state, std::future::pending()).await;
     });
     std::process::exit(0)
 }

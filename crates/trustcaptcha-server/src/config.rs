@@ -114,6 +114,18 @@ pub struct Site {
     pub hourly_quota: Option<u32>,
 }
 
+impl Config {
+    /// `sites` with the default server settings: the embedded server of tests, examples and
+    /// demos.
+    #[must_use]
+    pub fn new(sites: Vec<Site>) -> Self {
+        Config {
+            server: ServerSettings::default(),
+            sites,
+        }
+    }
+}
+
 impl Site {
     /// A site with the documented defaults.
     #[must_use]

@@ -63,15 +63,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// backlog), and a client must send its headers within `server.header_read_timeout_secs`
 /// (against slow-loris clients).
 ///
-/// # Errors
-///
-/// Never for a single failed connection (it is logged and dropped); the listener itself
-/// failing is retried after a short pause, as `accept` errors are usually transient (EMFILE).
+/// A failed connection is logged and dropped; a failed `accept` is retried after a short
+/// pause, as such errors are usually transient (e.g. out of file descriptors).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use tower::ServiceExt as _;
@@ -79,7 +77,6 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweep(state.clone()));
     let limit = Arc::new(tokio::sync::Semaphore::new(state.settings.max_connections));
     let header_read_timeout = state.settings.header_read_timeout;
-    // Routing happens inside the router, so the path is normalised before it.
     let app = app(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -87,7 +84,6 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -112,6 +108,7 @@ pub async fn serve(
                     request
                         .extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
+                    // Routing happens inside the router, so the path is normalised before it.
                     collapse_slashes(request)
                 });
         let connection = builder
@@ -136,7 +133,6 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
     }
     sweeper.abort();
-    Ok(())
 }
 
 /// Collapses repeated slashes in the path: the widget concatenates `api-url` and
@@ -206,14 +202,9 @@ pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spaw
     let listener = TcpListener::bind(address).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stopped.await;
-        };
-        if let Err(error) = serve(listener, state, stopped).await {
-            tracing::error!(%error, "embedded server failed");
-        }
-    });
+    tokio::spawn(serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
     Ok(Spawned {
         url,
         shutdown: Some(shutdown),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, ServerSettings, Site};
+use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
 use trustcaptcha_server::secret::KeyHash;
 use trustcaptcha_server::solve::{SolveOptions, solve};
 use trustcaptcha_server::{AppState, serve, shutdown_signal};
@@ -137,10 +137,7 @@ async fn run_serve(
                 "development site: site key {}, api key {api_key}",
                 site.site_key
             ));
-            Config {
-                server: ServerSettings::default(),
-                sites: vec![site],
-            }
+            Config::new(vec![site])
         }
     };
     if sandbox {
@@ -169,9 +166,7 @@ async fn run_serve(
     let _ = stdout.flush();
     drop(stdout);
     tracing::info!(%bound, "serving");
-    serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    serve(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

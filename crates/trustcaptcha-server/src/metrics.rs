@@ -9,14 +9,14 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    endpoint: String,
-    method: String,
+    endpoint: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
-    endpoint: String,
+    endpoint: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,19 +103,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one answered HTTP request and its latency.
-    pub fn request(&self, endpoint: &str, method: &str, status: u16, seconds: f64) {
+    /// Counts one answered HTTP request and its latency. Labels are static strings, so the hot
+    /// path allocates nothing.
+    pub fn request(&self, endpoint: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                endpoint: endpoint.to_owned(),
-                method: method.to_owned(),
+                endpoint,
+                method,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&EndpointLabels {
-                endpoint: endpoint.to_owned(),
-            })
+            .get_or_create(&EndpointLabels { endpoint })
             .observe(seconds);
     }
 

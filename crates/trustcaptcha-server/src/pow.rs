@@ -109,6 +109,17 @@ pub enum PowError {
     Wrong,
 }
 
+impl PowError {
+    /// A short stable name for metrics, e.g. `wrong_nonce`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            PowError::Incomplete => "incomplete",
+            PowError::Wrong => "wrong_nonce",
+        }
+    }
+}
+
 /// Checks that `answers` answer every one of `inputs` (numbered from 0) exactly once, and
 /// correctly.
 ///

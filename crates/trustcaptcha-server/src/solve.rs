@@ -17,8 +17,8 @@ use crate::api::widget::{ChallengeResponse, Finish};
 use crate::integrity::integrity_hash;
 use crate::pow::{self, Answer};
 
-/// What to solve and how to present the request.
-#[derive(Debug, Clone)]
+/// What to solve and how to present the request. Its `Debug` output hides the bypass key.
+#[derive(Clone)]
 pub struct SolveOptions {
     /// The server, e.g. `http://127.0.0.1:8080`.
     pub api_url: String,
@@ -30,6 +30,21 @@ pub struct SolveOptions {
     pub bypass_token: Option<String>,
     /// Whether to ask in minimal-data mode (must match the site).
     pub minimal_data_mode: bool,
+}
+
+impl std::fmt::Debug for SolveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolveOptions")
+            .field("api_url", &self.api_url)
+            .field("site_key", &self.site_key)
+            .field("origin", &self.origin)
+            .field(
+                "bypass_token",
+                &self.bypass_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("minimal_data_mode", &self.minimal_data_mode)
+            .finish()
+    }
 }
 
 impl SolveOptions {
@@ -193,4 +208,20 @@ fn now() -> String {
 
 fn user_agent() -> String {
     format!("trustcaptcha-server-solve/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_bypass_key() {
+        let options = SolveOptions {
+            bypass_token: Some("bypass-secret-123".into()),
+            ..SolveOptions::new("http://127.0.0.1:1", "site")
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("bypass-secret-123"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }

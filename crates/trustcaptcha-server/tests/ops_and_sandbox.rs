@@ -16,11 +16,7 @@ async fn health_readiness_and_metrics() {
     );
     assert_eq!(server.get("/readyz", None).await.0, 200);
     let token = server.solve(SITE_A).await;
-    server
-        .client(KEY_A)
-        .get_verification_result(&token)
-        .await
-        .expect("result");
+    server.fetch(KEY_A, &token).await;
     server
         .client(KEY_A)
         .get_verification_result(&token)
@@ -135,11 +131,7 @@ async fn solve_reports_server_rejections() {
     })
     .await
     .expect("solve with origin");
-    let result = server
-        .client(KEY_A)
-        .get_verification_result(&token)
-        .await
-        .expect("result");
+    let result = server.fetch(KEY_A, &token).await;
     assert!(result.verification_passed);
     assert!(
         result.score > 0.0,
@@ -153,12 +145,7 @@ async fn solve_reports_server_rejections() {
     .await
     .expect("bypass");
     assert_eq!(
-        server
-            .client(KEY_A)
-            .get_verification_result(&bypass)
-            .await
-            .expect("result")
-            .decision_type,
+        server.fetch(KEY_A, &bypass).await.decision_type,
         trustcaptcha::DecisionType::BypassKey
     );
 }

@@ -272,11 +272,7 @@ impl OutageBeforeStart for trustcaptcha_server::Config {
 async fn ip_lists_decide_with_custom_access_rule() {
     let server = TestServer::default().await;
     let token = server.solve(SITE_LISTS).await;
-    let result = server
-        .client(KEY_B)
-        .get_verification_result(&token)
-        .await
-        .expect("result");
+    let result = server.fetch(KEY_B, &token).await;
     assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
     assert!(result.verification_passed);
     assert_eq!(result.score, 0.0);

@@ -274,11 +274,7 @@ async fn a_valid_bypass_key_finishes_at_once_and_a_wrong_one_does_not() {
     let token = answer["finished"]["verificationToken"]
         .as_str()
         .expect("token");
-    let result = server
-        .client(KEY_A)
-        .get_verification_result(token)
-        .await
-        .expect("result");
+    let result = server.fetch(KEY_A, token).await;
     assert_eq!(result.decision_type, trustcaptcha::DecisionType::BypassKey);
     assert!(result.verification_passed);
     assert_eq!(result.score, 0.0);

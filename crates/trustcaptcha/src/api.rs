@@ -157,17 +157,49 @@ pub(crate) struct Body {
     pub(crate) truncated: bool,
 }
 
-/// Turns the response into the result or the typed error of its status.
-pub(crate) fn interpret(status: StatusCode, body: &Body) -> Result<VerificationResult, Error> {
-    if status != StatusCode::OK {
-        return Err(Error::from_status(status, &body.bytes));
+impl Config {
+    /// Turns the response into the result or the typed error of its status.
+    ///
+    /// Error paths keep a piece of the body (or of the parser's message, which may quote it);
+    /// a server or proxy that echoes the request would put the API key there, so it is cut out
+    /// first. The success path does not look.
+    pub(crate) fn interpret(
+        &self,
+        status: StatusCode,
+        body: &Body,
+    ) -> Result<VerificationResult, Error> {
+        let parse_error = if status == StatusCode::OK && !body.truncated {
+            match serde_json::from_slice(&body.bytes) {
+                Ok(result) => return Ok(result),
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        let redacted = self.redact(&body.bytes);
+        Err(match parse_error {
+            _ if status != StatusCode::OK => Error::from_status(status, redacted.as_bytes()),
+            Some(e) => Error::invalid_response(self.redact(e.to_string().as_bytes())),
+            None => {
+                Error::invalid_response(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+            }
+        })
     }
-    if body.truncated {
-        return Err(Error::invalid_response(format!(
-            "the body is larger than {MAX_BODY_BYTES} bytes"
-        )));
+
+    /// `text` as a string with every occurrence of the API key replaced.
+    fn redact(&self, text: &[u8]) -> String {
+        let text = String::from_utf8_lossy(text);
+        let key = self.headers[reqwest::header::AUTHORIZATION]
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if key.is_empty() {
+            text.into_owned()
+        } else {
+            text.replace(key, "<redacted>")
+        }
     }
-    serde_json::from_slice(&body.bytes).map_err(|e| Error::invalid_response(e.to_string()))
 }
 
 #[cfg(test)]
@@ -261,8 +293,10 @@ mod tests {
             bytes: bytes.to_vec(),
             truncated,
         };
+        let config = config("key", DEFAULT_API_HOST, None).expect("valid");
         let kind = |status: u16, b: &Body| {
-            interpret(StatusCode::from_u16(status).expect("status"), b)
+            config
+                .interpret(StatusCode::from_u16(status).expect("status"), b)
                 .expect_err("error")
                 .kind()
         };

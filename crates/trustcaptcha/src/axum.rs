@@ -79,21 +79,20 @@ fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 /// The [`Rejection`] when the body is too large, no token is found, or the policy rejects.
 pub async fn verify_request(guard: &Guard, request: Request) -> Result<Request, Rejection> {
     let (mut parts, body) = request.into_parts();
-    let bytes = if guard.reads_body() {
-        ::axum::body::to_bytes(body, guard.body_limit())
+    // The body is buffered only when a source needs it, and handed on unchanged.
+    let (body, bytes) = if guard.reads_body() {
+        let bytes = ::axum::body::to_bytes(body, guard.body_limit())
             .await
-            .map_err(|_| Rejection::BodyTooLarge)?
+            .map_err(|_| Rejection::BodyTooLarge)?;
+        (Body::from(bytes.clone()), bytes)
     } else {
-        let token = guard.find_token(|name| header_str(&parts, name), None, b"");
-        let verified = guard.verify(token.as_deref()).await?;
-        parts.extensions.insert(verified);
-        return Ok(Request::from_parts(parts, body));
+        (body, Default::default())
     };
     let content_type = header_str(&parts, header::CONTENT_TYPE.as_str());
     let token = guard.find_token(|name| header_str(&parts, name), content_type, &bytes);
     let verified = guard.verify(token.as_deref()).await?;
     parts.extensions.insert(verified);
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    Ok(Request::from_parts(parts, body))
 }
 
 type OnRejection = Arc<dyn Fn(Rejection) -> Response + Send + Sync>;

@@ -20,7 +20,7 @@ use std::fmt;
 use std::io::Read as _;
 use std::sync::Arc;
 
-use crate::api::{self, Body, Config, MAX_BODY_BYTES};
+use crate::api::{Body, Config, MAX_BODY_BYTES};
 use crate::errors::Error;
 use crate::model::VerificationResult;
 use crate::telemetry;
@@ -88,7 +88,7 @@ impl TrustCaptcha {
         }
         let truncated = bytes.len() > MAX_BODY_BYTES;
         bytes.truncate(MAX_BODY_BYTES);
-        api::interpret(status, &Body { bytes, truncated })
+        config.interpret(status, &Body { bytes, truncated })
     }
 }
 

@@ -101,7 +101,7 @@ impl TrustCaptcha {
             }
             body.bytes.extend_from_slice(&chunk);
         }
-        api::interpret(status, &body)
+        config.interpret(status, &body)
     }
 }
 

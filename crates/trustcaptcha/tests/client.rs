@@ -374,3 +374,32 @@ async fn errors_travel_through_question_mark_into_boxed_send_sync_errors() {
     let error = error.downcast::<Error>().expect("our error type");
     assert_eq!(error.kind(), ErrorKind::VerificationTokenInvalid);
 }
+
+#[tokio::test]
+async fn a_server_that_echoes_the_key_does_not_put_it_in_errors() {
+    let echo = format!("{{\"debug\":\"Authorization: Bearer {API_KEY}\"}}");
+    let api = TestApi::start([
+        (
+            "00000000-0000-4000-8000-000000000500",
+            Reply::new(500, echo.clone()),
+        ),
+        (
+            "00000000-0000-4000-8000-000000000200",
+            Reply::new(200, echo),
+        ),
+    ])
+    .await;
+    let tc = client(&api.url());
+    for id in [
+        "00000000-0000-4000-8000-000000000500",
+        "00000000-0000-4000-8000-000000000200",
+    ] {
+        let token = token(id, "");
+        let error = tc.get_verification_result(&token).await.expect_err("error");
+        assert_no_secrets(&error, &token);
+        if let Some(unknown) = error.downcast_ref::<UnknownError>() {
+            assert!(!unknown.body().contains(API_KEY), "{}", unknown.body());
+            assert!(unknown.body().contains("<redacted>"), "{}", unknown.body());
+        }
+    }
+}

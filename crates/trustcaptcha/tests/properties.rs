@@ -16,7 +16,10 @@ proptest! {
     #[test]
     fn decoding_base64_of_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let token = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        let _ = VerificationToken::decode(&token);
+        match VerificationToken::decode(&token) {
+            Ok(decoded) => prop_assert_eq!(VerificationToken::decode(&decoded.encode()).expect("valid"), decoded),
+            Err(error) => prop_assert_eq!(error.kind(), ErrorKind::VerificationTokenInvalid),
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::store::StoreError;
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -52,7 +54,7 @@ impl ApiError {
     }
 
     /// 409: the proof-of-work is wrong or incomplete.
-    pub fn conflict(message: &'static str) -> Self {
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::CONFLICT, "pow_failure", message)
     }
 
@@ -128,6 +130,18 @@ impl ApiError {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+}
+
+/// Store failures are the server's, not the client's: 503, so the widget shows an error and
+/// retrying later can work.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::unavailable(match error {
+            StoreError::Full => "too many open verifications; try again shortly",
+            StoreError::Duplicate => "could not allocate a verification id",
+            StoreError::Unavailable(_) => "the verification store is unavailable",
+        })
     }
 }
 

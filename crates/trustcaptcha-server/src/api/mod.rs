@@ -28,6 +28,16 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use error::ApiError;
 
+const CREATE: &str = "/v2/verifications";
+const SUBMIT: &str = "/v2/verifications/{id}/challenges";
+const RESULTS: &str = "/v2/verifications/{id}/results";
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+const METRICS: &str = "/metrics";
+
+/// Every route, as the metrics label it.
+const ROUTES: [&str; 6] = [CREATE, SUBMIT, RESULTS, HEALTHZ, READYZ, METRICS];
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     // The widget fetches with credentials "same-origin", so a wildcard origin is enough and
@@ -38,14 +48,14 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
     let widget = Router::new()
-        .route("/v2/verifications", post(widget::create))
-        .route("/v2/verifications/{id}/challenges", post(widget::submit))
+        .route(CREATE, post(widget::create))
+        .route(SUBMIT, post(widget::submit))
         .layer(cors);
     let backend = Router::new()
-        .route("/v2/verifications/{id}/results", get(results::fetch))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+        .route(RESULTS, get(results::fetch))
+        .route(HEALTHZ, get(ops::healthz))
+        .route(READYZ, get(ops::readyz))
+        .route(METRICS, get(ops::metrics));
     Router::new()
         .merge(widget)
         .merge(backend)
@@ -61,8 +71,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().clone();
+        .and_then(|path| ROUTES.into_iter().find(|route| *route == path.as_str()))
+        .unwrap_or("unmatched");
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    };
     let span = tracing::info_span!("request", %method, endpoint = %endpoint, status = tracing::field::Empty);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -72,7 +89,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     tracing::debug!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "answered");
     state
         .metrics
-        .request(&endpoint, method.as_str(), status, elapsed.as_secs_f64());
+        .request(endpoint, method, status, elapsed.as_secs_f64());
     if !response.headers().contains_key(header::CACHE_CONTROL) {
         response
             .headers_mut()
@@ -81,29 +98,20 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response.into_response()
 }
 
-/// Maps store failures to 503 and keeps the outage record in step with the store's health.
-pub(crate) fn store_result<T>(
+/// Keeps the outage record in step with the store's health and passes the outcome on: every
+/// store call of the handlers goes through here, so an outage is noticed wherever it shows.
+pub(crate) fn observe_store<T>(
     state: &AppState,
     now: OffsetDateTime,
     result: Result<T, StoreError>,
-) -> Result<T, ApiError> {
-    match result {
-        Ok(value) => {
-            state.outages.store_recovered(now);
-            Ok(value)
-        }
-        Err(StoreError::Full) => Err(ApiError::unavailable(
-            "too many open verifications; try again shortly",
-        )),
-        Err(StoreError::Duplicate) => Err(ApiError::unavailable(
-            "could not allocate a verification id",
-        )),
+) -> Result<T, StoreError> {
+    match &result {
+        Ok(_) => state.outages.store_recovered(now),
         Err(StoreError::Unavailable(reason)) => {
             tracing::error!(%reason, "store unavailable");
             state.outages.store_failed(now);
-            Err(ApiError::unavailable(
-                "the verification store is unavailable",
-            ))
         }
+        Err(StoreError::Full | StoreError::Duplicate) => {}
     }
+    result
 }

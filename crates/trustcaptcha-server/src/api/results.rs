@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::BearerKey;
-use super::store_result;
+use super::observe_store;
 use crate::config::Site;
+use crate::secret::KeyHash;
 use crate::state::AppState;
 use crate::store::{Fetched, StoreError};
 
@@ -30,97 +31,77 @@ pub async fn fetch(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<VerificationResult>, ApiError> {
-    let sites = state.sites_for_key(&key);
+    let client_failover = query.as_deref().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
+    });
+    let (outcome, answer) = answer(&state, &key, &id, client_failover);
+    state.metrics.fetched(outcome);
+    answer.map(Json)
+}
+
+/// The answer to a fetch, with the outcome label the metrics count it under.
+fn answer(
+    state: &AppState,
+    key: &KeyHash,
+    id: &str,
+    client_failover: bool,
+) -> (&'static str, Result<VerificationResult, ApiError>) {
+    let sites = state.sites_for_key(key);
     let Some(&first_site) = sites.first() else {
-        state.metrics.fetched("forbidden");
-        return Err(ApiError::forbidden("the api key is not valid"));
+        return (
+            "forbidden",
+            Err(ApiError::forbidden("the api key is not valid")),
+        );
     };
-    let Ok(id) = Uuid::parse_str(&id) else {
-        state.metrics.fetched("not_found");
-        return Err(ApiError::not_found("no such verification"));
+    let Ok(id) = Uuid::parse_str(id) else {
+        return (
+            "not_found",
+            Err(ApiError::not_found("no such verification")),
+        );
     };
     let now = state.clock.now();
+    let failover = |decision_type| Ok(synthesized(first_site, id, now, decision_type));
 
     if let Some(answer) = sites
         .iter()
         .find(|site| site.fixtures)
         .and_then(|site| fixture(site, id, now))
     {
-        return answer.map(Json);
+        return ("fixture", answer);
     }
-
-    let client_failover = query.as_deref().is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
-    });
     if client_failover {
         return if state.outages.grace_active(now) {
-            state.metrics.fetched("failover");
-            Ok(Json(synthesized(
-                first_site,
-                id,
-                now,
-                DecisionType::Failover,
-            )))
+            ("failover", failover(DecisionType::Failover))
         } else {
-            state.metrics.fetched("failover_rejected");
-            Err(ApiError::precondition_failed())
+            ("failover_rejected", Err(ApiError::precondition_failed()))
         };
     }
 
     let authorized: Vec<Uuid> = sites.iter().map(|site| site.site_key).collect();
-    let fetched = match state.store.fetch(id, &authorized, now) {
-        // The store is down: answer as the hosted gateway does during an outage.
-        Err(StoreError::Unavailable(reason)) => {
-            tracing::error!(%reason, "store unavailable");
-            state.outages.store_failed(now);
-            state.metrics.fetched("failover");
-            return Ok(Json(synthesized(
-                first_site,
-                id,
-                now,
-                DecisionType::Failover,
-            )));
-        }
-        other => store_result(&state, now, other)?,
-    };
-    match fetched {
-        Fetched::Found(result) => {
-            state.metrics.fetched("ok");
-            Ok(Json(*result))
-        }
-        Fetched::NotFound | Fetched::NotFinished if state.outages.grace_active(now) => {
-            state.metrics.fetched("failover_tolerance");
-            Ok(Json(synthesized(
-                first_site,
-                id,
-                now,
-                DecisionType::FailoverTolerance,
-            )))
-        }
-        Fetched::NotFound => {
-            state.metrics.fetched("not_found");
-            Err(ApiError::not_found("no such verification"))
-        }
-        Fetched::WrongSite => {
-            state.metrics.fetched("forbidden");
+    match observe_store(state, now, state.store.fetch(id, &authorized, now)) {
+        Ok(Fetched::Found(result)) => ("ok", Ok(*result)),
+        Ok(Fetched::NotFound | Fetched::NotFinished) if state.outages.grace_active(now) => (
+            "failover_tolerance",
+            failover(DecisionType::FailoverTolerance),
+        ),
+        Ok(Fetched::NotFound) => (
+            "not_found",
+            Err(ApiError::not_found("no such verification")),
+        ),
+        Ok(Fetched::WrongSite) => (
+            "forbidden",
             Err(ApiError::forbidden(
                 "the api key is not valid for this verification",
-            ))
-        }
-        Fetched::NotFinished => {
-            state.metrics.fetched("not_finished");
-            Err(ApiError::locked())
-        }
-        Fetched::Expired => {
-            state.metrics.fetched("expired");
-            Err(ApiError::gone())
-        }
-        Fetched::LimitReached => {
-            state.metrics.fetched("limit_reached");
-            Err(ApiError::too_many_retrievals())
-        }
+            )),
+        ),
+        Ok(Fetched::NotFinished) => ("not_finished", Err(ApiError::locked())),
+        Ok(Fetched::Expired) => ("expired", Err(ApiError::gone())),
+        Ok(Fetched::LimitReached) => ("limit_reached", Err(ApiError::too_many_retrievals())),
+        // The store is down: answer as the hosted gateway does during an outage.
+        Err(StoreError::Unavailable(_)) => ("failover", failover(DecisionType::Failover)),
+        Err(error) => ("unavailable", Err(error.into())),
     }
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{ClientIp, JsonBody, VerificationId};
-use super::store_result;
+use super::observe_store;
 use crate::config::Site;
 use crate::integrity::BrowserInformation;
 use crate::pow::{self, Answer};
@@ -183,7 +183,7 @@ pub async fn create(
             decision_action: DecisionAction::Allow,
         };
         let id = Uuid::new_v4();
-        let response = finish(&state, &site, id, &client, now, verdict)?;
+        let response = finish(&state, &site, id, &client, (now, now), verdict)?;
         state.metrics.solved("bypass_key");
         return Ok((StatusCode::CREATED, Json(Finish { finished: response })).into_response());
     }
@@ -223,7 +223,7 @@ pub async fn create(
         signals,
         access_rule: access_rule(&site.allow_ips, &site.block_ips, ip),
     };
-    store_result(&state, now, state.store.insert_pending(id, pending, now))?;
+    observe_store(&state, now, state.store.insert_pending(id, pending, now))?;
     state.metrics.created();
     let body = ChallengeResponse {
         challenge: Challenge {
@@ -243,7 +243,7 @@ pub async fn submit(
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let pending = store_result(&state, now, state.store.claim_pending(id, now))?
+    let pending = observe_store(&state, now, state.store.claim_pending(id, now))?
         .ok_or_else(|| ApiError::not_found("no open challenge with this id"))?;
     let site = state
         .sites
@@ -252,15 +252,9 @@ pub async fn submit(
         .clone();
 
     if let Err(error) = pow::verify(&pending.inputs, pending.difficulty, &request.tasks) {
-        store_result(&state, now, state.store.discard(id))?;
-        state.metrics.failed(match error {
-            pow::PowError::Incomplete => "incomplete",
-            pow::PowError::Wrong => "wrong_nonce",
-        });
-        return Err(ApiError::conflict(match error {
-            pow::PowError::Incomplete => "every task must be answered exactly once",
-            pow::PowError::Wrong => "a nonce does not solve its task",
-        }));
+        observe_store(&state, now, state.store.discard(id))?;
+        state.metrics.failed(error.label());
+        return Err(ApiError::conflict(error.to_string()));
     }
 
     let signals = Signals {
@@ -280,7 +274,7 @@ pub async fn submit(
         &site,
         id,
         &pending.client,
-        pending.created_at,
+        (pending.created_at, now),
         verdict,
     )?;
     if let Some(ip) = pending.client.ip {
@@ -290,16 +284,16 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(Finish { finished: response })).into_response())
 }
 
-/// Stores the finished result and builds the widget's answer.
+/// Stores the finished result and builds the widget's answer; `(started_at, now)` are when the
+/// verification started and when it finished.
 fn finish(
     state: &AppState,
     site: &Site,
     id: Uuid,
     client: &ClientInfo,
-    started_at: OffsetDateTime,
+    (started_at, now): (OffsetDateTime, OffsetDateTime),
     verdict: Verdict,
 ) -> Result<FinishedResponse, ApiError> {
-    let now = state.clock.now();
     let expires_at = now + site.result_lifetime;
     let result = VerificationResult {
         captcha_id: site.captcha_id,
@@ -328,7 +322,7 @@ fn finish(
         site_key: site.site_key,
         max_retrievals: site.max_retrievals,
     };
-    store_result(state, now, state.store.finish(id, finished, now))?;
+    observe_store(state, now, state.store.finish(id, finished, now))?;
     Ok(FinishedResponse {
         verification_token: VerificationToken::new(id, expires_at).encode(),
         expires_in_ms: millis(site.result_lifetime),

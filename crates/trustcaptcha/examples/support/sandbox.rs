@@ -5,9 +5,7 @@
 //! embedded `trustcaptcha-server` in sandbox mode on loopback and solve a verification against
 //! it, so that they run on a fresh machine with no account.
 
-use trustcaptcha_server::config::{
-    Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, ServerSettings, Site,
-};
+use trustcaptcha_server::config::{Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, Site};
 use trustcaptcha_server::solve::{SolveOptions, solve};
 
 /// The API to use and a token to verify.
@@ -32,10 +30,7 @@ impl Sandbox {
                 embedded: None,
             });
         }
-        let config = Config {
-            server: ServerSettings::default(),
-            sites: vec![Site::sandbox()],
-        };
+        let config = Config::new(vec![Site::sandbox()]);
         let state = trustcaptcha_server::AppState::builder(config).build()?;
         let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into()).await?;
         println!(
