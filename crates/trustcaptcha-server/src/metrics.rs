@@ -38,7 +38,7 @@ pub struct Metrics {
     created: Counter,
     solved: Family<OutcomeLabels, Counter>,
     failed: Family<ReasonLabels, Counter>,
-    fetches: Family<OutcomeLabels, Counter>,
+    retrievals: Family<OutcomeLabels, Counter>,
     stored: Gauge,
 }
 
@@ -77,11 +77,11 @@ impl Default for Metrics {
             "Verification submissions rejected, by reason",
             failed.clone(),
         );
-        let fetches = Family::<OutcomeLabels, Counter>::default();
+        let retrievals = Family::<OutcomeLabels, Counter>::default();
         registry.register(
-            "result_fetches",
-            "Result fetches by outcome",
-            fetches.clone(),
+            "result_retrievals",
+            "Result retrievals by outcome",
+            retrievals.clone(),
         );
         let stored = Gauge::default();
         registry.register(
@@ -96,7 +96,7 @@ impl Default for Metrics {
             created,
             solved,
             failed,
-            fetches,
+            retrievals,
             stored,
         }
     }
@@ -133,15 +133,19 @@ impl Metrics {
         self.failed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// Counts a result fetch by outcome (`ok`, `not_found`, `expired`, …).
-    pub fn fetched(&self, outcome: &'static str) {
-        self.fetches.get_or_create(&OutcomeLabels { outcome }).inc();
+    /// Counts a result retrieval by outcome (`ok`, `not_found`, `expired`, …).
+    pub fn retrieved(&self, outcome: &'static str) {
+        self.retrievals
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
-    /// The text exposition, with the store's current size.
+    /// The text exposition, with the store's current size when the store could tell it.
     #[must_use]
-    pub fn render(&self, stored: usize) -> String {
-        self.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
+    pub fn render(&self, stored: Option<usize>) -> String {
+        if let Some(stored) = stored {
+            self.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -4,6 +4,8 @@
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::protocol::Answer;
+
 /// Random bytes per task input (24 characters of standard base64).
 pub const INPUT_LEN: usize = 16;
 
@@ -87,15 +89,6 @@ fn format_counter(buffer: &mut [u8; 20], mut n: u64) -> &[u8] {
             return &buffer[start..];
         }
     }
-}
-
-/// One answer of a challenge submission.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct Answer {
-    /// The task's number, echoed from the challenge.
-    pub number: u32,
-    /// The nonce found for it.
-    pub nonce: String,
 }
 
 /// Why a submission does not solve its challenge.

@@ -23,6 +23,7 @@ use trustcaptcha::{DecisionAction, DecisionType};
 
 use crate::config::Site;
 use crate::integrity::{BrowserInformation, integrity_hash};
+use crate::protocol::HoneypotField;
 use crate::rules::AccessRule;
 
 /// Weight of a filled or touched honeypot.
@@ -90,7 +91,7 @@ pub struct Verdict {
 
 /// Judges a verification whose proof-of-work was solved.
 ///
-/// An IP list entry decides alone (seed 003: allow list → passed with score 0, block list →
+/// An IP list entry decides alone (allow list → passed with score 0, block list →
 /// failed with score 1; decision type `CUSTOM_ACCESS_RULE`). Otherwise the score is the signals'
 /// (0 without risk scoring or in minimal-data mode) and the action is `BLOCK` above the site's
 /// threshold.
@@ -127,18 +128,6 @@ pub fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Signals) 
             }
         }
     }
-}
-
-/// A honeypot field as the widget reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HoneypotField {
-    /// The input's current text.
-    #[serde(default)]
-    pub value: Option<String>,
-    /// `focus`, `input` or `change`, if any happened.
-    #[serde(default)]
-    pub first_interaction_event: Option<String>,
 }
 
 /// Whether any honeypot was filled or touched.
@@ -270,15 +259,8 @@ mod tests {
 
     #[test]
     fn honeypot_rule() {
-        let clean = HoneypotField {
-            value: Some(String::new()),
-            first_interaction_event: None,
-        };
-        assert!(!honeypot_touched(&[
-            clean.clone(),
-            clean.clone(),
-            clean.clone()
-        ]));
+        assert!(!honeypot_touched(&HoneypotField::untouched()));
+        let clean = HoneypotField::untouched().remove(0);
         let filled = HoneypotField {
             value: Some("bot@example.com".into()),
             ..clean.clone()

@@ -5,17 +5,16 @@
 //! The requests are honest about being automated: no user events are sent, so a site with risk
 //! scoring gives the result a higher score than a person would get.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use serde_json::json;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::api::widget::{ChallengeResponse, Finish};
-use crate::integrity::integrity_hash;
-use crate::pow::{self, Answer};
+use crate::integrity::{BrowserInformation, integrity_hash};
+use crate::pow;
+use crate::protocol::{
+    Answer, ChallengeBody, CreateRequest, FinishedBody, HoneypotField, SubmitRequest, WidgetInfo,
+};
 
 /// What to solve and how to present the request. Its `Debug` output hides the bypass key.
 #[derive(Clone)]
@@ -95,8 +94,7 @@ pub enum SolveError {
 pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let base = options.api_url.trim_end_matches('/');
-    let box_created = now();
-    let mut info: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+    let box_created = OffsetDateTime::now_utc();
     let mut fields = vec![
         ("window-navigator-userAgent", json!(user_agent())),
         ("dom-automationNote", json!(false)),
@@ -106,32 +104,23 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
         fields.push(("window-origin", json!(origin)));
         fields.push(("window-location-href", json!(format!("{origin}/"))));
     }
-    for (key, value) in fields {
-        info.insert(
-            key.to_owned(),
-            RawValue::from_string(value.to_string()).expect("valid JSON"),
-        );
-    }
-    let honeypots: Vec<_> = (0..3)
-        .map(|index| json!({"index": index, "value": "", "firstInteractionMsRelativeToBoxCreation": null, "firstInteractionEvent": null}))
+    let browser_information: BrowserInformation = fields
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), raw(&value)))
         .collect();
-    let create = json!({
-        "siteKey": options.site_key,
-        "widget": {
-            "boxCreationTimestamp": box_created,
-            "startSolvingTimestamp": now(),
-            "timezone": "UTC",
-            "minimalDataMode": options.minimal_data_mode,
-            "bypassToken": options.bypass_token.clone().unwrap_or_default(),
-            "settings": {},
+    let create = CreateRequest {
+        site_key: options.site_key.clone(),
+        widget: WidgetInfo {
+            box_creation_timestamp: Some(box_created),
+            start_solving_timestamp: Some(OffsetDateTime::now_utc()),
+            minimal_data_mode: options.minimal_data_mode,
+            bypass_key: options.bypass_token.clone(),
         },
-        "metadata": {"framework": "trustcaptcha-server solve", "libraryVersion": env!("CARGO_PKG_VERSION")},
-        "integrityHash": integrity_hash(&info),
-        "browserInformation": info,
-        "fingerprints": {},
-        "honeypotFields": honeypots,
-        "userEvents": [],
-    });
+        integrity_hash: Some(integrity_hash(&browser_information)),
+        browser_information,
+        honeypot_fields: HoneypotField::untouched(),
+        user_events: Vec::new(),
+    };
     let mut request = http.post(format!("{base}/v2/verifications")).json(&create);
     if let Some(origin) = &options.origin {
         request = request.header(reqwest::header::ORIGIN, origin);
@@ -140,10 +129,10 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
     if status == 201 {
         return token(&body, "create");
     }
-    let mut challenge: ChallengeResponse = parse(&body, "create")?;
+    let mut challenge: ChallengeBody = parse(&body, "create")?;
     // The widget keeps solving while the server answers 200 with a further challenge.
     loop {
-        let started = now();
+        let started = OffsetDateTime::now_utc();
         let tasks: Vec<Answer> = challenge
             .challenge
             .tasks
@@ -158,13 +147,13 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
                 }
             })
             .collect();
-        let submit = json!({
-            "startSolvingTimestamp": started,
-            "solvedTimestamp": now(),
-            "tasks": tasks,
-            "honeypotFields": honeypots,
-            "userEvents": [],
-        });
+        let submit = SubmitRequest {
+            start_solving_timestamp: Some(started),
+            solved_timestamp: Some(OffsetDateTime::now_utc()),
+            tasks,
+            honeypot_fields: HoneypotField::untouched(),
+            user_events: Vec::new(),
+        };
         let url = format!(
             "{base}/v2/verifications/{}/challenges",
             challenge.challenge.verification_id
@@ -175,6 +164,10 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
         }
         challenge = parse(&body, "submit")?;
     }
+}
+
+fn raw(value: &serde_json::Value) -> Box<RawValue> {
+    RawValue::from_string(value.to_string()).expect("a serialized value is valid JSON")
 }
 
 async fn send(
@@ -197,13 +190,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], step: &'static str) -> Res
 }
 
 fn token(body: &[u8], step: &'static str) -> Result<String, SolveError> {
-    parse::<Finish>(body, step).map(|finish| finish.finished.verification_token)
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    parse::<FinishedBody>(body, step).map(|body| body.finished.verification_token)
 }
 
 fn user_agent() -> String {

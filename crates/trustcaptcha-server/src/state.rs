@@ -1,5 +1,5 @@
-//! The state every handler shares: sites, store, clock, outage record, solve tracker, metrics
-//! and the client inspector. Built once from a [`Config`]; cheap to clone.
+//! The state every request shares: sites, store, clock, outage record, solve tracker, quota,
+//! metrics and the visitor inspector. Built once from a [`Config`]; cheap to clone.
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -7,29 +7,32 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::client_info::ClientInspector;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::metrics::Metrics;
 use crate::rules::{HourlyQuota, SolveTracker};
-use crate::store::Store;
+use crate::secret::KeyHash;
 use crate::store::memory::MemoryStore;
+use crate::store::{Store, Tracked};
+use crate::visitor::Inspector;
 
-/// The handlers' shared state.
+/// The shared state.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
 /// What [`AppState`] holds.
 pub struct Shared {
-    /// Sites by site key.
-    pub sites: HashMap<Uuid, Arc<Site>>,
-    /// Verification storage.
-    pub store: Arc<dyn Store>,
+    /// Sites in configuration order.
+    sites: Vec<Arc<Site>>,
+    /// Indexes into `sites` by site key.
+    by_key: HashMap<Uuid, usize>,
+    /// Verification storage; every call records the store's health in `outages`.
+    pub store: Tracked,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     /// The outage record for failover answers.
-    pub outages: Outages,
+    pub outages: Arc<Outages>,
     /// Recent solves per client network, for adaptive difficulty.
     pub solves: SolveTracker,
     /// Verifications started per site this hour, for hourly quotas.
@@ -37,7 +40,7 @@ pub struct Shared {
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// User-Agent and GeoIP lookups.
-    pub inspector: ClientInspector,
+    pub inspector: Inspector,
     /// Process-wide settings.
     pub settings: ServerSettings,
 }
@@ -46,7 +49,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("sites", &self.sites.len())
-            .field("stored", &self.store.len())
+            .field("store", &self.store)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -86,11 +89,20 @@ impl AppState {
         }
     }
 
-    /// The site a key is for, if any. Sites are tried in constant time per key.
+    /// The site with this site key.
     #[must_use]
-    pub fn sites_for_key(&self, key: &crate::secret::KeyHash) -> Vec<&Arc<Site>> {
+    pub fn site(&self, site_key: Uuid) -> Option<Arc<Site>> {
+        self.by_key
+            .get(&site_key)
+            .map(|&index| Arc::clone(&self.sites[index]))
+    }
+
+    /// The sites `key` is valid for, in configuration order. Every site's keys are compared in
+    /// constant time.
+    #[must_use]
+    pub fn sites_for_key(&self, key: &KeyHash) -> Vec<&Arc<Site>> {
         self.sites
-            .values()
+            .iter()
             .filter(|site| key.is_among(&site.api_keys))
             .collect()
     }
@@ -109,27 +121,35 @@ impl AppStateBuilder {
         self
     }
 
-    /// Builds the state, opening the GeoIP database if one is configured.
+    /// Builds the state, opening the GeoIP database if one is configured. Call it inside a
+    /// Tokio runtime, so that the default store can start its sweeper.
     ///
     /// # Errors
     ///
     /// When the GeoIP database cannot be opened.
     pub fn build(self) -> Result<AppState, maxminddb::MaxMindDbError> {
         let Config { server, sites } = self.config;
-        let inspector = ClientInspector::new(server.geoip_database.as_deref())?;
-        let outages = Outages::new(server.failover_grace);
+        let inspector = Inspector::new(server.geoip_database.as_deref())?;
+        let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
         }
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new(server.max_verifications)));
+        let store = self.store.unwrap_or_else(|| {
+            Arc::new(MemoryStore::new(
+                server.max_verifications,
+                Arc::clone(&self.clock),
+            ))
+        });
+        let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
+        let by_key = sites
+            .iter()
+            .enumerate()
+            .map(|(index, site)| (site.site_key, index))
+            .collect();
         Ok(AppState(Arc::new(Shared {
-            sites: sites
-                .into_iter()
-                .map(|site| (site.site_key, Arc::new(site)))
-                .collect(),
-            store,
+            sites,
+            by_key,
+            store: Tracked::new(store, Arc::clone(&outages), Arc::clone(&self.clock)),
             clock: self.clock,
             outages,
             solves: SolveTracker::default(),

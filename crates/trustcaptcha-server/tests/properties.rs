@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use trustcaptcha_server::integrity::{BrowserInformation, canonical_string, integrity_hash};
-use trustcaptcha_server::pow::{self, Answer};
+use trustcaptcha_server::pow;
+use trustcaptcha_server::protocol::Answer;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

@@ -117,8 +117,8 @@ async fn every_error_status_reaches_the_client_as_its_typed_error() {
     );
     assert_eq!(
         kind(server.client(KEY_B).get_verification_result(&token).await),
-        ErrorKind::ApiKeyInvalid,
-        "a key of another site"
+        ErrorKind::VerificationNotFound,
+        "a key of another site learns nothing about the id: the same answer as an unknown id"
     );
     let unknown = token_for("00000000-0000-4000-8000-000000000123", "");
     assert_eq!(
@@ -255,6 +255,24 @@ async fn failover_answers_follow_the_outage_record() {
             .kind(),
         ErrorKind::VerificationNotFound
     );
+}
+
+#[tokio::test]
+async fn a_failover_answer_for_a_key_of_several_sites_names_the_first_in_configuration_order() {
+    // KEY_B is valid for the sites "b", "minimal" and "lists", in this order.
+    let config = config("").tap_outage_before_start();
+    let first = config.sites[1].clone();
+    assert_eq!(first.name, "b");
+    let server = TestServer::start(config).await;
+    let failover = token_for(
+        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
+        r#","clientFailover":true"#,
+    );
+    for _ in 0..8 {
+        let result = server.fetch(KEY_B, &failover).await;
+        assert_eq!(result.captcha_id, first.captcha_id);
+        assert!(!result.minimal_data_mode_enabled, "not the minimal site");
+    }
 }
 
 trait OutageBeforeStart {

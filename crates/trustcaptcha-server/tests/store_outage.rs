@@ -12,10 +12,11 @@ use time::OffsetDateTime;
 use trustcaptcha::{DecisionType, ErrorKind};
 use trustcaptcha_server::clock::ManualClock;
 use trustcaptcha_server::store::memory::MemoryStore;
-use trustcaptcha_server::store::{Fetched, Finished, Pending, Store, StoreError};
+use trustcaptcha_server::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use uuid::Uuid;
 
 /// A memory store that answers `Unavailable` while switched off.
+#[derive(Debug)]
 struct SwitchableStore {
     inner: MemoryStore,
     down: AtomicBool,
@@ -31,55 +32,77 @@ impl SwitchableStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SwitchableStore {
-    fn insert_pending(
+    async fn insert_pending(
         &self,
         id: Uuid,
         pending: Pending,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.up()?;
-        self.inner.insert_pending(id, pending, now)
+        self.inner.insert_pending(id, pending, now).await
     }
-    fn claim_pending(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Pending>, StoreError> {
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError> {
         self.up()?;
-        self.inner.claim_pending(id, now)
+        self.inner.claim(id, lease, now).await
     }
-    fn finish(&self, id: Uuid, finished: Finished, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+    ) -> Result<(), StoreError> {
         self.up()?;
-        self.inner.finish(id, finished, now)
+        self.inner.finish_claimed(id, lease, finished).await
     }
-    fn discard(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.up()?;
-        self.inner.discard(id)
+        self.inner.insert_finished(id, finished, now).await
     }
-    fn fetch(
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.release(id, lease).await
+    }
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.abandon(id, lease).await
+    }
+    async fn retrieve(
         &self,
         id: Uuid,
         authorized: &[Uuid],
         now: OffsetDateTime,
-    ) -> Result<Fetched, StoreError> {
+    ) -> Result<Retrieval, StoreError> {
         self.up()?;
-        self.inner.fetch(id, authorized, now)
+        self.inner.retrieve(id, authorized, now).await
     }
-    fn evict_expired(&self, now: OffsetDateTime) -> usize {
-        self.inner.evict_expired(now)
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.up()?;
+        self.inner.count().await
     }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn check(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         self.up()
     }
 }
 
 #[tokio::test]
 async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let store = Arc::new(SwitchableStore {
-        inner: MemoryStore::new(100),
+        inner: MemoryStore::new(100, clock.clone()),
         down: AtomicBool::new(false),
     });
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
     let state = trustcaptcha_server::AppState::builder(config(""))
         .clock(clock.clone())
         .store(store.clone())

@@ -333,7 +333,7 @@ async fn a_locked_site_answers_423() {
     let server = TestServer::start(config).await;
     let (status, body) = server.create(&create_body(SITE_A, false)).await;
     assert_eq!(status, 423);
-    assert_eq!(body["error"], "captcha_locked");
+    assert_eq!(body["error"], "site_locked");
     assert_eq!(
         server.create(&create_body(SITE_B, false)).await.0,
         200,

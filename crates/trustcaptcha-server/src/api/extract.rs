@@ -3,7 +3,7 @@
 //! verification id from the path that answers 404 when malformed, the client's IP, and the
 //! bearer key.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
@@ -50,16 +50,17 @@ impl<S: Send + Sync> FromRequestParts<S> for VerificationId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::not_found("no such verification"))?;
+            .map_err(|_| ApiError::not_found("no pending verification with this id"))?;
         Uuid::parse_str(&id)
             .map(VerificationId)
-            .map_err(|_| ApiError::not_found("no such verification"))
+            .map_err(|_| ApiError::not_found("no pending verification with this id"))
     }
 }
 
-/// The client's IP: the peer address, or the forwarded one from a trusted proxy.
+/// The client's IP: the peer address, or the forwarded one from a trusted proxy. `None` when
+/// the request did not come through a connection (a router driven in-process).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -68,16 +69,10 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // Without ConnectInfo (a router driven in-process), the peer is unknown.
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(ClientIp(client_ip(
-            peer,
-            &parts.headers,
-            &state.settings.trusted_proxies,
-        )))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(ClientIp(peer.map(|peer| {
+            client_ip(peer.0.ip(), &parts.headers, &state.settings.trusted_proxies)
+        })))
     }
 }
 

@@ -1,7 +1,8 @@
-//! The HTTP API: one module per endpoint group, assembled into one router by [`router`].
+//! The HTTP layer: handlers that extract what the [service core](crate::verification) needs
+//! and render what it returns, one module per endpoint group, assembled by [`router`].
 //!
 //! * [`widget`]: the browser widget's create and submit endpoints (with CORS);
-//! * [`results`]: the backend's result endpoint;
+//! * [`results`]: the backend's results endpoint;
 //! * [`ops`]: health, readiness, metrics;
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
@@ -17,15 +18,13 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
+use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::Instrument as _;
-
-use time::OffsetDateTime;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 use crate::state::AppState;
-use crate::store::StoreError;
 use error::ApiError;
 
 const CREATE: &str = "/v2/verifications";
@@ -38,10 +37,15 @@ const METRICS: &str = "/metrics";
 /// Every route, as the metrics label it.
 const ROUTES: [&str; 6] = [CREATE, SUBMIT, RESULTS, HEALTHZ, READYZ, METRICS];
 
-/// Builds the router over `state`.
-pub fn router(state: AppState) -> Router {
+/// The service the server runs: the router behind path normalisation. The widget joins
+/// `api-url` and `/v2/verifications`, so an `api-url` with a trailing slash asks for
+/// `//v2/verifications`; normalising before routing makes that work.
+pub type App = NormalizePath<Router>;
+
+/// Builds the service over `state`: exactly what the server serves.
+pub fn app(state: AppState) -> App {
     // The widget fetches with credentials "same-origin", so a wildcard origin is enough and
-    // works for every site; the per-site origin check happens in `widget::create`.
+    // works for every site; the per-site origin check happens in the service core.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods([Method::POST, Method::OPTIONS])
@@ -52,22 +56,23 @@ pub fn router(state: AppState) -> Router {
         .route(SUBMIT, post(widget::submit))
         .layer(cors);
     let backend = Router::new()
-        .route(RESULTS, get(results::fetch))
+        .route(RESULTS, get(results::retrieve))
         .route(HEALTHZ, get(ops::healthz))
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics));
-    Router::new()
+    let router = Router::new()
         .merge(widget)
         .merge(backend)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
 /// The edge of every request: a tracing span (method and route, never headers, so no key or
-/// token is logged) and the request metrics.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// token is logged), the request metrics, and `Cache-Control: no-store` on every answer.
+async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
@@ -82,7 +87,10 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     };
     let span = tracing::info_span!("request", %method, endpoint = %endpoint, status = tracing::field::Empty);
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = {
+        use tracing::Instrument as _;
+        next.run(request).instrument(span.clone()).await
+    };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     span.record("status", status);
@@ -95,23 +103,5 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response.into_response()
-}
-
-/// Keeps the outage record in step with the store's health and passes the outcome on: every
-/// store call of the handlers goes through here, so an outage is noticed wherever it shows.
-pub(crate) fn observe_store<T>(
-    state: &AppState,
-    now: OffsetDateTime,
-    result: Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match &result {
-        Ok(_) => state.outages.store_recovered(now),
-        Err(StoreError::Unavailable(reason)) => {
-            tracing::error!(%reason, "store unavailable");
-            state.outages.store_failed(now);
-        }
-        Err(StoreError::Full | StoreError::Duplicate) => {}
-    }
-    result
+    response
 }

@@ -14,7 +14,7 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.check() {
+    match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }
@@ -22,11 +22,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let stored = state.store.count().await.ok();
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.store.len()),
+        state.metrics.render(stored),
     )
 }

@@ -1,26 +1,34 @@
-//! The in-memory store: sharded maps behind mutexes, bounded in size, with expired entries
-//! evicted by [`Store::evict_expired`] (the server calls it periodically) and on demand when full.
+//! The in-memory store: sharded maps behind short-held mutexes, bounded in size. It owns a
+//! sweeper task that forgets entries no answer depends on any more; the task ends when the store
+//! is dropped. For one process, tests and `--sandbox`; its state ends with the process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Fetched, Finished, Pending, Store, StoreError};
+use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use crate::clock::Clock;
 
 /// Shards spread lock contention across cores; ids are random, so any byte spreads evenly.
 const SHARDS: usize = 16;
 
-/// Expired entries are kept this long so that late fetches get 410 rather than 404.
-const TOMBSTONE: Duration = Duration::from_secs(600);
+/// How often the sweeper looks for entries to forget. Each pass locks one shard at a time.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A bounded, sharded in-memory [`Store`].
 #[derive(Debug)]
 pub struct MemoryStore {
-    shards: [Mutex<HashMap<Uuid, Record>>; SHARDS],
+    shards: Arc<Shards>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shards {
+    maps: [Mutex<HashMap<Uuid, Record>>; SHARDS],
     len: AtomicUsize,
     capacity: usize,
 }
@@ -28,331 +36,348 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Record {
     site_key: Uuid,
-    expires_at: OffsetDateTime,
     state: State,
 }
 
 #[derive(Debug)]
 enum State {
-    Pending(Box<Pending>),
-    Submitting,
+    /// Pending, or claimed when a lease holds it.
+    Open {
+        pending: Box<Pending>,
+        lease: Option<Lease>,
+    },
     Finished {
         finished: Box<Finished>,
         retrievals: u32,
     },
+    /// Every allowed retrieval was made: only the expiry is kept.
+    Spent { expires_at: OffsetDateTime },
+}
+
+impl State {
+    /// When no answer depends on the entry any more.
+    fn forgettable_after(&self) -> OffsetDateTime {
+        match self {
+            // A claim may still finish until its lease lapses.
+            State::Open { pending, lease } => lease.map_or(pending.expires_at, |lease| {
+                pending.expires_at.max(lease.until)
+            }),
+            State::Finished { finished, .. } => finished.expires_at() + TOMBSTONE,
+            State::Spent { expires_at } => *expires_at + TOMBSTONE,
+        }
+    }
 }
 
 impl MemoryStore {
-    /// A store that holds at most `capacity` verifications.
+    /// A store that holds at most `capacity` verifications. Inside a Tokio runtime it starts its
+    /// sweeper, judging expiry by `clock`; outside one, entries are only forgotten when
+    /// answers no longer depend on them at read time (nothing is ever answered wrongly, but
+    /// memory is not reclaimed).
     #[must_use]
-    pub fn new(capacity: usize) -> Self {
-        MemoryStore {
-            shards: std::array::from_fn(|_| Mutex::default()),
+    pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        let shards = Arc::new(Shards {
+            maps: std::array::from_fn(|_| Mutex::default()),
             len: AtomicUsize::new(0),
             capacity,
-        }
+        });
+        let sweeper = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|runtime| runtime.spawn(sweep(Arc::downgrade(&shards), clock)));
+        MemoryStore { shards, sweeper }
     }
+}
 
-    fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Record>> {
-        let index = usize::from(id.as_bytes()[15]) % SHARDS;
-        // A panic while holding the lock cannot leave a map half-updated in a way that matters
-        // here (every update is a single insert/remove/assignment), so a poisoned lock is used.
-        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reserves room for one more entry, evicting expired ones if needed.
-    fn reserve(&self, now: OffsetDateTime) -> Result<(), StoreError> {
-        if self.len.fetch_add(1, Ordering::AcqRel) < self.capacity {
-            return Ok(());
-        }
-        self.len.fetch_sub(1, Ordering::AcqRel);
-        self.evict_expired(now);
-        if self.len.fetch_add(1, Ordering::AcqRel) < self.capacity {
-            Ok(())
-        } else {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-            Err(StoreError::Full)
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
         }
     }
 }
 
-impl Store for MemoryStore {
-    fn insert_pending(
-        &self,
-        id: Uuid,
-        pending: Pending,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.reserve(now)?;
+/// The sweeper: holds only a weak reference, so it never keeps a dropped store alive.
+async fn sweep(shards: Weak<Shards>, clock: Arc<dyn Clock>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shards) = shards.upgrade() else {
+            return;
+        };
+        let forgotten = shards.forget_expired(clock.now());
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot expired verifications");
+        }
+    }
+}
+
+impl Shards {
+    fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Record>> {
+        let index = usize::from(id.as_bytes()[15]) % SHARDS;
+        // Every update under the lock is a single insert, remove or assignment, so a map seen
+        // after a panic elsewhere is never half-updated.
+        self.maps[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets what no answer depends on; one shard locked at a time.
+    fn forget_expired(&self, now: OffsetDateTime) -> usize {
+        let mut forgotten = 0;
+        for map in &self.maps {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            let before = map.len();
+            map.retain(|_, record| record.state.forgettable_after() > now);
+            forgotten += before - map.len();
+        }
+        self.len.fetch_sub(forgotten, Ordering::AcqRel);
+        forgotten
+    }
+
+    /// Inserts a new entry if the id is free and there is room. The size is reserved before the
+    /// insert, so concurrent inserts cannot overshoot the capacity; a full store answers at once
+    /// (the sweeper makes room), never by scanning.
+    fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError> {
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Full);
+        }
         let mut shard = self.shard(id);
         if shard.contains_key(&id) {
             self.len.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Duplicate);
         }
-        shard.insert(
-            id,
-            Record {
-                site_key: pending.site_key,
-                expires_at: pending.expires_at,
-                state: State::Pending(Box::new(pending)),
-            },
-        );
+        shard.insert(id, record);
         Ok(())
     }
 
-    fn claim_pending(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Pending>, StoreError> {
+    /// Replaces the state of a verification claimed under `lease` by what `change` makes of
+    /// it (`None` forgets it).
+    fn with_claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        change: impl FnOnce(Box<Pending>) -> Option<State>,
+    ) -> Result<(), StoreError> {
         let mut shard = self.shard(id);
-        let Some(record) = shard.get_mut(&id) else {
-            return Ok(None);
-        };
-        if record.expires_at <= now {
-            return Ok(None);
+        let held = shard.get(&id).is_some_and(
+            |record| matches!(record.state, State::Open { lease: Some(held), .. } if held == lease),
+        );
+        if !held {
+            return Err(StoreError::NotClaimant);
         }
-        // Taking the state out leaves `Submitting` behind: concurrent submissions find no
-        // pending challenge, so exactly one of them can finish it.
-        match std::mem::replace(&mut record.state, State::Submitting) {
-            State::Pending(pending) => Ok(Some(*pending)),
-            other => {
-                record.state = other;
-                Ok(None)
+        let Some(Record {
+            site_key,
+            state: State::Open { pending, .. },
+        }) = shard.remove(&id)
+        else {
+            unreachable!("checked above under the same lock")
+        };
+        match change(pending) {
+            Some(state) => {
+                shard.insert(id, Record { site_key, state });
+            }
+            None => {
+                self.len.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn insert_pending(
+        &self,
+        id: Uuid,
+        pending: Pending,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let record = Record {
+            site_key: pending.site_key,
+            state: State::Open {
+                pending: Box::new(pending),
+                lease: None,
+            },
+        };
+        self.shards.insert(id, record)
     }
 
-    fn finish(&self, id: Uuid, finished: Finished, now: OffsetDateTime) -> Result<(), StoreError> {
-        let expires_at = finished.result.result_expires_at.unwrap_or(now);
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError> {
+        let mut shard = self.shards.shard(id);
+        let Some(Record {
+            state: State::Open {
+                pending,
+                lease: held,
+            },
+            ..
+        }) = shard.get_mut(&id)
+        else {
+            return Ok(None);
+        };
+        let claimable = pending.expires_at > now && held.is_none_or(|held| held.until <= now);
+        if !claimable {
+            return Ok(None);
+        }
+        *held = Some(lease);
+        Ok(Some((**pending).clone()))
+    }
+
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+    ) -> Result<(), StoreError> {
+        self.shards.with_claim(id, lease, |_| {
+            Some(State::Finished {
+                finished: Box::new(finished),
+                retrievals: 0,
+            })
+        })
+    }
+
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let record = Record {
             site_key: finished.site_key,
-            expires_at,
             state: State::Finished {
                 finished: Box::new(finished),
                 retrievals: 0,
             },
         };
-        let exists = self.shard(id).contains_key(&id);
-        if !exists {
-            self.reserve(now)?;
-        }
-        let replaced = self.shard(id).insert(id, record).is_some();
-        match (exists, replaced) {
-            (false, true) => self.len.fetch_sub(1, Ordering::AcqRel),
-            // Evicted between the check and the insert: the insert added an entry after all.
-            (true, false) => self.len.fetch_add(1, Ordering::AcqRel),
-            _ => 0,
-        };
-        Ok(())
+        self.shards.insert(id, record)
     }
 
-    fn discard(&self, id: Uuid) -> Result<(), StoreError> {
-        if self.shard(id).remove(&id).is_some() {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-        }
-        Ok(())
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.shards.with_claim(id, lease, |pending| {
+            Some(State::Open {
+                pending,
+                lease: None,
+            })
+        })
     }
 
-    fn fetch(
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.shards.with_claim(id, lease, |_| None)
+    }
+
+    async fn retrieve(
         &self,
         id: Uuid,
         authorized: &[Uuid],
         now: OffsetDateTime,
-    ) -> Result<Fetched, StoreError> {
-        let mut shard = self.shard(id);
+    ) -> Result<Retrieval, StoreError> {
+        let mut shard = self.shards.shard(id);
         let Some(record) = shard.get_mut(&id) else {
-            return Ok(Fetched::NotFound);
+            return Ok(Retrieval::NotFound);
         };
+        let gone = match &record.state {
+            // Past its expiry an unfinished verification is gone for good, even while a late
+            // claim may still finish it.
+            State::Open { pending, .. } => pending.expires_at <= now,
+            state => state.forgettable_after() <= now,
+        };
+        if gone {
+            return Ok(Retrieval::NotFound);
+        }
         if !authorized.contains(&record.site_key) {
-            return Ok(Fetched::WrongSite);
+            return Ok(Retrieval::WrongSite);
         }
-        if record.expires_at <= now {
-            return Ok(Fetched::Expired);
-        }
-        let State::Finished {
-            finished,
-            retrievals,
-        } = &mut record.state
-        else {
-            return Ok(Fetched::NotFinished);
+        let (finished, retrievals) = match &mut record.state {
+            State::Open { .. } => return Ok(Retrieval::NotFinished),
+            State::Spent { expires_at } if *expires_at <= now => return Ok(Retrieval::Expired),
+            State::Spent { .. } => return Ok(Retrieval::LimitReached),
+            State::Finished {
+                finished,
+                retrievals,
+            } => (finished, retrievals),
         };
+        let expires_at = finished.expires_at();
+        if expires_at <= now {
+            return Ok(Retrieval::Expired);
+        }
         if *retrievals >= finished.max_retrievals {
-            return Ok(Fetched::LimitReached);
+            return Ok(Retrieval::LimitReached);
         }
         *retrievals += 1;
         let result = &mut finished.result;
         result.result_first_fetched_at.get_or_insert(now);
         result.result_last_fetched_at = Some(now);
-        Ok(Fetched::Found(Box::new(result.clone())))
-    }
-
-    fn evict_expired(&self, now: OffsetDateTime) -> usize {
-        let mut evicted = 0;
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let before = shard.len();
-            shard.retain(|_, record| match record.state {
-                // An expired challenge can never finish; drop it at once.
-                State::Pending(_) | State::Submitting => record.expires_at > now,
-                State::Finished { .. } => record.expires_at + TOMBSTONE > now,
-            });
-            evicted += before - shard.len();
+        let answer = Box::new(result.clone());
+        if *retrievals >= finished.max_retrievals {
+            // The result is never served again: keep only what later answers need.
+            record.state = State::Spent { expires_at };
         }
-        self.len.fetch_sub(evicted, Ordering::AcqRel);
-        evicted
+        Ok(Retrieval::Found(answer))
     }
 
-    fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.shards.len.load(Ordering::Acquire))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ClientInfo;
-    use time::macros::datetime;
-    use trustcaptcha::VerificationResult;
+    use crate::clock::ManualClock;
+    use crate::store::conformance;
 
-    const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
-    const SITE: Uuid = Uuid::from_u128(1);
-
-    fn pending(expires_in: Duration) -> Pending {
-        Pending {
-            site_key: SITE,
-            inputs: vec![[0; 16]],
-            difficulty: 1,
-            created_at: T0,
-            expires_at: T0 + expires_in,
-            client: ClientInfo::default(),
-            signals: Default::default(),
-            access_rule: None,
-        }
+    fn store(capacity: usize) -> MemoryStore {
+        MemoryStore::new(
+            capacity,
+            Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>,
+        )
     }
 
-    fn finished(id: Uuid, max_retrievals: u32, lifetime: Duration) -> Finished {
-        let result: VerificationResult = serde_json::from_value(serde_json::json!({
-            "captchaId": Uuid::from_u128(2), "verificationId": id,
-            "verificationPassed": true, "score": 0.0,
-        }))
-        .expect("result");
-        Finished {
-            result: VerificationResult {
-                result_expires_at: Some(T0 + lifetime),
-                ..result
-            },
-            site_key: SITE,
-            max_retrievals,
-        }
-    }
+    conformance::suite!(store);
 
-    #[test]
-    fn lifecycle_of_a_verification() {
-        let store = MemoryStore::new(10);
-        let id = Uuid::new_v4();
+    #[tokio::test]
+    async fn the_sweeper_forgets_only_what_no_answer_needs() {
+        let store = store(10);
+        let live = Uuid::new_v4();
+        let dead = Uuid::new_v4();
         let minute = Duration::from_secs(60);
         store
-            .insert_pending(id, pending(minute), T0)
+            .insert_pending(live, conformance::pending(10 * minute), conformance::T0)
+            .await
             .expect("insert");
-        assert_eq!(
-            store.insert_pending(id, pending(minute), T0),
-            Err(StoreError::Duplicate)
-        );
-        assert_eq!(store.fetch(id, &[SITE], T0), Ok(Fetched::NotFinished));
-        assert!(store.claim_pending(id, T0).expect("ok").is_some());
-        assert_eq!(store.claim_pending(id, T0), Ok(None), "claimed once");
-        assert_eq!(store.fetch(id, &[SITE], T0), Ok(Fetched::NotFinished));
         store
-            .finish(id, finished(id, 2, 15 * minute), T0)
-            .expect("finish");
-        assert_eq!(store.len(), 1);
-
-        assert_eq!(
-            store.fetch(id, &[Uuid::from_u128(9)], T0),
-            Ok(Fetched::WrongSite)
-        );
-        let Ok(Fetched::Found(first)) = store.fetch(id, &[SITE], T0 + minute) else {
-            panic!("first fetch")
-        };
-        assert_eq!(first.result_first_fetched_at, Some(T0 + minute));
-        let Ok(Fetched::Found(second)) = store.fetch(id, &[SITE], T0 + 2 * minute) else {
-            panic!("second fetch")
-        };
-        assert_eq!(second.result_first_fetched_at, Some(T0 + minute));
-        assert_eq!(second.result_last_fetched_at, Some(T0 + 2 * minute));
-        assert_eq!(
-            store.fetch(id, &[SITE], T0 + 3 * minute),
-            Ok(Fetched::LimitReached)
-        );
-        assert_eq!(
-            store.fetch(id, &[SITE], T0 + 15 * minute),
-            Ok(Fetched::Expired)
-        );
-        assert_eq!(
-            store.fetch(Uuid::new_v4(), &[SITE], T0),
-            Ok(Fetched::NotFound)
-        );
-    }
-
-    #[test]
-    fn expired_challenges_cannot_be_claimed_and_are_evicted() {
-        let store = MemoryStore::new(10);
-        let id = Uuid::new_v4();
-        store
-            .insert_pending(id, pending(Duration::from_secs(60)), T0)
+            .insert_pending(dead, conformance::pending(minute), conformance::T0)
+            .await
             .expect("insert");
-        assert_eq!(
-            store.claim_pending(id, T0 + Duration::from_secs(60)),
-            Ok(None)
-        );
-        assert_eq!(store.evict_expired(T0 + Duration::from_secs(60)), 1);
-        assert!(store.is_empty());
-    }
-
-    #[test]
-    fn capacity_is_bounded_and_reclaimed_from_expired_entries() {
-        let store = MemoryStore::new(2);
-        let second = Duration::from_secs(1);
-        store
-            .insert_pending(Uuid::new_v4(), pending(second), T0)
-            .expect("1");
-        store
-            .insert_pending(Uuid::new_v4(), pending(60 * second), T0)
-            .expect("2");
-        assert_eq!(
-            store.insert_pending(Uuid::new_v4(), pending(second), T0),
-            Err(StoreError::Full)
-        );
-        store
-            .insert_pending(Uuid::new_v4(), pending(60 * second), T0 + second)
-            .expect("room made by evicting the expired entry");
-        assert_eq!(store.len(), 2);
-        let id = Uuid::new_v4();
-        assert_eq!(
-            store.finish(id, finished(id, 1, second), T0),
-            Err(StoreError::Full)
+        assert_eq!(store.shards.forget_expired(conformance::T0 + minute), 1);
+        assert_eq!(store.count().await, Ok(1));
+        assert!(
+            store
+                .claim(live, conformance::lease(), conformance::T0 + minute)
+                .await
+                .expect("ok")
+                .is_some()
         );
     }
 
-    #[test]
-    fn concurrent_fetches_count_exactly() {
-        let store = std::sync::Arc::new(MemoryStore::new(10));
-        let id = Uuid::new_v4();
-        store
-            .finish(id, finished(id, 1, Duration::from_secs(60)), T0)
-            .expect("finish");
-        let found: usize = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| {
-                    let store = &store;
-                    scope.spawn(move || {
-                        (0..25)
-                            .filter(|_| {
-                                matches!(store.fetch(id, &[SITE], T0), Ok(Fetched::Found(_)))
-                            })
-                            .count()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("thread")).sum()
-        });
-        assert_eq!(found, 1);
+    #[tokio::test]
+    async fn dropping_the_store_ends_its_sweeper() {
+        let store = store(1);
+        let sweeper = store
+            .sweeper
+            .as_ref()
+            .expect("started in a runtime")
+            .abort_handle();
+        drop(store);
+        tokio::task::yield_now().await;
+        assert!(sweeper.is_finished());
     }
 }

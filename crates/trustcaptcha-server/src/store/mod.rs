@@ -1,14 +1,56 @@
 //! Where verifications live between the widget's create, its submission and the backend's
-//! fetches. [`Store`] is the seam for other backends; [`memory::MemoryStore`] is the bounded
-//! in-memory one.
+//! retrievals: the [`Store`] contract every backend implements, the [`Tracked`] wrapper through
+//! which the server makes every store call (so that failures feed the outage record), and the
+//! backends ([`memory::MemoryStore`]).
 //!
-//! A verification moves through three states: *pending* (challenge handed out), *submitting*
-//! (one submission has claimed it; any other gets 404), *finished* (result ready). Each
-//! transition, and each counted fetch, is atomic.
+//! # The contract
+//!
+//! A verification is in one of these states:
+//!
+//! ```text
+//!            insert_pending                 claim                   finish_claimed
+//!   (none) ─────────────────▶ pending ─────────────────▶ claimed ─────────────────────▶ finished
+//!      │                        ▲   ◀──────────────────  │   │                              │
+//!      │                        │   release (or lapse)   │   └── abandon ──▶ (none)         │ last
+//!      └──── insert_finished ───┼────────────────────────┼──────────────────────────▶ finished ──▶ spent
+//!                               │                        │                       retrieval
+//! ```
+//!
+//! * **pending**: a challenge was handed out; it can be claimed until its `expires_at`.
+//! * **claimed**: one submission holds it under a [`Lease`]. Only the holder of that lease can
+//!   finish, release or abandon it. A lease that lapses (its `until` passed) lets the next
+//!   submission claim it again, so a claimant that vanished (a crashed process) strands nothing.
+//! * **finished**: the result is ready and counts its retrievals.
+//! * **spent**: every allowed retrieval was made; a backend may drop the result and keep a
+//!   small marker that answers [`Retrieval::LimitReached`].
+//!
+//! Every transition and every counted retrieval is atomic: of any number of concurrent claims
+//! of one verification exactly one succeeds, and of concurrent retrievals exactly
+//! `max_retrievals` get [`Retrieval::Found`].
+//!
+//! Expiry is judged against the `now` passed in, never against when a sweep last ran, so an
+//! answer does not depend on housekeeping. A retrieval answers, in this order:
+//!
+//! 1. [`Retrieval::NotFound`]: no such id; or a pending or claimed verification past its
+//!    `expires_at` (it can never finish); or a finished one past its result's expiry plus
+//!    [`TOMBSTONE`];
+//! 2. [`Retrieval::WrongSite`]: the verification belongs to a site outside `authorized`;
+//! 3. [`Retrieval::Expired`]: finished, and its result expired less than [`TOMBSTONE`] ago;
+//! 4. [`Retrieval::NotFinished`]: pending or claimed;
+//! 5. [`Retrieval::LimitReached`]: retrieved `max_retrievals` times already;
+//! 6. [`Retrieval::Found`]: the result, with this retrieval counted and its timestamps set.
+//!
+//! A backend may forget an entry once no answer can depend on it any more (expired pending
+//! entries at once; finished ones after their expiry plus [`TOMBSTONE`]); it must never forget
+//! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
 pub mod memory;
+mod tracked;
 
-use std::net::IpAddr;
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use trustcaptcha::VerificationResult;
@@ -17,8 +59,15 @@ use uuid::Uuid;
 use crate::pow::TaskInput;
 use crate::rules::AccessRule;
 use crate::scoring::Signals;
+use crate::visitor::Visitor;
 
-/// A challenge handed out and not yet solved.
+pub use tracked::Tracked;
+
+/// How long after its result expired a finished verification still answers
+/// [`Retrieval::Expired`] (410) rather than [`Retrieval::NotFound`] (404).
+pub const TOMBSTONE: Duration = Duration::from_secs(600);
+
+/// A verification whose challenge was handed out and not yet solved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     /// The site it belongs to.
@@ -31,56 +80,70 @@ pub struct Pending {
     pub created_at: OffsetDateTime,
     /// When the challenge stops being accepted.
     pub expires_at: OffsetDateTime,
-    /// What the result will say about the client.
-    pub client: ClientInfo,
-    /// Scoring rules that fired at create time.
+    /// What the result will say about the visitor.
+    pub visitor: Visitor,
+    /// Scoring signals seen when the challenge was handed out.
     pub signals: Signals,
-    /// An allow or block list entry that matched the client.
+    /// An allow or block list entry that matched the visitor.
     pub access_rule: Option<AccessRule>,
-}
-
-/// What a result reports about the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// The client's IP address.
-    pub ip: Option<IpAddr>,
-    /// The page's origin.
-    pub origin: String,
-    /// Two-letter country code, or empty.
-    pub country_code: String,
-    /// Device family from the User-Agent.
-    pub device_family: String,
-    /// Operating system from the User-Agent.
-    pub operating_system: String,
-    /// Browser from the User-Agent.
-    pub browser: String,
 }
 
 /// A finished verification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
-    /// The result as it will be served; the fetch timestamps are filled in per fetch.
+    /// The result as it will be served; the retrieval timestamps are set per retrieval. Its
+    /// `result_expires_at` is when it expires.
     pub result: VerificationResult,
     /// The site it belongs to.
     pub site_key: Uuid,
-    /// How often it may be fetched.
+    /// How often it may be retrieved.
     pub max_retrievals: u32,
 }
 
-/// The answer to a fetch.
+impl Finished {
+    /// When the result expires (a result without an expiry expires at once).
+    #[must_use]
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.result
+            .result_expires_at
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// The proof that a submission holds a claim: a random token, and until when it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Random; only the claimant knows it.
+    pub token: u64,
+    /// After this, another submission may claim the verification.
+    pub until: OffsetDateTime,
+}
+
+impl Lease {
+    /// A fresh lease that holds for `duration` after `now`.
+    #[must_use]
+    pub fn new(now: OffsetDateTime, duration: Duration) -> Self {
+        Lease {
+            token: rand::random(),
+            until: now + duration,
+        }
+    }
+}
+
+/// The answer to a retrieval, in the order of the contract.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Fetched {
-    /// The result, with this fetch counted and its timestamps set.
+pub enum Retrieval {
+    /// The result, with this retrieval counted and its timestamps set.
     Found(Box<VerificationResult>),
-    /// No such verification (or it was evicted).
+    /// No such verification, or none that can still be answered for.
     NotFound,
     /// The verification belongs to a site the caller's key is not for.
     WrongSite,
+    /// Finished, but its result has expired.
+    Expired,
     /// Not finished yet.
     NotFinished,
-    /// Past its lifetime.
-    Expired,
-    /// Fetched as often as allowed.
+    /// Retrieved as often as allowed.
     LimitReached,
 }
 
@@ -93,78 +156,106 @@ pub enum StoreError {
     /// The id is already taken.
     #[error("the verification id is already in use")]
     Duplicate,
+    /// The lease does not hold the claim (it lapsed and another submission claimed it, or the
+    /// verification is gone).
+    #[error("the claim is not held by this lease")]
+    NotClaimant,
     /// The backend failed (e.g. a remote store is unreachable).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }
 
-/// Verification storage.
-pub trait Store: Send + Sync + 'static {
+/// Verification storage; see the [module documentation](self) for the contract.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a new pending verification.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Full`] when at capacity even after evicting expired entries.
-    fn insert_pending(
+    /// [`StoreError::Duplicate`] when the id exists, [`StoreError::Full`] at capacity.
+    async fn insert_pending(
         &self,
         id: Uuid,
         pending: Pending,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Claims a pending, unexpired verification for its one submission. Returns `None` when it
-    /// does not exist, has expired, or was already claimed.
+    /// Claims a pending, unexpired verification (or one whose previous lease lapsed) under
+    /// `lease`. `None` when it does not exist, has expired, is finished, or another lease holds
+    /// it.
     ///
     /// # Errors
     ///
     /// When the backend fails.
-    fn claim_pending(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Pending>, StoreError>;
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError>;
 
-    /// Stores the result of a verification (claimed or new, e.g. by bypass key); it expires at
-    /// `finished.result.result_expires_at`.
+    /// Finishes a verification claimed under `lease`.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Full`] when a new entry does not fit.
-    fn finish(&self, id: Uuid, finished: Finished, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// [`StoreError::NotClaimant`] when `lease` does not hold the claim.
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+    ) -> Result<(), StoreError>;
 
-    /// Forgets a verification (a failed submission).
+    /// Stores a verification that finished without a challenge (a bypass key).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Duplicate`] when the id exists, [`StoreError::Full`] at capacity.
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Returns a claimed verification to pending (its submission was cancelled).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotClaimant`] when `lease` does not hold the claim.
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError>;
+
+    /// Forgets a claimed verification (its submission was wrong).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotClaimant`] when `lease` does not hold the claim.
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError>;
+
+    /// Retrieves a result for a caller whose key is valid for the sites in `authorized`,
+    /// counting the retrieval atomically.
     ///
     /// # Errors
     ///
     /// When the backend fails.
-    fn discard(&self, id: Uuid) -> Result<(), StoreError>;
-
-    /// Fetches a result for a caller whose key is valid for the sites in `authorized`, counting
-    /// the retrieval atomically.
-    ///
-    /// # Errors
-    ///
-    /// When the backend fails.
-    fn fetch(
+    async fn retrieve(
         &self,
         id: Uuid,
         authorized: &[Uuid],
         now: OffsetDateTime,
-    ) -> Result<Fetched, StoreError>;
+    ) -> Result<Retrieval, StoreError>;
 
-    /// Drops entries that can no longer be used; returns how many.
-    fn evict_expired(&self, now: OffsetDateTime) -> usize;
+    /// How many verifications are held (including those waiting to be forgotten).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn count(&self) -> Result<usize, StoreError>;
 
-    /// How many verifications are held.
-    fn len(&self) -> usize;
-
-    /// Whether no verification is held.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the store can serve requests.
+    /// Whether the store can serve requests now.
     ///
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] when it cannot.
-    fn check(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    async fn ping(&self) -> Result<(), StoreError>;
 }

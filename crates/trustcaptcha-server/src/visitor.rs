@@ -1,19 +1,36 @@
-//! What a result says about the client's device and location: device family, operating
-//! system and browser from the User-Agent (parsed with `woothee`), and the country from an
-//! optional MaxMind-format GeoIP database.
+//! What a result says about the visitor (the browser that solved the captcha): its address,
+//! page, device family, operating system and browser from the User-Agent (parsed with
+//! `woothee`), and the country from an optional MaxMind-format GeoIP database.
 
 use std::net::IpAddr;
 use std::path::Path;
 
+/// What a result reports about the visitor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visitor {
+    /// The visitor's IP address.
+    pub ip: Option<IpAddr>,
+    /// The page the captcha was solved on.
+    pub origin: String,
+    /// Two-letter country code, or empty.
+    pub country_code: String,
+    /// Device family from the User-Agent.
+    pub device_family: String,
+    /// Operating system from the User-Agent.
+    pub operating_system: String,
+    /// Browser from the User-Agent.
+    pub browser: String,
+}
+
 /// Parses User-Agents and looks up countries.
-pub struct ClientInspector {
+pub struct Inspector {
     user_agents: woothee::parser::Parser,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
 }
 
-impl std::fmt::Debug for ClientInspector {
+impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientInspector")
+        f.debug_struct("Inspector")
             .field("geoip", &self.geoip.is_some())
             .finish_non_exhaustive()
     }
@@ -30,7 +47,7 @@ pub struct Device {
     pub browser: String,
 }
 
-impl ClientInspector {
+impl Inspector {
     /// An inspector with an optional GeoIP database.
     ///
     /// # Errors
@@ -40,7 +57,7 @@ impl ClientInspector {
         let geoip = geoip_database
             .map(maxminddb::Reader::open_readfile)
             .transpose()?;
-        Ok(ClientInspector {
+        Ok(Inspector {
             user_agents: woothee::parser::Parser::new(),
             geoip,
         })
@@ -104,7 +121,7 @@ mod tests {
 
     #[test]
     fn parses_common_user_agents() {
-        let inspector = ClientInspector::new(None).expect("no database");
+        let inspector = Inspector::new(None).expect("no database");
         let device = inspector.device("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36");
         assert_eq!(
             device,

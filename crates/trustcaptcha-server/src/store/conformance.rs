@@ -1,0 +1,357 @@
+//! The store conformance suite: the contract of [`Store`](super::Store), as tests every backend
+//! runs. A backend's test module calls [`suite!`] with a function that makes an empty store of a
+//! given capacity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+use trustcaptcha::VerificationResult;
+use uuid::Uuid;
+
+use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use crate::visitor::Visitor;
+
+pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
+const SITE: Uuid = Uuid::from_u128(1);
+const OTHER_SITE: Uuid = Uuid::from_u128(9);
+const MINUTE: Duration = Duration::from_secs(60);
+
+pub(crate) fn pending(lifetime: Duration) -> Pending {
+    Pending {
+        site_key: SITE,
+        inputs: vec![[7; 16], [8; 16]],
+        difficulty: 3,
+        created_at: T0,
+        expires_at: T0 + lifetime,
+        visitor: Visitor {
+            origin: "https://shop.example".into(),
+            ..Visitor::default()
+        },
+        signals: crate::scoring::Signals::default(),
+        access_rule: None,
+    }
+}
+
+pub(crate) fn finished(id: Uuid, max_retrievals: u32, lifetime: Duration) -> Finished {
+    let result: VerificationResult = serde_json::from_value(serde_json::json!({
+        "captchaId": Uuid::from_u128(2), "verificationId": id,
+        "verificationPassed": true, "score": 0.25,
+    }))
+    .expect("result");
+    Finished {
+        result: VerificationResult {
+            result_expires_at: Some(T0 + lifetime),
+            ..result
+        },
+        site_key: SITE,
+        max_retrievals,
+    }
+}
+
+pub(crate) fn lease() -> Lease {
+    Lease::new(T0, MINUTE)
+}
+
+/// Runs every conformance test against the store `$make(capacity)` returns.
+macro_rules! suite {
+    ($make:expr) => {
+        mod conformance_suite {
+            use super::*;
+            use $crate::store::conformance as c;
+
+            #[tokio::test]
+            async fn lifecycle() {
+                c::lifecycle(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn expiry_is_judged_by_now() {
+                c::expiry_is_judged_by_now(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn only_the_lease_holder_moves_a_claim() {
+                c::only_the_lease_holder_moves_a_claim(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn capacity_is_bounded() {
+                c::capacity_is_bounded(&$make(2)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_claims_and_retrievals_count_exactly() {
+                c::concurrent_claims_and_retrievals_count_exactly(std::sync::Arc::new($make(10)))
+                    .await;
+            }
+        }
+    };
+}
+pub(crate) use suite;
+
+pub(crate) async fn lifecycle(store: &impl Store) {
+    let id = Uuid::new_v4();
+    store
+        .insert_pending(id, pending(5 * MINUTE), T0)
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.insert_pending(id, pending(5 * MINUTE), T0).await,
+        Err(StoreError::Duplicate)
+    );
+    assert_eq!(
+        store.retrieve(id, &[SITE], T0).await,
+        Ok(Retrieval::NotFinished)
+    );
+    let lease = lease();
+    assert_eq!(
+        store.claim(id, lease, T0).await,
+        Ok(Some(pending(5 * MINUTE)))
+    );
+    assert_eq!(
+        store.claim(id, Lease::new(T0, MINUTE), T0).await,
+        Ok(None),
+        "claimed once"
+    );
+    assert_eq!(
+        store.retrieve(id, &[SITE], T0).await,
+        Ok(Retrieval::NotFinished)
+    );
+    store
+        .finish_claimed(id, lease, finished(id, 2, 15 * MINUTE))
+        .await
+        .expect("finish");
+    assert_eq!(store.claim(id, lease, T0).await, Ok(None), "finished");
+    assert_eq!(store.count().await, Ok(1));
+    assert_eq!(
+        store.retrieve(id, &[OTHER_SITE], T0).await,
+        Ok(Retrieval::WrongSite)
+    );
+
+    let Ok(Retrieval::Found(first)) = store.retrieve(id, &[OTHER_SITE, SITE], T0 + MINUTE).await
+    else {
+        panic!("first retrieval")
+    };
+    assert_eq!(first.verification_id, id);
+    assert_eq!(first.score, 0.25);
+    assert_eq!(first.result_first_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(first.result_last_fetched_at, Some(T0 + MINUTE));
+    let Ok(Retrieval::Found(second)) = store.retrieve(id, &[SITE], T0 + 2 * MINUTE).await else {
+        panic!("second retrieval")
+    };
+    assert_eq!(second.result_first_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(second.result_last_fetched_at, Some(T0 + 2 * MINUTE));
+    assert_eq!(
+        store.retrieve(id, &[SITE], T0 + 3 * MINUTE).await,
+        Ok(Retrieval::LimitReached)
+    );
+    assert_eq!(
+        store.retrieve(id, &[SITE], T0 + 15 * MINUTE).await,
+        Ok(Retrieval::Expired),
+        "expired wins over the limit"
+    );
+    assert_eq!(
+        store
+            .retrieve(id, &[SITE], T0 + 15 * MINUTE + TOMBSTONE)
+            .await,
+        Ok(Retrieval::NotFound),
+        "after the tombstone time"
+    );
+    assert_eq!(
+        store.retrieve(Uuid::new_v4(), &[SITE], T0).await,
+        Ok(Retrieval::NotFound)
+    );
+}
+
+pub(crate) async fn expiry_is_judged_by_now(store: &impl Store) {
+    // An unfinished verification reads "not found" once expired, claimed or not.
+    let open = Uuid::new_v4();
+    let claimed = Uuid::new_v4();
+    for id in [open, claimed] {
+        store
+            .insert_pending(id, pending(MINUTE), T0)
+            .await
+            .expect("insert");
+    }
+    store
+        .claim(claimed, Lease::new(T0, 2 * MINUTE), T0)
+        .await
+        .expect("ok")
+        .expect("claimed");
+    for id in [open, claimed] {
+        assert_eq!(
+            store.retrieve(id, &[SITE], T0 + MINUTE).await,
+            Ok(Retrieval::NotFound)
+        );
+    }
+    assert_eq!(store.claim(open, lease(), T0 + MINUTE).await, Ok(None));
+
+    // A finished one reads "expired" from its expiry until the tombstone time has passed, then
+    // "not found", also when it was never retrieved.
+    let done = Uuid::new_v4();
+    store
+        .insert_finished(done, finished(done, 1, MINUTE), T0)
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .retrieve(done, &[SITE], T0 + MINUTE - Duration::from_millis(1))
+            .await
+            .map(|r| matches!(r, Retrieval::Found(_))),
+        Ok(true)
+    );
+    let never = Uuid::new_v4();
+    store
+        .insert_finished(never, finished(never, 1, MINUTE), T0)
+        .await
+        .expect("insert");
+    for id in [done, never] {
+        for at in [
+            T0 + MINUTE,
+            T0 + MINUTE + TOMBSTONE - Duration::from_millis(1),
+        ] {
+            assert_eq!(
+                store.retrieve(id, &[SITE], at).await,
+                Ok(Retrieval::Expired)
+            );
+        }
+        assert_eq!(
+            store.retrieve(id, &[SITE], T0 + MINUTE + TOMBSTONE).await,
+            Ok(Retrieval::NotFound)
+        );
+    }
+}
+
+pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
+    let id = Uuid::new_v4();
+    store
+        .insert_pending(id, pending(10 * MINUTE), T0)
+        .await
+        .expect("insert");
+    let first = Lease::new(T0, MINUTE);
+    let stranger = Lease::new(T0, MINUTE);
+    store
+        .claim(id, first, T0)
+        .await
+        .expect("ok")
+        .expect("claim");
+    assert_eq!(
+        store
+            .finish_claimed(id, stranger, finished(id, 1, MINUTE))
+            .await,
+        Err(StoreError::NotClaimant)
+    );
+    assert_eq!(
+        store.release(id, stranger).await,
+        Err(StoreError::NotClaimant)
+    );
+    assert_eq!(
+        store.abandon(id, stranger).await,
+        Err(StoreError::NotClaimant)
+    );
+
+    // Released: claimable again.
+    store.release(id, first).await.expect("release");
+    assert_eq!(
+        store
+            .finish_claimed(id, first, finished(id, 1, MINUTE))
+            .await,
+        Err(StoreError::NotClaimant),
+        "a released lease holds nothing"
+    );
+    let second = Lease::new(T0, MINUTE);
+    store
+        .claim(id, second, T0)
+        .await
+        .expect("ok")
+        .expect("claim again");
+
+    // A lapsed lease lets the next submission claim it; the old claimant can then do nothing.
+    assert_eq!(
+        store.claim(id, lease(), T0 + MINUTE / 2).await,
+        Ok(None),
+        "lease still holds"
+    );
+    let third = Lease::new(T0 + MINUTE, MINUTE);
+    store
+        .claim(id, third, T0 + MINUTE)
+        .await
+        .expect("ok")
+        .expect("claim after the lease lapsed");
+    assert_eq!(
+        store
+            .finish_claimed(id, second, finished(id, 1, MINUTE))
+            .await,
+        Err(StoreError::NotClaimant)
+    );
+
+    // Abandoned: gone.
+    store.abandon(id, third).await.expect("abandon");
+    assert_eq!(store.abandon(id, third).await, Err(StoreError::NotClaimant));
+    assert_eq!(
+        store.retrieve(id, &[SITE], T0 + MINUTE).await,
+        Ok(Retrieval::NotFound)
+    );
+    assert_eq!(store.claim(id, lease(), T0 + MINUTE).await, Ok(None));
+    assert_eq!(store.count().await, Ok(0));
+}
+
+pub(crate) async fn capacity_is_bounded(store: &impl Store) {
+    store
+        .insert_pending(Uuid::new_v4(), pending(MINUTE), T0)
+        .await
+        .expect("1");
+    let id = Uuid::new_v4();
+    store
+        .insert_finished(id, finished(id, 1, MINUTE), T0)
+        .await
+        .expect("2");
+    assert_eq!(
+        store
+            .insert_pending(Uuid::new_v4(), pending(MINUTE), T0)
+            .await,
+        Err(StoreError::Full)
+    );
+    let id = Uuid::new_v4();
+    assert_eq!(
+        store.insert_finished(id, finished(id, 1, MINUTE), T0).await,
+        Err(StoreError::Full)
+    );
+    assert_eq!(store.count().await, Ok(2));
+}
+
+pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<impl Store>) {
+    let id = Uuid::new_v4();
+    store
+        .insert_pending(id, pending(MINUTE), T0)
+        .await
+        .expect("insert");
+    let claims = (0..32).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.claim(id, lease(), T0).await })
+    });
+    let mut won = Vec::new();
+    for claim in claims {
+        if let Some(pending) = claim.await.expect("task").expect("ok") {
+            won.push(pending);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one claim wins");
+
+    let id = Uuid::new_v4();
+    store
+        .insert_finished(id, finished(id, 3, MINUTE), T0)
+        .await
+        .expect("insert");
+    let retrievals = (0..64).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.retrieve(id, &[SITE], T0).await })
+    });
+    let mut found = 0;
+    for retrieval in retrievals {
+        match retrieval.await.expect("task").expect("ok") {
+            Retrieval::Found(_) => found += 1,
+            Retrieval::LimitReached => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(found, 3, "exactly max_retrievals are served");
+}

@@ -1,0 +1,748 @@
+//! The service core: create, submit and retrieve a verification, as domain operations with
+//! domain outcomes. No HTTP here: the handlers in [`crate::api`] extract what these need and
+//! render what they return.
+//!
+//! * [`create`]: site, origin, mode, lock and quota checks, then a bypass key finishes at once
+//!   or a proof-of-work challenge is handed out and stored as pending;
+//! * [`submit`]: claims the pending verification under a lease, verifies the proof-of-work,
+//!   scores the visitor and stores the finished result; cancelling it (the client went away)
+//!   releases the claim, so neither the verification nor a valid solution is lost;
+//! * [`retrieve`]: the backend's retrieval, counted atomically by the store, or a failover
+//!   answer when an outage is on record.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use trustcaptcha::{DecisionAction, DecisionType, VerificationResult, VerificationToken};
+use uuid::Uuid;
+
+use crate::config::Site;
+use crate::pow::{self, PowError};
+use crate::protocol::{
+    Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
+    Task,
+};
+use crate::rules::{access_rule, origin_allowed};
+use crate::scoring::{self, Signals, Verdict};
+use crate::secret::KeyHash;
+use crate::state::AppState;
+use crate::store::{Finished, Lease, Pending, Retrieval, StoreError, Tracked};
+use crate::visitor::Visitor;
+
+/// How long a submission holds its claim before another submission of the same verification
+/// may take over (a claimant that crashed strands nothing for longer).
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// The score of a synthesized failover result: nothing is known about the visitor, so it sits
+/// at the recommended threshold (`score > 0.5` is not true; a stricter policy rejects it).
+pub const FAILOVER_SCORE: f64 = 0.5;
+
+/// Why a request was refused: each maps to one HTTP status in [`crate::api`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No site has this site key (404).
+    #[error("no captcha for this site key")]
+    UnknownSite,
+    /// The page's origin may not use this site (403).
+    #[error("the captcha is not accessible from this origin")]
+    OriginNotAllowed,
+    /// The widget's minimal-data mode differs from the site's (422).
+    #[error("the widget's minimal-data mode does not match the captcha configuration")]
+    ModeMismatch,
+    /// The site is locked (423 on create).
+    #[error("this captcha is locked")]
+    SiteLocked,
+    /// The site's hourly quota is used up (402).
+    #[error("the captcha's verification quota is used up for this hour")]
+    QuotaExhausted,
+    /// No pending verification with this id: unknown, expired, already submitted (404).
+    #[error("no pending verification with this id")]
+    NoPendingVerification,
+    /// The submitted proof-of-work is wrong (409).
+    #[error("{0}")]
+    ProofOfWork(PowError),
+    /// The API key is not valid for any site (403).
+    #[error("the api key is not valid")]
+    InvalidKey,
+    /// No verification the key may see has this id (404).
+    #[error("no such verification")]
+    NotFound,
+    /// The result has expired (410).
+    #[error("the verification result has expired")]
+    Expired,
+    /// The verification is not finished (423).
+    #[error("the verification has not been finished yet")]
+    NotFinished,
+    /// The result was retrieved as often as allowed (429).
+    #[error("the verification result was already retrieved as often as allowed")]
+    RetrievalLimitReached,
+    /// A client-reported failover without an outage on record (412).
+    #[error("the client reported a failover, but no recent outage is on record")]
+    NoOutageOnRecord,
+    /// The store could not serve the request (503).
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl Refusal {
+    /// A short stable name for metrics and logs.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::UnknownSite => "unknown_site",
+            Refusal::OriginNotAllowed => "origin_not_allowed",
+            Refusal::ModeMismatch => "mode_mismatch",
+            Refusal::SiteLocked => "site_locked",
+            Refusal::QuotaExhausted => "quota_exhausted",
+            Refusal::NoPendingVerification => "no_pending_verification",
+            Refusal::ProofOfWork(error) => error.label(),
+            Refusal::InvalidKey => "invalid_key",
+            Refusal::NotFound => "not_found",
+            Refusal::Expired => "expired",
+            Refusal::NotFinished => "not_finished",
+            Refusal::RetrievalLimitReached => "limit_reached",
+            Refusal::NoOutageOnRecord => "failover_rejected",
+            Refusal::Store(StoreError::Full) => "store_full",
+            Refusal::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        Refusal::Store(error)
+    }
+}
+
+/// What the HTTP layer knows about the request beyond its body.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The visitor's address (the peer, or the forwarded one from a trusted proxy).
+    pub ip: Option<IpAddr>,
+    /// The `Origin` header, if any.
+    pub origin: Option<String>,
+    /// The `User-Agent` header, if any.
+    pub user_agent: Option<String>,
+}
+
+/// What a create request gets.
+#[derive(Debug)]
+pub enum Created {
+    /// A challenge to solve (200).
+    Challenge(ChallengeBody),
+    /// Finished at once by a bypass key (201).
+    Finished(FinishedBody),
+}
+
+/// Starts a verification.
+///
+/// # Errors
+///
+/// A [`Refusal`] for an unknown site, a foreign origin, a mode mismatch, a locked site, a used
+/// up quota, or a store that cannot take it.
+pub async fn create(
+    state: &AppState,
+    request: CreateRequest,
+    context: RequestContext,
+) -> Result<Created, Refusal> {
+    let now = state.clock.now();
+    let site = Uuid::parse_str(request.site_key.trim())
+        .ok()
+        .and_then(|key| state.site(key))
+        .ok_or(Refusal::UnknownSite)?;
+
+    let header_origin = context.origin.as_deref().filter(|origin| *origin != "null");
+    let page_origin = string_field(&request.browser_information, "window-origin");
+    if !origin_allowed(
+        &site.allowed_origins,
+        header_origin.or(page_origin.as_deref()),
+    ) {
+        return Err(Refusal::OriginNotAllowed);
+    }
+    if request.widget.minimal_data_mode != site.minimal_data_mode {
+        return Err(Refusal::ModeMismatch);
+    }
+    if site.locked {
+        return Err(Refusal::SiteLocked);
+    }
+    if site
+        .hourly_quota
+        .is_some_and(|limit| !state.quota.take(site.site_key, now, limit))
+    {
+        return Err(Refusal::QuotaExhausted);
+    }
+
+    let ip = context.ip;
+    let visitor = visitor(state, &context, &request, header_origin);
+    let bypass = request
+        .widget
+        .bypass_key
+        .as_deref()
+        .filter(|key| !key.trim().is_empty())
+        .is_some_and(|key| KeyHash::of(key).is_among(&site.bypass_keys));
+    if bypass {
+        let verdict = Verdict {
+            passed: true,
+            score: 0.0,
+            decision_type: DecisionType::BypassKey,
+            decision_action: DecisionAction::Allow,
+        };
+        let id = Uuid::new_v4();
+        let finished = finished(&site, id, visitor, (now, now), verdict);
+        state.store.insert_finished(id, finished, now).await?;
+        state.metrics.solved("bypass_key");
+        return Ok(Created::Finished(token_for(&site, id, now)));
+    }
+
+    let signals = Signals {
+        honeypot: scoring::honeypot_touched(&request.honeypot_fields),
+        integrity: scoring::integrity_broken(
+            &request.browser_information,
+            request.integrity_hash.as_deref(),
+        ),
+        automation: scoring::automation_flagged(&request.browser_information),
+        timing: scoring::create_timing_implausible(
+            request.widget.box_creation_timestamp,
+            request.widget.start_solving_timestamp,
+        ),
+        no_events: !site.minimal_data_mode && request.user_events.is_empty(),
+    };
+    let extra = ip.map_or(0, |ip| state.solves.extra_bits(ip, now, &site.adaptive));
+    let difficulty = site.difficulty.saturating_add(extra).min(32);
+    let inputs = pow::generate(site.tasks);
+    let tasks = inputs
+        .iter()
+        .zip(0u32..)
+        .map(|(input, number)| Task {
+            number,
+            input: pow::encode_input(input),
+        })
+        .collect();
+    let id = Uuid::new_v4();
+    let pending = Pending {
+        site_key: site.site_key,
+        inputs,
+        difficulty,
+        created_at: now,
+        expires_at: now + site.challenge_lifetime,
+        visitor,
+        signals,
+        access_rule: ip.and_then(|ip| access_rule(&site.allow_ips, &site.block_ips, ip)),
+    };
+    state.store.insert_pending(id, pending, now).await?;
+    state.metrics.created();
+    Ok(Created::Challenge(ChallengeBody {
+        challenge: Challenge {
+            verification_id: id,
+            difficulty,
+            tasks,
+        },
+        finished: None,
+    }))
+}
+
+/// Verifies a submission and finishes the verification.
+///
+/// # Errors
+///
+/// [`Refusal::NoPendingVerification`] when nothing can be claimed,
+/// [`Refusal::ProofOfWork`] when the answers are wrong (the verification is then forgotten), or
+/// a store failure.
+pub async fn submit(
+    state: &AppState,
+    id: Uuid,
+    request: SubmitRequest,
+) -> Result<FinishedBody, Refusal> {
+    let now = state.clock.now();
+    let lease = Lease::new(now, CLAIM_LEASE);
+    let pending = state
+        .store
+        .claim(id, lease, now)
+        .await?
+        .ok_or(Refusal::NoPendingVerification)?;
+    let claim = Claim {
+        store: state.store.clone(),
+        id,
+        lease: Some(lease),
+    };
+    let Some(site) = state.site(pending.site_key) else {
+        // The site was removed from the configuration since the challenge was handed out.
+        claim.abandon().await?;
+        return Err(Refusal::NoPendingVerification);
+    };
+
+    if let Err(error) = pow::verify(&pending.inputs, pending.difficulty, &request.tasks) {
+        claim.abandon().await?;
+        state.metrics.failed(error.label());
+        return Err(Refusal::ProofOfWork(error));
+    }
+
+    let signals = Signals {
+        honeypot: pending.signals.honeypot || scoring::honeypot_touched(&request.honeypot_fields),
+        timing: pending.signals.timing
+            || scoring::submit_timing_implausible(
+                request.start_solving_timestamp,
+                request.solved_timestamp,
+                now - pending.created_at,
+            ),
+        no_events: pending.signals.no_events && request.user_events.is_empty(),
+        ..pending.signals
+    };
+    let verdict = scoring::verdict(&site, pending.access_rule, &signals);
+    let ip = pending.visitor.ip;
+    let finished = finished(
+        &site,
+        id,
+        pending.visitor,
+        (pending.created_at, now),
+        verdict,
+    );
+    claim.finish(finished).await?;
+    if let Some(ip) = ip {
+        state.solves.record(ip, now, site.adaptive.window);
+    }
+    state.metrics.solved("proof_of_work");
+    Ok(token_for(&site, id, now))
+}
+
+/// A claim held by a submission. Dropped while still held (the submission was cancelled), it
+/// releases the verification back to pending in the background.
+struct Claim {
+    store: Tracked,
+    id: Uuid,
+    lease: Option<Lease>,
+}
+
+impl Claim {
+    /// Stores the result. The lease stays in `self` until the store has answered, so a
+    /// cancellation during the call still releases the claim; a failure releases it too, so the
+    /// widget (or its retry) can submit again.
+    async fn finish(mut self, finished: Finished) -> Result<(), StoreError> {
+        let lease = self.lease.expect("held until finished or abandoned");
+        self.store.finish_claimed(self.id, lease, finished).await?;
+        self.lease = None;
+        Ok(())
+    }
+
+    async fn abandon(mut self) -> Result<(), StoreError> {
+        let lease = self.lease.expect("held until finished or abandoned");
+        self.store.abandon(self.id, lease).await?;
+        self.lease = None;
+        Ok(())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let (store, id) = (self.store.clone(), self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // NotClaimant: the lease lapsed and someone else holds it; nothing to undo.
+                if let Err(error) = store.release(id, lease).await {
+                    tracing::debug!(%error, "a cancelled submission's claim was not released");
+                }
+            });
+        }
+        // Without a runtime the lease simply lapses.
+    }
+}
+
+/// A successful retrieval, with the label the metrics count it under.
+#[derive(Debug)]
+pub struct Retrieved {
+    /// The result to return.
+    pub result: VerificationResult,
+    /// `ok`, `fixture`, `failover` or `failover_tolerance`.
+    pub outcome: &'static str,
+}
+
+/// The backend's retrieval of a result with `key`.
+///
+/// A key may be valid for several sites: it sees the verifications of all of them, and a
+/// synthesized failover answer names the first of them in configuration order.
+///
+/// # Errors
+///
+/// A [`Refusal`] for an invalid key and for each unsuccessful outcome of the store's
+/// retrieval. A verification of a site the key is not for reads as [`Refusal::NotFound`], so
+/// that a key cannot probe which ids exist elsewhere.
+pub async fn retrieve(
+    state: &AppState,
+    key: &KeyHash,
+    id: &str,
+    client_failover: bool,
+) -> Result<Retrieved, Refusal> {
+    let sites = state.sites_for_key(key);
+    let Some(&first_site) = sites.first() else {
+        return Err(Refusal::InvalidKey);
+    };
+    let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;
+    let now = state.clock.now();
+    let failover = |decision_type, outcome| {
+        Ok(Retrieved {
+            result: synthesized(first_site, id, now, decision_type),
+            outcome,
+        })
+    };
+
+    if let Some(answer) = sites
+        .iter()
+        .find(|site| site.fixtures)
+        .and_then(|site| fixture(site, id, now))
+    {
+        return answer.map(|result| Retrieved {
+            result,
+            outcome: "fixture",
+        });
+    }
+    if client_failover {
+        return if state.outages.grace_active(now) {
+            failover(DecisionType::Failover, "failover")
+        } else {
+            Err(Refusal::NoOutageOnRecord)
+        };
+    }
+
+    let authorized: Vec<Uuid> = sites.iter().map(|site| site.site_key).collect();
+    match state.store.retrieve(id, &authorized, now).await {
+        Ok(Retrieval::Found(result)) => Ok(Retrieved {
+            result: *result,
+            outcome: "ok",
+        }),
+        Ok(Retrieval::NotFound | Retrieval::NotFinished) if state.outages.grace_active(now) => {
+            failover(DecisionType::FailoverTolerance, "failover_tolerance")
+        }
+        Ok(Retrieval::NotFound | Retrieval::WrongSite) => Err(Refusal::NotFound),
+        Ok(Retrieval::NotFinished) => Err(Refusal::NotFinished),
+        Ok(Retrieval::Expired) => Err(Refusal::Expired),
+        Ok(Retrieval::LimitReached) => Err(Refusal::RetrievalLimitReached),
+        // The store is down: answer as the hosted gateway does during an outage.
+        Err(StoreError::Unavailable(_)) => failover(DecisionType::Failover, "failover"),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The finished verification for a verdict.
+fn finished(
+    site: &Site,
+    id: Uuid,
+    visitor: Visitor,
+    (started_at, now): (OffsetDateTime, OffsetDateTime),
+    verdict: Verdict,
+) -> Finished {
+    let result = VerificationResult {
+        captcha_id: site.captcha_id,
+        verification_id: id,
+        verification_passed: verdict.passed,
+        score: verdict.score,
+        decision_type: verdict.decision_type,
+        decision_action: verdict.decision_action,
+        gateway_failover_active: false,
+        risk_scoring_enabled: site.risk_scoring,
+        minimal_data_mode_enabled: site.minimal_data_mode,
+        origin: visitor.origin,
+        ip_address: visitor.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        country_code: visitor.country_code,
+        device_family: visitor.device_family,
+        operating_system: visitor.operating_system,
+        browser: visitor.browser,
+        verification_started_at: Some(started_at),
+        verification_finished_at: Some(now),
+        result_expires_at: Some(now + site.result_lifetime),
+        result_first_fetched_at: None,
+        result_last_fetched_at: None,
+    };
+    Finished {
+        result,
+        site_key: site.site_key,
+        max_retrievals: site.max_retrievals,
+    }
+}
+
+/// The widget's 201 answer for a verification finished at `now`.
+fn token_for(site: &Site, id: Uuid, now: OffsetDateTime) -> FinishedBody {
+    let expires_in_ms = u64::try_from(site.result_lifetime.as_millis()).unwrap_or(u64::MAX);
+    FinishedBody {
+        finished: FinishedWire {
+            verification_token: VerificationToken::new(id, now + site.result_lifetime).encode(),
+            expires_in_ms,
+        },
+    }
+}
+
+/// What the result will say about the visitor. The page is identified by its URL without
+/// query or fragment, falling back to the origin.
+fn visitor(
+    state: &AppState,
+    context: &RequestContext,
+    request: &CreateRequest,
+    header_origin: Option<&str>,
+) -> Visitor {
+    let info = &request.browser_information;
+    let page = string_field(info, "window-location-href")
+        .map(|href| href.split(['?', '#']).next().unwrap_or_default().to_owned())
+        .or_else(|| header_origin.map(str::to_owned))
+        .or_else(|| string_field(info, "window-origin"))
+        .unwrap_or_default();
+    let user_agent = context
+        .user_agent
+        .clone()
+        .or_else(|| string_field(info, "window-navigator-userAgent"))
+        .unwrap_or_default();
+    let device = state.inspector.device(&user_agent);
+    Visitor {
+        ip: context.ip,
+        origin: page,
+        country_code: context
+            .ip
+            .map(|ip| state.inspector.country_code(ip))
+            .unwrap_or_default(),
+        device_family: device.family,
+        operating_system: device.operating_system,
+        browser: device.browser,
+    }
+}
+
+fn string_field(info: &crate::integrity::BrowserInformation, key: &str) -> Option<String> {
+    info.get(key)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// A tolerant result made up during or after an outage.
+fn synthesized(
+    site: &Site,
+    id: Uuid,
+    now: OffsetDateTime,
+    decision_type: DecisionType,
+) -> VerificationResult {
+    VerificationResult {
+        captcha_id: site.captcha_id,
+        verification_id: id,
+        verification_passed: true,
+        score: FAILOVER_SCORE,
+        decision_type,
+        decision_action: DecisionAction::Allow,
+        gateway_failover_active: true,
+        risk_scoring_enabled: site.risk_scoring,
+        minimal_data_mode_enabled: site.minimal_data_mode,
+        origin: String::new(),
+        ip_address: String::new(),
+        country_code: String::new(),
+        device_family: String::new(),
+        operating_system: String::new(),
+        browser: String::new(),
+        verification_started_at: Some(now),
+        verification_finished_at: Some(now),
+        result_expires_at: Some(now + site.result_lifetime),
+        result_first_fetched_at: Some(now),
+        result_last_fetched_at: Some(now),
+    }
+}
+
+/// The official client test suites' fixtures, answered as the hosted service does:
+/// `…0000` passes, `…0001` 404, `…0002` 423, `…0003` 410, `…0004` 429.
+fn fixture(
+    site: &Site,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Option<Result<VerificationResult, Refusal>> {
+    match id.as_u128() {
+        0 => Some(Ok(VerificationResult {
+            gateway_failover_active: false,
+            score: 0.0,
+            decision_type: DecisionType::Standard,
+            origin: "https://sandbox.trustcaptcha.invalid/".to_owned(),
+            ip_address: "127.0.0.1".to_owned(),
+            device_family: "Other".to_owned(),
+            operating_system: "Other".to_owned(),
+            browser: "Other".to_owned(),
+            ..synthesized(site, id, now, DecisionType::Standard)
+        })),
+        1 => Some(Err(Refusal::NotFound)),
+        2 => Some(Err(Refusal::NotFinished)),
+        3 => Some(Err(Refusal::Expired)),
+        4 => Some(Err(Refusal::RetrievalLimitReached)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::{Answer, HoneypotField};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Retrieval, Store};
+
+    /// A memory store whose first `finish_claimed` waits forever, and which says when a claim
+    /// was taken and when one was released: a submission can be cancelled at exactly the
+    /// point between its claim and its stored result.
+    #[derive(Debug)]
+    struct StallFirstFinish {
+        inner: MemoryStore,
+        stalled: AtomicBool,
+        claimed: Notify,
+        released: Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for StallFirstFinish {
+        async fn insert_pending(
+            &self,
+            id: Uuid,
+            pending: Pending,
+            now: OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.inner.insert_pending(id, pending, now).await
+        }
+        async fn claim(
+            &self,
+            id: Uuid,
+            lease: Lease,
+            now: OffsetDateTime,
+        ) -> Result<Option<Pending>, StoreError> {
+            let claimed = self.inner.claim(id, lease, now).await;
+            self.claimed.notify_one();
+            claimed
+        }
+        async fn finish_claimed(
+            &self,
+            id: Uuid,
+            lease: Lease,
+            finished: Finished,
+        ) -> Result<(), StoreError> {
+            if !self.stalled.swap(true, Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.finish_claimed(id, lease, finished).await
+        }
+        async fn insert_finished(
+            &self,
+            id: Uuid,
+            finished: Finished,
+            now: OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.inner.insert_finished(id, finished, now).await
+        }
+        async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+            let released = self.inner.release(id, lease).await;
+            self.released.notify_one();
+            released
+        }
+        async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+            self.inner.abandon(id, lease).await
+        }
+        async fn retrieve(
+            &self,
+            id: Uuid,
+            authorized: &[Uuid],
+            now: OffsetDateTime,
+        ) -> Result<Retrieval, StoreError> {
+            self.inner.retrieve(id, authorized, now).await
+        }
+        async fn count(&self) -> Result<usize, StoreError> {
+            self.inner.count().await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn submission(challenge: &Challenge) -> SubmitRequest {
+        use base64::Engine as _;
+        let tasks = challenge
+            .tasks
+            .iter()
+            .map(|task| Answer {
+                number: task.number,
+                nonce: pow::solve(
+                    &base64::engine::general_purpose::STANDARD
+                        .decode(&task.input)
+                        .expect("base64"),
+                    challenge.difficulty,
+                ),
+            })
+            .collect();
+        SubmitRequest {
+            start_solving_timestamp: None,
+            solved_timestamp: None,
+            tasks,
+            honeypot_fields: HoneypotField::untouched(),
+            user_events: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_submission_releases_its_claim_and_loses_no_solution() {
+        let key = "ak_cancel_test_key_0123456789";
+        let site = Site {
+            api_keys: vec![KeyHash::of(key)],
+            difficulty: 2,
+            tasks: 2,
+            ..Site::new("cancel", Uuid::new_v4())
+        };
+        let site_key = site.site_key;
+        let store = Arc::new(StallFirstFinish {
+            inner: MemoryStore::new(10, Arc::new(crate::clock::SystemClock)),
+            stalled: AtomicBool::new(false),
+            claimed: Notify::new(),
+            released: Notify::new(),
+        });
+        let state = AppState::builder(Config::new(vec![site]))
+            .store(store.clone())
+            .build()
+            .expect("state");
+        let request = CreateRequest {
+            site_key: site_key.to_string(),
+            widget: Default::default(),
+            browser_information: Default::default(),
+            honeypot_fields: HoneypotField::untouched(),
+            user_events: Vec::new(),
+            integrity_hash: None,
+        };
+        let Ok(Created::Challenge(body)) = create(&state, request, RequestContext::default()).await
+        else {
+            panic!("a challenge")
+        };
+        let id = body.challenge.verification_id;
+
+        let first = tokio::spawn({
+            let (state, submission) = (state.clone(), submission(&body.challenge));
+            async move { submit(&state, id, submission).await }
+        });
+        // Bounded, so that a regression fails instead of hanging.
+        let within = |what| tokio::time::timeout(std::time::Duration::from_secs(10), what);
+        within(store.claimed.notified()).await.expect("claimed");
+        first.abort();
+        assert!(first.await.expect_err("cancelled").is_cancelled());
+        within(store.released.notified())
+            .await
+            .expect("the cancelled claim is released");
+
+        let finished = submit(&state, id, submission(&body.challenge))
+            .await
+            .expect("the same solution, submitted again, finishes the verification");
+        let token =
+            VerificationToken::decode(&finished.finished.verification_token).expect("token");
+        let retrieved = retrieve(
+            &state,
+            &KeyHash::of(key),
+            &token.verification_id.to_string(),
+            false,
+        )
+        .await
+        .expect("result");
+        assert_eq!(retrieved.outcome, "ok");
+        assert_eq!(retrieved.result.verification_id, id);
+    }
+}
