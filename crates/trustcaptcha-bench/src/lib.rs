@@ -125,6 +125,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+#[expect(
+    clippy::exit,
+    reason = "a child process that serves until it is killed"
+)]
 fn run_server() -> ! {
     let config = trustcaptcha_server::config::parse(&config(), &|_| None).expect("bench config");
     runtime().block_on(async {

@@ -8,24 +8,14 @@ use trustcaptcha_official::errors::{
     VerificationResultRetrievalLimitReachedError,
 };
 use trustcaptcha_official::trust_captcha::TrustCaptcha;
-use trustcaptcha_server::config::{
-    Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, ServerSettings, Site,
-};
+use trustcaptcha_server::config::{Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, Site};
+use trustcaptcha_server::testing::TestServer;
 
-async fn sandbox() -> trustcaptcha_server::Spawned {
-    let config = Config {
-        server: ServerSettings {
-            outage_before_start: false,
-            ..ServerSettings::default()
-        },
-        sites: vec![Site::sandbox()],
-    };
-    let state = trustcaptcha_server::AppState::builder(config)
-        .build()
-        .expect("state");
-    trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into())
-        .await
-        .expect("spawn")
+/// The sandbox site, with no outage on record (so a failover claim is refused).
+async fn sandbox() -> TestServer {
+    let mut config = Config::new(vec![Site::sandbox()]);
+    config.server.outage_before_start = false;
+    TestServer::start(config).await
 }
 
 fn fixture(n: u8) -> String {

@@ -21,29 +21,33 @@
 //! [`app`] is exactly the service that [`serve`] serves (tests drive it directly or through
 //! [`spawn`]). [`state`] holds what requests share; every store call goes through
 //! [`store::Tracked`], which records outages; [`clock`] lets tests move time; [`metrics`] feeds
-//! `/metrics`; [`solve`] is the widget without a browser.
+//! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
+//! `test-support`) starts embedded servers for tests.
 
 #![deny(missing_docs)]
 
-pub mod api;
+mod api;
 pub mod clock;
 pub mod config;
-pub mod failover;
+mod failover;
 pub mod integrity;
-pub mod metrics;
+mod metrics;
 pub mod pow;
 pub mod protocol;
-pub mod rules;
-pub mod scoring;
+mod rules;
+mod scoring;
 pub mod secret;
 mod server;
+#[cfg(feature = "solve")]
 pub mod solve;
-pub mod state;
+mod state;
 pub mod store;
-pub mod verification;
-pub mod visitor;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod verification;
+mod visitor;
 
 pub use api::{App, app};
 pub use config::Config;
 pub use server::{Spawned, serve, shutdown_signal, spawn};
-pub use state::AppState;
+pub use state::{AppState, AppStateBuilder};

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
 use trustcaptcha_server::secret::KeyHash;
-use trustcaptcha_server::solve::{SolveOptions, solve};
 use trustcaptcha_server::{AppState, serve, shutdown_signal};
 
 #[derive(Debug, Parser)]
@@ -37,6 +36,7 @@ enum Command {
         sandbox: bool,
     },
     /// Solve a verification as the widget would and print the verification token.
+    #[cfg(feature = "solve")]
     Solve {
         /// The server's base URL.
         #[arg(long)]
@@ -85,6 +85,7 @@ fn main() -> ExitCode {
             listen,
             sandbox,
         } => runtime.block_on(run_serve(config, listen, sandbox)),
+        #[cfg(feature = "solve")]
         Command::Solve {
             api_url,
             site_key,
@@ -92,6 +93,7 @@ fn main() -> ExitCode {
             bypass_token_env,
             minimal_data_mode,
         } => {
+            use trustcaptcha_server::solve::{SolveOptions, solve};
             let options = SolveOptions {
                 api_url,
                 site_key,

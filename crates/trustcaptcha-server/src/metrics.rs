@@ -31,7 +31,7 @@ struct OutcomeLabels {
 
 /// The server's metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram>,
@@ -105,7 +105,13 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered HTTP request and its latency. Labels are static strings, so the hot
     /// path allocates nothing.
-    pub fn request(&self, endpoint: &'static str, method: &'static str, status: u16, seconds: f64) {
+    pub(crate) fn request(
+        &self,
+        endpoint: &'static str,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,
@@ -119,22 +125,22 @@ impl Metrics {
     }
 
     /// Counts a verification started by a widget.
-    pub fn created(&self) {
+    pub(crate) fn created(&self) {
         self.created.inc();
     }
 
     /// Counts a finished verification: `proof_of_work` or `bypass_key`.
-    pub fn solved(&self, outcome: &'static str) {
+    pub(crate) fn solved(&self, outcome: &'static str) {
         self.solved.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// Counts a rejected submission.
-    pub fn failed(&self, reason: &'static str) {
+    pub(crate) fn failed(&self, reason: &'static str) {
         self.failed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Counts a result retrieval by outcome (`ok`, `not_found`, `expired`, …).
-    pub fn retrieved(&self, outcome: &'static str) {
+    pub(crate) fn retrieved(&self, outcome: &'static str) {
         self.retrievals
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
@@ -142,7 +148,7 @@ impl Metrics {
 
     /// The text exposition, with the store's current size when the store could tell it.
     #[must_use]
-    pub fn render(&self, stored: Option<usize>) -> String {
+    pub(crate) fn render(&self, stored: Option<usize>) -> String {
         if let Some(stored) = stored {
             self.stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
         }

@@ -77,7 +77,7 @@ impl OriginPattern {
 
 /// Whether any pattern allows `origin`. A request without an origin is allowed only by `*`.
 #[must_use]
-pub fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -> bool {
+pub(crate) fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -> bool {
     match origin {
         Some(origin) => patterns.iter().any(|p| p.matches(origin)),
         None => patterns.contains(&OriginPattern::Any),
@@ -95,7 +95,7 @@ pub enum AccessRule {
 
 /// Applies a site's allow and block lists to `ip`.
 #[must_use]
-pub fn access_rule(allow: &[IpNet], block: &[IpNet], ip: IpAddr) -> Option<AccessRule> {
+pub(crate) fn access_rule(allow: &[IpNet], block: &[IpNet], ip: IpAddr) -> Option<AccessRule> {
     let ip = canonical(ip);
     if block.iter().any(|net| net.contains(&ip)) {
         Some(AccessRule::Blocked)
@@ -118,7 +118,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The client's IP: the peer address, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
 #[must_use]
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     let peer = canonical(peer);
     if !trusted(&peer) {
@@ -177,13 +177,13 @@ const MAX_TRACKED_CLIENTS: usize = 100_000;
 /// Counts recent solves per client network (IPv4 address, IPv6 /64), as the hosted service
 /// raises difficulty for busy clients.
 #[derive(Debug, Default)]
-pub struct SolveTracker {
+pub(crate) struct SolveTracker {
     solves: Mutex<HashMap<IpNet, VecDeque<OffsetDateTime>>>,
 }
 
 impl SolveTracker {
     /// Records a solve by `ip` at `now`.
-    pub fn record(&self, ip: IpAddr, now: OffsetDateTime, window: Duration) {
+    pub(crate) fn record(&self, ip: IpAddr, now: OffsetDateTime, window: Duration) {
         let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
         if solves.len() >= MAX_TRACKED_CLIENTS {
             solves.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
@@ -196,7 +196,12 @@ impl SolveTracker {
     }
 
     /// The extra difficulty bits for `ip` at `now`.
-    pub fn extra_bits(&self, ip: IpAddr, now: OffsetDateTime, rule: &AdaptiveDifficulty) -> u8 {
+    pub(crate) fn extra_bits(
+        &self,
+        ip: IpAddr,
+        now: OffsetDateTime,
+        rule: &AdaptiveDifficulty,
+    ) -> u8 {
         let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
         let Some(times) = solves.get_mut(&network(ip)) else {
             return 0;
@@ -217,14 +222,14 @@ impl SolveTracker {
 /// Counts verifications started per site in the current clock hour, for sites with an hourly
 /// quota (beyond it the widget gets 402 and shows "Limit of verifications has been reached").
 #[derive(Debug, Default)]
-pub struct HourlyQuota {
+pub(crate) struct HourlyQuota {
     used: Mutex<HashMap<uuid::Uuid, (i64, u32)>>,
 }
 
 impl HourlyQuota {
     /// Takes one verification from `site_key`'s quota of `limit` for the hour of `now`;
     /// `false` when the hour's quota is used up.
-    pub fn take(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
+    pub(crate) fn take(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
         let hour = now.unix_timestamp().div_euclid(3600);
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         let (counted_hour, count) = used.entry(site_key).or_insert((hour, 0));

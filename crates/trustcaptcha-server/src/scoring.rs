@@ -27,15 +27,15 @@ use crate::protocol::HoneypotField;
 use crate::rules::AccessRule;
 
 /// Weight of a filled or touched honeypot.
-pub const HONEYPOT_WEIGHT: f64 = 0.6;
+pub(crate) const HONEYPOT_WEIGHT: f64 = 0.6;
 /// Weight of a missing or mismatching integrity hash.
-pub const INTEGRITY_WEIGHT: f64 = 0.4;
+pub(crate) const INTEGRITY_WEIGHT: f64 = 0.4;
 /// Weight of the browser's own automation flags.
-pub const AUTOMATION_WEIGHT: f64 = 0.3;
+pub(crate) const AUTOMATION_WEIGHT: f64 = 0.3;
 /// Weight of impossible timestamps.
-pub const TIMING_WEIGHT: f64 = 0.2;
+pub(crate) const TIMING_WEIGHT: f64 = 0.2;
 /// Weight of no user events at all in standard mode.
-pub const NO_EVENTS_WEIGHT: f64 = 0.3;
+pub(crate) const NO_EVENTS_WEIGHT: f64 = 0.3;
 
 /// Faster than this from the box appearing to solving is not a person.
 const MIN_HUMAN_START: Duration = Duration::from_millis(100);
@@ -78,7 +78,7 @@ impl Signals {
 
 /// How a solved verification is judged.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// `verificationPassed`.
     pub passed: bool,
     /// `score`.
@@ -96,7 +96,7 @@ pub struct Verdict {
 /// (0 without risk scoring or in minimal-data mode) and the action is `BLOCK` above the site's
 /// threshold.
 #[must_use]
-pub fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Signals) -> Verdict {
+pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Signals) -> Verdict {
     match access_rule {
         Some(AccessRule::Blocked) => Verdict {
             passed: false,
@@ -132,7 +132,7 @@ pub fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Signals) 
 
 /// Whether any honeypot was filled or touched.
 #[must_use]
-pub fn honeypot_touched(fields: &[HoneypotField]) -> bool {
+pub(crate) fn honeypot_touched(fields: &[HoneypotField]) -> bool {
     fields.iter().any(|f| {
         f.value.as_deref().is_some_and(|v| !v.is_empty()) || f.first_interaction_event.is_some()
     })
@@ -140,13 +140,13 @@ pub fn honeypot_touched(fields: &[HoneypotField]) -> bool {
 
 /// Whether `claimed` is missing or differs from the hash of `info`.
 #[must_use]
-pub fn integrity_broken(info: &BrowserInformation, claimed: Option<&str>) -> bool {
+pub(crate) fn integrity_broken(info: &BrowserInformation, claimed: Option<&str>) -> bool {
     claimed.is_none_or(|claimed| !claimed.eq_ignore_ascii_case(&integrity_hash(info)))
 }
 
 /// Whether the browser's automation probes said `true`.
 #[must_use]
-pub fn automation_flagged(info: &BrowserInformation) -> bool {
+pub(crate) fn automation_flagged(info: &BrowserInformation) -> bool {
     ["dom-automationNote", "window-navigator-webdriver"]
         .iter()
         .any(|key| info.get(*key).is_some_and(|v| v.get() == "true"))
@@ -154,7 +154,7 @@ pub fn automation_flagged(info: &BrowserInformation) -> bool {
 
 /// Whether the create request's timestamps are impossible for a person.
 #[must_use]
-pub fn create_timing_implausible(
+pub(crate) fn create_timing_implausible(
     box_created: Option<OffsetDateTime>,
     start_solving: Option<OffsetDateTime>,
 ) -> bool {
@@ -167,7 +167,7 @@ pub fn create_timing_implausible(
 /// Whether a submission's claimed solving time is impossible given what the server observed
 /// between handing out the challenge and receiving the answer.
 #[must_use]
-pub fn submit_timing_implausible(
+pub(crate) fn submit_timing_implausible(
     start_solving: Option<OffsetDateTime>,
     solved: Option<OffsetDateTime>,
     observed: time::Duration,

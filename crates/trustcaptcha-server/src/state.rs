@@ -21,28 +21,31 @@ use crate::visitor::Inspector;
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// What [`AppState`] holds.
+/// What [`AppState`] holds. Public only because it is `AppState`'s `Deref` target; every field
+/// is crate-private.
+#[doc(hidden)]
+#[allow(unreachable_pub)]
 pub struct Shared {
     /// Sites in configuration order.
     sites: Vec<Arc<Site>>,
     /// Indexes into `sites` by site key.
     by_key: HashMap<Uuid, usize>,
     /// Verification storage; every call records the store's health in `outages`.
-    pub store: Tracked,
+    pub(crate) store: Tracked,
     /// The time source.
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The outage record for failover answers.
-    pub outages: Arc<Outages>,
+    pub(crate) outages: Arc<Outages>,
     /// Recent solves per client network, for adaptive difficulty.
-    pub solves: SolveTracker,
+    pub(crate) solves: SolveTracker,
     /// Verifications started per site this hour, for hourly quotas.
-    pub quota: HourlyQuota,
+    pub(crate) quota: HourlyQuota,
     /// Prometheus metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// User-Agent and GeoIP lookups.
-    pub inspector: Inspector,
+    pub(crate) inspector: Inspector,
     /// Process-wide settings.
-    pub settings: ServerSettings,
+    pub(crate) settings: ServerSettings,
 }
 
 impl std::fmt::Debug for Shared {
@@ -91,7 +94,7 @@ impl AppState {
 
     /// The site with this site key.
     #[must_use]
-    pub fn site(&self, site_key: Uuid) -> Option<Arc<Site>> {
+    pub(crate) fn site(&self, site_key: Uuid) -> Option<Arc<Site>> {
         self.by_key
             .get(&site_key)
             .map(|&index| Arc::clone(&self.sites[index]))
@@ -100,7 +103,7 @@ impl AppState {
     /// The sites `key` is valid for, in configuration order. Every site's keys are compared in
     /// constant time.
     #[must_use]
-    pub fn sites_for_key(&self, key: &KeyHash) -> Vec<&Arc<Site>> {
+    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Vec<&Arc<Site>> {
         self.sites
             .iter()
             .filter(|site| key.is_among(&site.api_keys))

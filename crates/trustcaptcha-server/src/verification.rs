@@ -36,11 +36,11 @@ const CLAIM_LEASE: Duration = Duration::from_secs(30);
 
 /// The score of a synthesized failover result: nothing is known about the visitor, so it sits
 /// at the recommended threshold (`score > 0.5` is not true; a stricter policy rejects it).
-pub const FAILOVER_SCORE: f64 = 0.5;
+pub(crate) const FAILOVER_SCORE: f64 = 0.5;
 
 /// Why a request was refused: each maps to one HTTP status in [`crate::api`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No site has this site key (404).
     #[error("no captcha for this site key")]
     UnknownSite,
@@ -88,7 +88,7 @@ pub enum Refusal {
 impl Refusal {
     /// A short stable name for metrics and logs.
     #[must_use]
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Refusal::UnknownSite => "unknown_site",
             Refusal::OriginNotAllowed => "origin_not_allowed",
@@ -117,7 +117,7 @@ impl From<StoreError> for Refusal {
 
 /// What the HTTP layer knows about the request beyond its body.
 #[derive(Debug, Clone, Default)]
-pub struct RequestContext {
+pub(crate) struct RequestContext {
     /// The visitor's address (the peer, or the forwarded one from a trusted proxy).
     pub ip: Option<IpAddr>,
     /// The `Origin` header, if any.
@@ -128,7 +128,7 @@ pub struct RequestContext {
 
 /// What a create request gets.
 #[derive(Debug)]
-pub enum Created {
+pub(crate) enum Created {
     /// A challenge to solve (200).
     Challenge(ChallengeBody),
     /// Finished at once by a bypass key (201).
@@ -141,7 +141,7 @@ pub enum Created {
 ///
 /// A [`Refusal`] for an unknown site, a foreign origin, a mode mismatch, a locked site, a used
 /// up quota, or a store that cannot take it.
-pub async fn create(
+pub(crate) async fn create(
     state: &AppState,
     request: CreateRequest,
     context: RequestContext,
@@ -249,7 +249,7 @@ pub async fn create(
 /// [`Refusal::NoPendingVerification`] when nothing can be claimed,
 /// [`Refusal::ProofOfWork`] when the answers are wrong (the verification is then forgotten), or
 /// a store failure.
-pub async fn submit(
+pub(crate) async fn submit(
     state: &AppState,
     id: Uuid,
     request: SubmitRequest,
@@ -353,7 +353,7 @@ impl Drop for Claim {
 
 /// A successful retrieval, with the label the metrics count it under.
 #[derive(Debug)]
-pub struct Retrieved {
+pub(crate) struct Retrieved {
     /// The result to return.
     pub result: VerificationResult,
     /// `ok`, `fixture`, `failover` or `failover_tolerance`.
@@ -370,7 +370,7 @@ pub struct Retrieved {
 /// A [`Refusal`] for an invalid key and for each unsuccessful outcome of the store's
 /// retrieval. A verification of a site the key is not for reads as [`Refusal::NotFound`], so
 /// that a key cannot probe which ids exist elsewhere.
-pub async fn retrieve(
+pub(crate) async fn retrieve(
     state: &AppState,
     key: &KeyHash,
     id: &str,

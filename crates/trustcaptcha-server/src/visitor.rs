@@ -23,7 +23,7 @@ pub struct Visitor {
 }
 
 /// Parses User-Agents and looks up countries.
-pub struct Inspector {
+pub(crate) struct Inspector {
     user_agents: woothee::parser::Parser,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
 }
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Inspector {
 
 /// Device family, operating system and browser, as the result fields want them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
+pub(crate) struct Device {
     /// e.g. `Other` (desktop), `Smartphone`, `Spider`.
     pub family: String,
     /// e.g. `Windows 10`, `Linux`, `iOS 17.0`.
@@ -53,7 +53,7 @@ impl Inspector {
     /// # Errors
     ///
     /// When the database file cannot be opened or is not a MaxMind DB.
-    pub fn new(geoip_database: Option<&Path>) -> Result<Self, maxminddb::MaxMindDbError> {
+    pub(crate) fn new(geoip_database: Option<&Path>) -> Result<Self, maxminddb::MaxMindDbError> {
         let geoip = geoip_database
             .map(maxminddb::Reader::open_readfile)
             .transpose()?;
@@ -65,7 +65,7 @@ impl Inspector {
 
     /// The device described by `user_agent`; unknown parts are `Other`.
     #[must_use]
-    pub fn device(&self, user_agent: &str) -> Device {
+    pub(crate) fn device(&self, user_agent: &str) -> Device {
         let Some(parsed) = self.user_agents.parse(user_agent) else {
             return Device {
                 family: "Other".into(),
@@ -105,11 +105,16 @@ impl Inspector {
 
     /// The ISO 3166-1 alpha-2 country of `ip`, or an empty string when unknown.
     #[must_use]
-    pub fn country_code(&self, ip: IpAddr) -> String {
+    pub(crate) fn country_code(&self, ip: IpAddr) -> String {
         self.geoip
             .as_ref()
             .and_then(|reader| reader.lookup(ip).ok())
-            .and_then(|found| found.decode::<maxminddb::geoip2::Country>().ok().flatten())
+            .and_then(|found| {
+                found
+                    .decode::<maxminddb::geoip2::Country<'_>>()
+                    .ok()
+                    .flatten()
+            })
             .and_then(|country| country.country.iso_code.map(str::to_owned))
             .unwrap_or_default()
     }

@@ -2,36 +2,18 @@
 //! cache is shared by the whole process, and tests without a subscriber running in parallel
 //! would make the callsites look uninteresting.
 
-mod support;
+#[path = "api/fixtures.rs"]
+mod fixtures;
 
-use support::*;
+use fixtures::*;
+use trustcaptcha_server::testing::*;
 
 #[tokio::test]
 async fn keys_and_tokens_never_reach_the_logs() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
     // A current-thread test runtime: server, client and subscriber share this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_A).await;
     server.fetch(KEY_A, &token).await;
     server
@@ -43,7 +25,7 @@ async fn keys_and_tokens_never_reach_the_logs() {
     body["widget"]["bypassToken"] = BYPASS_A.into();
     assert_eq!(server.create(&body).await.0, 201);
 
-    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
+    let logs = capture.text();
     assert!(
         logs.contains("/v2/verifications/{id}/results"),
         "spans are logged:\n{logs}"

@@ -11,6 +11,9 @@
 //! so sharing it is what makes it fast), and the request is logged without its token.
 //! `TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1` makes it call itself once on a free port and exit.
 
+// The guide's lines are kept as the guide writes them.
+#![allow(clippy::uninlined_format_args)]
+
 #[path = "support/sandbox.rs"]
 mod sandbox;
 

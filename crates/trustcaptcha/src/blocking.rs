@@ -17,25 +17,24 @@
 //! async code uses [`crate::TrustCaptcha`].
 
 use std::fmt;
-use std::io::Read as _;
 use std::sync::Arc;
 
-use crate::api::{Body, Config, MAX_BODY_BYTES};
 use crate::errors::Error;
 use crate::model::VerificationResult;
-use crate::telemetry;
 use crate::token::VerificationToken;
 use crate::trust_captcha::TrustCaptchaBuilder;
 
-/// The blocking counterpart of [`crate::TrustCaptcha`]: one pooled client, cheap to clone.
+/// The blocking counterpart of [`crate::TrustCaptcha`]: the async client driven by a small
+/// runtime of its own (one worker thread), so both send the same request and report the same
+/// errors. One pooled client, cheap to clone.
 #[derive(Clone)]
 pub struct TrustCaptcha {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    config: Config,
-    http: reqwest::blocking::Client,
+    client: crate::TrustCaptcha,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl TrustCaptcha {
@@ -67,28 +66,8 @@ impl TrustCaptcha {
         &self,
         token: &VerificationToken,
     ) -> Result<VerificationResult, Error> {
-        telemetry::observe_blocking(token, || self.fetch(token))
-    }
-
-    fn fetch(&self, token: &VerificationToken) -> Result<VerificationResult, Error> {
-        let Inner { config, http } = &*self.inner;
-        let response = http
-            .get(config.results_url(token))
-            .send()
-            .map_err(Error::unreachable)?;
-        let status = response.status();
-        let mut bytes = Vec::new();
-        let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
-        if let Err(error) = response.take(limit).read_to_end(&mut bytes) {
-            // reqwest::blocking surfaces its own errors through io::Error.
-            return match error.into_inner().map(|e| e.downcast::<reqwest::Error>()) {
-                Some(Ok(e)) => Err(Error::unreachable(*e)),
-                _ => Err(Error::invalid_response("the body could not be read".into())),
-            };
-        }
-        let truncated = bytes.len() > MAX_BODY_BYTES;
-        bytes.truncate(MAX_BODY_BYTES);
-        config.interpret(status, &Body { bytes, truncated })
+        let Inner { client, runtime } = &*self.inner;
+        runtime.block_on(client.get_verification_result_for(token))
     }
 }
 
@@ -97,12 +76,18 @@ impl TrustCaptchaBuilder<TrustCaptcha> {
     ///
     /// # Errors
     ///
-    /// As [`crate::TrustCaptchaBuilder::build`].
+    /// As [`crate::TrustCaptchaBuilder::build`], and when the client's runtime cannot be
+    /// started.
     pub fn build(self) -> Result<TrustCaptcha, Error> {
-        let config = self.config()?;
-        let http = crate::api::http_client!(reqwest::blocking::Client::builder(), &config)?;
+        let client = self.retarget::<crate::TrustCaptcha>().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("trustcaptcha-blocking")
+            .enable_all()
+            .build()
+            .map_err(|_| Error::builder("the blocking client's runtime could not be started"))?;
         Ok(TrustCaptcha {
-            inner: Arc::new(Inner { config, http }),
+            inner: Arc::new(Inner { client, runtime }),
         })
     }
 }
@@ -110,8 +95,7 @@ impl TrustCaptchaBuilder<TrustCaptcha> {
 impl fmt::Debug for TrustCaptcha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("blocking::TrustCaptcha")
-            .field("results_prefix", &self.inner.config.results_prefix)
-            .field("api_key", &"<redacted>")
+            .field("client", &self.inner.client)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,6 @@
 //! The errors of this crate: one [`Error`] value, typed causes to downcast to.
 //!
-//! Every fallible call returns [`Error`]. Seed code discriminates failures the way the official
+//! Every fallible call returns [`Error`]. Code written from the integration guide discriminates failures the way the official
 //! guide shows, by asking for the concrete cause:
 //!
 //! ```
@@ -21,7 +21,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use reqwest::StatusCode;
+use http::StatusCode;
 
 /// What went wrong, for an exhaustive `match`.
 ///
@@ -65,41 +65,64 @@ pub struct Error {
     inner: Box<Inner>,
 }
 
-enum Inner {
-    Builder(BuilderError),
-    VerificationTokenInvalid(VerificationTokenInvalidError),
-    ApiKeyInvalid(ApiKeyInvalidError),
-    VerificationNotFound(VerificationNotFoundError),
-    VerificationNotFinished(VerificationNotFinishedError),
-    VerificationResultExpired(VerificationResultExpiredError),
-    VerificationResultRetrievalLimitReached(VerificationResultRetrievalLimitReachedError),
-    ServerUnreachable(ServerUnreachableError),
-    ClientReportedServerUnreachable(ClientReportedServerUnreachableError),
-    InvalidResponse(InvalidResponseError),
-    Unknown(UnknownError),
+/// The one table of causes: each [`ErrorKind`] with the type [`Error::downcast_ref`] returns
+/// for it. `Inner`, [`Error::kind`] and the cause behind `is` / `downcast_ref` / `Display` are
+/// generated from it, so the views cannot disagree.
+macro_rules! causes {
+    ($($kind:ident => $cause:ident,)+) => {
+        enum Inner {
+            $($kind($cause),)+
+        }
+
+        $(impl From<$cause> for Error {
+            fn from(cause: $cause) -> Self {
+                Error { inner: Box::new(Inner::$kind(cause)) }
+            }
+        })+
+
+        impl Error {
+            /// The category of this error.
+            #[must_use]
+            pub fn kind(&self) -> ErrorKind {
+                match *self.inner {
+                    $(Inner::$kind(_) => ErrorKind::$kind,)+
+                }
+            }
+
+            fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
+                match &*self.inner {
+                    $(Inner::$kind(cause) => cause,)+
+                }
+            }
+        }
+
+        #[cfg(test)]
+        /// One error of every kind, for tests that check all of them.
+        pub(crate) fn one_of_each() -> Vec<(ErrorKind, Error, fn(&Error) -> bool)> {
+            vec![$((
+                ErrorKind::$kind,
+                $cause::example().into(),
+                (|e: &Error| e.is::<$cause>()) as fn(&Error) -> bool,
+            ),)+]
+        }
+    };
+}
+
+causes! {
+    Builder => BuilderError,
+    VerificationTokenInvalid => VerificationTokenInvalidError,
+    ApiKeyInvalid => ApiKeyInvalidError,
+    VerificationNotFound => VerificationNotFoundError,
+    VerificationNotFinished => VerificationNotFinishedError,
+    VerificationResultExpired => VerificationResultExpiredError,
+    VerificationResultRetrievalLimitReached => VerificationResultRetrievalLimitReachedError,
+    ServerUnreachable => ServerUnreachableError,
+    ClientReportedServerUnreachable => ClientReportedServerUnreachableError,
+    InvalidResponse => InvalidResponseError,
+    Unknown => UnknownError,
 }
 
 impl Error {
-    /// The category of this error.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        match *self.inner {
-            Inner::Builder(_) => ErrorKind::Builder,
-            Inner::VerificationTokenInvalid(_) => ErrorKind::VerificationTokenInvalid,
-            Inner::ApiKeyInvalid(_) => ErrorKind::ApiKeyInvalid,
-            Inner::VerificationNotFound(_) => ErrorKind::VerificationNotFound,
-            Inner::VerificationNotFinished(_) => ErrorKind::VerificationNotFinished,
-            Inner::VerificationResultExpired(_) => ErrorKind::VerificationResultExpired,
-            Inner::VerificationResultRetrievalLimitReached(_) => {
-                ErrorKind::VerificationResultRetrievalLimitReached
-            }
-            Inner::ServerUnreachable(_) => ErrorKind::ServerUnreachable,
-            Inner::ClientReportedServerUnreachable(_) => ErrorKind::ClientReportedServerUnreachable,
-            Inner::InvalidResponse(_) => ErrorKind::InvalidResponse,
-            Inner::Unknown(_) => ErrorKind::Unknown,
-        }
-    }
-
     /// Whether the typed cause of this error is a `T`, e.g.
     /// `e.is::<ServerUnreachableError>()`.
     #[must_use]
@@ -156,69 +179,58 @@ impl Error {
         )
     }
 
-    fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        match &*self.inner {
-            Inner::Builder(e) => e,
-            Inner::VerificationTokenInvalid(e) => e,
-            Inner::ApiKeyInvalid(e) => e,
-            Inner::VerificationNotFound(e) => e,
-            Inner::VerificationNotFinished(e) => e,
-            Inner::VerificationResultExpired(e) => e,
-            Inner::VerificationResultRetrievalLimitReached(e) => e,
-            Inner::ServerUnreachable(e) => e,
-            Inner::ClientReportedServerUnreachable(e) => e,
-            Inner::InvalidResponse(e) => e,
-            Inner::Unknown(e) => e,
-        }
-    }
-
+    #[cfg(feature = "client")]
     pub(crate) fn builder(message: impl Into<String>) -> Self {
-        Inner::Builder(BuilderError {
+        BuilderError {
             message: message.into(),
-        })
+        }
         .into()
     }
 
     pub(crate) fn token(reason: &'static str) -> Self {
-        Inner::VerificationTokenInvalid(VerificationTokenInvalidError { reason }).into()
+        VerificationTokenInvalidError { reason }.into()
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn unreachable(source: reqwest::Error) -> Self {
-        Inner::ServerUnreachable(ServerUnreachableError { source }).into()
+        ServerUnreachableError {
+            timeout: source.is_timeout(),
+            connect: source.is_connect(),
+            source: Box::new(source),
+        }
+        .into()
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn invalid_response(reason: String) -> Self {
-        Inner::InvalidResponse(InvalidResponseError { reason }).into()
+        InvalidResponseError { reason }.into()
     }
 
     /// Maps a non-200 status of the results endpoint to its typed error.
+    #[cfg(feature = "client")]
     pub(crate) fn from_status(status: StatusCode, body: &[u8]) -> Self {
         match status.as_u16() {
-            403 => Inner::ApiKeyInvalid(ApiKeyInvalidError { _private: () }),
-            404 => Inner::VerificationNotFound(VerificationNotFoundError { _private: () }),
-            410 => {
-                Inner::VerificationResultExpired(VerificationResultExpiredError { _private: () })
-            }
-            412 => Inner::ClientReportedServerUnreachable(ClientReportedServerUnreachableError {
-                _private: (),
-            }),
-            423 => Inner::VerificationNotFinished(VerificationNotFinishedError { _private: () }),
-            429 => Inner::VerificationResultRetrievalLimitReached(
-                VerificationResultRetrievalLimitReachedError { _private: () },
-            ),
-            _ => Inner::Unknown(UnknownError {
+            403 => ApiKeyInvalidError { _private: () }.into(),
+            404 => VerificationNotFoundError { _private: () }.into(),
+            410 => VerificationResultExpiredError { _private: () }.into(),
+            412 => ClientReportedServerUnreachableError { _private: () }.into(),
+            423 => VerificationNotFinishedError { _private: () }.into(),
+            429 => VerificationResultRetrievalLimitReachedError { _private: () }.into(),
+            _ => UnknownError {
                 status,
                 body: body_excerpt(body),
-            }),
+            }
+            .into(),
         }
-        .into()
     }
 }
 
 /// At most this many characters of an unexpected response body are kept, so that a large or
 /// hostile body cannot bloat logs.
+#[cfg(feature = "client")]
 const BODY_EXCERPT_CHARS: usize = 200;
 
+#[cfg(feature = "client")]
 fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut excerpt: String = text
@@ -230,14 +242,6 @@ fn body_excerpt(body: &[u8]) -> String {
         excerpt.push('…');
     }
     excerpt.trim().to_owned()
-}
-
-impl From<Inner> for Error {
-    fn from(inner: Inner) -> Self {
-        Error {
-            inner: Box::new(inner),
-        }
-    }
 }
 
 impl fmt::Debug for Error {
@@ -328,20 +332,22 @@ pub struct VerificationResultRetrievalLimitReachedError {
 #[error("the captcha server could not be reached")]
 pub struct ServerUnreachableError {
     #[source]
-    source: reqwest::Error,
+    source: Box<dyn StdError + Send + Sync>,
+    timeout: bool,
+    connect: bool,
 }
 
 impl ServerUnreachableError {
     /// Whether a timeout (connect or read) elapsed.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        self.source.is_timeout()
+        self.timeout
     }
 
     /// Whether the connection could not be established.
     #[must_use]
     pub fn is_connect(&self) -> bool {
-        self.source.is_connect()
+        self.connect
     }
 }
 
@@ -385,8 +391,86 @@ impl UnknownError {
 }
 
 #[cfg(test)]
+mod examples {
+    //! One value of each cause, for the table test.
+    use super::*;
+
+    impl BuilderError {
+        pub(super) fn example() -> Self {
+            BuilderError {
+                message: "api key must not be empty".into(),
+            }
+        }
+    }
+    impl VerificationTokenInvalidError {
+        pub(super) fn example() -> Self {
+            VerificationTokenInvalidError {
+                reason: "not valid base64",
+            }
+        }
+    }
+    impl ServerUnreachableError {
+        pub(super) fn example() -> Self {
+            ServerUnreachableError {
+                source: "connection refused".into(),
+                timeout: false,
+                connect: true,
+            }
+        }
+    }
+    impl InvalidResponseError {
+        pub(super) fn example() -> Self {
+            InvalidResponseError {
+                reason: "missing field `score`".into(),
+            }
+        }
+    }
+    impl UnknownError {
+        pub(super) fn example() -> Self {
+            UnknownError {
+                status: StatusCode::BAD_GATEWAY,
+                body: String::new(),
+            }
+        }
+    }
+    macro_rules! unit_examples {
+        ($($cause:ident),+) => {$(
+            impl $cause {
+                pub(super) fn example() -> Self {
+                    $cause { _private: () }
+                }
+            }
+        )+};
+    }
+    unit_examples!(
+        ApiKeyInvalidError,
+        VerificationNotFoundError,
+        VerificationNotFinishedError,
+        VerificationResultExpiredError,
+        VerificationResultRetrievalLimitReachedError,
+        ClientReportedServerUnreachableError
+    );
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_and_is_agree_for_every_cause() {
+        let all = one_of_each();
+        assert_eq!(all.len(), 11, "one per ErrorKind");
+        for (i, (kind, error, _)) in all.iter().enumerate() {
+            assert_eq!(error.kind(), *kind);
+            for (j, (_, _, is_cause_of_j)) in all.iter().enumerate() {
+                assert_eq!(is_cause_of_j(error), i == j, "{kind:?} vs cause {j}");
+            }
+            let message = error.to_string();
+            let first = message.chars().next().expect("non-empty message");
+            assert!(first.is_lowercase(), "{message}");
+            assert!(!message.ends_with(['.', '!']), "{message}");
+        }
+    }
 
     #[test]
     fn error_is_send_sync_static_and_small() {
@@ -396,6 +480,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "client")]
     fn each_status_maps_to_its_type_and_kind() {
         let cases: [(u16, ErrorKind); 7] = [
             (403, ErrorKind::ApiKeyInvalid),
@@ -419,6 +504,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "client")]
     fn unknown_error_keeps_a_bounded_single_line_excerpt() {
         let body = format!("line one\nline two {}", "x".repeat(10_000));
         let error = Error::from_status(StatusCode::IM_A_TEAPOT, body.as_bytes());
@@ -429,23 +515,5 @@ mod tests {
             error.to_string(),
             "unexpected response from the captcha server (HTTP 418)"
         );
-    }
-
-    #[test]
-    fn messages_are_lowercase_without_trailing_punctuation() {
-        let errors = [
-            Error::builder("api key must not be empty"),
-            Error::token("not valid base64"),
-            Error::invalid_response("missing field `score`".into()),
-            Error::from_status(StatusCode::FORBIDDEN, b""),
-            Error::from_status(StatusCode::PRECONDITION_FAILED, b""),
-            Error::from_status(StatusCode::BAD_GATEWAY, b""),
-        ];
-        for error in errors {
-            let message = error.to_string();
-            let first = message.chars().next().expect("non-empty message");
-            assert!(first.is_lowercase(), "{message}");
-            assert!(!message.ends_with(['.', '!']), "{message}");
-        }
     }
 }

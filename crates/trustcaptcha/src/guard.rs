@@ -6,6 +6,7 @@
 //! middleware; anything else can call [`Guard::verify`] directly.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::errors::{Error, ErrorKind};
 use crate::model::VerificationResult;
@@ -51,6 +52,12 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Cheap to clone; build it once and put it in your application state.
 #[derive(Debug, Clone)]
 pub struct Guard {
+    inner: Arc<Settings>,
+}
+
+/// What a [`Guard`] shares between its clones.
+#[derive(Debug, Clone)]
+struct Settings {
     client: TrustCaptcha,
     sources: Vec<TokenSource>,
     policy: Policy,
@@ -72,44 +79,46 @@ impl Guard {
     #[must_use]
     pub fn new(client: TrustCaptcha) -> Self {
         Guard {
-            client,
-            sources: TokenSource::defaults(),
-            policy: Policy::default(),
-            max_body: DEFAULT_MAX_BODY,
+            inner: Arc::new(Settings {
+                client,
+                sources: TokenSource::defaults(),
+                policy: Policy::default(),
+                max_body: DEFAULT_MAX_BODY,
+            }),
         }
     }
 
     /// Reads the token from these sources, tried in order.
     #[must_use]
     pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
-        self.sources = sources.into_iter().collect();
+        Arc::make_mut(&mut self.inner).sources = sources.into_iter().collect();
         self
     }
 
     /// Judges outcomes with `policy`.
     #[must_use]
     pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
+        Arc::make_mut(&mut self.inner).policy = policy;
         self
     }
 
     /// The largest body buffered while looking for a token. Default: [`DEFAULT_MAX_BODY`].
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+        Arc::make_mut(&mut self.inner).max_body = bytes;
         self
     }
 
     /// Whether any source needs the body.
     #[must_use]
     pub fn reads_body(&self) -> bool {
-        self.sources.iter().any(TokenSource::reads_body)
+        self.inner.sources.iter().any(TokenSource::reads_body)
     }
 
     /// The body limit.
     #[must_use]
     pub fn body_limit(&self) -> usize {
-        self.max_body
+        self.inner.max_body
     }
 
     /// Finds the token: `header` looks up a request header by lower-case name; `body` is the
@@ -124,7 +133,7 @@ impl Guard {
         let essence = content_type
             .and_then(|ct| ct.split(';').next())
             .map(|ct| ct.trim().to_ascii_lowercase());
-        self.sources.iter().find_map(|source| {
+        self.inner.sources.iter().find_map(|source| {
             let token = match source {
                 TokenSource::Header(name) => header(&name.to_ascii_lowercase()).map(str::to_owned),
                 TokenSource::FormField(name)
@@ -157,12 +166,12 @@ impl Guard {
     /// A [`Rejection`] saying why the request must not proceed.
     pub async fn verify(&self, token: Option<&str>) -> Result<Verified, Rejection> {
         let token = token.ok_or(Rejection::MissingToken)?;
-        let outcome = self.client.get_verification_result(token).await;
+        let outcome = self.inner.client.get_verification_result(token).await;
         self.judge(outcome)
     }
 
     fn judge(&self, outcome: Result<VerificationResult, Error>) -> Result<Verified, Rejection> {
-        let decision = self.policy.decide(&outcome);
+        let decision = self.inner.policy.decide(&outcome);
         match (outcome, decision) {
             (Ok(result), Decision::Reject) => Err(Rejection::Rejected(Box::new(result))),
             (Ok(result), decision) => Ok(Verified {
@@ -383,15 +392,14 @@ mod tests {
             crate::token::VerificationToken::decode("").expect_err("invalid"),
         );
         assert_eq!((invalid.status(), invalid.code()), (400, "captcha_invalid"));
-        let internal =
-            Rejection::from_error(Error::from_status(reqwest::StatusCode::FORBIDDEN, b""));
+        let internal = Rejection::from_error(Error::from_status(http::StatusCode::FORBIDDEN, b""));
         assert_eq!(internal.status(), 500);
         assert_eq!(
             internal.body()["message"],
             "the captcha could not be checked"
         );
         let claimed = Rejection::from_error(Error::from_status(
-            reqwest::StatusCode::PRECONDITION_FAILED,
+            http::StatusCode::PRECONDITION_FAILED,
             b"",
         ));
         assert_eq!(

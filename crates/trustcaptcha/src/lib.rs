@@ -138,7 +138,6 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
-mod api;
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "blocking")]
@@ -148,8 +147,12 @@ pub mod errors;
 pub mod guard;
 pub mod model;
 pub mod policy;
+#[cfg(feature = "client")]
+mod retrieval;
+#[cfg(feature = "client")]
 mod telemetry;
 pub mod token;
+#[cfg(feature = "client")]
 pub mod trust_captcha;
 
 pub use errors::{
@@ -161,4 +164,5 @@ pub use errors::{
 pub use model::{DecisionAction, DecisionType, VerificationResult};
 pub use policy::{Decision, DecisionPolicy, FailoverPolicy, Policy};
 pub use token::VerificationToken;
+#[cfg(feature = "client")]
 pub use trust_captcha::{TrustCaptcha, TrustCaptchaBuilder};

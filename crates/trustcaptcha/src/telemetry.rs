@@ -62,18 +62,6 @@ mod enabled {
         record(&span, &outcome, started);
         outcome
     }
-
-    #[cfg(feature = "blocking")]
-    pub(crate) fn observe_blocking(
-        token: &VerificationToken,
-        work: impl FnOnce() -> Outcome,
-    ) -> Outcome {
-        let span = span(token);
-        let started = Instant::now();
-        let outcome = span.in_scope(work);
-        record(&span, &outcome, started);
-        outcome
-    }
 }
 
 #[cfg(feature = "tracing")]
@@ -85,12 +73,4 @@ pub(crate) async fn observe(
     work: impl Future<Output = Outcome>,
 ) -> Outcome {
     work.await
-}
-
-#[cfg(all(feature = "blocking", not(feature = "tracing")))]
-pub(crate) fn observe_blocking(
-    _token: &VerificationToken,
-    work: impl FnOnce() -> Outcome,
-) -> Outcome {
-    work()
 }

@@ -8,9 +8,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{self, Body, Config, MAX_BODY_BYTES};
 use crate::errors::Error;
 use crate::model::VerificationResult;
+use crate::retrieval::{self, Body, Config, MAX_BODY_BYTES};
 use crate::telemetry;
 use crate::token::VerificationToken;
 
@@ -136,9 +136,9 @@ impl<T> TrustCaptchaBuilder<T> {
     pub(crate) fn new(api_key: String) -> Self {
         TrustCaptchaBuilder {
             api_key,
-            api_host: api::DEFAULT_API_HOST.to_owned(),
-            connect_timeout: api::DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: api::DEFAULT_READ_TIMEOUT,
+            api_host: retrieval::DEFAULT_API_HOST.to_owned(),
+            connect_timeout: retrieval::DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: retrieval::DEFAULT_READ_TIMEOUT,
             proxy: None,
             target: PhantomData,
         }
@@ -170,7 +170,20 @@ impl<T> TrustCaptchaBuilder<T> {
         self
     }
 
-    pub(crate) fn config(&self) -> Result<Config, Error> {
+    /// The same settings, for building another kind of client.
+    #[cfg(feature = "blocking")]
+    pub(crate) fn retarget<U>(self) -> TrustCaptchaBuilder<U> {
+        TrustCaptchaBuilder {
+            api_key: self.api_key,
+            api_host: self.api_host,
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            proxy: self.proxy,
+            target: PhantomData,
+        }
+    }
+
+    fn config(&self) -> Result<Config, Error> {
         Config::new(
             &self.api_key,
             &self.api_host,
@@ -190,7 +203,7 @@ impl TrustCaptchaBuilder<TrustCaptcha> {
     /// proxy is not a usable URL, a timeout is zero, or the TLS backend cannot be initialised.
     pub fn build(self) -> Result<TrustCaptcha, Error> {
         let config = self.config()?;
-        let http = crate::api::http_client!(reqwest::Client::builder(), &config)?;
+        let http = config.http_client()?;
         Ok(TrustCaptcha {
             inner: Arc::new(Inner { config, http }),
         })

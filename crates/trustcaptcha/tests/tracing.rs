@@ -3,6 +3,7 @@
 //! uninteresting.
 #![cfg(feature = "tracing")]
 
+#[path = "client/support/mod.rs"]
 mod support;
 
 use support::{API_KEY, Reply, SEED_RESULT, TestApi, token};

@@ -15,7 +15,7 @@ use crate::verification::Refusal;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
@@ -31,33 +31,27 @@ impl ApiError {
     }
 
     /// 400: the body is not what the endpoint expects.
-    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
     /// 403: no usable API key.
-    pub fn forbidden(message: &'static str) -> Self {
+    pub(crate) fn forbidden(message: &'static str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     /// 404: no such endpoint or verification.
-    pub fn not_found(message: &'static str) -> Self {
+    pub(crate) fn not_found(message: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// 413: the body is larger than the configured limit.
-    pub fn payload_too_large() -> Self {
+    pub(crate) fn payload_too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "the request body is too large",
         )
-    }
-
-    /// The HTTP status.
-    #[must_use]
-    pub fn status(&self) -> StatusCode {
-        self.status
     }
 }
 

@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 /// A JSON body, whatever its `Content-Type` (the widget always sends JSON).
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -42,7 +42,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// The `{id}` path segment as a verification id (any case); malformed ids are unknown ids.
 #[derive(Debug, Clone, Copy)]
-pub struct VerificationId(pub Uuid);
+pub(crate) struct VerificationId(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for VerificationId {
     type Rejection = ApiError;
@@ -60,7 +60,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VerificationId {
 /// The client's IP: the peer address, or the forwarded one from a trusted proxy. `None` when
 /// the request did not come through a connection (a router driven in-process).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub Option<IpAddr>);
+pub(crate) struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -78,7 +78,7 @@ impl FromRequestParts<AppState> for ClientIp {
 
 /// The digest of the `Authorization: Bearer <key>` key; a missing or malformed header is 403.
 #[derive(Debug, Clone, Copy)]
-pub struct BearerKey(pub KeyHash);
+pub(crate) struct BearerKey(pub KeyHash);
 
 impl<S: Send + Sync> FromRequestParts<S> for BearerKey {
     type Rejection = ApiError;

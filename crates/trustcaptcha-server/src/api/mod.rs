@@ -6,11 +6,11 @@
 //! * [`ops`]: health, readiness, metrics;
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
-pub mod error;
-pub mod extract;
-pub mod ops;
-pub mod results;
-pub mod widget;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod ops;
+pub(crate) mod results;
+pub(crate) mod widget;
 
 use std::time::{Duration, Instant};
 

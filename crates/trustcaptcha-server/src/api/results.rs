@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::verification;
 
 /// `GET /v2/verifications/{id}/results`.
-pub async fn retrieve(
+pub(crate) async fn retrieve(
     State(state): State<AppState>,
     BearerKey(key): BearerKey,
     Path(id): Path<String>,

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::verification::{self, Created, RequestContext};
 
 /// `POST /v2/verifications`.
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -42,7 +42,7 @@ pub async fn create(
 }
 
 /// `POST /v2/verifications/{id}/challenges`.
-pub async fn submit(
+pub(crate) async fn submit(
     State(state): State<AppState>,
     VerificationId(id): VerificationId,
     JsonBody(request): JsonBody<SubmitRequest>,

@@ -5,22 +5,23 @@
 //! embedded `trustcaptcha-server` in sandbox mode on loopback and solve a verification against
 //! it, so that they run on a fresh machine with no account.
 
-use trustcaptcha_server::config::{Config, SANDBOX_API_KEY, SANDBOX_SITE_KEY, Site};
+use trustcaptcha_server::config::{SANDBOX_API_KEY, SANDBOX_SITE_KEY};
 use trustcaptcha_server::solve::{SolveOptions, solve};
+use trustcaptcha_server::testing::TestServer;
 
 /// The API to use and a token to verify.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// The API host to configure.
-    pub api_host: String,
+    pub(crate) api_host: String,
     /// The API key to configure.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// The embedded server, if one was started; it stops when this is dropped.
-    embedded: Option<trustcaptcha_server::Spawned>,
+    embedded: Option<TestServer>,
 }
 
 impl Sandbox {
     /// Uses the configured API, or starts the embedded sandbox server.
-    pub async fn start() -> Result<Sandbox, Box<dyn std::error::Error + Send + Sync>> {
+    pub(crate) async fn start() -> Result<Sandbox, Box<dyn std::error::Error + Send + Sync>> {
         if let Ok(api_key) = std::env::var("TRUSTCAPTCHA_API_KEY") {
             let api_host = std::env::var("TRUSTCAPTCHA_API_HOST")
                 .unwrap_or_else(|_| "https://api.trustcomponent.com".to_owned());
@@ -30,9 +31,7 @@ impl Sandbox {
                 embedded: None,
             });
         }
-        let config = Config::new(vec![Site::sandbox()]);
-        let state = trustcaptcha_server::AppState::builder(config).build()?;
-        let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into()).await?;
+        let server = TestServer::sandbox().await;
         println!(
             "started an embedded trustcaptcha-server sandbox at {}",
             server.url
@@ -45,7 +44,7 @@ impl Sandbox {
     }
 
     /// A fresh verification token: solved against the sandbox, or `TRUSTCAPTCHA_TOKEN`.
-    pub async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    pub(crate) async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         if self.embedded.is_none() {
             return Ok(std::env::var("TRUSTCAPTCHA_TOKEN")
                 .map_err(|_| "set TRUSTCAPTCHA_TOKEN to a token from your widget")?);

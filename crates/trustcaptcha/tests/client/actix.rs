@@ -2,15 +2,13 @@
 //! utilities.
 #![cfg(feature = "actix")]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::server::{SERVER_API_KEY, start, token};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, test, web};
 use serde_json::{Value, json};
-use support::server::{SERVER_API_KEY, start, token};
 use trustcaptcha::TrustCaptcha;
 use trustcaptcha::guard::{Guard, Rejection, Verified};
 use trustcaptcha::policy::{DecisionPolicy, FailoverPolicy, Policy};

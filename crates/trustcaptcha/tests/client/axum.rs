@@ -1,17 +1,15 @@
 //! The axum integration against a real trustcaptcha-server, over real HTTP.
 #![cfg(feature = "axum")]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::server::{SERVER_API_KEY, start, token};
 use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::post;
 use axum::{Extension, Form, Json, Router};
 use serde_json::{Value, json};
-use support::server::{SERVER_API_KEY, start, token};
 use trustcaptcha::TrustCaptcha;
 use trustcaptcha::axum::TrustCaptchaLayer;
 use trustcaptcha::guard::{Guard, Rejection, TokenSource, Verified};

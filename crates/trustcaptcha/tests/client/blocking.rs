@@ -1,9 +1,7 @@
 //! The `blocking` feature against a real loopback server.
 #![cfg(feature = "blocking")]
 
-mod support;
-
-use support::{API_KEY, Reply, SEED_RESULT, TestApi, token};
+use crate::support::{API_KEY, Reply, SEED_RESULT, TestApi, token};
 
 const SEED_ID: &str = "07b01922-3faa-4667-a4a6-910a76cb8ab7";
 
@@ -27,7 +25,7 @@ async fn blocking_client_has_the_same_builder_results_and_errors() {
         let result = tc.get_verification_result(&token(SEED_ID, ""));
         let error = tc.get_verification_result(&token("00000000-0000-4000-8000-000000000429", ""));
         let closed = TrustCaptcha::builder(API_KEY)
-            .api_host(format!("http://{}", support::closed_port()))
+            .api_host(format!("http://{}", crate::support::closed_port()))
             .build()
             .expect("valid")
             .get_verification_result(&token(SEED_ID, ""));

@@ -1,15 +1,14 @@
 //! Health, readiness, metrics, the sandbox fixtures and the `solve` helper.
 
-mod support;
-
-use support::*;
+use crate::fixtures::*;
 use trustcaptcha::ErrorKind;
 use trustcaptcha_server::config::{SANDBOX_API_KEY, SANDBOX_SITE_KEY, Site};
 use trustcaptcha_server::solve::{SolveOptions, solve};
+use trustcaptcha_server::testing::*;
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     assert_eq!(
         server.get("/healthz", None).await,
         (200, serde_json::json!("ok"))
@@ -118,7 +117,7 @@ async fn sandbox_answers_the_official_fixtures() {
 
 #[tokio::test]
 async fn solve_reports_server_rejections() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let options = SolveOptions::new(server.url.clone(), SITE_A.to_owned());
     let error = solve(&options)
         .await

@@ -1,18 +1,17 @@
 //! Failover after the server's own store fails: a store that can be switched off stands in
 //! for a remote store (e.g. Redis) becoming unreachable.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::*;
+use crate::fixtures::*;
 use time::OffsetDateTime;
 use trustcaptcha::{DecisionType, ErrorKind};
 use trustcaptcha_server::clock::ManualClock;
 use trustcaptcha_server::store::memory::MemoryStore;
 use trustcaptcha_server::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use trustcaptcha_server::testing::*;
 use uuid::Uuid;
 
 /// A memory store that answers `Unavailable` while switched off.

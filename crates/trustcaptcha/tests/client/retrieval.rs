@@ -1,10 +1,8 @@
 //! The async client against real HTTP servers on loopback.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{API_KEY, Reply, SEED_RESULT, TestApi, token};
+use crate::support::{API_KEY, Reply, SEED_RESULT, TestApi, token};
 use trustcaptcha::errors::*;
 use trustcaptcha::policy::{Decision, FailoverPolicy};
 use trustcaptcha::trust_captcha::TrustCaptcha;
@@ -268,7 +266,7 @@ async fn invalid_tokens_fail_before_any_request() {
 
 #[tokio::test]
 async fn refused_connections_are_server_unreachable() {
-    let tc = client(&format!("http://{}", support::closed_port()));
+    let tc = client(&format!("http://{}", crate::support::closed_port()));
     let error = tc
         .get_verification_result(&token(SEED_ID, ""))
         .await
@@ -285,7 +283,7 @@ async fn refused_connections_are_server_unreachable() {
 
 #[tokio::test]
 async fn the_connect_timeout_applies_to_a_listener_that_never_completes_the_handshake() {
-    let (addr, _fillers, _socket) = support::start_full_backlog();
+    let (addr, _fillers, _socket) = crate::support::start_full_backlog();
     let tc = TrustCaptcha::builder(API_KEY)
         .api_host(format!("http://{addr}"))
         .connect_timeout(Duration::from_millis(300))
@@ -302,7 +300,7 @@ async fn the_connect_timeout_applies_to_a_listener_that_never_completes_the_hand
 
 #[tokio::test]
 async fn the_read_timeout_applies_to_a_server_that_stalls() {
-    let addr = support::start_silent().await;
+    let addr = crate::support::start_silent().await;
     let tc = TrustCaptcha::builder(API_KEY)
         .api_host(format!("http://{addr}"))
         .read_timeout(Duration::from_millis(300))
@@ -320,7 +318,7 @@ async fn the_read_timeout_applies_to_a_server_that_stalls() {
 #[tokio::test]
 async fn requests_go_through_the_configured_proxy() {
     let api = TestApi::start([(SEED_ID, Reply::new(200, SEED_RESULT))]).await;
-    let (proxy, seen) = support::start_proxy().await;
+    let (proxy, seen) = crate::support::start_proxy().await;
     let tc = TrustCaptcha::builder(API_KEY)
         .api_host(api.url())
         .proxy(format!("http://{proxy}"))

@@ -1,7 +1,6 @@
-//! The results REST API of seed 004, independent of the HTTP client flavour: the validated
-//! configuration, the request's URL and headers, and the mapping of a response to a result.
-//!
-//! [`crate::trust_captcha`] (async) and `crate::blocking` both send what this module describes.
+//! One retrieval of a result from the results API (see `docs/protocol.md`): the validated
+//! configuration, the request's URL and headers, and the mapping of a response to a result or a
+//! typed error. [`crate::trust_captcha`] sends it; `crate::blocking` drives the same client.
 
 use std::time::Duration;
 
@@ -75,6 +74,23 @@ impl Config {
         })
     }
 
+    /// A pooled HTTP client with these settings: no redirects followed, no proxy from the
+    /// environment.
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
+        let mut builder = reqwest::Client::builder()
+            .default_headers(self.headers.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.read_timeout)
+            .no_proxy();
+        if let Some(proxy) = self.proxy.clone() {
+            builder = builder.proxy(proxy);
+        }
+        builder
+            .build()
+            .map_err(|_| Error::builder("the HTTP client could not be initialised"))
+    }
+
     /// The results URL for `token`. The host always comes from configuration, never from the
     /// token, so that a forged token cannot make us send the API key elsewhere.
     pub(crate) fn results_url(&self, token: &VerificationToken) -> String {
@@ -89,27 +105,6 @@ impl Config {
         )
     }
 }
-
-/// Applies a [`Config`] to a reqwest client builder (async or blocking; their builders share
-/// these method names but no trait) and builds the client.
-macro_rules! http_client {
-    ($builder:expr, $config:expr) => {{
-        let config: &$crate::api::Config = $config;
-        let mut builder = $builder
-            .default_headers(config.headers.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.read_timeout)
-            .no_proxy();
-        if let Some(proxy) = config.proxy.clone() {
-            builder = builder.proxy(proxy);
-        }
-        builder
-            .build()
-            .map_err(|_| $crate::errors::Error::builder("the HTTP client could not be initialised"))
-    }};
-}
-pub(crate) use http_client;
 
 fn nonzero(duration: Duration, what: &str) -> Result<Duration, Error> {
     if duration.is_zero() {

@@ -1,8 +1,8 @@
 //! Real loopback servers for the client's tests: a results API that answers as it is told and
 //! records what it received, a forward proxy, and listeners that misbehave at the TCP level.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
 
-pub mod server;
+pub(crate) mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,13 +1,12 @@
 //! The widget's endpoints over real HTTP: create, submit, CORS, bad input.
 
-mod support;
-
+use crate::fixtures::*;
 use serde_json::{Value, json};
-use support::*;
+use trustcaptcha_server::testing::*;
 
 #[tokio::test]
 async fn create_hands_out_a_standard_base64_challenge() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let (status, body) = server.create(&create_body(SITE_A, false)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["finished"].is_null());
@@ -37,7 +36,7 @@ async fn create_hands_out_a_standard_base64_challenge() {
 
 #[tokio::test]
 async fn create_rejects_unknown_sites_foreign_origins_and_mode_mismatches() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let unknown = create_body("00000000-0000-4000-8000-00000000dead", false);
     assert_eq!(server.create(&unknown).await.0, 404);
     assert_eq!(
@@ -70,7 +69,7 @@ async fn create_rejects_unknown_sites_foreign_origins_and_mode_mismatches() {
 
 #[tokio::test]
 async fn bad_bodies_get_400_or_413_with_a_json_error() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     for raw in ["{not json", "[]", r#"{"widget":{}}"#, r#"{"siteKey": 5}"#] {
         let response = server
             .http
@@ -107,7 +106,7 @@ async fn bad_bodies_get_400_or_413_with_a_json_error() {
 
 #[tokio::test]
 async fn cors_preflight_and_every_widget_response_carry_allow_origin() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     for path in [
         "/v2/verifications",
         "/v2/verifications/00000000-0000-4000-8000-000000000001/challenges",
@@ -162,7 +161,7 @@ async fn cors_preflight_and_every_widget_response_carry_allow_origin() {
 
 #[tokio::test]
 async fn a_correct_submission_finishes_once_with_the_documented_token() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let challenge = server.challenge(SITE_A).await;
     let (status, body) = server.submit(&challenge, &answers(&challenge)).await;
     assert_eq!(status, 201, "{body}");
@@ -192,7 +191,7 @@ async fn a_correct_submission_finishes_once_with_the_documented_token() {
 
 #[tokio::test]
 async fn wrong_incomplete_and_unknown_submissions_are_rejected() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let challenge = server.challenge(SITE_A).await;
     let input = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
@@ -234,7 +233,7 @@ async fn wrong_incomplete_and_unknown_submissions_are_rejected() {
 
 #[tokio::test]
 async fn expired_challenges_are_not_accepted() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let challenge = server.challenge(SITE_A).await;
     server.clock.advance(std::time::Duration::from_secs(301));
     assert_eq!(server.submit(&challenge, &answers(&challenge)).await.0, 404);
@@ -242,7 +241,7 @@ async fn expired_challenges_are_not_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_100_concurrent_identical_submissions_exactly_one_wins() {
-    let server = std::sync::Arc::new(TestServer::default().await);
+    let server = std::sync::Arc::new(TestServer::start(config("")).await);
     let challenge = server.challenge(SITE_A).await;
     let tasks = answers(&challenge);
     let handles: Vec<_> = (0..100)
@@ -266,7 +265,7 @@ async fn of_100_concurrent_identical_submissions_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_valid_bypass_key_finishes_at_once_and_a_wrong_one_does_not() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let mut body = create_body(SITE_A, false);
     body["widget"]["bypassToken"] = json!(BYPASS_A);
     let (status, answer) = server.create(&body).await;
@@ -285,7 +284,7 @@ async fn a_valid_bypass_key_finishes_at_once_and_a_wrong_one_does_not() {
 
 #[tokio::test]
 async fn difficulty_rises_for_a_client_that_solves_often() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     for _ in 0..3 {
         server.solve(SITE_A).await;
     }
@@ -306,7 +305,7 @@ async fn difficulty_rises_for_a_client_that_solves_often() {
 
 #[tokio::test]
 async fn an_api_url_with_a_trailing_slash_still_works() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let (status, body) = server
         .post(
             "//v2/verifications",

@@ -1,16 +1,15 @@
 //! The results endpoint end to end, through the `trustcaptcha` client crate and raw HTTP.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::fixtures::*;
 use serde_json::Value;
-use support::*;
 use trustcaptcha::{DecisionAction, DecisionType, ErrorKind, VerificationToken};
+use trustcaptcha_server::testing::*;
 
 #[tokio::test]
 async fn full_flow_returns_all_twenty_fields_once() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_A).await;
     let id = VerificationToken::decode(&token)
         .expect("token")
@@ -77,7 +76,7 @@ async fn full_flow_returns_all_twenty_fields_once() {
 
 #[tokio::test]
 async fn first_and_last_fetch_times_are_kept_across_fetches() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_B).await;
     let client = server.client(KEY_B);
     let first = client.get_verification_result(&token).await.expect("first");
@@ -100,7 +99,7 @@ async fn first_and_last_fetch_times_are_kept_across_fetches() {
 
 #[tokio::test]
 async fn every_error_status_reaches_the_client_as_its_typed_error() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_A).await;
 
     let kind = |result: Result<trustcaptcha::VerificationResult, trustcaptcha::Error>| {
@@ -156,7 +155,7 @@ async fn every_error_status_reaches_the_client_as_its_typed_error() {
 
 #[tokio::test]
 async fn missing_malformed_and_wrong_keys_are_403_before_anything_else() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let path = "/v2/verifications/00000000-0000-4000-8000-000000000123/results";
     assert_eq!(server.get(path, None).await.0, 403);
     let response = server
@@ -183,7 +182,7 @@ async fn missing_malformed_and_wrong_keys_are_403_before_anything_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_200_concurrent_fetches_with_limit_one_exactly_one_succeeds() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_A).await;
     let client = server.client(KEY_A);
     let handles: Vec<_> = (0..200)
@@ -288,7 +287,7 @@ impl OutageBeforeStart for trustcaptcha_server::Config {
 
 #[tokio::test]
 async fn ip_lists_decide_with_custom_access_rule() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve(SITE_LISTS).await;
     let result = server.fetch(KEY_B, &token).await;
     assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
@@ -299,7 +298,7 @@ async fn ip_lists_decide_with_custom_access_rule() {
 #[tokio::test]
 async fn a_blocked_client_behind_a_trusted_proxy_fails_with_score_one() {
     // Bind to 127.0.0.2, the configured trusted proxy, so that X-Forwarded-For is believed.
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let http = reqwest::Client::builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .no_proxy()
@@ -326,7 +325,7 @@ async fn a_blocked_client_behind_a_trusted_proxy_fails_with_score_one() {
 
 #[tokio::test]
 async fn minimal_data_mode_scores_zero() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let token = server.solve_body(&create_body(SITE_MINIMAL, true)).await;
     let result = server.fetch(KEY_B, &token).await;
     assert!(result.minimal_data_mode_enabled);
@@ -335,7 +334,7 @@ async fn minimal_data_mode_scores_zero() {
 
 #[tokio::test]
 async fn bot_signals_raise_the_score_and_block() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(config("")).await;
     let mut body = create_body(SITE_A, false);
     body["honeypotFields"][1]["value"] = "bot@example.com".into();
     body["browserInformation"]["dom-automationNote"] = true.into();

@@ -1,10 +1,9 @@
 //! `countryCode` from a MaxMind-format database, written for the test with `mmdb-writer` and
 //! read by the server through `maxminddb`, as a GeoLite2-Country file would be.
 
-mod support;
-
+use crate::fixtures::*;
 use serde::Serialize;
-use support::*;
+use trustcaptcha_server::testing::*;
 
 #[derive(Serialize)]
 struct Country {

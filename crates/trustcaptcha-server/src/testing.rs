@@ -1,94 +1,53 @@
-//! A real `trustcaptcha-server` on 127.0.0.1:0 with a manual clock, and helpers that speak the
-//! widget's protocol over HTTP.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Test support (feature `test-support`): a real server on 127.0.0.1:0 with a manual clock,
+//! helpers that speak the widget's protocol over HTTP, and a log capture. The one way this
+//! workspace's tests, examples, benchmarks and demo start an embedded server.
+//!
+//! ```
+//! # async fn run() {
+//! use trustcaptcha_server::testing::TestServer;
+//!
+//! let server = TestServer::sandbox().await;
+//! let token = server.solve(&trustcaptcha_server::config::SANDBOX_SITE_KEY.to_string()).await;
+//! let result = server.fetch(trustcaptcha_server::config::SANDBOX_API_KEY, &token).await;
+//! assert!(result.verification_passed);
+//! # }
+//! ```
 
 use std::sync::Arc;
 
+use crate::clock::ManualClock;
+use crate::config::{Config, Site};
+use crate::integrity::{BrowserInformation, integrity_hash};
+use crate::pow;
+use crate::{AppState, Spawned, spawn};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use trustcaptcha::TrustCaptcha;
-use trustcaptcha_server::clock::ManualClock;
-use trustcaptcha_server::config::{self, Config};
-use trustcaptcha_server::integrity::{BrowserInformation, integrity_hash};
-use trustcaptcha_server::pow;
-use trustcaptcha_server::{AppState, Spawned, spawn};
 
-pub const SITE_A: &str = "0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b";
-pub const SITE_B: &str = "1c7d7c9f-3a6b-4d2f-8b4e-6a8f9e0d1b2c";
-pub const SITE_MINIMAL: &str = "2d8e8da0-4b7c-4e3a-9c5f-7b9a0f1e2c3d";
-pub const SITE_LISTS: &str = "3e9f9eb1-5c8d-4f4b-8d6a-8cab1a2f3d4e";
-pub const KEY_A: &str = "ak_site_a_secret_0123456789";
-pub const KEY_B: &str = "ak_site_b_secret_9876543210";
-pub const BYPASS_A: &str = "bypass_secret_for_e2e_tests";
+/// The page origin the helpers present (in the `Origin` header and `browserInformation`).
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 
-pub fn config_text(extra_server: &str) -> String {
-    format!(
-        r#"
-        [server]
-        trusted_proxies = ["127.0.0.2/32"]
-        failover_grace_secs = 300
-        outage_before_start = false
-        {extra_server}
-
-        [[sites]]
-        name = "a"
-        site_key = "{SITE_A}"
-        api_keys = ["{KEY_A}"]
-        allowed_origins = ["{ORIGIN}"]
-        difficulty = 4
-        tasks = 3
-        bypass_keys = ["sha256:{bypass}"]
-        adaptive_difficulty = {{ window_secs = 60, free_solves = 3, step = 2, max_extra = 4 }}
-
-        [[sites]]
-        name = "b"
-        site_key = "{SITE_B}"
-        api_keys = ["{KEY_B}"]
-        difficulty = 2
-        tasks = 1
-        max_retrievals = 1000
-
-        [[sites]]
-        name = "minimal"
-        site_key = "{SITE_MINIMAL}"
-        api_keys = ["{KEY_B}"]
-        difficulty = 2
-        tasks = 1
-        minimal_data_mode = true
-
-        [[sites]]
-        name = "lists"
-        site_key = "{SITE_LISTS}"
-        api_keys = ["{KEY_B}"]
-        difficulty = 2
-        tasks = 1
-        allow_ips = ["127.0.0.0/8"]
-        block_ips = ["127.0.0.9"]
-        "#,
-        bypass = hex::encode(sha2_digest(BYPASS_A)),
-    )
-}
-
-fn sha2_digest(key: &str) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(key.as_bytes()).into()
-}
-
-pub fn config(extra_server: &str) -> Config {
-    config::parse(&config_text(extra_server), &|_| None).expect("test config is valid")
-}
-
+/// A running embedded server; it stops when this is dropped.
+#[derive(Debug)]
 pub struct TestServer {
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// The server's clock: tests move it instead of sleeping.
     pub clock: Arc<ManualClock>,
+    /// The server's state.
     pub state: AppState,
+    /// A plain HTTP client, for requests the helpers do not cover.
     pub http: reqwest::Client,
     _server: Spawned,
 }
 
 impl TestServer {
+    /// Starts a server for `config` with a manual clock standing at the current time.
+    ///
+    /// # Panics
+    ///
+    /// When the loopback port cannot be bound (a test cannot go on without it).
     pub async fn start(config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
         let state = AppState::builder(config)
@@ -110,10 +69,13 @@ impl TestServer {
         }
     }
 
-    pub async fn default() -> Self {
-        Self::start(config("")).await
+    /// Starts a server with only the sandbox site (`serve --sandbox`): the official client test
+    /// suites' API key and fixtures, low difficulty.
+    pub async fn sandbox() -> Self {
+        Self::start(Config::new(vec![Site::sandbox()])).await
     }
 
+    /// A `trustcaptcha` client for this server.
     pub fn client(&self, api_key: &str) -> TrustCaptcha {
         TrustCaptcha::builder(api_key)
             .api_host(&self.url)
@@ -126,6 +88,8 @@ impl TestServer {
         self.post("/v2/verifications", body, Some(ORIGIN)).await
     }
 
+    /// POSTs `body` to `path`, with `origin` as the `Origin` header; the status and the JSON
+    /// body (or the text as a JSON string).
     pub async fn post(&self, path: &str, body: &Value, origin: Option<&str>) -> (u16, Value) {
         let mut request = self.http.post(format!("{}{path}", self.url)).json(body);
         if let Some(origin) = origin {
@@ -140,6 +104,7 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` with `key` as a bearer key; the status and the JSON body (or the text).
     pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
         let mut request = self.http.get(format!("{}{path}", self.url));
         if let Some(key) = key {
@@ -191,6 +156,7 @@ impl TestServer {
             .expect("result")
     }
 
+    /// Submits `tasks` as the answers to `challenge`.
     pub async fn submit(&self, challenge: &Value, tasks: &Value) -> (u16, Value) {
         let id = challenge["verificationId"].as_str().expect("id");
         self.post(
@@ -239,10 +205,12 @@ pub fn create_body(site_key: &str, minimal: bool) -> Value {
     })
 }
 
+/// Three untouched honeypots, as the widget sends them.
 pub fn honeypots() -> Value {
     json!([0, 1, 2].map(|index| json!({"index": index, "value": "", "firstInteractionMsRelativeToBoxCreation": null, "firstInteractionEvent": null})))
 }
 
+/// A submission of `tasks` with plausible timing.
 pub fn submit_body(tasks: &Value) -> Value {
     let now = OffsetDateTime::now_utc();
     let ts = |t: OffsetDateTime| {
@@ -280,4 +248,44 @@ pub fn answers(challenge: &Value) -> Value {
 pub fn token_for(id: &str, extra: &str) -> String {
     base64::engine::general_purpose::STANDARD
         .encode(format!(r#"{{"verificationId":"{id}"{extra}}}"#))
+}
+
+/// Captures everything `tracing` logs on the current thread (at every level, without colour)
+/// while the guard from [`LogCapture::start`] lives. Use it in a current-thread test runtime,
+/// so that the server, the client and the test share the thread.
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Starts capturing; capturing stops when the returned guard is dropped.
+    pub fn start() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let capture = LogCapture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// What was logged so far.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -1,0 +1,12 @@
+//! The server's tests against a real server on loopback: one test binary, one module per
+//! area. `logs.rs` has its own binary (tracing's callsite cache is per process).
+
+mod cli;
+mod geoip;
+mod ops;
+mod properties;
+mod results;
+mod store_outage;
+mod widget;
+
+mod fixtures;
