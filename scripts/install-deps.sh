@@ -3,7 +3,8 @@
 # * OpenSSL headers: the official `trustcaptcha` 3.0.0 crate, built by the compatibility test
 #   and the benchmark, uses native TLS (our own crates use rustls and need none of this);
 # * Debian's Chromium for the browser tests (no browser downloads);
-# * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core).
+# * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
+# * cargo-deny and cargo-hack, the dependency-policy and feature checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,7 @@ fi
 if [ ! -d e2e/node_modules/playwright-core ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
     npm ci --prefix e2e --no-audit --no-fund
 fi
+
+for tool in cargo-deny@0.20.2 cargo-hack@0.6.46; do
+    command -v "${tool%@*}" > /dev/null || cargo install --locked --quiet "$tool"
+done

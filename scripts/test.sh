@@ -12,29 +12,52 @@ step "dependencies outside cargo (Debian packages, npm)"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "dependency policy: licences, bans, sources (cargo deny)"
+cargo deny --locked check licenses bans sources
+
+step "every feature a user can select builds on its own (cargo hack)"
+cargo hack --locked check --workspace --each-feature
+
 step "cargo clippy (all targets, all features)"
-cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 
 step "cargo clippy (default features)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps --quiet
 
 step "cargo test (unit, integration and doc tests, all features)"
-cargo test --workspace --all-features
+cargo test --locked --workspace --all-features
 
-step "examples (each against an embedded sandbox server)"
-for example in quickstart configured failover multi_level; do
-    cargo run --quiet --example "$example" > /dev/null
-done
-cargo run --quiet --example blocking --features blocking > /dev/null
-TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --quiet --example actix > /dev/null
-TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 cargo run --quiet --example axum --features axum > /dev/null
+step "examples (each against an embedded sandbox server; what they print is checked)"
+# Runs an example and fails unless its output contains every given line fragment.
+example() {
+    local name=$1 output
+    shift
+    output=$(cargo run --locked --quiet --example "$name" "${EXAMPLE_ARGS[@]}" 2>&1)
+    for expected in "$@"; do
+        grep -qF -- "$expected" <<< "$output" || {
+            printf 'example %s: expected "%s" in:\n%s\n' "$name" "$expected" "$output"
+            exit 1
+        }
+    done
+}
+EXAMPLE_ARGS=()
+example quickstart '"verificationPassed": true' "already retrieved as often as allowed (HTTP 429)"
+example configured 'api_key: "<redacted>"' "passed: true"
+example failover "result FAILOVER, passed = true, failover-derived = true" \
+    "server unreachable:" "normal: result STANDARD, passed = true, failover-derived = false"
+example multi_level "score 0.5"
+EXAMPLE_ARGS=(--features blocking)
+example blocking "passed: true"
+EXAMPLE_ARGS=()
+TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --locked --quiet --example actix > /dev/null
+TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 cargo run --locked --quiet --example axum --features axum > /dev/null
 echo "examples ok"
 
 step "browser tests (official widget in headless Debian Chromium)"
-cargo build --quiet -p trustcaptcha-server -p trustcaptcha-demo
+cargo build --locked --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e
 
 step "the official Python client (PyPI trustcaptcha 3.0.0) against trustcaptcha-server"

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 /// The outage record and its grace window.
 #[derive(Debug)]
-pub struct Outages {
+pub(crate) struct Outages {
     grace: Duration,
     /// Lets the hot path (every successful store call) skip the lock when nothing is ongoing.
     ongoing: AtomicBool,
@@ -33,7 +33,7 @@ struct State {
 impl Outages {
     /// No outage on record yet.
     #[must_use]
-    pub fn new(grace: Duration) -> Self {
+    pub(crate) fn new(grace: Duration) -> Self {
         Outages {
             grace,
             ongoing: AtomicBool::new(false),
@@ -46,19 +46,19 @@ impl Outages {
     }
 
     /// Records that an outage ended at `at` (e.g. this process started).
-    pub fn ended_at(&self, at: OffsetDateTime) {
+    pub(crate) fn ended_at(&self, at: OffsetDateTime) {
         let mut state = self.state();
         state.last_ended = Some(state.last_ended.map_or(at, |last| last.max(at)));
     }
 
     /// Records that the store failed at `at`; the outage lasts until [`Outages::store_recovered`].
-    pub fn store_failed(&self, at: OffsetDateTime) {
+    pub(crate) fn store_failed(&self, at: OffsetDateTime) {
         self.state().ongoing_since.get_or_insert(at);
         self.ongoing.store(true, Ordering::Release);
     }
 
     /// Records that the store works again at `at`, ending an ongoing outage.
-    pub fn store_recovered(&self, at: OffsetDateTime) {
+    pub(crate) fn store_recovered(&self, at: OffsetDateTime) {
         if !self.ongoing.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -70,7 +70,7 @@ impl Outages {
 
     /// Whether an outage is ongoing or ended within the grace window before `now`.
     #[must_use]
-    pub fn grace_active(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn grace_active(&self, now: OffsetDateTime) -> bool {
         let state = self.state();
         state.ongoing_since.is_some()
             || state

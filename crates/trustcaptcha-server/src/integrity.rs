@@ -1,4 +1,4 @@
-//! The widget's integrity hash over `browserInformation` (widget protocol §4.3): SHA-256 of
+//! The widget's integrity hash over `browserInformation` (see `docs/protocol.md`): SHA-256 of
 //! `key=value` items in key order, joined with `", "`, each value written as JavaScript's
 //! `String()` would write it.
 //!

@@ -49,7 +49,7 @@ enum Command {
         origin: Option<String>,
         /// Read a bypass key from this environment variable and send it.
         #[arg(long)]
-        bypass_token_env: Option<String>,
+        bypass_key_env: Option<String>,
         /// Ask in minimal-data mode.
         #[arg(long)]
         minimal_data_mode: bool,
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
             api_url,
             site_key,
             origin,
-            bypass_token_env,
+            bypass_key_env,
             minimal_data_mode,
         } => {
             use trustcaptcha_server::solve::{SolveOptions, solve};
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
                 api_url,
                 site_key,
                 origin,
-                bypass_token: bypass_token_env.and_then(|name| std::env::var(name).ok()),
+                bypass_key: bypass_key_env.and_then(|name| std::env::var(name).ok()),
                 minimal_data_mode,
             };
             runtime.block_on(async {

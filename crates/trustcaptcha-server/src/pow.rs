@@ -1,5 +1,5 @@
 //! The widget's proof-of-work: SHA-256 over a task's decoded input followed by the ASCII nonce
-//! `tcn<counter>` must start with at least `difficulty` zero bits (widget protocol §3).
+//! `tcn<counter>` must start with at least `difficulty` zero bits (see `docs/protocol.md`).
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};

@@ -26,7 +26,7 @@ pub struct SolveOptions {
     /// Sent as the `Origin` header (sites that restrict origins need it).
     pub origin: Option<String>,
     /// A bypass key to send as the widget's `bypass-token`.
-    pub bypass_token: Option<String>,
+    pub bypass_key: Option<String>,
     /// Whether to ask in minimal-data mode (must match the site).
     pub minimal_data_mode: bool,
 }
@@ -38,8 +38,8 @@ impl std::fmt::Debug for SolveOptions {
             .field("site_key", &self.site_key)
             .field("origin", &self.origin)
             .field(
-                "bypass_token",
-                &self.bypass_token.as_ref().map(|_| "<redacted>"),
+                "bypass_key",
+                &self.bypass_key.as_ref().map(|_| "<redacted>"),
             )
             .field("minimal_data_mode", &self.minimal_data_mode)
             .finish()
@@ -54,7 +54,7 @@ impl SolveOptions {
             api_url: api_url.into(),
             site_key: site_key.into(),
             origin: None,
-            bypass_token: None,
+            bypass_key: None,
             minimal_data_mode: false,
         }
     }
@@ -114,7 +114,7 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
             box_creation_timestamp: Some(box_created),
             start_solving_timestamp: Some(OffsetDateTime::now_utc()),
             minimal_data_mode: options.minimal_data_mode,
-            bypass_key: options.bypass_token.clone(),
+            bypass_key: options.bypass_key.clone(),
         },
         integrity_hash: Some(integrity_hash(&browser_information)),
         browser_information,
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn debug_hides_the_bypass_key() {
         let options = SolveOptions {
-            bypass_token: Some("bypass-secret-123".into()),
+            bypass_key: Some("bypass-secret-123".into()),
             ..SolveOptions::new("http://127.0.0.1:1", "site")
         };
         let shown = format!("{options:?}");

@@ -15,10 +15,16 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::clock::ManualClock;
 use crate::config::{Config, Site};
 use crate::integrity::{BrowserInformation, integrity_hash};
 use crate::pow;
+use crate::protocol::{
+    Answer, Challenge, CreateRequest, HoneypotField, SubmitRequest, UserEvent, WidgetInfo,
+};
+use crate::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use crate::{AppState, Spawned, spawn};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -49,11 +55,21 @@ impl TestServer {
     ///
     /// When the loopback port cannot be bound (a test cannot go on without it).
     pub async fn start(config: Config) -> Self {
+        Self::start_with(config, |_| None).await
+    }
+
+    /// Starts a server for `config` on the store `store` makes from the server's clock (the
+    /// default memory store when it makes none).
+    pub async fn start_with(
+        config: Config,
+        store: impl FnOnce(Arc<ManualClock>) -> Option<Arc<dyn Store>>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let state = AppState::builder(config)
-            .clock(clock.clone())
-            .build()
-            .expect("state");
+        let mut builder = AppState::builder(config).clock(clock.clone());
+        if let Some(store) = store(clock.clone()) {
+            builder = builder.store(store);
+        }
+        let state = builder.build().expect("state");
         let server = spawn(state.clone(), ([127, 0, 0, 1], 0).into())
             .await
             .expect("spawn");
@@ -168,80 +184,89 @@ impl TestServer {
     }
 }
 
-/// A create body shaped like the widget's (standard or minimal mode), with a correct
-/// integrity hash, clean honeypots, human-like timing and one user event.
-pub fn create_body(site_key: &str, minimal: bool) -> Value {
-    let info: BrowserInformation = serde_json::from_value(json!({
-        "window-navigator-userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
-        "window-origin": ORIGIN,
-        "window-location-href": format!("{ORIGIN}/signup?step=2#form"),
-        "window-navigator-languages": ["en-US", "en"],
-        "window-devicePixelRatio": 1.25,
-        "dom-automationNote": false,
-        "window-navigator-webdriver": false,
-    }))
-    .expect("info");
+/// A create request shaped like the widget's (standard or minimal mode), with a correct
+/// integrity hash, clean honeypots, human-like timing and, in standard mode, one user event.
+pub fn create_request(site_key: &str, minimal: bool) -> CreateRequest {
+    let info: BrowserInformation = [
+        (
+            "window-navigator-userAgent",
+            json!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"),
+        ),
+        ("window-origin", json!(ORIGIN)),
+        ("window-location-href", json!(format!("{ORIGIN}/signup?step=2#form"))),
+        ("window-navigator-languages", json!(["en-US", "en"])),
+        ("window-devicePixelRatio", json!(1.25)),
+        ("dom-automationNote", json!(false)),
+        ("window-navigator-webdriver", json!(false)),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), raw(&value)))
+    .collect();
     let now = OffsetDateTime::now_utc();
-    let ts = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .expect("ts")
+    let events = if minimal {
+        Vec::new()
+    } else {
+        vec![UserEvent(raw(
+            &json!({"isTrusted": true, "timeStamp": 12.5, "type": "mousemove"}),
+        ))]
     };
-    json!({
-        "siteKey": site_key,
-        "widget": {
-            "boxCreationTimestamp": ts(now - time::Duration::seconds(3)),
-            "startSolvingTimestamp": ts(now),
-            "timezone": "Europe/Berlin",
-            "minimalDataMode": minimal,
-            "bypassToken": "",
-            "settings": {"language": "auto", "currentLanguage": "en"},
+    CreateRequest {
+        site_key: site_key.to_owned(),
+        widget: WidgetInfo {
+            box_creation_timestamp: Some(now - time::Duration::seconds(3)),
+            start_solving_timestamp: Some(now),
+            minimal_data_mode: minimal,
+            bypass_key: Some(String::new()),
         },
-        "metadata": {"framework": "other", "libraryVersion": "3.0.2"},
-        "integrityHash": integrity_hash(&info),
-        "browserInformation": info,
-        "fingerprints": {"audio": "", "canvas": "", "webgl": "", "fonts": "", "navigator": "", "screen": ""},
-        "honeypotFields": honeypots(),
-        "userEvents": if minimal { json!([]) } else { json!([{"isTrusted": true, "timeStamp": 12.5, "type": "mousemove"}]) },
-    })
+        integrity_hash: Some(integrity_hash(&info)),
+        browser_information: info,
+        honeypot_fields: HoneypotField::untouched(),
+        user_events: events,
+    }
 }
 
-/// Three untouched honeypots, as the widget sends them.
-pub fn honeypots() -> Value {
-    json!([0, 1, 2].map(|index| json!({"index": index, "value": "", "firstInteractionMsRelativeToBoxCreation": null, "firstInteractionEvent": null})))
+/// [`create_request`] as JSON, for tests that change it the way a bot or a proxy might.
+pub fn create_body(site_key: &str, minimal: bool) -> Value {
+    serde_json::to_value(create_request(site_key, minimal)).expect("serializable")
 }
 
-/// A submission of `tasks` with plausible timing.
+/// A submission of `tasks` (answers as JSON) with plausible timing.
 pub fn submit_body(tasks: &Value) -> Value {
     let now = OffsetDateTime::now_utc();
-    let ts = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .expect("ts")
+    let request = SubmitRequest {
+        start_solving_timestamp: Some(now),
+        solved_timestamp: Some(now),
+        tasks: serde_json::from_value(tasks.clone()).unwrap_or_default(),
+        honeypot_fields: HoneypotField::untouched(),
+        user_events: Vec::new(),
     };
-    json!({
-        "startSolvingTimestamp": ts(now),
-        "solvedTimestamp": ts(now),
-        "tasks": tasks,
-        "honeypotFields": honeypots(),
-        "userEvents": [],
-    })
+    let mut body = serde_json::to_value(request).expect("serializable");
+    // Tests also submit malformed answers; send them as they are.
+    body["tasks"] = tasks.clone();
+    body
 }
 
-/// Correct answers to every task of `challenge`.
+/// Correct answers to every task of `challenge` (a challenge as JSON).
 pub fn answers(challenge: &Value) -> Value {
-    let difficulty =
-        u8::try_from(challenge["difficulty"].as_u64().expect("difficulty")).expect("u8");
-    let tasks: Vec<Value> = challenge["tasks"]
-        .as_array()
-        .expect("tasks")
+    let challenge: Challenge = serde_json::from_value(challenge.clone()).expect("a challenge");
+    let answers: Vec<Answer> = challenge
+        .tasks
         .iter()
         .map(|task| {
             let input = base64::engine::general_purpose::STANDARD
-                .decode(task["input"].as_str().expect("input"))
+                .decode(&task.input)
                 .expect("standard base64");
-            json!({"number": task["number"], "nonce": pow::solve(&input, difficulty)})
+            Answer {
+                number: task.number,
+                nonce: pow::solve(&input, challenge.difficulty),
+            }
         })
         .collect();
-    Value::Array(tasks)
+    serde_json::to_value(answers).expect("serializable")
+}
+
+fn raw(value: &Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(value.to_string()).expect("valid JSON")
 }
 
 /// A token for any id, as a widget or attacker could make it.
@@ -287,5 +312,143 @@ impl std::io::Write for LogCapture {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A [`MemoryStore`](crate::store::memory::MemoryStore) with faults a test can switch on: the
+/// whole store down (every call answers `Unavailable`, as an unreachable remote store would), or
+/// the next `finish_claimed` never returning (to cancel a submission between its claim and its
+/// result). It also says when a claim was taken and when one was released.
+#[derive(Debug)]
+pub struct FaultStore {
+    inner: crate::store::memory::MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+    stall_next_finish: std::sync::atomic::AtomicBool,
+    claimed: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl FaultStore {
+    /// A working store of `capacity` verifications, judging expiry by `clock`.
+    #[must_use]
+    pub fn new(capacity: usize, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        FaultStore {
+            inner: crate::store::memory::MemoryStore::new(capacity, clock),
+            down: Default::default(),
+            stall_next_finish: Default::default(),
+            claimed: tokio::sync::Notify::new(),
+            released: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Takes the store down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the next `finish_claimed` wait forever.
+    pub fn stall_next_finish(&self) {
+        self.stall_next_finish
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Resolves once a claim has been taken (since the last call).
+    pub async fn claimed(&self) {
+        self.claimed.notified().await;
+    }
+
+    /// Resolves once a claim has been released (since the last call).
+    pub async fn released(&self) {
+        self.released.notified().await;
+    }
+
+    fn up(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Unavailable("taken down by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FaultStore {
+    async fn insert_pending(
+        &self,
+        id: Uuid,
+        pending: Pending,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.insert_pending(id, pending, now).await
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError> {
+        self.up()?;
+        let claimed = self.inner.claim(id, lease, now).await;
+        self.claimed.notify_one();
+        claimed
+    }
+
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        if self
+            .stall_next_finish
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            std::future::pending::<()>().await;
+        }
+        self.inner.finish_claimed(id, lease, finished).await
+    }
+
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.insert_finished(id, finished, now).await
+    }
+
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.up()?;
+        let released = self.inner.release(id, lease).await;
+        self.released.notify_one();
+        released
+    }
+
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.abandon(id, lease).await
+    }
+
+    async fn retrieve(
+        &self,
+        id: Uuid,
+        authorized: &[Uuid],
+        now: OffsetDateTime,
+    ) -> Result<Retrieval, StoreError> {
+        self.up()?;
+        self.inner.retrieve(id, authorized, now).await
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.up()?;
+        self.inner.count().await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.up()
     }
 }

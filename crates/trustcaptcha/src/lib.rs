@@ -37,7 +37,7 @@
 //! # }
 //! ```
 //!
-//! The same check, a custom threshold and seed 004's multi-level decision are ready-made in
+//! The same check, a custom threshold and the results API's multi-level decision are ready-made in
 //! [`policy`]. All 20 fields of the result are in [`VerificationResult`].
 //!
 //! # Configured usage

@@ -1,4 +1,4 @@
-//! The verification result of seed 004 and its two decision enums.
+//! The verification result of the results API and its two decision enums.
 //!
 //! Field names are the snake_case forms of the JSON keys; `Serialize` writes the original
 //! camelCase JSON back, so a handler can return the result to a browser unchanged.

@@ -1,7 +1,7 @@
 //! The decisions the guide's readers write by hand, as small tested values.
 //!
 //! * [`DecisionPolicy`]: the recommended check (`verification_passed && score <= 0.5`) with your
-//!   own threshold, optionally with seed 004's middle band that asks for an extra check.
+//!   own threshold, optionally with the results API's middle band that asks for an extra check.
 //! * [`FailoverPolicy`]: what to do when the result cannot be fetched because of an outage, for
 //!   the high-trust ([`ServerUnreachableError`](crate::errors::ServerUnreachableError)) and the
 //!   low-trust ([`ClientReportedServerUnreachableError`](crate::errors::ClientReportedServerUnreachableError))

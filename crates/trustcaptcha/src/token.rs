@@ -1,6 +1,6 @@
 //! The verification token the widget hands to the browser: decoding and validation, no I/O.
 //!
-//! The token is standard base64 of a small JSON object (seed 004):
+//! The token is standard base64 of a small JSON object (see `docs/protocol.md`):
 //!
 //! ```json
 //! {"verificationId": "07b01922-3faa-4667-a4a6-910a76cb8ab7", "expiresAt": "2026-05-03T13:45:08.214Z"}

@@ -6,11 +6,11 @@
 //! cargo run --release -p trustcaptcha-bench --bin server-bench
 //! ```
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use trustcaptcha_bench::{
     API_KEY, SITE_KEY, concurrent, serve_if_child, spawn_ceiling, spawn_server,
 };
+use trustcaptcha_server::testing;
 
 const REQUESTS: usize = 60_000;
 const FLOWS: usize = 5_000;
@@ -106,27 +106,11 @@ async fn run(server: &trustcaptcha_bench::ServerProcess) {
     );
 }
 
-/// A widget-shaped create request (about 2 KB); returns the challenge.
+/// A widget-shaped create request; returns the challenge.
 async fn create(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let body = json!({
-        "siteKey": SITE_KEY,
-        "widget": {"boxCreationTimestamp": "2026-01-01T00:00:00.000Z", "startSolvingTimestamp": "2026-01-01T00:00:02.500Z",
-                   "timezone": "Europe/Berlin", "minimalDataMode": false, "bypassToken": "",
-                   "settings": {"language": "auto", "currentLanguage": "en", "theme": "light", "currentTheme": "light"}},
-        "metadata": {"framework": "other", "libraryVersion": "3.0.2"},
-        "browserInformation": {
-            "window-navigator-userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
-            "window-origin": "http://localhost:3000", "window-location-href": "http://localhost:3000/signup",
-            "window-navigator-languages": ["en-US", "en"], "window-devicePixelRatio": 1, "dom-automationNote": false,
-        },
-        "fingerprints": {"audio": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-        "honeypotFields": [{"index": 0, "value": ""}, {"index": 1, "value": ""}, {"index": 2, "value": ""}],
-        "userEvents": (0..10).map(|i| json!({"isTrusted": true, "timeStamp": 100.0 + f64::from(i), "type": "mousemove", "x": i, "y": i})).collect::<Vec<_>>(),
-        "integrityHash": "0000000000000000000000000000000000000000000000000000000000000000",
-    });
     let response = http
         .post(format!("{url}/v2/verifications"))
-        .json(&body)
+        .json(&testing::create_request(SITE_KEY, false))
         .send()
         .await
         .ok()?;
@@ -144,21 +128,7 @@ async fn create_and_submit(http: &reqwest::Client, url: &str) -> bool {
     let Some(challenge) = create(http, url).await else {
         return false;
     };
-    let difficulty = u8::try_from(challenge["difficulty"].as_u64().unwrap_or(0)).unwrap_or(0);
-    let tasks: Vec<Value> = challenge["tasks"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|task| {
-            let input = base64::engine::general_purpose::STANDARD
-                .decode(task["input"].as_str().unwrap_or_default())
-                .unwrap_or_default();
-            json!({"number": task["number"], "nonce": trustcaptcha_server::pow::solve(&input, difficulty)})
-        })
-        .collect();
-    let submit = json!({"startSolvingTimestamp": "2026-01-01T00:00:02.500Z", "solvedTimestamp": "2026-01-01T00:00:02.600Z",
-                        "tasks": tasks, "honeypotFields": [], "userEvents": []});
+    let submit = testing::submit_body(&testing::answers(&challenge));
     let id = challenge["verificationId"].as_str().unwrap_or_default();
     matches!(
         http.post(format!("{url}/v2/verifications/{id}/challenges")).json(&submit).send().await,

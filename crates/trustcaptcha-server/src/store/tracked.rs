@@ -11,7 +11,7 @@ use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
 use crate::failover::Outages;
 
-/// A [`Store`] whose failures and recoveries are recorded in [`Outages`]. Cheap to clone.
+/// A [`Store`] whose failures and recoveries are recorded in the outage record. Cheap to clone.
 #[derive(Clone)]
 pub struct Tracked {
     inner: Arc<dyn Store>,
@@ -31,7 +31,7 @@ impl std::fmt::Debug for Tracked {
 impl Tracked {
     /// Tracks `inner`'s health in `outages`, timed by `clock`.
     #[must_use]
-    pub fn new(inner: Arc<dyn Store>, outages: Arc<Outages>, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>, outages: Arc<Outages>, clock: Arc<dyn Clock>) -> Self {
         Tracked {
             inner,
             outages,

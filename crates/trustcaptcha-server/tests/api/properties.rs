@@ -66,4 +66,99 @@ proptest! {
             prop_assert!(!error.problems.is_empty());
         }
     }
+
+    /// Well-formed TOML of the right shape with values in and out of range: the parser gets
+    /// past the syntax and exercises validation; what it accepts it keeps as written, and what
+    /// it refuses it refuses with a located problem.
+    #[test]
+    fn structurally_valid_configs_are_kept_or_refused_with_locations(
+        sites in proptest::collection::vec(site(), 1..4),
+        max_connections in 0usize..3,
+    ) {
+        let mut text = format!("[server]\nmax_connections = {max_connections}\n");
+        for site in &sites {
+            text.push_str(&site.toml());
+        }
+        match trustcaptcha_server::config::parse(&text, &|_| None) {
+            Ok(config) => {
+                prop_assert_eq!(config.sites.len(), sites.len());
+                for (parsed, written) in config.sites.iter().zip(&sites) {
+                    prop_assert_eq!(&parsed.name, &written.name);
+                    prop_assert_eq!(parsed.difficulty, written.difficulty);
+                    prop_assert_eq!(parsed.tasks, written.tasks);
+                    prop_assert_eq!(parsed.max_retrievals, written.max_retrievals);
+                }
+            }
+            Err(error) => {
+                prop_assert!(!error.problems.is_empty());
+                for (location, problem) in &error.problems {
+                    prop_assert!(
+                        location.starts_with("sites[") || location.starts_with("server."),
+                        "{location}: {problem}"
+                    );
+                    prop_assert!(!problem.is_empty());
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SiteSpec {
+    name: String,
+    site_key: u128,
+    difficulty: u8,
+    tasks: u8,
+    max_retrievals: u32,
+    score_threshold: f64,
+    origin: &'static str,
+}
+
+impl SiteSpec {
+    fn toml(&self) -> String {
+        format!(
+            "[[sites]]\nname = \"{}\"\nsite_key = \"{}\"\napi_keys = [\"ak_{}_0123456789abcdef\"]\n\
+             allowed_origins = [\"{}\"]\ndifficulty = {}\ntasks = {}\nmax_retrievals = {}\n\
+             score_threshold = {:?}\n",
+            self.name,
+            uuid::Uuid::from_u128(self.site_key),
+            self.name,
+            self.origin,
+            self.difficulty,
+            self.tasks,
+            self.max_retrievals,
+            self.score_threshold,
+        )
+    }
+}
+
+fn site() -> impl Strategy<Value = SiteSpec> {
+    (
+        "[a-z]{1,8}",
+        any::<u128>(),
+        0u8..40,
+        0u8..12,
+        0u32..4,
+        -0.5f64..1.5,
+        prop_oneof![
+            Just("*"),
+            Just("https://shop.example"),
+            Just("https://*.example.com"),
+            Just("shop.example"),
+            Just("ftp://x"),
+        ],
+    )
+        .prop_map(
+            |(name, site_key, difficulty, tasks, max_retrievals, score_threshold, origin)| {
+                SiteSpec {
+                    name,
+                    site_key,
+                    difficulty,
+                    tasks,
+                    max_retrievals,
+                    score_threshold,
+                    origin,
+                }
+            },
+        )
 }

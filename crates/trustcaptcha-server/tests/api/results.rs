@@ -333,15 +333,54 @@ async fn minimal_data_mode_scores_zero() {
 }
 
 #[tokio::test]
-async fn bot_signals_raise_the_score_and_block() {
+async fn each_bot_signal_adds_its_documented_weight() {
+    use trustcaptcha_server::integrity::{BrowserInformation, integrity_hash};
     let server = TestServer::start(config("")).await;
+    let rehash = |body: &mut Value| {
+        let info: BrowserInformation =
+            serde_json::from_value(body["browserInformation"].clone()).expect("info");
+        body["integrityHash"] = integrity_hash(&info).into();
+    };
+    let cases: [(&str, f64, fn(&mut Value)); 6] = [
+        ("none", 0.0, |_| {}),
+        ("honeypot", 0.6, |b| {
+            b["honeypotFields"][1]["value"] = "bot@example.com".into();
+        }),
+        ("integrity", 0.4, |b| {
+            b["integrityHash"] = "0".repeat(64).into()
+        }),
+        ("automation", 0.3, |b| {
+            b["browserInformation"]["window-navigator-webdriver"] = true.into();
+        }),
+        ("timing", 0.2, |b| {
+            b["widget"]["startSolvingTimestamp"] = b["widget"]["boxCreationTimestamp"].clone();
+        }),
+        ("no events", 0.3, |b| b["userEvents"] = Value::Array(vec![])),
+    ];
+    for (signal, weight, apply) in cases {
+        let mut body = create_body(SITE_A, false);
+        apply(&mut body);
+        if signal == "automation" {
+            rehash(&mut body);
+        }
+        let token = server.solve_body(&body).await;
+        let result = server.fetch(KEY_A, &token).await;
+        assert_eq!(result.score, weight, "{signal}");
+        let expected = if weight > 0.5 {
+            DecisionAction::Block
+        } else {
+            DecisionAction::Allow
+        };
+        assert_eq!(result.decision_action, expected, "{signal}");
+        assert!(result.verification_passed, "{signal}");
+    }
+
+    // Signals add up; the score is capped at 1.
     let mut body = create_body(SITE_A, false);
     body["honeypotFields"][1]["value"] = "bot@example.com".into();
     body["browserInformation"]["dom-automationNote"] = true.into();
     body["userEvents"] = Value::Array(vec![]);
-    let token = server.solve_body(&body).await;
-    let result = server.fetch(KEY_A, &token).await;
-    // honeypot 0.6 + integrity (the map changed after hashing) 0.4 + automation 0.3 + no events 0.3
+    let result = server.fetch(KEY_A, &server.solve_body(&body).await).await;
     assert_eq!(result.score, 1.0);
     assert_eq!(result.decision_action, DecisionAction::Block);
 }

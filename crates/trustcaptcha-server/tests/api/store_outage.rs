@@ -2,114 +2,23 @@
 //! for a remote store (e.g. Redis) becoming unreachable.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::fixtures::*;
-use time::OffsetDateTime;
 use trustcaptcha::{DecisionType, ErrorKind};
-use trustcaptcha_server::clock::ManualClock;
-use trustcaptcha_server::store::memory::MemoryStore;
-use trustcaptcha_server::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use trustcaptcha_server::testing::*;
-use uuid::Uuid;
-
-/// A memory store that answers `Unavailable` while switched off.
-#[derive(Debug)]
-struct SwitchableStore {
-    inner: MemoryStore,
-    down: AtomicBool,
-}
-
-impl SwitchableStore {
-    fn up(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("switched off by the test".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for SwitchableStore {
-    async fn insert_pending(
-        &self,
-        id: Uuid,
-        pending: Pending,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.insert_pending(id, pending, now).await
-    }
-    async fn claim(
-        &self,
-        id: Uuid,
-        lease: Lease,
-        now: OffsetDateTime,
-    ) -> Result<Option<Pending>, StoreError> {
-        self.up()?;
-        self.inner.claim(id, lease, now).await
-    }
-    async fn finish_claimed(
-        &self,
-        id: Uuid,
-        lease: Lease,
-        finished: Finished,
-    ) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.finish_claimed(id, lease, finished).await
-    }
-    async fn insert_finished(
-        &self,
-        id: Uuid,
-        finished: Finished,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.insert_finished(id, finished, now).await
-    }
-    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.release(id, lease).await
-    }
-    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.abandon(id, lease).await
-    }
-    async fn retrieve(
-        &self,
-        id: Uuid,
-        authorized: &[Uuid],
-        now: OffsetDateTime,
-    ) -> Result<Retrieval, StoreError> {
-        self.up()?;
-        self.inner.retrieve(id, authorized, now).await
-    }
-    async fn count(&self) -> Result<usize, StoreError> {
-        self.up()?;
-        self.inner.count().await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.up()
-    }
-}
 
 #[tokio::test]
 async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-    let store = Arc::new(SwitchableStore {
-        inner: MemoryStore::new(100, clock.clone()),
-        down: AtomicBool::new(false),
-    });
-    let state = trustcaptcha_server::AppState::builder(config(""))
-        .clock(clock.clone())
-        .store(store.clone())
-        .build()
-        .expect("state");
-    let server = trustcaptcha_server::spawn(state, ([127, 0, 0, 1], 0).into())
-        .await
-        .expect("spawn");
+    let mut store = None;
+    let server = TestServer::start_with(config(""), |clock| {
+        let made = Arc::new(FaultStore::new(100, clock));
+        store = Some(made.clone());
+        Some(made)
+    })
+    .await;
+    let store = store.expect("made");
+    let clock = server.clock.clone();
     let http = reqwest::Client::new();
     let client = trustcaptcha::TrustCaptcha::builder(KEY_A)
         .api_host(&server.url)
@@ -130,7 +39,7 @@ async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
         ErrorKind::ClientReportedServerUnreachable
     );
 
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     let ready = http
         .get(format!("{}/readyz", server.url))
         .send()
@@ -157,7 +66,7 @@ async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
     assert!(during.gateway_failover_active);
 
     clock.advance(Duration::from_secs(60));
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     assert_eq!(
         client
             .get_verification_result(&lost)
@@ -193,4 +102,51 @@ async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
             .kind(),
         ErrorKind::VerificationNotFound
     );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification_nor_its_solution()
+{
+    use tokio::io::AsyncWriteExt as _;
+    let mut store = None;
+    let server = TestServer::start_with(config(""), |clock| {
+        let made = Arc::new(FaultStore::new(100, clock));
+        store = Some(made.clone());
+        Some(made)
+    })
+    .await;
+    let store = store.expect("made");
+    let challenge = server.challenge(SITE_A).await;
+    let id = challenge["verificationId"].as_str().expect("id").to_owned();
+    let body = serde_json::to_vec(&submit_body(&answers(&challenge))).expect("json");
+
+    // A raw connection sends the correct submission and goes away once the server has claimed
+    // the verification, while storing the result is still under way.
+    store.stall_next_finish();
+    let mut connection = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v2/verifications/{id}/challenges HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    connection
+        .write_all(&[head.as_bytes(), &body].concat())
+        .await
+        .expect("send");
+    // Bounded, so that a regression fails instead of hanging.
+    let bound = Duration::from_secs(10);
+    tokio::time::timeout(bound, store.claimed())
+        .await
+        .expect("claimed");
+    drop(connection);
+    tokio::time::timeout(bound, store.released())
+        .await
+        .expect("the abandoned claim is released");
+
+    // The same solution, submitted again, finishes the verification.
+    let token = server.finish(&challenge).await;
+    let result = server.fetch(KEY_A, &token).await;
+    assert_eq!(result.verification_id.to_string(), id);
+    assert!(result.verification_passed);
 }

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const API_KEY: &str = "ak_test_key_0123456789_do_not_log";
 
-/// The seed 004 sample result, for the id `07b01922-…`.
+/// The results API documentation's sample result, for the id `07b01922-…`.
 pub const SEED_RESULT: &str = r#"{"captchaId":"cc2e2d5e-d1ef-4a7f-a7bd-dec5b37df47a","verificationId":"07b01922-3faa-4667-a4a6-910a76cb8ab7","verificationPassed":true,"score":0.3,"decisionType":"STANDARD","decisionAction":"ALLOW","gatewayFailoverActive":false,"riskScoringEnabled":true,"minimalDataModeEnabled":false,"origin":"https://www.your-website.com/sub-page","ipAddress":"2a01:123:33bb:1a1a:0:0:0:1","countryCode":"DE","deviceFamily":"Other","operatingSystem":"Windows 10","browser":"Chrome 119.0.0","verificationStartedAt":"2026-05-03T13:30:05.941Z","verificationFinishedAt":"2026-05-03T13:30:08.214Z","resultExpiresAt":"2026-05-03T13:45:08.214Z","resultFirstFetchedAt":"2026-05-03T13:30:09.001Z","resultLastFetchedAt":"2026-05-03T13:30:09.001Z"}"#;
 
 /// A token for `verification_id`, with extra JSON members spliced in.
