@@ -322,19 +322,8 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 ///
 /// Every problem found, with its location.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let location = e.span().map_or_else(
-            || "file".to_owned(),
-            |span| {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {column}")
-            },
-        );
-        ConfigError {
-            problems: vec![(location, e.message().to_owned())],
-        }
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        problems: vec![explain(text, &e)],
     })?;
     let mut problems = Vec::new();
     let server = validate_server(raw.server, &mut problems);
@@ -353,12 +342,81 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             }
             Some(site)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if sites.is_empty() && problems.is_empty() {
+        problems.push((
+            "sites".into(),
+            "no site is configured: add a [[sites]] table with at least a name and a site_key"
+                .into(),
+        ));
+    }
     if problems.is_empty() {
         Ok(Config { server, sites })
     } else {
         Err(ConfigError { problems })
     }
+}
+
+/// A TOML error as a `(location, problem)` pair that names the key and, where the value is
+/// of the wrong kind, what the key expects. TOML's own message for an unquoted text
+/// (`listen = 127.0.0.1:8080`) only says what the parser did not expect, so such a line is
+/// tried again with the value quoted: if it then parses, the value needs quotes; if it then
+/// has the wrong type, that error says what the key expects.
+fn explain(text: &str, error: &toml::de::Error) -> (String, String) {
+    let Some(span) = error.span() else {
+        return ("file".to_owned(), error.message().to_owned());
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = &text[line_start..line_end];
+    let number = text[..start].matches('\n').count() + 1;
+    let column = start - line_start + 1;
+    let location = format!("line {number}, column {column}");
+    let Some((key, value)) = line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
+        return (location, error.message().to_owned());
+    };
+    let quoted_value = !value.starts_with(['"', '\'', '[', '{']);
+    if !key.is_empty() && quoted_value {
+        let retried = format!(
+            "{}{key} = \"{}\"{}",
+            &text[..line_start],
+            value.replace('\\', "\\\\").replace('"', "\\\""),
+            &text[line_end..]
+        );
+        match toml::from_str::<RawConfig>(&retried) {
+            Ok(_) => {
+                return (
+                    location,
+                    format!("`{key}` is text and must be in quotes: {key} = \"{value}\""),
+                );
+            }
+            Err(retry) if retry.span().is_some_and(|s| s.start >= line_start) => {
+                return (
+                    location,
+                    format!("`{key} = {value}`: {}", plain(retry.message())),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    (location, format!("`{key}`: {}", plain(error.message())))
+}
+
+/// Serde's type names in words a configuration's reader knows.
+fn plain(message: &str) -> String {
+    [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ]
+    .iter()
+    .fold(message.trim().to_owned(), |text, (from, to)| {
+        text.replace(from, to)
+    })
 }
 
 fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> ServerSettings {

@@ -1,7 +1,6 @@
 //! The `trustcaptcha-server` command line: parses arguments and calls the library.
 
 use std::io::{BufRead as _, Write as _};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +12,9 @@ use trustcaptcha_server::{AppState, serve, shutdown_signal};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "A self-hosted server for the TrustCaptcha widget and backend libraries"
+    about = "A self-hosted server for the TrustCaptcha widget and backend libraries",
+    // Our own `help` command, so that `help --help` works like every other command.
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,9 +28,10 @@ enum Command {
         /// A TOML config file; without one, a development site with fresh keys is served.
         #[arg(long, env = "TRUSTCAPTCHA_CONFIG")]
         config: Option<PathBuf>,
-        /// The address to listen on (default: the config's, or 127.0.0.1:8080).
+        /// The address to listen on, `HOST:PORT` with an IP address or a host name (default: the
+        /// config's, or 127.0.0.1:8080).
         #[arg(long)]
-        listen: Option<SocketAddr>,
+        listen: Option<String>,
         /// Also serve the sandbox site (site key 00000000-0000-0000-0000-000000000000) with the
         /// official client test suites' API key and fixtures.
         #[arg(long)]
@@ -61,6 +63,11 @@ enum Command {
     },
     /// Read a key from standard input and print the `sha256:…` form to put in a config file.
     HashKey,
+    /// Print the help of the command line, or of one command.
+    Help {
+        /// The command to explain.
+        command: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,6 +118,7 @@ fn main() -> ExitCode {
             .map(|config| println!("{}: ok, {} site(s)", file.display(), config.sites.len()))
             .map_err(|e| e.to_string()),
         Command::HashKey => hash_key(),
+        Command::Help { command } => help(command.as_deref()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,7 +135,7 @@ fn env(name: &str) -> Option<String> {
 
 async fn run_serve(
     config: Option<PathBuf>,
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     sandbox: bool,
 ) -> Result<(), String> {
     let mut announce = Vec::new();
@@ -151,11 +159,12 @@ async fn run_serve(
         config.sites.retain(|s| s.site_key != site.site_key);
         config.sites.push(site);
     }
-    let address = listen.unwrap_or(config.server.listen);
+    let address = listen.unwrap_or_else(|| config.server.listen.to_string());
     let state = AppState::builder(config)
         .build()
         .map_err(|e| format!("cannot open the GeoIP database: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(address)
+    // A host name is resolved; the first address that can be bound is used.
+    let listener = tokio::net::TcpListener::bind(address.as_str())
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -181,6 +190,19 @@ fn development_site() -> (Site, String) {
         ..Site::new("development", uuid::Uuid::new_v4())
     };
     (site, api_key)
+}
+
+fn help(command: Option<&str>) -> Result<(), String> {
+    use clap::CommandFactory as _;
+    let mut cli = Cli::command();
+    cli.build();
+    let target = match command {
+        None => &mut cli,
+        Some(name) => cli
+            .find_subcommand_mut(name)
+            .ok_or_else(|| format!("no command `{name}`; see `trustcaptcha-server help`"))?,
+    };
+    target.print_long_help().map_err(|e| e.to_string())
 }
 
 fn hash_key() -> Result<(), String> {

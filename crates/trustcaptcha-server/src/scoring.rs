@@ -71,7 +71,8 @@ impl Signals {
         .iter()
         .filter(|(fired, _)| *fired)
         .map(|(_, weight)| weight)
-        .sum();
+        // Rust's float sum of nothing is -0.0, which would serialise as `"score": -0.0`.
+        .fold(0.0, |sum, weight| sum + weight);
         (sum.min(1.0) * 100.0).round() / 100.0
     }
 }

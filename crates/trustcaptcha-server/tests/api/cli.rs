@@ -197,3 +197,82 @@ fn hash_key_reads_the_key_from_stdin() {
         trustcaptcha_server::secret::KeyHash::of("ak_example").to_config()
     );
 }
+
+#[test]
+fn check_config_names_the_key_and_what_it_expects() {
+    let cases = [
+        (
+            "unquoted.toml",
+            "[server]\nlisten = 127.0.0.1:8080\n",
+            "`listen` is text and must be in quotes: listen = \"127.0.0.1:8080\"",
+        ),
+        (
+            "wrong-type.toml",
+            "[server]\nmax_connections = ten\n",
+            "`max_connections = ten`: invalid type: string \"ten\", expected a whole number",
+        ),
+        ("empty.toml", "", "no site is configured"),
+        (
+            "no-sites.toml",
+            "[server]\nmax_connections = 10\n",
+            "no site is configured",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let file = temp_file(name, text);
+        let output = Command::new(BIN)
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} must be refused");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+#[test]
+fn serve_listens_on_a_host_name() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--sandbox", "--listen", "localhost:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("announcement");
+    let _ = child.kill();
+    let _ = child.wait();
+    let url = line
+        .trim()
+        .strip_prefix("trustcaptcha-server listening on http://")
+        .expect("listening");
+    let address: std::net::SocketAddr = url.parse().expect("a resolved address");
+    assert!(address.ip().is_loopback(), "{address}");
+}
+
+#[test]
+fn help_explains_every_command_including_itself() {
+    for args in [
+        &["help", "--help"][..],
+        &["help"],
+        &["help", "serve"],
+        &["serve", "--help"],
+    ] {
+        let output = Command::new(BIN).args(args).output().expect("run");
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage: trustcaptcha-server"),
+            "{args:?}"
+        );
+    }
+    let output = Command::new(BIN)
+        .args(["help", "nope"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+}

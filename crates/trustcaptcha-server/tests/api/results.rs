@@ -384,3 +384,24 @@ async fn each_bot_signal_adds_its_documented_weight() {
     assert_eq!(result.score, 1.0);
     assert_eq!(result.decision_action, DecisionAction::Block);
 }
+
+#[tokio::test]
+async fn a_score_of_nothing_is_written_as_zero_not_minus_zero() {
+    let server = TestServer::start(config("")).await;
+    let token = server.solve(SITE_A).await;
+    let id = VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
+    let text = server
+        .http
+        .get(format!("{}/v2/verifications/{id}/results", server.url))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert!(text.contains(r#""score":0.0"#), "{text}");
+    assert!(!text.contains("-0"), "{text}");
+}
