@@ -126,7 +126,167 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Every problem with these settings, each with its location (`server.…`, `sites[i].…`):
+    /// what `check-config` reports and what [`AppState`](crate::AppState) refuses to start with,
+    /// however the configuration was made.
+    ///
+    /// # Errors
+    ///
+    /// The problems, when there are any.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems: Vec<(String, String)> = self
+            .server
+            .check()
+            .into_iter()
+            .map(|(field, message)| (format!("server.{field}"), message))
+            .collect();
+        let mut seen = HashSet::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            problems.extend(
+                site.check()
+                    .into_iter()
+                    .map(|(field, message)| (format!("sites[{i}].{field}"), message)),
+            );
+            if !seen.insert(site.site_key) {
+                problems.push((
+                    format!("sites[{i}].site_key"),
+                    "is used by an earlier site".into(),
+                ));
+            }
+        }
+        if self.sites.is_empty() {
+            problems.push(("sites".into(), NO_SITES.into()));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+const NO_SITES: &str =
+    "no site is configured: add a [[sites]] table with at least a name and a site_key";
+
+/// The longest lifetime of a challenge: an unsolved challenge holds a store slot this long.
+pub const MAX_CHALLENGE_LIFETIME: Duration = Duration::from_secs(3600);
+/// The result lifetimes the widget can handle: it resets itself 30 s before expiry, and its
+/// timer overflows past about 24.8 days.
+pub const RESULT_LIFETIMES: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(86_400);
+
+impl ServerSettings {
+    /// Every problem with these settings, as `(field, message)`.
+    #[must_use]
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut require = |ok: bool, field: &'static str, message: &str| {
+            if !ok {
+                problems.push((field, message.to_owned()));
+            }
+        };
+        require(
+            (64 * 1024..=16 * 1024 * 1024).contains(&self.body_limit_bytes),
+            "body_limit_bytes",
+            "must be between 65536 and 16777216: the widget's create request can approach 1 MB",
+        );
+        require(
+            self.max_verifications >= 1,
+            "max_verifications",
+            "must be at least 1",
+        );
+        require(
+            self.max_connections >= 1,
+            "max_connections",
+            "must be at least 1",
+        );
+        require(
+            (1..=300).contains(&self.header_read_timeout.as_secs()),
+            "header_read_timeout_secs",
+            "must be between 1 and 300",
+        );
+        require(
+            self.failover_grace <= Duration::from_secs(86_400),
+            "failover_grace_secs",
+            "must be at most 86400",
+        );
+        if let Some(path) = &self.geoip_database {
+            if !path.is_file() {
+                problems.push((
+                    "geoip_database",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
+        problems
+    }
+}
+
 impl Site {
+    /// Every problem with this site, as `(field, message)`.
+    #[must_use]
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut require = |ok: bool, field: &'static str, message: &str| {
+            if !ok {
+                problems.push((field, message.to_owned()));
+            }
+        };
+        require(!self.name.trim().is_empty(), "name", "must not be empty");
+        require(
+            !self.api_keys.is_empty(),
+            "api_keys",
+            "needs at least one key",
+        );
+        require(
+            !self.allowed_origins.is_empty(),
+            "allowed_origins",
+            "needs at least one origin, or \"*\"",
+        );
+        require(
+            self.difficulty <= 32,
+            "difficulty",
+            "must be at most 32 leading zero bits",
+        );
+        require(
+            (1..=32).contains(&self.tasks),
+            "tasks",
+            "must be between 1 and 32",
+        );
+        require(
+            !self.challenge_lifetime.is_zero() && self.challenge_lifetime <= MAX_CHALLENGE_LIFETIME,
+            "challenge_lifetime_secs",
+            "must be between 1 and 3600",
+        );
+        require(
+            RESULT_LIFETIMES.contains(&self.result_lifetime),
+            "result_lifetime_secs",
+            "must be between 60 and 86400",
+        );
+        require(
+            self.max_retrievals >= 1,
+            "max_retrievals",
+            "must be at least 1",
+        );
+        require(
+            (0.0..=1.0).contains(&self.score_threshold),
+            "score_threshold",
+            "must be between 0 and 1",
+        );
+        require(
+            !self.adaptive.window.is_zero() && self.adaptive.window <= Duration::from_secs(86_400),
+            "adaptive_difficulty.window_secs",
+            "must be between 1 and 86400",
+        );
+        require(
+            self.hourly_quota != Some(0),
+            "hourly_quota",
+            "must be at least 1 (or left out)",
+        );
+        problems
+    }
+
     /// A site with the documented defaults.
     #[must_use]
     pub fn new(name: impl Into<String>, site_key: Uuid) -> Self {
@@ -428,35 +588,20 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
             "is not an address such as 127.0.0.1:8080".into(),
         )),
     }
-    if raw.body_limit_bytes < 64 * 1024 {
-        problems.push((
-            "server.body_limit_bytes".into(),
-            "must be at least 65536: the widget's create request can approach 1 MB".into(),
-        ));
-    }
     server.body_limit_bytes = raw.body_limit_bytes;
-    if raw.max_verifications == 0 {
-        problems.push((
-            "server.max_verifications".into(),
-            "must be at least 1".into(),
-        ));
-    }
     server.max_verifications = raw.max_verifications;
-    if raw.max_connections == 0 {
-        problems.push(("server.max_connections".into(), "must be at least 1".into()));
-    }
     server.max_connections = raw.max_connections;
-    if raw.header_read_timeout_secs == 0 {
-        problems.push((
-            "server.header_read_timeout_secs".into(),
-            "must be at least 1".into(),
-        ));
-    }
     server.header_read_timeout = Duration::from_secs(raw.header_read_timeout_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
     server.geoip_database = raw.geoip_database;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);
     server.outage_before_start = raw.outage_before_start;
+    problems.extend(
+        server
+            .check()
+            .into_iter()
+            .map(|(field, message)| (format!("server.{field}"), message)),
+    );
     server
 }
 
@@ -473,9 +618,6 @@ fn validate_site(
         return None;
     };
     let mut site = Site::new(raw.name.clone(), site_key);
-    if raw.name.trim().is_empty() {
-        problem("name", "must not be empty".into());
-    }
     let env_name = raw
         .name
         .chars()
@@ -499,7 +641,7 @@ fn validate_site(
     let bypass_keys =
         env(&format!("TRUSTCAPTCHA_{env_name}_BYPASS_KEYS")).map_or(raw.bypass_keys, split);
     site.api_keys = keys(&api_keys, "api_keys", &mut problem);
-    if site.api_keys.is_empty() {
+    if api_keys.is_empty() {
         problem(
             "api_keys",
             format!("needs at least one key (or set TRUSTCAPTCHA_{env_name}_API_KEYS)"),
@@ -522,57 +664,21 @@ fn validate_site(
             "needs at least one origin, or \"*\"".into(),
         );
     }
-    if let Some(difficulty) = raw.difficulty {
-        if difficulty > 32 {
-            problem("difficulty", "must be at most 32 leading zero bits".into());
-        }
-        site.difficulty = difficulty;
-    }
-    if let Some(tasks) = raw.tasks {
-        if !(1..=32).contains(&tasks) {
-            problem("tasks", "must be between 1 and 32".into());
-        }
-        site.tasks = tasks;
-    }
-    if let Some(secs) = raw.challenge_lifetime_secs {
-        if secs == 0 {
-            problem("challenge_lifetime_secs", "must be at least 1".into());
-        }
-        site.challenge_lifetime = Duration::from_secs(secs);
-    }
-    if let Some(secs) = raw.result_lifetime_secs {
-        // The widget resets itself 30 s before expiry, and setTimeout overflows past ~24.8 days.
-        if !(60..=86_400).contains(&secs) {
-            problem(
-                "result_lifetime_secs",
-                "must be between 60 and 86400".into(),
-            );
-        }
-        site.result_lifetime = Duration::from_secs(secs);
-    }
-    if let Some(max) = raw.max_retrievals {
-        if max == 0 {
-            problem("max_retrievals", "must be at least 1".into());
-        }
-        site.max_retrievals = max;
-    }
+    site.difficulty = raw.difficulty.unwrap_or(site.difficulty);
+    site.tasks = raw.tasks.unwrap_or(site.tasks);
+    site.challenge_lifetime = raw
+        .challenge_lifetime_secs
+        .map_or(site.challenge_lifetime, Duration::from_secs);
+    site.result_lifetime = raw
+        .result_lifetime_secs
+        .map_or(site.result_lifetime, Duration::from_secs);
+    site.max_retrievals = raw.max_retrievals.unwrap_or(site.max_retrievals);
     site.minimal_data_mode = raw.minimal_data_mode;
     site.risk_scoring = raw.risk_scoring.unwrap_or(true);
-    if let Some(threshold) = raw.score_threshold {
-        if !(0.0..=1.0).contains(&threshold) {
-            problem("score_threshold", "must be between 0 and 1".into());
-        }
-        site.score_threshold = threshold;
-    }
+    site.score_threshold = raw.score_threshold.unwrap_or(site.score_threshold);
     site.allow_ips = networks(&format!("{at}.allow_ips"), &raw.allow_ips, problems);
     site.block_ips = networks(&format!("{at}.block_ips"), &raw.block_ips, problems);
     if let Some(adaptive) = raw.adaptive_difficulty {
-        if adaptive.window_secs == 0 {
-            problems.push((
-                format!("{at}.adaptive_difficulty.window_secs"),
-                "must be at least 1".into(),
-            ));
-        }
         site.adaptive = AdaptiveDifficulty {
             window: Duration::from_secs(adaptive.window_secs),
             free_solves: adaptive.free_solves,
@@ -582,21 +688,33 @@ fn validate_site(
     }
     site.fixtures = raw.sandbox_fixtures;
     site.locked = raw.locked;
-    if raw.hourly_quota == Some(0) {
-        problems.push((
-            format!("{at}.hourly_quota"),
-            "must be at least 1 (or left out)".into(),
-        ));
-    }
     site.hourly_quota = raw.hourly_quota;
+    problems.extend(
+        site.check()
+            .into_iter()
+            // Reported above, more precisely, from the entries as written.
+            .filter(|(field, _)| !matches!(*field, "api_keys" | "allowed_origins"))
+            .map(|(field, message)| (format!("{at}.{field}"), message)),
+    );
     Some(site)
 }
+
+/// Keys given in clear must be at least this long, so that guessing them is hopeless.
+pub const MIN_KEY_CHARS: usize = 16;
 
 fn keys(entries: &[String], field: &str, problem: &mut impl FnMut(&str, String)) -> Vec<KeyHash> {
     entries
         .iter()
         .enumerate()
         .filter_map(|(i, entry)| {
+            let entry = entry.trim();
+            if !entry.starts_with("sha256:") && entry.chars().count() < MIN_KEY_CHARS {
+                problem(
+                    &format!("{field}[{i}]"),
+                    format!("is shorter than {MIN_KEY_CHARS} characters"),
+                );
+                return None;
+            }
             KeyHash::from_config(entry)
                 .map_err(|e| problem(&format!("{field}[{i}]"), e.to_owned()))
                 .ok()
@@ -641,7 +759,7 @@ mod tests {
         [[sites]]
         name = "shop-eu"
         site_key = "0B6C6B8E-2F5A-4C1E-9A3D-5F7E8D9C0A1B"
-        api_keys = ["ak_shop"]
+        api_keys = ["ak_shop_0123456789abcdef"]
         allowed_origins = ["https://shop.example.com", "https://*.example.org"]
         difficulty = 10
         max_retrievals = 3
@@ -661,13 +779,13 @@ mod tests {
             "0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b"
         );
         assert_eq!(site.captcha_id.get_version_num(), 4);
-        assert!(KeyHash::of("ak_shop").is_among(&site.api_keys));
+        assert!(KeyHash::of("ak_shop_0123456789abcdef").is_among(&site.api_keys));
         assert_eq!(site.difficulty, 10);
         assert_eq!(site.tasks, 4);
         assert_eq!(site.result_lifetime, Duration::from_secs(900));
         assert_eq!(site.max_retrievals, 3);
         assert_eq!(site.adaptive.free_solves, 5);
-        assert!(!format!("{config:?}").contains("ak_shop"));
+        assert!(!format!("{config:?}").contains("ak_shop_0123456789abcdef"));
     }
 
     #[test]
@@ -686,13 +804,15 @@ mod tests {
 
     #[test]
     fn environment_overrides_replace_secrets() {
-        let env =
-            |name: &str| (name == "TRUSTCAPTCHA_SHOP_EU_API_KEYS").then(|| "ak_a, ak_b".to_owned());
+        let env = |name: &str| {
+            (name == "TRUSTCAPTCHA_SHOP_EU_API_KEYS")
+                .then(|| "ak_a_0123456789abcdef, ak_b_0123456789abcdef".to_owned())
+        };
         let config = parse(VALID, &env).expect("valid");
         let keys = &config.sites[0].api_keys;
         assert_eq!(keys.len(), 2);
-        assert!(KeyHash::of("ak_b").is_among(keys));
-        assert!(!KeyHash::of("ak_shop").is_among(keys));
+        assert!(KeyHash::of("ak_b_0123456789abcdef").is_among(keys));
+        assert!(!KeyHash::of("ak_shop_0123456789abcdef").is_among(keys));
     }
 
     #[test]
@@ -729,11 +849,10 @@ mod tests {
                 "server.body_limit_bytes",
                 "sites[0].site_key",
                 "sites[1].api_keys[0]",
-                "sites[1].api_keys",
                 "sites[1].allowed_origins[0]",
+                "sites[1].block_ips[0]",
                 "sites[1].difficulty",
                 "sites[1].score_threshold",
-                "sites[1].block_ips[0]",
                 "sites[2].api_keys",
                 "sites[2].site_key",
             ]
@@ -741,7 +860,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with("11 problems in the configuration\n")
+                .starts_with("10 problems in the configuration\n")
         );
     }
 

@@ -4,6 +4,10 @@
 //!
 //! Numbers are taken as their raw JSON text, which is what `JSON.stringify` produced from the
 //! same JavaScript number, so no float formatting can disagree with the browser's.
+//!
+//! The widget's values are flat or arrays of plain values. A value nested deeper than
+//! [`MAX_NESTING`] has no hash (the integrity check fails): the depth is measured by one linear
+//! scan before any recursive work, so a hostile body cannot exhaust the stack or the CPU.
 
 use std::collections::BTreeMap;
 
@@ -13,20 +17,59 @@ use sha2::{Digest as _, Sha256};
 /// The `browserInformation` map as received, values unparsed.
 pub type BrowserInformation = BTreeMap<String, Box<RawValue>>;
 
-/// The lowercase hex SHA-256 the widget computes over `info`.
+/// The deepest nesting of arrays and objects in a value that is hashed; the widget's own values
+/// are at most two deep.
+pub const MAX_NESTING: usize = 4;
+
+/// The lowercase hex SHA-256 the widget computes over `info`; `None` when a value nests deeper
+/// than [`MAX_NESTING`].
 #[must_use]
-pub fn integrity_hash(info: &BrowserInformation) -> String {
-    hex::encode(Sha256::digest(canonical_string(info)))
+pub fn integrity_hash(info: &BrowserInformation) -> Option<String> {
+    canonical_string(info).map(|text| hex::encode(Sha256::digest(text)))
 }
 
-/// The string the hash is computed over.
+/// The string the hash is computed over; `None` when a value nests deeper than
+/// [`MAX_NESTING`].
 #[must_use]
-pub fn canonical_string(info: &BrowserInformation) -> String {
+pub fn canonical_string(info: &BrowserInformation) -> Option<String> {
+    if info
+        .values()
+        .any(|value| nesting(value.get()) > MAX_NESTING)
+    {
+        return None;
+    }
     let items: Vec<String> = info
         .iter()
         .map(|(key, value)| format!("{key}={}", top_level(value)))
         .collect();
-    items.join(", ")
+    Some(items.join(", "))
+}
+
+/// How deeply arrays and objects nest in the JSON text `raw`, found in one pass without
+/// recursion (brackets inside strings do not count).
+fn nesting(raw: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in raw.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// `String(value)` for a top-level value; arrays get the widget's own `[a, b]` form.
@@ -73,6 +116,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deep_nesting_has_no_hash_and_costs_one_scan() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let info: BrowserInformation = [(
+            "a".to_owned(),
+            serde_json::value::RawValue::from_string(deep).expect("valid JSON"),
+        )]
+        .into_iter()
+        .collect();
+        assert_eq!(integrity_hash(&info), None);
+        let ok: BrowserInformation =
+            serde_json::from_str(r#"{"a": [[1, [2]], "x"], "b": "[[[[[[not nesting"}"#)
+                .expect("json");
+        assert_eq!(nesting(ok["a"].get()), 3);
+        assert_eq!(nesting(ok["b"].get()), 0);
+        assert!(integrity_hash(&ok).is_some());
+    }
+
+    #[test]
     fn reproduces_the_widgets_test_vector() {
         let info: BrowserInformation = serde_json::from_str(
             r#"{
@@ -94,11 +155,11 @@ mod tests {
         )
         .expect("json");
         assert_eq!(
-            canonical_string(&info),
+            canonical_string(&info).expect("shallow"),
             "document-visibilityState=visible, dom-automationNote=false, embedding-ancestorOriginCount=0, embedding-isInIframe=false, intl-locale=en-US, plugins=PDF Viewer,Chrome PDF Viewer, window-devicePixelRatio=1, window-location-href=http://localhost:8080/test.html, window-navigator-connection-downlink=1.45, window-navigator-connection-rtt=null, window-navigator-deviceMemory=8, window-navigator-languages=[en-US, en], window-navigator-userAgent=Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/156.0.0.0, window-origin=http://localhost:8080"
         );
         assert_eq!(
-            integrity_hash(&info),
+            integrity_hash(&info).expect("shallow"),
             "7959ec8a07046471b30675f1d872ff231093d1cf8c0781b8700879249f4d3866"
         );
     }
@@ -110,7 +171,7 @@ mod tests {
         )
         .expect("json");
         assert_eq!(
-            canonical_string(&info),
+            canonical_string(&info).expect("shallow"),
             "a=[x, , 1e21, true, y,,2, [object Object]], b=[object Object]"
         );
     }

@@ -162,7 +162,7 @@ async fn run_serve(
     let address = listen.unwrap_or_else(|| config.server.listen.to_string());
     let state = AppState::builder(config)
         .build()
-        .map_err(|e| format!("cannot open the GeoIP database: {e}"))?;
+        .map_err(|e| e.to_string())?;
     // A host name is resolved; the first address that can be bound is used.
     let listener = tokio::net::TcpListener::bind(address.as_str())
         .await

@@ -38,7 +38,11 @@ impl OriginPattern {
         if entry == "*" {
             return Ok(OriginPattern::Any);
         }
-        let invalid = || format!("`{entry}` is not `*` or an origin such as https://example.com");
+        if entry == "null" {
+            return Ok(OriginPattern::Exact("null".to_owned()));
+        }
+        let invalid =
+            || format!("`{entry}` is not `*`, `null` or an origin such as https://example.com");
         let (scheme, rest) = entry.split_once("://").ok_or_else(invalid)?;
         let scheme = scheme.to_ascii_lowercase();
         if !matches!(scheme.as_str(), "http" | "https") || rest.is_empty() || rest.contains('/') {
@@ -58,12 +62,13 @@ impl OriginPattern {
         }
     }
 
-    /// Whether `origin` (as sent in the `Origin` header) matches.
+    /// Whether `origin` (as sent in the `Origin` header) matches. The opaque origin `null` (a
+    /// sandboxed frame on any page, a file) matches only an entry that names it.
     #[must_use]
     pub fn matches(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/');
         match self {
-            OriginPattern::Any => true,
+            OriginPattern::Any => origin != "null",
             OriginPattern::Exact(exact) => origin.eq_ignore_ascii_case(exact),
             OriginPattern::Subdomains { scheme, suffix } => {
                 let origin = origin.to_ascii_lowercase();
@@ -93,9 +98,17 @@ pub enum AccessRule {
     Blocked,
 }
 
-/// Applies a site's allow and block lists to `ip`.
+/// Applies a site's allow and block lists to `ip`. An unknown address is never allowed, and is
+/// blocked by any block list, since it cannot be shown to be outside it.
 #[must_use]
-pub(crate) fn access_rule(allow: &[IpNet], block: &[IpNet], ip: IpAddr) -> Option<AccessRule> {
+pub(crate) fn access_rule(
+    allow: &[IpNet],
+    block: &[IpNet],
+    ip: Option<IpAddr>,
+) -> Option<AccessRule> {
+    let Some(ip) = ip else {
+        return (!block.is_empty()).then_some(AccessRule::Blocked);
+    };
     let ip = canonical(ip);
     if block.iter().any(|net| net.contains(&ip)) {
         Some(AccessRule::Blocked)
@@ -115,35 +128,66 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's IP: the peer address, unless the peer is a trusted proxy, in which case the
-/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// The client's IP: the peer address, unless the peer is a trusted proxy; then the right-most
+/// hop of the proxies' forwarding header (RFC 7239 `Forwarded` if present, else
+/// `X-Forwarded-For`) that is not itself a trusted proxy. Hops may carry ports (`ip:port`,
+/// `[v6]:port`). `None` when that hop cannot be read (`unknown`, an obfuscated name, garbage)
+/// or is missing: the client is then unknown, never mistaken for the proxy.
 #[must_use]
-pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpNet],
+) -> Option<IpAddr> {
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     let peer = canonical(peer);
     if !trusted(&peer) {
-        return peer;
+        return Some(peer);
     }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .collect::<Vec<_>>();
-    let mut client = peer;
-    for hop in forwarded.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => {
-                client = canonical(ip);
-                if !trusted(&client) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    let values = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    let forwarded = values("forwarded");
+    let hops: Vec<Option<IpAddr>> = if forwarded.is_empty() {
+        values("x-forwarded-for").into_iter().map(hop).collect()
+    } else {
+        forwarded
+            .into_iter()
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, value)| hop(value))
+            })
+            .collect()
+    };
+    for hop in hops.into_iter().rev() {
+        match hop.map(canonical) {
+            Some(ip) if trusted(&ip) => continue,
+            other => return other,
         }
     }
-    client
+    // Only trusted proxies (or nothing) forwarded: the request came from the proxy itself.
+    Some(peer)
+}
+
+/// One forwarded hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`, optionally quoted.
+fn hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Some(rest) = text.strip_prefix('[') {
+        let (inside, _) = rest.split_once(']')?;
+        return inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
 /// How the difficulty rises for a client that solves often.
@@ -291,6 +335,9 @@ mod tests {
             assert!(OriginPattern::parse(bad).is_err(), "{bad}");
         }
         assert!(origin_allowed(&[OriginPattern::Any], None));
+        assert!(!origin_allowed(&[OriginPattern::Any], Some("null")));
+        let null = OriginPattern::parse("null").expect("valid");
+        assert!(origin_allowed(&[null], Some("null")));
         assert!(!origin_allowed(std::slice::from_ref(&exact), None));
         assert!(origin_allowed(&[exact], Some("https://example.com")));
     }
@@ -299,7 +346,7 @@ mod tests {
     fn block_list_wins_and_mapped_addresses_count_as_ipv4() {
         let allow: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
         let block: Vec<IpNet> = vec!["10.1.0.0/16".parse().expect("net")];
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
         assert_eq!(
             access_rule(&allow, &block, ip("10.2.3.4")),
             Some(AccessRule::Allowed)
@@ -313,30 +360,63 @@ mod tests {
             Some(AccessRule::Blocked)
         );
         assert_eq!(access_rule(&allow, &block, ip("192.0.2.1")), None);
+        assert_eq!(
+            access_rule(&allow, &block, None),
+            Some(AccessRule::Blocked),
+            "an unknown client is not shown to be outside the block list"
+        );
+        assert_eq!(access_rule(&allow, &[], None), None, "nor allowed");
     }
 
     #[test]
     fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("198.51.100.7, 203.0.113.9, 127.0.0.2"),
-        );
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let from = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            client_ip(ip("127.0.0.1"), &headers, &trusted)
+        };
+        let xff = "x-forwarded-for";
         assert_eq!(
-            client_ip(ip("127.0.0.1"), &headers, &trusted),
-            ip("203.0.113.9")
+            from(xff, "198.51.100.7, 203.0.113.9, 127.0.0.2"),
+            Some(ip("203.0.113.9"))
         );
+        assert_eq!(from(xff, "203.0.113.9:4711"), Some(ip("203.0.113.9")));
+        assert_eq!(from(xff, "[2001:db8::7]:4711"), Some(ip("2001:db8::7")));
+        assert_eq!(from(xff, "2001:db8::7"), Some(ip("2001:db8::7")));
+        assert_eq!(from(xff, "garbage"), None, "never the proxy's own address");
+        assert_eq!(from(xff, "unknown, 127.0.0.3"), None);
+        assert_eq!(
+            from(xff, "127.0.0.3"),
+            Some(ip("127.0.0.1")),
+            "only proxies"
+        );
+        let fwd = "forwarded";
+        assert_eq!(
+            from(
+                fwd,
+                r#"for=198.51.100.7, for="[2001:db8:cafe::17]:4711";proto=https"#
+            ),
+            Some(ip("2001:db8:cafe::17"))
+        );
+        assert_eq!(
+            from(fwd, "for=192.0.2.60;by=127.0.0.1"),
+            Some(ip("192.0.2.60"))
+        );
+        assert_eq!(from(fwd, "for=unknown"), None);
+        assert_eq!(from(fwd, "for=_hidden"), None);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(xff, HeaderValue::from_static("203.0.113.9"));
         assert_eq!(
             client_ip(ip("192.0.2.1"), &headers, &trusted),
-            ip("192.0.2.1")
+            Some(ip("192.0.2.1")),
+            "an untrusted peer's header is ignored"
         );
-        assert_eq!(client_ip(ip("127.0.0.1"), &headers, &[]), ip("127.0.0.1"));
-        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(
-            client_ip(ip("127.0.0.1"), &headers, &trusted),
-            ip("127.0.0.1")
+            client_ip(ip("127.0.0.1"), &headers, &[]),
+            Some(ip("127.0.0.1"))
         );
     }
 

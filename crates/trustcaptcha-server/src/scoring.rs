@@ -142,7 +142,10 @@ pub(crate) fn honeypot_touched(fields: &[HoneypotField]) -> bool {
 /// Whether `claimed` is missing or differs from the hash of `info`.
 #[must_use]
 pub(crate) fn integrity_broken(info: &BrowserInformation, claimed: Option<&str>) -> bool {
-    claimed.is_none_or(|claimed| !claimed.eq_ignore_ascii_case(&integrity_hash(info)))
+    match (claimed, integrity_hash(info)) {
+        (Some(claimed), Some(actual)) => !claimed.eq_ignore_ascii_case(&actual),
+        _ => true,
+    }
 }
 
 /// Whether the browser's automation probes said `true`.
@@ -277,12 +280,14 @@ mod tests {
     #[test]
     fn integrity_rule() {
         let data = info(r#"{"a": 1, "b": "x"}"#);
-        let good = integrity_hash(&data);
+        let good = integrity_hash(&data).expect("shallow");
         assert!(!integrity_broken(&data, Some(&good)));
         assert!(!integrity_broken(&data, Some(&good.to_uppercase())));
         assert!(integrity_broken(&data, None));
         let altered = info(r#"{"a": 2, "b": "x"}"#);
         assert!(integrity_broken(&altered, Some(&good)));
+        let deep = info(r#"{"a": [[[[[1]]]]]}"#);
+        assert!(integrity_broken(&deep, Some(&good)), "too deep to hash");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
             minimal_data_mode: options.minimal_data_mode,
             bypass_key: options.bypass_key.clone(),
         },
-        integrity_hash: Some(integrity_hash(&browser_information)),
+        integrity_hash: integrity_hash(&browser_information),
         browser_information,
         honeypot_fields: HoneypotField::untouched(),
         user_events: Vec::new(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ServerSettings, Site};
+use crate::config::{Config, ConfigError, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::metrics::Metrics;
 use crate::rules::{HourlyQuota, SolveTracker};
@@ -124,15 +124,23 @@ impl AppStateBuilder {
         self
     }
 
-    /// Builds the state, opening the GeoIP database if one is configured. Call it inside a
+    /// Validates the configuration (however it was made: a file, the environment or code) and
+    /// builds the state, opening the GeoIP database if one is configured. Call it inside a
     /// Tokio runtime, so that the default store can start its sweeper.
     ///
     /// # Errors
     ///
-    /// When the GeoIP database cannot be opened.
-    pub fn build(self) -> Result<AppState, maxminddb::MaxMindDbError> {
+    /// Every problem [`Config::validate`] finds, or a GeoIP database that cannot be opened.
+    pub fn build(self) -> Result<AppState, ConfigError> {
+        self.config.validate()?;
         let Config { server, sites } = self.config;
-        let inspector = Inspector::new(server.geoip_database.as_deref())?;
+        let inspector =
+            Inspector::new(server.geoip_database.as_deref()).map_err(|error| ConfigError {
+                problems: vec![(
+                    "server.geoip_database".into(),
+                    format!("cannot be opened as a MaxMind database: {error}"),
+                )],
+            })?;
         let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {
             outages.ended_at(self.clock.now());

@@ -218,7 +218,7 @@ pub fn create_request(site_key: &str, minimal: bool) -> CreateRequest {
             minimal_data_mode: minimal,
             bypass_key: Some(String::new()),
         },
-        integrity_hash: Some(integrity_hash(&info)),
+        integrity_hash: integrity_hash(&info),
         browser_information: info,
         honeypot_fields: HoneypotField::untouched(),
         user_events: events,

@@ -28,7 +28,7 @@ use crate::scoring::{self, Signals, Verdict};
 use crate::secret::KeyHash;
 use crate::state::AppState;
 use crate::store::{Finished, Lease, Pending, Retrieval, StoreError, Tracked};
-use crate::visitor::Visitor;
+use crate::visitor::{MAX_FIELD_BYTES, Visitor, truncated};
 
 /// How long a submission holds its claim before another submission of the same verification
 /// may take over (a claimant that crashed strands nothing for longer).
@@ -152,7 +152,9 @@ pub(crate) async fn create(
         .and_then(|key| state.site(key))
         .ok_or(Refusal::UnknownSite)?;
 
-    let header_origin = context.origin.as_deref().filter(|origin| *origin != "null");
+    // A browser always sends `Origin` (`null` from a sandboxed frame or a file); only a client
+    // without one, which is not a browser, is judged by the origin its body claims.
+    let header_origin = context.origin.as_deref();
     let page_origin = string_field(&request.browser_information, "window-origin");
     if !origin_allowed(
         &site.allowed_origins,
@@ -228,7 +230,7 @@ pub(crate) async fn create(
         expires_at: now + site.challenge_lifetime,
         visitor,
         signals,
-        access_rule: ip.and_then(|ip| access_rule(&site.allow_ips, &site.block_ips, ip)),
+        access_rule: access_rule(&site.allow_ips, &site.block_ips, ip),
     };
     state.store.insert_pending(id, pending, now).await?;
     state.metrics.created();
@@ -488,6 +490,7 @@ fn visitor(
         .or_else(|| header_origin.map(str::to_owned))
         .or_else(|| string_field(info, "window-origin"))
         .unwrap_or_default();
+    let page = truncated(&page, MAX_FIELD_BYTES).to_owned();
     let user_agent = context
         .user_agent
         .clone()

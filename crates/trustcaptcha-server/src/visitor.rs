@@ -5,6 +5,27 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+/// The longest text kept per field of a [`Visitor`] (the page URL, the device names): longer
+/// values are cut at a character boundary, so a verification holds a bounded number of bytes
+/// whatever the client sends, and the result echoes the cut value.
+pub(crate) const MAX_FIELD_BYTES: usize = 256;
+
+/// Only this much of a User-Agent is parsed; real ones are a few hundred bytes.
+const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+#[must_use]
+pub(crate) fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// What a result reports about the visitor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Visitor {
@@ -66,6 +87,7 @@ impl Inspector {
     /// The device described by `user_agent`; unknown parts are `Other`.
     #[must_use]
     pub(crate) fn device(&self, user_agent: &str) -> Device {
+        let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES);
         let Some(parsed) = self.user_agents.parse(user_agent) else {
             return Device {
                 family: "Other".into(),
@@ -98,8 +120,8 @@ impl Inspector {
         };
         Device {
             family: family.to_owned(),
-            operating_system,
-            browser,
+            operating_system: truncated(&operating_system, MAX_FIELD_BYTES).to_owned(),
+            browser: truncated(&browser, MAX_FIELD_BYTES).to_owned(),
         }
     }
 
@@ -123,6 +145,19 @@ impl Inspector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        assert_eq!(truncated("abc", 5), "abc");
+        assert_eq!(truncated("äöü", 3), "ä");
+        let inspector = Inspector::new(None).expect("no database");
+        let device = inspector.device(&format!("Mozilla/5.0 Chrome/{}", "9".repeat(100_000)));
+        assert!(
+            device.browser.len() <= MAX_FIELD_BYTES,
+            "{}",
+            device.browser.len()
+        );
+    }
 
     #[test]
     fn parses_common_user_agents() {

@@ -45,6 +45,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 500: a bug in the server; the details are in its log.
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to answer this request",
+        )
+    }
+
     /// 413: the body is larger than the configured limit.
     pub(crate) fn payload_too_large() -> Self {
         Self::new(

@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for ClientIp {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        Ok(ClientIp(peer.map(|peer| {
+        Ok(ClientIp(peer.and_then(|peer| {
             client_ip(peer.0.ip(), &parts.headers, &state.settings.trusted_proxies)
         })))
     }

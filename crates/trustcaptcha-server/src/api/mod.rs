@@ -18,9 +18,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use tower::Layer as _;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
@@ -65,9 +66,23 @@ pub fn app(state: AppState) -> App {
         .merge(backend)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
+        // A bug must cost one request a 500, never the connection (which the client would read
+        // as an outage) or the process.
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// The answer to a request whose handler panicked: logged at error level, 500 to the client.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let reason = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown");
+    tracing::error!(%reason, "a request handler panicked");
+    ApiError::internal().into_response()
 }
 
 /// The edge of every request: a tracing span (method and route, never headers, so no key or

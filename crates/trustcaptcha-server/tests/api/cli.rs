@@ -148,7 +148,11 @@ fn check_config_explains_every_problem_with_its_location() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(
+        stderr.contains("sites[1].api_keys[0]: is shorter than 16 characters"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("sites[0].site_key: `nope` is not a UUID"),
         "{stderr}"
@@ -162,7 +166,7 @@ fn check_config_explains_every_problem_with_its_location() {
     let output = Command::new(BIN)
         .arg("check-config")
         .arg(&good)
-        .env("TRUSTCAPTCHA_SHOP_API_KEYS", "ak_from_env")
+        .env("TRUSTCAPTCHA_SHOP_API_KEYS", "ak_from_env_0123456789")
         .output()
         .expect("run");
     assert!(
