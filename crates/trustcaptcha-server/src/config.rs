@@ -211,13 +211,11 @@ impl ServerSettings {
             "failover_grace_secs",
             "must be at most 86400",
         );
-        if let Some(path) = &self.geoip_database {
-            if !path.is_file() {
-                problems.push((
-                    "geoip_database",
-                    format!("{} is not a readable file", path.display()),
-                ));
-            }
+        if let Some(path) = self.geoip_database.as_ref().filter(|path| !path.is_file()) {
+            problems.push((
+                "geoip_database",
+                format!("{} is not a readable file", path.display()),
+            ));
         }
         problems
     }

@@ -170,7 +170,7 @@ pub(crate) fn client_ip(
     };
     for hop in hops.into_iter().rev() {
         match hop.map(canonical) {
-            Some(ip) if trusted(&ip) => continue,
+            Some(ip) if trusted(&ip) => {}
             other => return other,
         }
     }
