@@ -47,7 +47,8 @@ EXAMPLE_ARGS=()
 example quickstart '"verificationPassed": true' "already retrieved as often as allowed (HTTP 429)"
 example configured 'api_key: "<redacted>"' "passed: true"
 example failover "result FAILOVER, passed = true, failover-derived = true" \
-    "server unreachable:" "normal: result STANDARD, passed = true, failover-derived = false"
+    "server unreachable:" "normal: result STANDARD, passed = true, failover-derived = false" \
+    "policy for a server this client never reached: Some(Reject)" "probe: the API answers"
 example multi_level "score 0.5"
 EXAMPLE_ARGS=(--features blocking)
 example blocking "passed: true"

@@ -191,11 +191,24 @@ impl Error {
         VerificationTokenInvalidError { reason }.into()
     }
 
+    /// The error for a request that got no answer. What this client caused itself (a request
+    /// that cannot be built, a TLS handshake the API refused or whose certificate was refused)
+    /// is a [`BuilderError`], never an outage; `answered_before` says whether the API ever
+    /// answered this client.
     #[cfg(feature = "client")]
-    pub(crate) fn unreachable(source: reqwest::Error) -> Self {
+    pub(crate) fn unreachable(source: reqwest::Error, answered_before: bool) -> Self {
+        if source.is_builder() {
+            return Error::builder("the request could not be built");
+        }
+        if tls_refused(&source) {
+            return Error::builder(
+                "the TLS handshake with the api host failed: check api_host and its certificate",
+            );
+        }
         ServerUnreachableError {
             timeout: source.is_timeout(),
             connect: source.is_connect(),
+            answered_before,
             source: Box::new(source),
         }
         .into()
@@ -227,6 +240,39 @@ impl Error {
 
 /// At most this many characters of an unexpected response body are kept, so that a large or
 /// hostile body cannot bloat logs.
+/// Whether a TLS error is in `error`'s chain (rustls and native-tls report handshake and
+/// certificate failures as their own error types).
+#[cfg(feature = "client")]
+fn tls_refused(error: &(dyn StdError + 'static)) -> bool {
+    fn is_tls(error: &(dyn StdError + 'static)) -> bool {
+        #[cfg(feature = "rustls")]
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        #[cfg(feature = "native-tls")]
+        if error.is::<native_tls::Error>() {
+            return true;
+        }
+        let _ = error;
+        false
+    }
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if is_tls(current) {
+            return true;
+        }
+        // An io::Error's `source()` skips the error it wraps, so step into that one instead.
+        cause = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
+    }
+    false
+}
+
 #[cfg(feature = "client")]
 const BODY_EXCERPT_CHARS: usize = 200;
 
@@ -335,6 +381,7 @@ pub struct ServerUnreachableError {
     source: Box<dyn StdError + Send + Sync>,
     timeout: bool,
     connect: bool,
+    answered_before: bool,
 }
 
 impl ServerUnreachableError {
@@ -348,6 +395,15 @@ impl ServerUnreachableError {
     #[must_use]
     pub fn is_connect(&self) -> bool {
         self.connect
+    }
+
+    /// Whether the API had answered this client (any HTTP status, or a successful
+    /// [`probe`](crate::TrustCaptcha::probe)) before this failure. A client that never reached
+    /// the API is more likely misconfigured (a wrong host, a firewall) than facing an outage;
+    /// the default [`FailoverPolicy`](crate::FailoverPolicy) rejects in that case.
+    #[must_use]
+    pub fn api_answered_before(&self) -> bool {
+        self.answered_before
     }
 }
 
@@ -415,6 +471,7 @@ mod examples {
                 source: "connection refused".into(),
                 timeout: false,
                 connect: true,
+                answered_before: true,
             }
         }
     }

@@ -178,7 +178,19 @@ impl Guard {
                 result: Some(result),
                 decision,
             }),
-            (Err(error), Decision::Reject) => Err(Rejection::from_error(error)),
+            (Err(error), Decision::Reject) => {
+                let rejection = Rejection::from_error(error);
+                if let Rejection::Internal(error) = &rejection {
+                    // The visitor sees a generic error; the operator must learn why. Error
+                    // messages never contain the key or the token.
+                    tracing::error!(
+                        kind = ?error.kind(),
+                        %error,
+                        "captcha verification failed on this server's side (key, host or TLS)"
+                    );
+                }
+                Err(rejection)
+            }
             (Err(_), decision) => Ok(Verified {
                 result: None,
                 decision,

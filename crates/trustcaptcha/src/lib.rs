@@ -92,7 +92,13 @@
 //! # }
 //! ```
 //!
-//! [`policy::FailoverPolicy`] writes this decision down once.
+//! [`policy::FailoverPolicy`] writes this decision down once. It fails closed where a
+//! hand-written `match` easily fails open: "unreachable" counts as an outage only after the API
+//! has answered this client at least once (call [`TrustCaptcha::probe`] at start-up), so a wrong
+//! host or a firewall does not wave bots through; a refused TLS handshake, a wrong proxy scheme
+//! or an `https` host in a build without TLS are configuration errors, never outages. For flows
+//! where security outweighs availability, `DecisionPolicy::reject_failover_results(true)` also
+//! refuses results a server synthesized during an outage.
 //!
 //! # Errors
 //!

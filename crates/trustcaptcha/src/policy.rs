@@ -127,11 +127,16 @@ fn unit(bound: f64) -> f64 {
 /// What to do when the result could not be fetched because of an outage.
 ///
 /// The default follows the guide's examples: allow (and log) when your backend cannot reach the
-/// server, reject when only the widget claims it could not.
+/// server, reject when only the widget claims it could not. One guard against failing open: an
+/// unreachable server is only treated as an outage once the API has answered this client at
+/// least once (a verification, or [`TrustCaptcha::probe`](crate::TrustCaptcha::probe) at
+/// start-up); before that it is more likely a wrong host or a firewall, and the request is
+/// rejected. [`FailoverPolicy::allow_before_first_answer`] turns that guard off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailoverPolicy {
     on_server_unreachable: Decision,
     on_client_reported: Decision,
+    before_first_answer: bool,
 }
 
 impl FailoverPolicy {
@@ -141,7 +146,16 @@ impl FailoverPolicy {
         FailoverPolicy {
             on_server_unreachable: Decision::Reject,
             on_client_reported: Decision::Reject,
+            before_first_answer: false,
         }
+    }
+
+    /// Whether `on_server_unreachable` applies even before the API has ever answered this
+    /// client. Default: `false` (such failures are rejected).
+    #[must_use]
+    pub fn allow_before_first_answer(mut self, allow: bool) -> Self {
+        self.before_first_answer = allow;
+        self
     }
 
     /// The decision when the server cannot be reached from this backend.
@@ -162,7 +176,16 @@ impl FailoverPolicy {
     #[must_use]
     pub fn decide(&self, error: &Error) -> Option<Decision> {
         match error.kind() {
-            ErrorKind::ServerUnreachable => Some(self.on_server_unreachable),
+            ErrorKind::ServerUnreachable => {
+                let proven = error
+                    .downcast_ref::<crate::errors::ServerUnreachableError>()
+                    .is_some_and(crate::errors::ServerUnreachableError::api_answered_before);
+                Some(if proven || self.before_first_answer {
+                    self.on_server_unreachable
+                } else {
+                    Decision::Reject
+                })
+            }
             ErrorKind::ClientReportedServerUnreachable => Some(self.on_client_reported),
             _ => None,
         }
@@ -174,6 +197,7 @@ impl Default for FailoverPolicy {
         FailoverPolicy {
             on_server_unreachable: Decision::Allow,
             on_client_reported: Decision::Reject,
+            before_first_answer: false,
         }
     }
 }

@@ -55,13 +55,21 @@ impl Config {
             HeaderValue::from_static("application/json"),
         );
 
+        // Only schemes this build can speak: a proxy it cannot use would fail every call,
+        // and a failure to connect must not be mistaken for an outage.
         let proxy = proxy
             .map(|url| {
                 reqwest::Url::parse(url)
                     .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h"))
+                    .filter(|u| u.scheme() == "http" || (u.scheme() == "https" && HTTPS))
                     .and_then(|u| reqwest::Proxy::all(u).ok())
-                    .ok_or_else(|| Error::builder("proxy is not a valid http(s) URL"))
+                    .ok_or_else(|| {
+                        Error::builder(if HTTPS {
+                            "proxy must be an http:// or https:// URL"
+                        } else {
+                            "proxy must be an http:// URL (https needs the rustls or native-tls feature)"
+                        })
+                    })
             })
             .transpose()?;
 
@@ -114,6 +122,9 @@ fn nonzero(duration: Duration, what: &str) -> Result<Duration, Error> {
     }
 }
 
+/// Whether this build can speak TLS.
+const HTTPS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
+
 /// Checks the host and returns it without a trailing slash (a path prefix is kept, for
 /// gateways that mount the API below a path).
 fn parse_api_host(api_host: &str) -> Result<String, Error> {
@@ -128,6 +139,11 @@ fn parse_api_host(api_host: &str) -> Result<String, Error> {
         || url.password().is_some()
     {
         return Err(invalid());
+    }
+    if url.scheme() == "https" && !HTTPS {
+        return Err(Error::builder(
+            "an https api host needs the rustls or native-tls feature",
+        ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }

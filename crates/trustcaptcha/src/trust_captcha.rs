@@ -6,9 +6,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::errors::Error;
+use crate::errors::{Error, ErrorKind};
 use crate::model::VerificationResult;
 use crate::retrieval::{self, Body, Config, MAX_BODY_BYTES};
 use crate::telemetry;
@@ -39,6 +40,9 @@ pub struct TrustCaptcha {
 struct Inner {
     config: Config,
     http: reqwest::Client,
+    /// Whether the API has ever answered this client; see
+    /// [`ServerUnreachableError::api_answered_before`](crate::errors::ServerUnreachableError::api_answered_before).
+    answered: AtomicBool,
 }
 
 impl TrustCaptcha {
@@ -78,13 +82,41 @@ impl TrustCaptcha {
         telemetry::observe(token, self.fetch(token)).await
     }
 
+    /// Checks that the API answers and accepts the key, e.g. at start-up: it asks for the result
+    /// of a verification that cannot exist. Until the API has answered once (this, or any
+    /// verification), the default [`FailoverPolicy`](crate::FailoverPolicy) treats "unreachable"
+    /// as a misconfiguration and rejects.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiKeyInvalidError`](crate::errors::ApiKeyInvalidError) when the key is rejected,
+    /// [`ServerUnreachableError`](crate::errors::ServerUnreachableError) when there is no
+    /// answer, [`BuilderError`](crate::errors::BuilderError) for a refused TLS handshake.
+    pub async fn probe(&self) -> Result<(), Error> {
+        let token = VerificationToken::new(uuid::Uuid::nil(), time::OffsetDateTime::UNIX_EPOCH);
+        match self.fetch(&token).await {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::ServerUnreachable | ErrorKind::ApiKeyInvalid | ErrorKind::Builder
+                ) =>
+            {
+                Err(error)
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn fetch(&self, token: &VerificationToken) -> Result<VerificationResult, Error> {
-        let Inner { config, http } = &*self.inner;
-        let mut response = http
-            .get(config.results_url(token))
-            .send()
-            .await
-            .map_err(Error::unreachable)?;
+        let Inner {
+            config,
+            http,
+            answered,
+        } = &*self.inner;
+        let sent = http.get(config.results_url(token)).send().await;
+        let mut response =
+            sent.map_err(|e| Error::unreachable(e, answered.load(Ordering::Relaxed)))?;
+        answered.store(true, Ordering::Relaxed);
         let status = response.status();
         let mut body = Body {
             bytes: Vec::with_capacity(response.content_length().map_or(1024, |n| {
@@ -94,7 +126,11 @@ impl TrustCaptcha {
             })),
             truncated: false,
         };
-        while let Some(chunk) = response.chunk().await.map_err(Error::unreachable)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::unreachable(e, true))?
+        {
             if body.bytes.len() + chunk.len() > MAX_BODY_BYTES {
                 body.truncated = true;
                 break;
@@ -205,7 +241,11 @@ impl TrustCaptchaBuilder<TrustCaptcha> {
         let config = self.config()?;
         let http = config.http_client()?;
         Ok(TrustCaptcha {
-            inner: Arc::new(Inner { config, http }),
+            inner: Arc::new(Inner {
+                config,
+                http,
+                answered: AtomicBool::new(false),
+            }),
         })
     }
 }

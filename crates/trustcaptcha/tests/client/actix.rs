@@ -149,8 +149,13 @@ async fn the_extractor_alone_reads_the_header_and_failover_is_judged() {
 
     let unreachable = guard(&format!("http://{closed}"));
     let strict = Policy::new(DecisionPolicy::default(), FailoverPolicy::strict());
+    let outage = Policy::new(
+        DecisionPolicy::default(),
+        FailoverPolicy::default().allow_before_first_answer(true),
+    );
     for (guard, expected) in [
-        (unreachable.clone(), 200),
+        (unreachable.clone(), 503),
+        (unreachable.clone().policy(outage), 200),
         (unreachable.policy(strict), 503),
     ] {
         let app = test::init_service(App::new().app_data(web::Data::new(guard)).route(

@@ -192,7 +192,22 @@ async fn failover_policy_allows_or_denies_when_the_server_is_unreachable() {
         .expect("addr");
     let unreachable = guard(&format!("http://{closed}"));
 
+    // This client never reached the API: by default that is a misconfiguration, not an outage.
     let (app, runs) = serve_guarded(TrustCaptchaLayer::new(unreachable.clone())).await;
+    let (status, _) = post_json(
+        &format!("{app}/signup"),
+        &json!({"verificationToken": token}),
+    )
+    .await;
+    assert_eq!(status, 503, "never reached: rejected");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    let outage = Policy::new(
+        DecisionPolicy::default(),
+        FailoverPolicy::default().allow_before_first_answer(true),
+    );
+    let (app, runs) =
+        serve_guarded(TrustCaptchaLayer::new(unreachable.clone().policy(outage))).await;
     let (status, body) = post_json(
         &format!("{app}/signup"),
         &json!({"verificationToken": token}),

@@ -274,11 +274,63 @@ async fn refused_connections_are_server_unreachable() {
     assert!(error.is::<ServerUnreachableError>());
     assert!(error.is_connect());
     assert!(error.status().is_none());
+    assert!(
+        !error
+            .downcast_ref::<ServerUnreachableError>()
+            .expect("unreachable")
+            .api_answered_before()
+    );
+    assert_eq!(
+        FailoverPolicy::default().decide(&error),
+        Some(Decision::Reject),
+        "an API this client never reached is a misconfiguration until shown otherwise"
+    );
+    assert_eq!(
+        FailoverPolicy::default()
+            .allow_before_first_answer(true)
+            .decide(&error),
+        Some(Decision::Allow)
+    );
+    assert_no_secrets(&error, &token(SEED_ID, ""));
+}
+
+#[tokio::test]
+async fn an_api_that_answered_once_and_then_stalls_is_an_outage() {
+    let address = crate::support::answers_once_then_stalls().await;
+    let tc = TrustCaptcha::builder(API_KEY)
+        .api_host(format!("http://{address}"))
+        .read_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("client");
+    tc.probe().await.expect("the API answered (404)");
+    let error = tc
+        .get_verification_result(&token(SEED_ID, ""))
+        .await
+        .expect_err("stalled");
+    assert!(error.is_timeout());
+    let cause = error
+        .downcast_ref::<ServerUnreachableError>()
+        .expect("unreachable");
+    assert!(cause.api_answered_before());
     assert_eq!(
         FailoverPolicy::default().decide(&error),
         Some(Decision::Allow)
     );
-    assert_no_secrets(&error, &token(SEED_ID, ""));
+    assert_eq!(
+        FailoverPolicy::strict().decide(&error),
+        Some(Decision::Reject)
+    );
+}
+
+#[tokio::test]
+async fn probe_reports_a_rejected_key_and_an_unreachable_api() {
+    let api = TestApi::start([]).await;
+    client(&api.url()).probe().await.expect("404 is an answer");
+    let refused = client(&format!("http://{}", crate::support::closed_port()))
+        .probe()
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(refused.kind(), ErrorKind::ServerUnreachable);
 }
 
 #[tokio::test]
@@ -400,4 +452,36 @@ async fn a_server_that_echoes_the_key_does_not_put_it_in_errors() {
             assert!(unknown.body().contains("<redacted>"), "{}", unknown.body());
         }
     }
+}
+
+#[tokio::test]
+async fn a_refused_tls_handshake_is_a_configuration_error_not_an_outage() {
+    // An https host that speaks plain HTTP: the handshake fails on our side.
+    let api = TestApi::start([]).await;
+    let host = api.url().replacen("http://", "https://", 1);
+    let error = client(&host)
+        .get_verification_result(&token(SEED_ID, ""))
+        .await
+        .expect_err("no TLS there");
+    assert_eq!(error.kind(), ErrorKind::Builder, "{error:?}");
+    assert_eq!(FailoverPolicy::default().decide(&error), None);
+}
+
+#[test]
+fn only_proxy_schemes_this_build_speaks_are_accepted() {
+    for proxy in [
+        "socks5://127.0.0.1:1080",
+        "socks5h://127.0.0.1:1080",
+        "ftp://x",
+    ] {
+        let error = TrustCaptcha::builder(API_KEY)
+            .proxy(proxy)
+            .build()
+            .expect_err(proxy);
+        assert_eq!(error.kind(), ErrorKind::Builder, "{proxy}");
+    }
+    TrustCaptcha::builder(API_KEY)
+        .proxy("http://127.0.0.1:3128")
+        .build()
+        .expect("http proxy");
 }

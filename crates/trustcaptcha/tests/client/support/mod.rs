@@ -193,6 +193,29 @@ pub async fn start_silent() -> SocketAddr {
     addr
 }
 
+/// A results API that answers its first connection (404) and then accepts connections without
+/// ever answering: an API that was reachable and then stalls.
+pub async fn answers_once_then_stalls() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((mut first, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = first.read(&mut request).await;
+            let _ = first
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
 /// An address on which nothing listens (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
