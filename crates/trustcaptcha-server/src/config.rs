@@ -67,6 +67,19 @@ pub struct ServerSettings {
     pub failover_grace: Duration,
     /// Whether the time before this process started counts as an outage.
     pub outage_before_start: bool,
+    /// Create (and, separately, submit) requests per minute one client network may make,
+    /// sustained; beyond it the widget gets 429 with `Retry-After`.
+    pub widget_requests_per_minute: u32,
+    /// How many requests a client network may make at once before the rate applies.
+    pub widget_burst: u32,
+    /// Challenges one client network may have outstanding (handed out, not yet submitted or
+    /// expired).
+    pub max_pending_per_network: usize,
+    /// Challenges one site may have outstanding, so that no site can fill the store.
+    pub max_pending_per_site: usize,
+    /// Failed API-key or bypass-key guesses one client network may make per hour; past them
+    /// it is locked out for the rest of the hour, even with a correct key.
+    pub failed_keys_per_hour: u32,
 }
 
 /// One site (a captcha with its keys and rules).
@@ -211,6 +224,26 @@ impl ServerSettings {
             "failover_grace_secs",
             "must be at most 86400",
         );
+        require(
+            self.widget_requests_per_minute >= 1 && self.widget_burst >= 1,
+            "widget_requests_per_minute",
+            "widget_requests_per_minute and widget_burst must be at least 1",
+        );
+        require(
+            self.max_pending_per_network >= 1,
+            "max_pending_per_network",
+            "must be at least 1",
+        );
+        require(
+            (1..=self.max_verifications).contains(&self.max_pending_per_site),
+            "max_pending_per_site",
+            "must be between 1 and max_verifications",
+        );
+        require(
+            self.failed_keys_per_hour >= 1,
+            "failed_keys_per_hour",
+            "must be at least 1",
+        );
         if let Some(path) = self.geoip_database.as_ref().filter(|path| !path.is_file()) {
             problems.push((
                 "geoip_database",
@@ -339,7 +372,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            body_limit_bytes: 4 * 1024 * 1024,
+            body_limit_bytes: 1024 * 1024,
             max_verifications: 100_000,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
@@ -347,6 +380,11 @@ impl Default for ServerSettings {
             geoip_database: None,
             failover_grace: Duration::from_secs(300),
             outage_before_start: true,
+            widget_requests_per_minute: 120,
+            widget_burst: 30,
+            max_pending_per_network: 100,
+            max_pending_per_site: 50_000,
+            failed_keys_per_hour: 20,
         }
     }
 }
@@ -392,6 +430,11 @@ struct RawServer {
     geoip_database: Option<PathBuf>,
     failover_grace_secs: u64,
     outage_before_start: bool,
+    widget_requests_per_minute: u32,
+    widget_burst: u32,
+    max_pending_per_network: usize,
+    max_pending_per_site: usize,
+    failed_keys_per_hour: u32,
 }
 
 impl Default for RawServer {
@@ -407,6 +450,11 @@ impl Default for RawServer {
             geoip_database: None,
             failover_grace_secs: d.failover_grace.as_secs(),
             outage_before_start: d.outage_before_start,
+            widget_requests_per_minute: d.widget_requests_per_minute,
+            widget_burst: d.widget_burst,
+            max_pending_per_network: d.max_pending_per_network,
+            max_pending_per_site: d.max_pending_per_site,
+            failed_keys_per_hour: d.failed_keys_per_hour,
         }
     }
 }
@@ -594,6 +642,11 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.geoip_database = raw.geoip_database;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);
     server.outage_before_start = raw.outage_before_start;
+    server.widget_requests_per_minute = raw.widget_requests_per_minute;
+    server.widget_burst = raw.widget_burst;
+    server.max_pending_per_network = raw.max_pending_per_network;
+    server.max_pending_per_site = raw.max_pending_per_site;
+    server.failed_keys_per_hour = raw.failed_keys_per_hour;
     problems.extend(
         server
             .check()
@@ -770,7 +823,7 @@ mod tests {
         let config = parse(VALID, &no_env).expect("valid");
         assert_eq!(config.server.listen.port(), 9000);
         assert_eq!(config.server.trusted_proxies.len(), 2);
-        assert_eq!(config.server.body_limit_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
         let site = &config.sites[0];
         assert_eq!(
             site.site_key.to_string(),

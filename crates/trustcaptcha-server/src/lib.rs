@@ -31,6 +31,7 @@ pub mod clock;
 pub mod config;
 mod failover;
 pub mod integrity;
+mod limits;
 mod metrics;
 pub mod pow;
 pub mod protocol;

@@ -239,19 +239,23 @@ impl SolveTracker {
         }
     }
 
-    /// The extra difficulty bits for `ip` at `now`.
+    /// The extra difficulty bits for `ip` at `now`, counting its recent solves and its
+    /// `outstanding` challenges.
     pub(crate) fn extra_bits(
         &self,
-        ip: IpAddr,
+        ip: Option<IpAddr>,
         now: OffsetDateTime,
         rule: &AdaptiveDifficulty,
+        outstanding: usize,
     ) -> u8 {
-        let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = solves.get_mut(&network(ip)) else {
-            return 0;
-        };
-        prune(times, now, rule.window);
-        let count = u32::try_from(times.len()).unwrap_or(u32::MAX);
+        let solved = ip.map_or(0, |ip| {
+            let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
+            solves.get_mut(&network(ip)).map_or(0, |times| {
+                prune(times, now, rule.window);
+                times.len()
+            })
+        });
+        let count = u32::try_from(solved.saturating_add(outstanding)).unwrap_or(u32::MAX);
         let over = count.saturating_sub(rule.free_solves);
         if over == 0 {
             return 0;
@@ -263,17 +267,26 @@ impl SolveTracker {
     }
 }
 
-/// Counts verifications started per site in the current clock hour, for sites with an hourly
-/// quota (beyond it the widget gets 402 and shows "Limit of verifications has been reached").
+/// Counts verifications finished per site in the current clock hour, for sites with an hourly
+/// quota (once it is used up, widgets get 402 and show "Limit of verifications has been
+/// reached"). Finished, not started: only work done uses the quota up. Verifications already
+/// under way when it is reached may still finish, so a quota can be exceeded by those.
 #[derive(Debug, Default)]
 pub(crate) struct HourlyQuota {
     used: Mutex<HashMap<uuid::Uuid, (i64, u32)>>,
 }
 
 impl HourlyQuota {
-    /// Takes one verification from `site_key`'s quota of `limit` for the hour of `now`;
-    /// `false` when the hour's quota is used up.
-    pub(crate) fn take(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
+    /// Whether `site_key`'s quota of `limit` is used up for the hour of `now`.
+    pub(crate) fn used_up(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
+        let hour = now.unix_timestamp().div_euclid(3600);
+        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.get(&site_key)
+            .is_some_and(|(counted_hour, count)| *counted_hour == hour && *count >= limit)
+    }
+
+    /// Counts one finished verification of `site_key` in the hour of `now`.
+    pub(crate) fn count(&self, site_key: uuid::Uuid, now: OffsetDateTime) {
         let hour = now.unix_timestamp().div_euclid(3600);
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         let (counted_hour, count) = used.entry(site_key).or_insert((hour, 0));
@@ -281,11 +294,7 @@ impl HourlyQuota {
             *counted_hour = hour;
             *count = 0;
         }
-        if *count >= limit {
-            return false;
-        }
-        *count += 1;
-        true
+        *count = count.saturating_add(1);
     }
 }
 
@@ -296,7 +305,7 @@ fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime, window: Dura
 }
 
 /// The network a client is counted under: its IPv4 address, or its IPv6 /64.
-fn network(ip: IpAddr) -> IpNet {
+pub(crate) fn network(ip: IpAddr) -> IpNet {
     let prefix = match canonical(ip) {
         IpAddr::V4(_) => 32,
         IpAddr::V6(_) => 64,
@@ -425,12 +434,14 @@ mod tests {
         let quota = HourlyQuota::default();
         let site = uuid::Uuid::from_u128(1);
         let t0 = time::macros::datetime!(2026-01-01 10:59 UTC);
-        assert!(quota.take(site, t0, 2));
-        assert!(quota.take(site, t0, 2));
-        assert!(!quota.take(site, t0, 2));
-        assert!(quota.take(uuid::Uuid::from_u128(2), t0, 2), "per site");
+        assert!(!quota.used_up(site, t0, 2));
+        quota.count(site, t0);
+        assert!(!quota.used_up(site, t0, 2));
+        quota.count(site, t0);
+        assert!(quota.used_up(site, t0, 2));
+        assert!(!quota.used_up(uuid::Uuid::from_u128(2), t0, 2), "per site");
         assert!(
-            quota.take(site, t0 + Duration::from_secs(60), 2),
+            !quota.used_up(site, t0 + Duration::from_secs(60), 2),
             "a new hour"
         );
     }
@@ -451,16 +462,25 @@ mod tests {
         for _ in 0..2 {
             tracker.record(a, t0, rule.window);
         }
-        assert_eq!(tracker.extra_bits(a, t0, &rule), 0);
+        assert_eq!(tracker.extra_bits(Some(a), t0, &rule, 0), 0);
         tracker.record(same_64, t0, rule.window);
-        assert_eq!(tracker.extra_bits(a, t0, &rule), 2);
-        assert_eq!(tracker.extra_bits(other, t0, &rule), 0);
+        assert_eq!(tracker.extra_bits(Some(a), t0, &rule, 0), 2);
+        assert_eq!(tracker.extra_bits(Some(other), t0, &rule, 0), 0);
+        assert_eq!(
+            tracker.extra_bits(Some(other), t0, &rule, 3),
+            2,
+            "outstanding challenges count like solves"
+        );
         for _ in 0..10 {
             tracker.record(a, t0, rule.window);
         }
-        assert_eq!(tracker.extra_bits(a, t0, &rule), 5, "capped at max_extra");
         assert_eq!(
-            tracker.extra_bits(a, t0 + Duration::from_secs(60), &rule),
+            tracker.extra_bits(Some(a), t0, &rule, 0),
+            5,
+            "capped at max_extra"
+        );
+        assert_eq!(
+            tracker.extra_bits(Some(a), t0 + Duration::from_secs(60), &rule, 0),
             0
         );
     }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServerSettings, Site};
 use crate::failover::Outages;
+use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
 use crate::rules::{HourlyQuota, SolveTracker};
 use crate::secret::KeyHash;
@@ -38,8 +39,10 @@ pub struct Shared {
     pub(crate) outages: Arc<Outages>,
     /// Recent solves per client network, for adaptive difficulty.
     pub(crate) solves: SolveTracker,
-    /// Verifications started per site this hour, for hourly quotas.
+    /// Verifications finished per site this hour, for hourly quotas.
     pub(crate) quota: HourlyQuota,
+    /// Rates, outstanding challenges and key guesses per client network.
+    pub(crate) limits: SharedLimits,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
     /// User-Agent and GeoIP lookups.
@@ -151,6 +154,7 @@ impl AppStateBuilder {
                 Arc::clone(&self.clock),
             ))
         });
+        let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
         let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
         let by_key = sites
             .iter()
@@ -165,6 +169,7 @@ impl AppStateBuilder {
             outages,
             solves: SolveTracker::default(),
             quota: HourlyQuota::default(),
+            limits,
             metrics: Metrics::default(),
             inspector,
             settings: server,

@@ -91,6 +91,11 @@ impl TestServer {
         Self::start(Config::new(vec![Site::sandbox()])).await
     }
 
+    /// How many verifications the server's store holds.
+    pub async fn stored(&self) -> usize {
+        self.state.store.count().await.expect("the store answers")
+    }
+
     /// A `trustcaptcha` client for this server.
     pub fn client(&self, api_key: &str) -> TrustCaptcha {
         TrustCaptcha::builder(api_key)

@@ -18,6 +18,7 @@ use trustcaptcha::{DecisionAction, DecisionType, VerificationResult, Verificatio
 use uuid::Uuid;
 
 use crate::config::Site;
+use crate::limits::Limited;
 use crate::pow::{self, PowError};
 use crate::protocol::{
     Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
@@ -80,6 +81,16 @@ pub(crate) enum Refusal {
     /// A client-reported failover without an outage on record (412).
     #[error("the client reported a failover, but no recent outage is on record")]
     NoOutageOnRecord,
+    /// A bypass key was sent, and it is not one of the site's (403; nothing is stored).
+    #[error("the bypass key is not valid for this captcha")]
+    BypassKeyRejected,
+    /// A limit per client network or per site (429, or 403 for key guessing).
+    #[error("{}", match .0 {
+        Limited::Rate(_) => "too many requests from this network; retry later",
+        Limited::Outstanding => "too many open challenges; solve or let them expire first",
+        Limited::Guessing(_) => "too many failed key attempts from this network; retry later",
+    })]
+    Limited(Limited),
     /// The store could not serve the request (503).
     #[error("{0}")]
     Store(StoreError),
@@ -103,9 +114,19 @@ impl Refusal {
             Refusal::NotFinished => "not_finished",
             Refusal::RetrievalLimitReached => "limit_reached",
             Refusal::NoOutageOnRecord => "failover_rejected",
+            Refusal::BypassKeyRejected => "bypass_key_rejected",
+            Refusal::Limited(Limited::Rate(_)) => "rate_limited",
+            Refusal::Limited(Limited::Outstanding) => "too_many_pending",
+            Refusal::Limited(Limited::Guessing(_)) => "locked_out",
             Refusal::Store(StoreError::Full) => "store_full",
             Refusal::Store(_) => "store_unavailable",
         }
+    }
+}
+
+impl From<Limited> for Refusal {
+    fn from(limited: Limited) -> Self {
+        Refusal::Limited(limited)
     }
 }
 
@@ -168,22 +189,29 @@ pub(crate) async fn create(
     if site.locked {
         return Err(Refusal::SiteLocked);
     }
+    // The quota is counted when a verification finishes (work done), so starting many and
+    // solving none cannot use it up; here it is only checked.
     if site
         .hourly_quota
-        .is_some_and(|limit| !state.quota.take(site.site_key, now, limit))
+        .is_some_and(|limit| state.quota.used_up(site.site_key, now, limit))
     {
         return Err(Refusal::QuotaExhausted);
     }
-
     let ip = context.ip;
+    state.limits.create(ip)?;
+
     let visitor = visitor(state, &context, &request, header_origin);
-    let bypass = request
+    if let Some(key) = request
         .widget
         .bypass_key
         .as_deref()
         .filter(|key| !key.trim().is_empty())
-        .is_some_and(|key| KeyHash::of(key).is_among(&site.bypass_keys));
-    if bypass {
+    {
+        state.limits.guessing(ip)?;
+        if !KeyHash::of(key).is_among(&site.bypass_keys) {
+            state.limits.failed_guess(ip);
+            return Err(Refusal::BypassKeyRejected);
+        }
         let verdict = Verdict {
             passed: true,
             score: 0.0,
@@ -193,6 +221,7 @@ pub(crate) async fn create(
         let id = Uuid::new_v4();
         let finished = finished(&site, id, visitor, (now, now), verdict);
         state.store.insert_finished(id, finished, now).await?;
+        state.quota.count(site.site_key, now);
         state.metrics.solved("bypass_key");
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
@@ -210,7 +239,12 @@ pub(crate) async fn create(
         ),
         no_events: !site.minimal_data_mode && request.user_events.is_empty(),
     };
-    let extra = ip.map_or(0, |ip| state.solves.extra_bits(ip, now, &site.adaptive));
+    // Outstanding challenges count like solves, so that creating many first and solving them
+    // later does not keep the base difficulty.
+    let outstanding = state.limits.outstanding(ip, now);
+    let extra = state
+        .solves
+        .extra_bits(ip, now, &site.adaptive, outstanding);
     let difficulty = site.difficulty.saturating_add(extra).min(32);
     let inputs = pow::generate(site.tasks);
     let tasks = inputs
@@ -232,7 +266,13 @@ pub(crate) async fn create(
         signals,
         access_rule: access_rule(&site.allow_ips, &site.block_ips, ip),
     };
-    state.store.insert_pending(id, pending, now).await?;
+    state
+        .limits
+        .hand_out(ip, site.site_key, now, pending.expires_at)?;
+    if let Err(error) = state.store.insert_pending(id, pending, now).await {
+        state.limits.settle(ip, site.site_key);
+        return Err(error.into());
+    }
     state.metrics.created();
     Ok(Created::Challenge(ChallengeBody {
         challenge: Challenge {
@@ -255,14 +295,17 @@ pub(crate) async fn submit(
     state: &AppState,
     id: Uuid,
     request: SubmitRequest,
+    ip: Option<IpAddr>,
 ) -> Result<FinishedBody, Refusal> {
     let now = state.clock.now();
+    state.limits.submit(ip)?;
     let lease = Lease::new(now, CLAIM_LEASE);
     let pending = state
         .store
         .claim(id, lease, now)
         .await?
         .ok_or(Refusal::NoPendingVerification)?;
+    state.limits.settle(pending.visitor.ip, pending.site_key);
     let claim = Claim {
         store: state.store.clone(),
         id,
@@ -292,7 +335,7 @@ pub(crate) async fn submit(
         ..pending.signals
     };
     let verdict = scoring::verdict(&site, pending.access_rule, &signals);
-    let ip = pending.visitor.ip;
+    let visitor_ip = pending.visitor.ip;
     let finished = finished(
         &site,
         id,
@@ -301,7 +344,8 @@ pub(crate) async fn submit(
         verdict,
     );
     claim.finish(finished).await?;
-    if let Some(ip) = ip {
+    state.quota.count(site.site_key, now);
+    if let Some(ip) = visitor_ip {
         state.solves.record(ip, now, site.adaptive.window);
     }
     state.metrics.solved("proof_of_work");
@@ -377,9 +421,14 @@ pub(crate) async fn retrieve(
     key: &KeyHash,
     id: &str,
     client_failover: bool,
+    ip: Option<IpAddr>,
 ) -> Result<Retrieved, Refusal> {
+    // A network locked out for guessing is refused before its key is looked at, so a correct
+    // guess then is refused too.
+    state.limits.guessing(ip)?;
     let sites = state.sites_for_key(key);
     let Some(&first_site) = sites.first() else {
+        state.limits.failed_guess(ip);
         return Err(Refusal::InvalidKey);
     };
     let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;

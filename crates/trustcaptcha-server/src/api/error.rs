@@ -10,6 +10,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::limits::Limited;
 use crate::store::StoreError;
 use crate::verification::Refusal;
 
@@ -19,6 +20,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -72,7 +76,13 @@ impl From<Refusal> for ApiError {
             Refusal::UnknownSite | Refusal::NoPendingVerification | Refusal::NotFound => {
                 StatusCode::NOT_FOUND
             }
-            Refusal::OriginNotAllowed | Refusal::InvalidKey => StatusCode::FORBIDDEN,
+            Refusal::OriginNotAllowed
+            | Refusal::InvalidKey
+            | Refusal::BypassKeyRejected
+            | Refusal::Limited(Limited::Guessing(_)) => StatusCode::FORBIDDEN,
+            Refusal::Limited(Limited::Rate(_) | Limited::Outstanding) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Refusal::ModeMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::SiteLocked | Refusal::NotFinished => StatusCode::LOCKED,
             Refusal::QuotaExhausted => StatusCode::PAYMENT_REQUIRED,
@@ -90,13 +100,29 @@ impl From<Refusal> for ApiError {
             Refusal::Store(_) => "the verification store is unavailable".into(),
             other => other.to_string().into(),
         };
-        ApiError::new(status, refusal.label(), message)
+        let retry_after = match refusal {
+            Refusal::Limited(Limited::Rate(wait) | Limited::Guessing(wait)) => {
+                Some(wait.as_secs().max(1))
+            }
+            Refusal::Limited(Limited::Outstanding) => Some(60),
+            _ => None,
+        };
+        ApiError {
+            retry_after,
+            ..ApiError::new(status, refusal.label(), message)
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -8,13 +8,14 @@ use axum::extract::{Path, RawQuery, State};
 use trustcaptcha::VerificationResult;
 
 use super::error::ApiError;
-use super::extract::BearerKey;
+use super::extract::{BearerKey, ClientIp};
 use crate::state::AppState;
 use crate::verification;
 
 /// `GET /v2/verifications/{id}/results`.
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     BearerKey(key): BearerKey,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -24,7 +25,7 @@ pub(crate) async fn retrieve(
             .split('&')
             .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
     });
-    let answer = verification::retrieve(&state, &key, &id, client_failover).await;
+    let answer = verification::retrieve(&state, &key, &id, client_failover, ip).await;
     state.metrics.retrieved(match &answer {
         Ok(retrieved) => retrieved.outcome,
         Err(refusal) => refusal.label(),

@@ -45,8 +45,9 @@ pub(crate) async fn create(
 pub(crate) async fn submit(
     State(state): State<AppState>,
     VerificationId(id): VerificationId,
+    ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let body = verification::submit(&state, id, request).await?;
+    let body = verification::submit(&state, id, request, ip).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -17,6 +17,9 @@ pub(crate) fn config_text(extra_server: &str) -> String {
         [server]
         trusted_proxies = ["127.0.0.2/32"]
         failover_grace_secs = 300
+        # The tests make many requests from one address; the limits have tests of their own.
+        widget_requests_per_minute = 60000
+        widget_burst = 10000
         outage_before_start = false
         {extra_server}
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod geoip;
+mod hostile;
 mod ops;
 mod properties;
 mod results;

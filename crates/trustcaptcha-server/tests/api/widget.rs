@@ -278,8 +278,15 @@ async fn a_valid_bypass_key_finishes_at_once_and_a_wrong_one_does_not() {
     assert!(result.verification_passed);
     assert_eq!(result.score, 0.0);
 
+    // A wrong key is refused and stores nothing (a guess costs the guesser, not the store).
+    let stored = server.stored().await;
     body["widget"]["bypassToken"] = json!("not-the-key");
-    assert_eq!(server.create(&body).await.0, 200);
+    let (status, answer) = server.create(&body).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (403, Some("bypass_key_rejected"))
+    );
+    assert_eq!(server.stored().await, stored);
 }
 
 #[tokio::test]
@@ -345,13 +352,26 @@ async fn an_hourly_quota_answers_402_until_the_next_hour() {
     let mut config = config("");
     config.sites[0].hourly_quota = Some(2);
     let server = TestServer::start(config).await;
-    assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
-    assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
+    // Starting verifications does not use the quota up; finishing them does.
+    let started: Vec<_> = futures_challenges(&server, 3).await;
+    for challenge in &started[..2] {
+        server.finish(challenge).await;
+    }
     let (status, body) = server.create(&create_body(SITE_A, false)).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (402, Some("quota_exhausted"))
     );
+    // One already under way may still finish.
+    server.finish(&started[2]).await;
     server.clock.advance(std::time::Duration::from_secs(3600));
     assert_eq!(server.create(&create_body(SITE_A, false)).await.0, 200);
+}
+
+async fn futures_challenges(server: &TestServer, count: usize) -> Vec<Value> {
+    let mut challenges = Vec::new();
+    for _ in 0..count {
+        challenges.push(server.challenge(SITE_A).await);
+    }
+    challenges
 }

@@ -1,0 +1,383 @@
+//! Limits per client network (an IPv4 address, an IPv6 /64), so that one network cannot take
+//! what every other visitor needs:
+//!
+//! * request rates on the widget's two endpoints (a token bucket per network, `governor`);
+//! * challenges outstanding (handed out, neither submitted nor expired) per network and per
+//!   site, so that no network and no site can fill the store;
+//! * failed key guesses (API keys on the results endpoint, bypass keys on create): past the
+//!   hourly budget the network is locked out until the hour is over, and while locked out even a
+//!   correct key is refused, so guessing learns nothing.
+//!
+//! A client whose address is unknown (see [`crate::rules::client_ip`]) counts under one shared
+//! network: unknown clients cannot dodge the limits, they share them.
+//!
+//! Memory is bounded: outstanding challenges are bounded by the store's capacity, and the guess
+//! record keeps at most [`MAX_TRACKED_NETWORKS`] networks, forgetting finished windows first.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use ipnet::IpNet;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::ServerSettings;
+use crate::rules::network;
+
+/// Networks whose failed guesses are remembered at most.
+pub(crate) const MAX_TRACKED_NETWORKS: usize = 100_000;
+
+/// The window in which failed guesses are counted.
+const GUESS_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Why a request was limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limited {
+    /// Too many requests from this network; try again after this long.
+    Rate(Duration),
+    /// Too many challenges outstanding for this network or this site.
+    Outstanding,
+    /// Too many failed key guesses from this network; locked out for this long.
+    Guessing(Duration),
+}
+
+/// The limits and what they count.
+pub(crate) struct Limits {
+    creates: DefaultKeyedRateLimiter<IpNet>,
+    submits: DefaultKeyedRateLimiter<IpNet>,
+    outstanding: Mutex<Outstanding>,
+    guesses: Mutex<HashMap<IpNet, Guesses>>,
+    max_per_network: usize,
+    max_per_site: usize,
+    guesses_per_window: u32,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("max_per_network", &self.max_per_network)
+            .field("max_per_site", &self.max_per_site)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outstanding {
+    /// Expiry times of the outstanding challenges, oldest first.
+    by_network: HashMap<IpNet, VecDeque<OffsetDateTime>>,
+    by_site: HashMap<Uuid, VecDeque<OffsetDateTime>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Guesses {
+    window_start: std::time::Instant,
+    failed: u32,
+}
+
+/// The network unknown clients share.
+fn network_of(ip: Option<IpAddr>) -> IpNet {
+    network(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+}
+
+/// Removes the oldest entry under `key`, and the key once it has none.
+fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<OffsetDateTime>>, key: &K) {
+    let emptied = map.get_mut(key).is_some_and(|times| {
+        times.pop_front();
+        times.is_empty()
+    });
+    if emptied {
+        map.remove(key);
+    }
+}
+
+fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime) {
+    while times.front().is_some_and(|expiry| *expiry <= now) {
+        times.pop_front();
+    }
+}
+
+impl Limits {
+    /// Limits as `settings` configure them.
+    pub(crate) fn new(settings: &ServerSettings) -> Self {
+        let quota = || {
+            let per_minute = NonZeroU32::new(settings.widget_requests_per_minute.max(1))
+                .unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(settings.widget_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            Quota::per_minute(per_minute).allow_burst(burst)
+        };
+        Limits {
+            creates: DefaultKeyedRateLimiter::keyed(quota()),
+            submits: DefaultKeyedRateLimiter::keyed(quota()),
+            outstanding: Mutex::default(),
+            guesses: Mutex::default(),
+            max_per_network: settings.max_pending_per_network,
+            max_per_site: settings.max_pending_per_site,
+            guesses_per_window: settings.failed_keys_per_hour,
+        }
+    }
+
+    fn rate(limiter: &DefaultKeyedRateLimiter<IpNet>, ip: Option<IpAddr>) -> Result<(), Limited> {
+        limiter.check_key(&network_of(ip)).map_err(|not_until| {
+            Limited::Rate(not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+
+    /// Takes one create request of `ip`'s network from its budget.
+    pub(crate) fn create(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        Self::rate(&self.creates, ip)
+    }
+
+    /// Takes one submission of `ip`'s network from its budget.
+    pub(crate) fn submit(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        Self::rate(&self.submits, ip)
+    }
+
+    /// How many challenges `ip`'s network has outstanding at `now`.
+    pub(crate) fn outstanding(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> usize {
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        outstanding
+            .by_network
+            .get_mut(&network_of(ip))
+            .map_or(0, |times| {
+                prune(times, now);
+                times.len()
+            })
+    }
+
+    /// Records a challenge handed out to `ip` for `site`, expiring at `expires_at`, unless the
+    /// network or the site has as many outstanding as allowed.
+    pub(crate) fn hand_out(
+        &self,
+        ip: Option<IpAddr>,
+        site: Uuid,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), Limited> {
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        let Outstanding {
+            by_network,
+            by_site,
+        } = &mut *outstanding;
+        let network = by_network.entry(network_of(ip)).or_default();
+        prune(network, now);
+        let site = by_site.entry(site).or_default();
+        prune(site, now);
+        if network.len() >= self.max_per_network || site.len() >= self.max_per_site {
+            return Err(Limited::Outstanding);
+        }
+        network.push_back(expires_at);
+        site.push_back(expires_at);
+        Ok(())
+    }
+
+    /// Forgets one outstanding challenge of `ip` for `site` (it was submitted, or not stored).
+    pub(crate) fn settle(&self, ip: Option<IpAddr>, site: Uuid) {
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        pop_one(&mut outstanding.by_network, &network_of(ip));
+        pop_one(&mut outstanding.by_site, &site);
+    }
+
+    /// Whether `ip`'s network is locked out for guessing keys, and for how long.
+    pub(crate) fn guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
+        let guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+        match guesses.get(&network_of(ip)) {
+            Some(record) if record.failed >= self.guesses_per_window => {
+                let over = GUESS_WINDOW.saturating_sub(record.window_start.elapsed());
+                if over.is_zero() {
+                    Ok(())
+                } else {
+                    Err(Limited::Guessing(over))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed key guess of `ip`'s network.
+    pub(crate) fn failed_guess(&self, ip: Option<IpAddr>) {
+        let mut guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+        if guesses.len() >= MAX_TRACKED_NETWORKS {
+            guesses.retain(|_, record| record.window_start.elapsed() < GUESS_WINDOW);
+        }
+        let network = network_of(ip);
+        if guesses.len() >= MAX_TRACKED_NETWORKS && !guesses.contains_key(&network) {
+            // Full of live windows: the oldest-started one makes room.
+            if let Some(oldest) = guesses
+                .iter()
+                .min_by_key(|(_, record)| record.window_start)
+                .map(|(network, _)| *network)
+            {
+                guesses.remove(&oldest);
+            }
+        }
+        let record = guesses.entry(network).or_insert(Guesses {
+            window_start: std::time::Instant::now(),
+            failed: 0,
+        });
+        if record.window_start.elapsed() >= GUESS_WINDOW {
+            *record = Guesses {
+                window_start: std::time::Instant::now(),
+                failed: 0,
+            };
+        }
+        record.failed = record.failed.saturating_add(1);
+    }
+
+    /// Forgets what no longer limits anyone: rate budgets that are full again, expired
+    /// outstanding challenges.
+    fn forget(&self, now: OffsetDateTime) {
+        self.creates.retain_recent();
+        self.submits.retain_recent();
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        for times in outstanding.by_network.values_mut() {
+            prune(times, now);
+        }
+        outstanding.by_network.retain(|_, times| !times.is_empty());
+        for times in outstanding.by_site.values_mut() {
+            prune(times, now);
+        }
+        outstanding.by_site.retain(|_, times| !times.is_empty());
+    }
+}
+
+/// How often [`Limits`] forgets what no longer limits anyone.
+const FORGET_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Limits shared by the requests, with the task that keeps them small; the task ends when the
+/// last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedLimits(Arc<Limits>);
+
+impl std::ops::Deref for SharedLimits {
+    type Target = Limits;
+
+    fn deref(&self) -> &Limits {
+        &self.0
+    }
+}
+
+impl SharedLimits {
+    /// Limits as `settings` configure them; inside a Tokio runtime their housekeeping starts,
+    /// judging expiry by `clock`.
+    pub(crate) fn start(settings: &ServerSettings, clock: Arc<dyn Clock>) -> Self {
+        let limits = Arc::new(Limits::new(settings));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&limits);
+            runtime.spawn(async move {
+                let mut interval = tokio::time::interval(FORGET_INTERVAL);
+                loop {
+                    interval.tick().await;
+                    let Some(limits) = weak.upgrade() else {
+                        return;
+                    };
+                    limits.forget(clock.now());
+                }
+            });
+        }
+        SharedLimits(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServerSettings {
+        ServerSettings {
+            widget_requests_per_minute: 1,
+            widget_burst: 2,
+            max_pending_per_network: 2,
+            max_pending_per_site: 3,
+            failed_keys_per_hour: 2,
+            ..ServerSettings::default()
+        }
+    }
+
+    #[test]
+    fn rates_are_per_network() {
+        let limits = Limits::new(&settings());
+        let a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let same: IpAddr = "2001:db8::2".parse().expect("ip");
+        let other: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(limits.create(Some(a)), Ok(()));
+        assert_eq!(limits.create(Some(same)), Ok(()));
+        assert!(
+            matches!(limits.create(Some(a)), Err(Limited::Rate(wait)) if wait > Duration::ZERO)
+        );
+        assert_eq!(limits.create(Some(other)), Ok(()));
+        assert_eq!(
+            limits.submit(Some(a)),
+            Ok(()),
+            "submissions have their own budget"
+        );
+        assert_eq!(limits.create(None), Ok(()));
+        assert_eq!(limits.create(None), Ok(()));
+        assert!(
+            limits.create(None).is_err(),
+            "unknown clients share one budget"
+        );
+    }
+
+    #[test]
+    fn outstanding_challenges_are_capped_per_network_and_site() {
+        let limits = Limits::new(&settings());
+        let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let minute = Duration::from_secs(60);
+        let (a, b) = (
+            Some("192.0.2.1".parse().expect("ip")),
+            Some("192.0.2.2".parse().expect("ip")),
+        );
+        let (site, other_site) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(limits.hand_out(a, site, t0, t0 + minute), Ok(()));
+        assert_eq!(limits.hand_out(a, site, t0, t0 + minute), Ok(()));
+        assert_eq!(
+            limits.hand_out(a, other_site, t0, t0 + minute),
+            Err(Limited::Outstanding),
+            "per network"
+        );
+        assert_eq!(limits.outstanding(a, t0), 2);
+        assert_eq!(limits.hand_out(b, site, t0, t0 + minute), Ok(()));
+        assert_eq!(
+            limits.hand_out(b, site, t0, t0 + minute),
+            Err(Limited::Outstanding),
+            "per site"
+        );
+        limits.settle(a, site);
+        assert_eq!(limits.outstanding(a, t0), 1);
+        assert_eq!(
+            limits.hand_out(b, site, t0, t0 + minute),
+            Ok(()),
+            "room again"
+        );
+        assert_eq!(
+            limits.outstanding(a, t0 + minute),
+            0,
+            "expired ones do not count"
+        );
+        assert_eq!(
+            limits.hand_out(a, site, t0 + minute, t0 + 2 * minute),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn failed_guesses_lock_a_network_out() {
+        let limits = Limits::new(&settings());
+        let a = Some("192.0.2.1".parse().expect("ip"));
+        let b = Some("192.0.2.2".parse().expect("ip"));
+        assert_eq!(limits.guessing(a), Ok(()));
+        limits.failed_guess(a);
+        assert_eq!(limits.guessing(a), Ok(()));
+        limits.failed_guess(a);
+        assert!(
+            matches!(limits.guessing(a), Err(Limited::Guessing(wait)) if wait > Duration::from_secs(3000))
+        );
+        assert_eq!(limits.guessing(b), Ok(()), "per network");
+    }
+}

@@ -1,0 +1,292 @@
+//! Hostile input, one test per class of attack: the process survives, the bound holds, and no
+//! request is waved through. Requests "from other networks" come through the trusted proxy
+//! (127.0.0.2) with `X-Forwarded-For`.
+
+use std::time::Duration;
+
+use crate::fixtures::*;
+use serde_json::{Value, json};
+use trustcaptcha::{DecisionAction, DecisionType, ErrorKind};
+use trustcaptcha_server::config::{Config, Site};
+use trustcaptcha_server::testing::*;
+
+/// A client that connects from the trusted proxy's address.
+fn via_proxy() -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// POSTs a create request as the client at `client_ip` behind the trusted proxy.
+async fn create_from(
+    server: &TestServer,
+    client_ip: &str,
+    body: &Value,
+) -> (u16, Value, Option<String>) {
+    let response = via_proxy()
+        .post(format!("{}/v2/verifications", server.url))
+        .header("origin", ORIGIN)
+        .header("x-forwarded-for", client_ip)
+        .json(body)
+        .send()
+        .await
+        .expect("create");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+#[tokio::test]
+async fn deeply_nested_browser_information_is_answered_at_once_and_the_server_lives() {
+    let server = TestServer::start(config("")).await;
+    let mut body = create_body(SITE_A, false);
+    // Far deeper than any stack allows for recursion: 100 000 levels in 200 kB.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let text = serde_json::to_string(&body).expect("json").replacen(
+        r#""browserInformation":{"#,
+        &format!(r#""browserInformation":{{"deep":{deep},"#),
+        1,
+    );
+    body = serde_json::from_str(&text).unwrap_or(body);
+    let raw = server
+        .http
+        .post(format!("{}/v2/verifications", server.url))
+        .header("origin", ORIGIN)
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .expect("the server answers");
+    // The value is kept unparsed, and the integrity hash refuses to go that deep: a challenge
+    // (whose integrity signal fired), never a crash.
+    assert_eq!(raw.status(), 200);
+    let created: Value = raw.json().await.expect("json");
+    assert!(created["challenge"]["verificationId"].is_string());
+    assert_eq!(server.get("/healthz", None).await.0, 200);
+    drop(body);
+}
+
+#[tokio::test]
+async fn stored_text_per_verification_is_bounded_and_the_result_echoes_the_cut() {
+    let server = TestServer::start(config("")).await;
+    let mut body = create_body(SITE_B, false);
+    let long_page = format!("{ORIGIN}/{}", "a".repeat(500_000));
+    body["browserInformation"]["window-location-href"] = json!(long_page);
+    let response = server
+        .http
+        .post(format!("{}/v2/verifications", server.url))
+        .header("origin", ORIGIN)
+        .header(
+            "user-agent",
+            format!("Mozilla/5.0 Chrome/{}", "9".repeat(200_000)),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 200);
+    let created: Value = response.json().await.expect("json");
+    let token = server.finish(&created["challenge"]).await;
+    let result = server.fetch(KEY_B, &token).await;
+    assert!(result.origin.len() <= 256, "{}", result.origin.len());
+    assert!(result.origin.starts_with(ORIGIN));
+    assert!(result.browser.len() <= 256, "{}", result.browser.len());
+}
+
+#[tokio::test]
+async fn a_flood_from_one_network_is_limited_while_another_network_is_served() {
+    let mut config = config("");
+    config.server.widget_requests_per_minute = 1;
+    config.server.widget_burst = 5;
+    let server = TestServer::start(config).await;
+    let body = create_body(SITE_B, false);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let (status, _, retry) = create_from(&server, "198.51.100.7", &body).await;
+        statuses.push(status);
+        retry_after = retry_after.or(retry);
+    }
+    assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [429; 3], "{statuses:?}");
+    let seconds: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    // The same /64 counts as one network; another network is untouched.
+    assert_eq!(create_from(&server, "2001:db8::1", &body).await.0, 200);
+    assert_eq!(create_from(&server, "203.0.113.9", &body).await.0, 200);
+}
+
+#[tokio::test]
+async fn one_network_cannot_hold_more_than_its_share_of_open_challenges() {
+    let mut config = config("");
+    config.server.max_pending_per_network = 3;
+    let server = TestServer::start(config).await;
+    let body = create_body(SITE_B, false);
+    for _ in 0..3 {
+        assert_eq!(create_from(&server, "198.51.100.7", &body).await.0, 200);
+    }
+    let (status, answer, retry) = create_from(&server, "198.51.100.7", &body).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (429, Some("too_many_pending"))
+    );
+    assert!(retry.is_some());
+    assert_eq!(create_from(&server, "203.0.113.9", &body).await.0, 200);
+    // Solving one makes room again.
+    let (_, created, _) = create_from(&server, "192.0.2.44", &body).await;
+    assert_eq!(server.stored().await, 5);
+    server.finish(&created["challenge"]).await;
+}
+
+#[tokio::test]
+async fn bypass_key_guessing_locks_the_network_out_even_for_the_right_key() {
+    let mut config = config("");
+    config.server.failed_keys_per_hour = 3;
+    let server = TestServer::start(config).await;
+    let mut body = create_body(SITE_A, false);
+    let stored = server.stored().await;
+    for guess in 0..3 {
+        body["widget"]["bypassToken"] = json!(format!("guess-number-{guess}-0123456789"));
+        let (status, answer, _) = create_from(&server, "198.51.100.7", &body).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (403, Some("bypass_key_rejected"))
+        );
+    }
+    assert_eq!(server.stored().await, stored, "wrong guesses store nothing");
+    body["widget"]["bypassToken"] = json!(BYPASS_A);
+    let (status, answer, retry) = create_from(&server, "198.51.100.7", &body).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (403, Some("locked_out"))
+    );
+    assert!(retry.is_some());
+    assert_eq!(
+        create_from(&server, "203.0.113.9", &body).await.0,
+        201,
+        "other networks keep their keys"
+    );
+}
+
+#[tokio::test]
+async fn api_key_guessing_locks_the_network_out_even_for_the_right_key() {
+    let mut config = config("");
+    config.server.failed_keys_per_hour = 2;
+    let server = TestServer::start(config).await;
+    let token = server.solve(SITE_A).await;
+    for guess in ["ak_guess_one_0123456789", "ak_guess_two_0123456789"] {
+        assert_eq!(
+            server
+                .client(guess)
+                .get_verification_result(&token)
+                .await
+                .expect_err("wrong")
+                .kind(),
+            ErrorKind::ApiKeyInvalid
+        );
+    }
+    let locked = server
+        .client(KEY_A)
+        .get_verification_result(&token)
+        .await
+        .expect_err("locked out");
+    assert_eq!(
+        locked.kind(),
+        ErrorKind::ApiKeyInvalid,
+        "indistinguishable from a wrong key"
+    );
+    let (status, body) = server
+        .get(
+            &format!(
+                "/v2/verifications/{}/results",
+                trustcaptcha::VerificationToken::decode(&token)
+                    .expect("token")
+                    .verification_id
+            ),
+            Some(KEY_A),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("locked_out")));
+}
+
+#[tokio::test]
+async fn opaque_and_overridden_origins_are_foreign() {
+    let server = TestServer::start(config("")).await;
+    for site in [SITE_A, SITE_B] {
+        let (status, _) = server
+            .post("/v2/verifications", &create_body(site, false), Some("null"))
+            .await;
+        assert_eq!(status, 403, "Origin: null on {site}");
+    }
+    // The body claims the allowed page, the browser says otherwise: the browser wins.
+    let (status, _) = server
+        .post(
+            "/v2/verifications",
+            &create_body(SITE_A, false),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_address_is_never_the_proxys_own() {
+    let server = TestServer::start(config("")).await;
+    // The "lists" site allows 127.0.0.0/8 (which includes the proxy) and blocks 127.0.0.9.
+    let (status, created, _) =
+        create_from(&server, "unknown", &create_body(SITE_LISTS, false)).await;
+    assert_eq!(status, 200);
+    let token = server.finish(&created["challenge"]).await;
+    let result = server.fetch(KEY_B, &token).await;
+    assert_eq!(result.ip_address, "", "unknown, not 127.0.0.2");
+    assert_eq!(result.decision_type, DecisionType::CustomAccessRule);
+    assert_eq!(
+        result.decision_action,
+        DecisionAction::Block,
+        "not shown to be outside the block list"
+    );
+    assert!(!result.verification_passed);
+}
+
+#[tokio::test]
+async fn settings_made_in_code_are_validated_like_a_file() {
+    let site = Site {
+        tasks: 0,
+        challenge_lifetime: Duration::from_secs(u64::MAX / 2),
+        ..Site::sandbox()
+    };
+    let error = trustcaptcha_server::AppState::builder(Config::new(vec![site]))
+        .build()
+        .expect_err("refused");
+    let locations: Vec<&str> = error.problems.iter().map(|(at, _)| at.as_str()).collect();
+    assert_eq!(
+        locations,
+        ["sites[0].tasks", "sites[0].challenge_lifetime_secs"]
+    );
+}
+
+#[tokio::test]
+async fn the_largest_admitted_body_is_answered_in_bounded_time() {
+    let server = TestServer::start(config("")).await;
+    let mut body = create_body(SITE_B, false);
+    // Just under the default 1 MiB limit: many user events, as a real widget may send.
+    let event =
+        json!({"isTrusted": true, "timeStamp": 1234.5, "type": "mousemove", "x": 100, "y": 200});
+    body["userEvents"] = Value::Array(vec![event; 12_000]);
+    let size = serde_json::to_vec(&body).expect("json").len();
+    assert!(size > 700_000 && size < 1_048_576, "{size}");
+    let (status, _) = server.create(&body).await;
+    assert_eq!(status, 200, "a widget's largest real body is admitted");
+    body["userEvents"] = Value::Array(vec![json!("x".repeat(1024)); 1100]);
+    assert_eq!(server.create(&body).await.0, 413, "a larger one is not");
+}
