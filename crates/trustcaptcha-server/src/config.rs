@@ -57,8 +57,21 @@ pub struct ServerSettings {
     pub max_verifications: usize,
     /// The most client connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers (and, on a new connection, its
+    /// first byte).
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Connections from one client network (trusted proxies excepted) served at once; further
+    /// ones are closed at once. A backend that verifies tokens from one address counts too, so
+    /// keep this above its connection pool.
+    pub max_connections_per_network: usize,
+    /// Requests handled at once; further ones wait. Bounds the memory held by request bodies
+    /// (this times `body_limit_bytes`).
+    pub max_requests_in_flight: usize,
+    /// After this long a connection is closed gracefully (its requests finish), so that idle
+    /// HTTP/2 connections do not hold a slot for ever.
+    pub max_connection_age: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
@@ -220,6 +233,26 @@ impl ServerSettings {
             "must be between 1 and 300",
         );
         require(
+            (1..=300).contains(&self.body_read_timeout.as_secs()),
+            "body_read_timeout_secs",
+            "must be between 1 and 300",
+        );
+        require(
+            self.max_connections_per_network >= 1,
+            "max_connections_per_network",
+            "must be at least 1",
+        );
+        require(
+            self.max_requests_in_flight >= 1,
+            "max_requests_in_flight",
+            "must be at least 1",
+        );
+        require(
+            (10..=86_400).contains(&self.max_connection_age.as_secs()),
+            "max_connection_age_secs",
+            "must be between 10 and 86400",
+        );
+        require(
             self.failover_grace <= Duration::from_secs(86_400),
             "failover_grace_secs",
             "must be at most 86400",
@@ -376,6 +409,10 @@ impl Default for ServerSettings {
             max_verifications: 100_000,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections_per_network: 1024,
+            max_requests_in_flight: 512,
+            max_connection_age: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
             geoip_database: None,
             failover_grace: Duration::from_secs(300),
@@ -426,6 +463,10 @@ struct RawServer {
     max_verifications: usize,
     max_connections: usize,
     header_read_timeout_secs: u64,
+    body_read_timeout_secs: u64,
+    max_connections_per_network: usize,
+    max_requests_in_flight: usize,
+    max_connection_age_secs: u64,
     trusted_proxies: Vec<String>,
     geoip_database: Option<PathBuf>,
     failover_grace_secs: u64,
@@ -446,6 +487,10 @@ impl Default for RawServer {
             max_verifications: d.max_verifications,
             max_connections: d.max_connections,
             header_read_timeout_secs: d.header_read_timeout.as_secs(),
+            body_read_timeout_secs: d.body_read_timeout.as_secs(),
+            max_connections_per_network: d.max_connections_per_network,
+            max_requests_in_flight: d.max_requests_in_flight,
+            max_connection_age_secs: d.max_connection_age.as_secs(),
             trusted_proxies: Vec::new(),
             geoip_database: None,
             failover_grace_secs: d.failover_grace.as_secs(),
@@ -638,6 +683,10 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_verifications = raw.max_verifications;
     server.max_connections = raw.max_connections;
     server.header_read_timeout = Duration::from_secs(raw.header_read_timeout_secs);
+    server.body_read_timeout = Duration::from_secs(raw.body_read_timeout_secs);
+    server.max_connections_per_network = raw.max_connections_per_network;
+    server.max_requests_in_flight = raw.max_requests_in_flight;
+    server.max_connection_age = Duration::from_secs(raw.max_connection_age_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
     server.geoip_database = raw.geoip_database;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);

@@ -16,6 +16,9 @@ use tower::ServiceExt as _;
 
 use crate::state::AppState;
 
+/// Concurrent streams one HTTP/2 connection may open; the widget needs one at a time.
+const MAX_STREAMS: u32 = 16;
+
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -23,8 +26,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// in-flight requests ten seconds to finish.
 ///
 /// Connections are bounded by `server.max_connections` (further clients wait in the listen
-/// backlog), and a client must send its headers within `server.header_read_timeout_secs`
-/// (against slow-loris clients).
+/// backlog) and per client network by `server.max_connections_per_network` (trusted proxies
+/// excepted; further connections are closed at once). A client must send its first byte and
+/// then each request's headers within `server.header_read_timeout_secs` (against slow-loris
+/// clients); an HTTP/2 client may open at most 16 streams at once; every
+/// connection is closed gracefully after `server.max_connection_age_secs`.
 ///
 /// A failed connection is logged and dropped; a failed `accept` is retried after a short
 /// pause, as such errors are usually transient (e.g. out of file descriptors).
@@ -33,15 +39,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(state.settings.max_connections));
-    let header_read_timeout = state.settings.header_read_timeout;
+    let settings = state.settings.clone();
+    let limit = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let per_network = Arc::new(PerNetwork::default());
     let app = crate::app(state);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells every connection to finish its requests and close.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(settings.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(Some(settings.header_read_timeout))
+        .keep_alive_timeout(settings.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -59,6 +73,15 @@ pub async fn serve(
                 }
             },
         };
+        let exempt = settings
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()));
+        let Some(slot) = per_network.enter(peer.ip(), exempt, settings.max_connections_per_network)
+        else {
+            tracing::debug!(%peer, "too many connections from this network");
+            continue;
+        };
         let service =
             app.clone()
                 .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
@@ -68,26 +91,106 @@ pub async fn serve(
                         .insert(axum::extract::ConnectInfo(peer));
                     request
                 });
-        let connection = builder
-            .serve_connection(
-                TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let mut stopping = stopping.clone();
+        let (first_byte, max_age) = (settings.header_read_timeout, settings.max_connection_age);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // Protocol detection waits for the client's first bytes; a client that sends none
+            // is closed instead of holding a slot.
+            let mut probe = [0u8; 1];
+            let first = tokio::select! {
+                first = tokio::time::timeout(first_byte, stream.peek(&mut probe)) => first,
+                _ = stopping.changed() => return,
+            };
+            if !matches!(first, Ok(Ok(1..))) {
+                return;
+            }
+            let connection = builder
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(service),
+                )
+                .into_owned();
+            tokio::pin!(connection);
+            let aged = tokio::time::sleep(max_age);
+            tokio::pin!(aged);
+            let mut closing = false;
+            let result = loop {
+                tokio::select! {
+                    result = connection.as_mut() => break result,
+                    () = &mut aged, if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    _ = stopping.changed(), if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = stop.send(true);
+    // Every connection holds a permit until it has closed: all of them back means all closed.
+    let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, limit.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+    }
+}
+
+/// Open connections per client network.
+#[derive(Debug, Default)]
+struct PerNetwork(std::sync::Mutex<std::collections::HashMap<ipnet::IpNet, usize>>);
+
+/// One connection's place; dropping it frees the place (exempt connections count nowhere).
+struct Slot {
+    counts: Arc<PerNetwork>,
+    network: Option<ipnet::IpNet>,
+}
+
+impl PerNetwork {
+    /// A place for a connection from `ip`, unless its network has `max` already.
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr, exempt: bool, max: usize) -> Option<Slot> {
+        if exempt {
+            return Some(Slot {
+                counts: Arc::clone(self),
+                network: None,
+            });
+        }
+        let network = crate::rules::network(ip);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(network).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            counts: Arc::clone(self),
+            network: Some(network),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(network) = self.network else {
+            return;
+        };
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&network) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&network);
+            }
+        }
     }
 }
 

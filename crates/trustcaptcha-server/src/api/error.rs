@@ -58,6 +58,15 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive within the body timeout.
+    pub(crate) fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 413: the body is larger than the configured limit.
     pub(crate) fn payload_too_large() -> Self {
         Self::new(

@@ -30,6 +30,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::payload_too_large()
+                } else if timed_out(&rejection) {
+                    ApiError::body_timeout()
                 } else {
                     ApiError::bad_request("the request body could not be read")
                 }
@@ -38,6 +40,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ApiError::bad_request(format!("the body is not valid JSON for this endpoint: {e}"))
         })
     }
+}
+
+/// Whether reading the body stopped because the body timeout elapsed.
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(current) = cause {
+        if current.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// The `{id}` path segment as a verification id (any case); malformed ids are unknown ids.

@@ -21,9 +21,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use tower::Layer as _;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -66,6 +68,14 @@ pub fn app(state: AppState) -> App {
         .merge(backend)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
+        // A body that trickles in is cut off (408), so a stalled client cannot hold its memory.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.settings.body_read_timeout,
+        ))
+        // Requests beyond this wait before their bodies are read: body memory stays bounded.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.settings.max_requests_in_flight,
+        ))
         // A bug must cost one request a 500, never the connection (which the client would read
         // as an outage) or the process.
         .layer(CatchPanicLayer::custom(panicked))

@@ -290,3 +290,90 @@ async fn the_largest_admitted_body_is_answered_in_bounded_time() {
     body["userEvents"] = Value::Array(vec![json!("x".repeat(1024)); 1100]);
     assert_eq!(server.create(&body).await.0, 413, "a larger one is not");
 }
+
+/// Reads what the server sends until it closes the connection (bounded, so that a server that
+/// never closes fails the test instead of hanging it).
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn connect_from(server: &TestServer, local: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((local, 0)))
+        .expect("bind");
+    socket
+        .connect(
+            server
+                .url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("address"),
+        )
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn a_connection_that_never_speaks_is_closed() {
+    let server = TestServer::start(config("header_read_timeout_secs = 1")).await;
+    let mut silent = connect_from(&server, [127, 0, 0, 1]).await;
+    assert_eq!(until_closed(&mut silent).await, "");
+    assert_eq!(server.get("/healthz", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_is_cut_off_with_408() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start(config("body_read_timeout_secs = 1")).await;
+    let mut slow = connect_from(&server, [127, 0, 0, 1]).await;
+    slow.write_all(
+        format!(
+            "POST /v2/verifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"siteKey\":\"{SITE_B}\""
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("send");
+    let answer = until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn one_network_cannot_take_every_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start(config("max_connections_per_network = 3")).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from(&server, [127, 0, 0, 5]).await;
+        // Started requests, so that the connections are held (not closed as silent).
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("send");
+        held.push(stream);
+    }
+    let mut fourth = connect_from(&server, [127, 0, 0, 5]).await;
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(
+        until_closed(&mut fourth).await,
+        "",
+        "closed without an answer"
+    );
+    // Another network is served meanwhile.
+    let mut other = connect_from(&server, [127, 0, 0, 6]).await;
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    assert!(until_closed(&mut other).await.starts_with("HTTP/1.1 200"));
+    drop(held);
+}
