@@ -46,7 +46,7 @@ example() {
 EXAMPLE_ARGS=()
 example quickstart '"verificationPassed": true' "already retrieved as often as allowed (HTTP 429)"
 example configured 'api_key: "<redacted>"' "passed: true"
-example failover "result FAILOVER, passed = true, failover-derived = true" \
+example failover "widget claims an outage: the widget claimed an outage we have no record of: reject" \
     "server unreachable:" "normal: result STANDARD, passed = true, failover-derived = false" \
     "policy for a server this client never reached: Some(Reject)" "probe: the API answers"
 example multi_level "score 0.5"

@@ -27,7 +27,13 @@ pub fn config() -> String {
         r#"
         [server]
         max_verifications = 2000000
-        outage_before_start = false
+        # The load generator is one client network; the per-network limits would stop it.
+        widget_requests_per_minute = 100000000
+        widget_burst = 100000000
+        max_pending_per_network = 2000000
+        max_pending_per_site = 2000000
+        max_connections_per_network = 100000
+        max_requests_in_flight = 100000
 
         [[sites]]
         name = "bench"

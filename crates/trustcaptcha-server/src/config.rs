@@ -78,7 +78,10 @@ pub struct ServerSettings {
     pub geoip_database: Option<PathBuf>,
     /// How long after an outage failover answers are given.
     pub failover_grace: Duration,
-    /// Whether the time before this process started counts as an outage.
+    /// Whether the time before this process started counts as an outage (off by default: a
+    /// start is no evidence that widgets failed to reach the server). When on, widgets'
+    /// failover claims made while the process was down get `FAILOVER` results for the grace
+    /// window after every start.
     pub outage_before_start: bool,
     /// Create (and, separately, submit) requests per minute one client network may make,
     /// sustained; beyond it the widget gets 429 with `Retry-After`.
@@ -138,6 +141,9 @@ pub struct Site {
     pub locked: bool,
     /// Verifications that may be started per clock hour; beyond it widgets get 402.
     pub hourly_quota: Option<u32>,
+    /// Whether a widget's failover claim gets a flagged `FAILOVER` result while an outage is
+    /// on record (otherwise always 412).
+    pub failover_answers: bool,
 }
 
 impl Config {
@@ -375,6 +381,7 @@ impl Site {
             fixtures: false,
             locked: false,
             hourly_quota: None,
+            failover_answers: true,
         }
     }
 
@@ -416,7 +423,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             geoip_database: None,
             failover_grace: Duration::from_secs(300),
-            outage_before_start: true,
+            outage_before_start: false,
             widget_requests_per_minute: 120,
             widget_burst: 30,
             max_pending_per_network: 100,
@@ -535,6 +542,7 @@ struct RawSite {
     #[serde(default)]
     locked: bool,
     hourly_quota: Option<u32>,
+    failover_answers: Option<bool>,
 }
 
 fn any_origin() -> Vec<String> {
@@ -789,6 +797,7 @@ fn validate_site(
     site.fixtures = raw.sandbox_fixtures;
     site.locked = raw.locked;
     site.hourly_quota = raw.hourly_quota;
+    site.failover_answers = raw.failover_answers.unwrap_or(true);
     problems.extend(
         site.check()
             .into_iter()

@@ -1,13 +1,14 @@
 //! The outage record behind failover answers.
 //!
-//! A widget that cannot reach the server makes up a token with `clientFailover: true`, and a
-//! backend that fetches a result during or just after an outage may find the verification lost.
-//! Within a grace window after an outage the results endpoint is tolerant (decision types
-//! `FAILOVER` and `FAILOVER_TOLERANCE`); outside it, such claims get 412 and lost verifications
-//! the normal 404/423.
+//! A widget that cannot reach the server makes up a token with `clientFailover: true`; the
+//! site's backend then asks with `?clientFailover=true`. Within a grace window after a recorded
+//! outage such a claim gets a flagged `FAILOVER` result (stored, so it is retrieved only as often
+//! as any result, and only for sites with `failover_answers`); outside it, 412. Nothing else is
+//! ever synthesized: an id the store does not know is 404, and a store that cannot answer is 503.
 //!
-//! Recorded outages: the time before this process started (it cannot know how long it was
-//! down, so its start ends an outage), and any period in which its store failed.
+//! Recorded outages, from evidence only: any period in which the store failed (noticed by
+//! [`crate::store::Tracked`]), and, when `outage_before_start` is on, the time before this
+//! process started.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

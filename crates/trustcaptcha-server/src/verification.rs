@@ -7,8 +7,8 @@
 //! * [`submit`]: claims the pending verification under a lease, verifies the proof-of-work,
 //!   scores the visitor and stores the finished result; cancelling it (the client went away)
 //!   releases the claim, so neither the verification nor a valid solution is lost;
-//! * [`retrieve`]: the backend's retrieval, counted atomically by the store, or a failover
-//!   answer when an outage is on record.
+//! * [`retrieve`]: the backend's retrieval, counted atomically by the store; a widget's
+//!   failover claim gets a flagged FAILOVER result only with an outage on record.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -433,12 +433,6 @@ pub(crate) async fn retrieve(
     };
     let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;
     let now = state.clock.now();
-    let failover = |decision_type, outcome| {
-        Ok(Retrieved {
-            result: synthesized(first_site, id, now, decision_type),
-            outcome,
-        })
-    };
 
     if let Some(answer) = sites
         .iter()
@@ -450,30 +444,39 @@ pub(crate) async fn retrieve(
             outcome: "fixture",
         });
     }
+    let authorized: Vec<Uuid> = sites.iter().map(|site| site.site_key).collect();
     if client_failover {
-        return if state.outages.grace_active(now) {
-            failover(DecisionType::Failover, "failover")
-        } else {
-            Err(Refusal::NoOutageOnRecord)
+        // The widget could not reach us and made the id up: nothing proves it solved anything.
+        // Only with an outage on record, and only for a site that allows it, is it answered
+        // with a (flagged) FAILOVER result, which is then stored so that it is retrieved only as
+        // often as any result.
+        if !first_site.failover_answers || !state.outages.grace_active(now) {
+            return Err(Refusal::NoOutageOnRecord);
+        }
+        let synthesized = Finished {
+            result: synthesized(first_site, id, now, DecisionType::Failover),
+            site_key: first_site.site_key,
+            max_retrievals: first_site.max_retrievals,
         };
+        match state.store.insert_finished(id, synthesized, now).await {
+            Ok(()) | Err(StoreError::Duplicate) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
 
-    let authorized: Vec<Uuid> = sites.iter().map(|site| site.site_key).collect();
-    match state.store.retrieve(id, &authorized, now).await {
-        Ok(Retrieval::Found(result)) => Ok(Retrieved {
+    // Nothing is synthesized for an id the store does not know, or while the store cannot
+    // answer: a made-up id never passes, an unsolved one never passes, and a store outage is a
+    // 503 (the backend's failover policy decides), never a pass.
+    let outcome = if client_failover { "failover" } else { "ok" };
+    match state.store.retrieve(id, &authorized, now).await? {
+        Retrieval::Found(result) => Ok(Retrieved {
             result: *result,
-            outcome: "ok",
+            outcome,
         }),
-        Ok(Retrieval::NotFound | Retrieval::NotFinished) if state.outages.grace_active(now) => {
-            failover(DecisionType::FailoverTolerance, "failover_tolerance")
-        }
-        Ok(Retrieval::NotFound | Retrieval::WrongSite) => Err(Refusal::NotFound),
-        Ok(Retrieval::NotFinished) => Err(Refusal::NotFinished),
-        Ok(Retrieval::Expired) => Err(Refusal::Expired),
-        Ok(Retrieval::LimitReached) => Err(Refusal::RetrievalLimitReached),
-        // The store is down: answer as the hosted gateway does during an outage.
-        Err(StoreError::Unavailable(_)) => failover(DecisionType::Failover, "failover"),
-        Err(error) => Err(error.into()),
+        Retrieval::NotFound | Retrieval::WrongSite => Err(Refusal::NotFound),
+        Retrieval::NotFinished => Err(Refusal::NotFinished),
+        Retrieval::Expired => Err(Refusal::Expired),
+        Retrieval::LimitReached => Err(Refusal::RetrievalLimitReached),
     }
 }
 
@@ -565,7 +568,7 @@ fn string_field(info: &crate::integrity::BrowserInformation, key: &str) -> Optio
         .filter(|s| !s.is_empty())
 }
 
-/// A tolerant result made up during or after an outage.
+/// A result made up for a widget's failover claim during or after an outage.
 fn synthesized(
     site: &Site,
     id: Uuid,

@@ -40,8 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ("normal", &trust_captcha, token.as_str()),
     ] {
         match client.get_verification_result(token).await {
-            // A server that restarted within its grace window answers a widget's failover claim
-            // with a tolerant FAILOVER result instead of 412.
+            // With an outage on record, a server answers a widget's failover claim with a
+            // flagged FAILOVER result (once) instead of 412; this one has none.
             Ok(result) => println!(
                 "{label}: result {}, passed = {}, failover-derived = {}",
                 result.decision_type,

@@ -207,7 +207,7 @@ async fn of_200_concurrent_fetches_with_limit_one_exactly_one_succeeds() {
 }
 
 #[tokio::test]
-async fn failover_answers_follow_the_outage_record() {
+async fn failover_answers_follow_the_outage_record_and_never_pass_a_made_up_id() {
     // The default test config records no outage at start; this one does.
     let server = TestServer::start(config("").tap_outage_before_start()).await;
     let failover = token_for(
@@ -218,41 +218,72 @@ async fn failover_answers_follow_the_outage_record() {
     let result = client
         .get_verification_result(&failover)
         .await
-        .expect("tolerant result");
+        .expect("flagged result");
     assert_eq!(result.decision_type, DecisionType::Failover);
     assert!(result.gateway_failover_active && result.is_failover());
-
-    let lost = token_for("00000000-0000-4000-8000-000000000456", "");
-    let result = client
-        .get_verification_result(&lost)
-        .await
-        .expect("tolerant result");
-    assert_eq!(result.decision_type, DecisionType::FailoverTolerance);
-
-    let pending = server.challenge(SITE_A).await;
-    let pending = token_for(pending["verificationId"].as_str().expect("id"), "");
-    let result = client
-        .get_verification_result(&pending)
-        .await
-        .expect("tolerant result");
-    assert_eq!(result.decision_type, DecisionType::FailoverTolerance);
-
-    server.clock.advance(Duration::from_secs(301));
     assert_eq!(
         client
             .get_verification_result(&failover)
+            .await
+            .expect_err("replayed")
+            .kind(),
+        ErrorKind::VerificationResultRetrievalLimitReached,
+        "a failover claim is retrieved only as often as any result"
+    );
+
+    // Without the widget's claim nothing is synthesized, outage or not.
+    let made_up = token_for("00000000-0000-4000-8000-000000000456", "");
+    assert_eq!(
+        client
+            .get_verification_result(&made_up)
+            .await
+            .expect_err("unknown")
+            .kind(),
+        ErrorKind::VerificationNotFound
+    );
+    let pending = server.challenge(SITE_A).await;
+    let pending = token_for(pending["verificationId"].as_str().expect("id"), "");
+    assert_eq!(
+        client
+            .get_verification_result(&pending)
+            .await
+            .expect_err("unsolved")
+            .kind(),
+        ErrorKind::VerificationNotFinished
+    );
+
+    server.clock.advance(Duration::from_secs(301));
+    let later = token_for(
+        "7a2d3e4f-5b6c-4d7e-8f90-123456789abc",
+        r#","clientFailover":true"#,
+    );
+    assert_eq!(
+        client
+            .get_verification_result(&later)
             .await
             .expect_err("412")
             .kind(),
         ErrorKind::ClientReportedServerUnreachable
     );
+}
+
+#[tokio::test]
+async fn a_site_can_refuse_failover_answers_altogether() {
+    let mut config = config("").tap_outage_before_start();
+    config.sites[0].failover_answers = false;
+    let server = TestServer::start(config).await;
+    let failover = token_for(
+        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
+        r#","clientFailover":true"#,
+    );
     assert_eq!(
-        client
-            .get_verification_result(&lost)
+        server
+            .client(KEY_A)
+            .get_verification_result(&failover)
             .await
-            .expect_err("404")
+            .expect_err("412")
             .kind(),
-        ErrorKind::VerificationNotFound
+        ErrorKind::ClientReportedServerUnreachable
     );
 }
 

@@ -9,7 +9,7 @@ use trustcaptcha::{DecisionType, ErrorKind};
 use trustcaptcha_server::testing::*;
 
 #[tokio::test]
-async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
+async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
     let mut store = None;
     let server = TestServer::start_with(config(""), |clock| {
         let made = Arc::new(FaultStore::new(100, clock));
@@ -58,12 +58,13 @@ async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
         503,
         "the widget sees an error status, never a fake success"
     );
+    // The store cannot answer: 503, never a made-up pass (the backend's policy decides).
     let during = client
         .get_verification_result(&lost)
         .await
-        .expect("synthesized during the outage");
-    assert_eq!(during.decision_type, DecisionType::Failover);
-    assert!(during.gateway_failover_active);
+        .expect_err("store down");
+    assert_eq!(during.status().map(|s| s.as_u16()), Some(503));
+    assert!(!during.is_failover(), "not an outage of the API as a whole");
 
     clock.advance(Duration::from_secs(60));
     store.set_down(false);
@@ -71,36 +72,31 @@ async fn a_store_outage_is_recorded_and_answered_with_failover_results() {
         client
             .get_verification_result(&lost)
             .await
-            .expect("grace window")
-            .decision_type,
-        DecisionType::FailoverTolerance,
-        "the first normal call after recovery ends the outage; the grace window starts"
+            .expect_err("unknown id")
+            .kind(),
+        ErrorKind::VerificationNotFound,
+        "an id the store does not know never passes, outage or not"
     );
-    assert_eq!(
-        client
-            .get_verification_result(&claimed)
-            .await
-            .expect("grace window")
-            .decision_type,
-        DecisionType::Failover
-    );
+    // The outage is on record: the widget's failover claim gets a flagged FAILOVER result.
+    let claimed_result = client
+        .get_verification_result(&claimed)
+        .await
+        .expect("grace window");
+    assert_eq!(claimed_result.decision_type, DecisionType::Failover);
+    assert!(claimed_result.gateway_failover_active);
 
     clock.advance(Duration::from_secs(301));
+    let another_claim = token_for(
+        "7a2d3e4f-5b6c-4d7e-8f90-123456789abc",
+        r#","clientFailover":true"#,
+    );
     assert_eq!(
         client
-            .get_verification_result(&claimed)
+            .get_verification_result(&another_claim)
             .await
             .expect_err("grace over")
             .kind(),
         ErrorKind::ClientReportedServerUnreachable
-    );
-    assert_eq!(
-        client
-            .get_verification_result(&lost)
-            .await
-            .expect_err("grace over")
-            .kind(),
-        ErrorKind::VerificationNotFound
     );
 }
 
