@@ -5,6 +5,9 @@
 //! * `client-bench`: this crate's client vs a raw pooled reqwest GET vs the official 3.0.0 crate.
 //! * `server-bench`: `GET /results` and create→submit under load, beside the hyper ceiling, and
 //!   the memory held per pending verification.
+//! * `flood-bench`: one client network flooding the widget's endpoints beside a second network's
+//!   success rate, the memory per verification at the largest stored texts, and the cost of the
+//!   largest admitted body.
 
 #![allow(missing_docs)] // benchmark harness, not a library for users
 
@@ -106,7 +109,12 @@ fn spawn(env: &str, value: &str) -> ServerProcess {
 
 /// `trustcaptcha-server` with the bench config, in a second process.
 pub fn spawn_server() -> ServerProcess {
-    spawn(SERVE_ENV, "1")
+    spawn(SERVE_ENV, &config())
+}
+
+/// `trustcaptcha-server` with the configuration `config` (TOML), in a second process.
+pub fn spawn_server_with(config: &str) -> ServerProcess {
+    spawn(SERVE_ENV, config)
 }
 
 /// A bare hyper HTTP/1.1 server answering every request with `body`, in a second process.
@@ -116,8 +124,8 @@ pub fn spawn_ceiling(body: &str) -> ServerProcess {
 
 /// Call first in `main`: when this process was started as a server, serve and never return.
 pub fn serve_if_child() {
-    if std::env::var_os(SERVE_ENV).is_some() {
-        run_server();
+    if let Ok(config) = std::env::var(SERVE_ENV) {
+        run_server(&config);
     }
     if let Ok(body) = std::env::var(CEILING_ENV) {
         run_ceiling(body);
@@ -135,8 +143,8 @@ fn runtime() -> tokio::runtime::Runtime {
     clippy::exit,
     reason = "a child process that serves until it is killed"
 )]
-fn run_server() -> ! {
-    let config = trustcaptcha_server::config::parse(&config(), &|_| None).expect("bench config");
+fn run_server(config: &str) -> ! {
+    let config = trustcaptcha_server::config::parse(config, &|_| None).expect("bench config");
     runtime().block_on(async {
         let state = trustcaptcha_server::AppState::builder(config)
             .build()
