@@ -115,26 +115,9 @@ async fn flood(http: &reqwest::Client, url: &str) {
     while Instant::now() + Duration::from_millis(250) < until {
         let started = Instant::now();
         tried += 1;
-        let (status, created) = create_as(http, url, "203.0.113.9", &body).await;
-        if status == 200 {
-            let challenge = &created["challenge"];
-            let id = challenge["verificationId"].as_str().unwrap_or_default();
-            let submitted = http
-                .post(format!("{url}/v2/verifications/{id}/challenges"))
-                .header("x-forwarded-for", "203.0.113.9")
-                .json(&testing::submit_body(&testing::answers(challenge)))
-                .send()
-                .await;
-            if let Ok(response) = submitted {
-                if let Ok(finished) = response.json::<Value>().await {
-                    if let Some(token) = finished["finished"]["verificationToken"].as_str() {
-                        if client.get_verification_result(token).await.is_ok() {
-                            passed += 1;
-                            samples.push(started.elapsed());
-                        }
-                    }
-                }
-            }
+        if full_flow(http, url, &client, &body).await {
+            passed += 1;
+            samples.push(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(250).saturating_sub(started.elapsed())).await;
     }
@@ -154,6 +137,35 @@ async fn flood(http: &reqwest::Client, url: &str) {
         ms(lat.p50),
         ms(lat.p99)
     );
+}
+
+/// Create, solve, submit and retrieve as the second network; whether all of it succeeded.
+async fn full_flow(
+    http: &reqwest::Client,
+    url: &str,
+    client: &trustcaptcha::TrustCaptcha,
+    body: &Value,
+) -> bool {
+    let (status, created) = create_as(http, url, "203.0.113.9", body).await;
+    if status != 200 {
+        return false;
+    }
+    let challenge = &created["challenge"];
+    let id = challenge["verificationId"].as_str().unwrap_or_default();
+    let Ok(response) = http
+        .post(format!("{url}/v2/verifications/{id}/challenges"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&testing::submit_body(&testing::answers(challenge)))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let finished: Value = response.json().await.unwrap_or(Value::Null);
+    let Some(token) = finished["finished"]["verificationToken"].as_str() else {
+        return false;
+    };
+    client.get_verification_result(token).await.is_ok()
 }
 
 async fn memory(http: &reqwest::Client, server: &trustcaptcha_bench::ServerProcess) {
