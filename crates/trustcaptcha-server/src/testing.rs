@@ -454,6 +454,7 @@ impl Store for FaultStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.up()
+        self.up()?;
+        self.inner.ping().await
     }
 }

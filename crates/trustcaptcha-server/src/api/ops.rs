@@ -1,11 +1,12 @@
 //! Operational endpoints: `GET /healthz` (the process answers), `GET /readyz` (the store can
-//! serve), `GET /metrics` (Prometheus text).
+//! serve and has room for new verifications), `GET /metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use crate::state::AppState;
+use crate::store::StoreError;
 
 /// `GET /healthz`.
 pub(crate) async fn healthz() -> &'static str {
@@ -16,6 +17,7 @@ pub(crate) async fn healthz() -> &'static str {
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
+        Err(StoreError::Full) => (StatusCode::SERVICE_UNAVAILABLE, "store full"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }
 }

@@ -295,6 +295,7 @@ pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
 }
 
 pub(crate) async fn capacity_is_bounded(store: &impl Store) {
+    assert_eq!(store.ping().await, Ok(()));
     store
         .insert_pending(Uuid::new_v4(), pending(MINUTE), T0)
         .await
@@ -316,6 +317,11 @@ pub(crate) async fn capacity_is_bounded(store: &impl Store) {
         Err(StoreError::Full)
     );
     assert_eq!(store.count().await, Ok(2));
+    assert_eq!(
+        store.ping().await,
+        Err(StoreError::Full),
+        "full is not ready"
+    );
 }
 
 pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<impl Store>) {

@@ -324,7 +324,11 @@ impl Store for MemoryStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+        if self.shards.len.load(Ordering::Acquire) >= self.shards.capacity {
+            Err(StoreError::Full)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -252,10 +252,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// When the backend fails.
     async fn count(&self) -> Result<usize, StoreError>;
 
-    /// Whether the store can serve requests now.
+    /// Whether the store can serve requests now, new verifications included.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Unavailable`] when it cannot.
+    /// [`StoreError::Unavailable`] when it cannot, [`StoreError::Full`] when it has no room
+    /// for another verification.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -377,3 +377,32 @@ async fn one_network_cannot_take_every_connection() {
     assert!(until_closed(&mut other).await.starts_with("HTTP/1.1 200"));
     drop(held);
 }
+
+#[tokio::test]
+async fn a_full_store_refuses_new_verifications_and_says_so_on_readyz() {
+    let mut config = config("");
+    config.server.max_verifications = 2;
+    config.server.max_pending_per_site = 2;
+    let server = TestServer::start(config).await;
+    assert_eq!(server.get("/readyz", None).await, (200, json!("ready")));
+    let body = create_body(SITE_B, false);
+    assert_eq!(create_from(&server, "198.51.100.7", &body).await.0, 200);
+    // A finished verification takes room too (and is no pending challenge).
+    let mut bypass = create_body(SITE_A, false);
+    bypass["widget"]["bypassToken"] = json!(BYPASS_A);
+    assert_eq!(create_from(&server, "203.0.113.9", &bypass).await.0, 201);
+    let (status, answer, _) = create_from(&server, "192.0.2.1", &body).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (503, Some("store_full"))
+    );
+    assert_eq!(
+        server.get("/readyz", None).await,
+        (503, json!("store full"))
+    );
+    assert_eq!(
+        server.get("/healthz", None).await.0,
+        200,
+        "alive, only not ready"
+    );
+}
