@@ -89,7 +89,11 @@ export async function startServer({ port, demoOrigin, outageBeforeStart = false 
   const dir = mkdtempSync(join(tmpdir(), 'tc-e2e-'));
   const config = join(dir, 'server.toml');
   writeFileSync(config, serverConfig({ demoOrigin, outageBeforeStart }));
-  return start(SERVER_BIN, ['serve', '--config', config, '--listen', `127.0.0.1:${port}`], /listening on (http:\/\/\S+)/);
+  return start(
+    SERVER_BIN,
+    ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0'],
+    /listening on (http:\/\/\S+)/,
+  );
 }
 
 /** The demo backend on `port`, verifying against `apiUrl` (the key goes through the environment,

@@ -50,6 +50,9 @@ pub struct Config {
 pub struct ServerSettings {
     /// Where `serve` listens unless `--listen` says otherwise.
     pub listen: SocketAddr,
+    /// Where `serve` answers `/healthz`, `/readyz` and `/metrics` on a connection budget of
+    /// their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1.
+    pub admin_listen: Option<String>,
     /// The largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
     /// The most verifications (pending and finished) held at once; beyond it, creating one
@@ -412,6 +415,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             body_limit_bytes: 1024 * 1024,
             max_verifications: 100_000,
             max_connections: 10_000,
@@ -466,6 +470,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen: String,
+    admin_listen: Option<String>,
     body_limit_bytes: usize,
     max_verifications: usize,
     max_connections: usize,
@@ -490,6 +495,7 @@ impl Default for RawServer {
         let d = ServerSettings::default();
         RawServer {
             listen: d.listen.to_string(),
+            admin_listen: None,
             body_limit_bytes: d.body_limit_bytes,
             max_verifications: d.max_verifications,
             max_connections: d.max_connections,
@@ -687,6 +693,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
             "is not an address such as 127.0.0.1:8080".into(),
         )),
     }
+    server.admin_listen = raw.admin_listen;
     server.body_limit_bytes = raw.body_limit_bytes;
     server.max_verifications = raw.max_verifications;
     server.max_connections = raw.max_connections;

@@ -50,5 +50,5 @@ mod visitor;
 
 pub use api::{App, app};
 pub use config::Config;
-pub use server::{Spawned, serve, shutdown_signal, spawn};
+pub use server::{Spawned, serve, serve_admin, shutdown_signal, spawn};
 pub use state::{AppState, AppStateBuilder};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
 use trustcaptcha_server::secret::KeyHash;
-use trustcaptcha_server::{AppState, serve, shutdown_signal};
+use trustcaptcha_server::{AppState, serve, serve_admin, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +32,10 @@ enum Command {
         /// config's, or 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// The operator's listener for /healthz, /readyz and /metrics (default: the config's,
+        /// or 127.0.0.1 on the public port + 1; an ephemeral port when the public one is 0).
+        #[arg(long)]
+        admin_listen: Option<String>,
         /// Also serve the sandbox site (site key 00000000-0000-0000-0000-000000000000) with the
         /// official client test suites' API key and fixtures.
         #[arg(long)]
@@ -90,8 +94,9 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            admin_listen,
             sandbox,
-        } => runtime.block_on(run_serve(config, listen, sandbox)),
+        } => runtime.block_on(run_serve(config, listen, admin_listen, sandbox)),
         #[cfg(feature = "solve")]
         Command::Solve {
             api_url,
@@ -136,6 +141,7 @@ fn env(name: &str) -> Option<String> {
 async fn run_serve(
     config: Option<PathBuf>,
     listen: Option<String>,
+    admin_listen: Option<String>,
     sandbox: bool,
 ) -> Result<(), String> {
     let mut announce = Vec::new();
@@ -160,6 +166,7 @@ async fn run_serve(
         config.sites.push(site);
     }
     let address = listen.unwrap_or_else(|| config.server.listen.to_string());
+    let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
     let state = AppState::builder(config)
         .build()
         .map_err(|e| e.to_string())?;
@@ -168,16 +175,43 @@ async fn run_serve(
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_address = admin_address.unwrap_or_else(|| {
+        let port = if bound.port() == 0 {
+            0
+        } else {
+            bound.port().saturating_add(1)
+        };
+        format!("127.0.0.1:{port}")
+    });
+    let admin = tokio::net::TcpListener::bind(admin_address.as_str())
+        .await
+        .map_err(|e| format!("cannot listen on {admin_address} (admin): {e}"))?;
+    let admin_bound = admin.local_addr().map_err(|e| e.to_string())?;
     // Printed to stdout (not the log) so that scripts and people can pick them up.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "trustcaptcha-server listening on http://{bound}");
     for line in announce {
         let _ = writeln!(stdout, "{line}");
     }
+    let _ = writeln!(
+        stdout,
+        "admin (health, readiness, metrics) on http://{admin_bound}"
+    );
     let _ = stdout.flush();
     drop(stdout);
-    tracing::info!(%bound, "serving");
-    serve(listener, state, shutdown_signal()).await;
+    tracing::info!(%bound, %admin_bound, "serving");
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        let _ = stopped.changed().await;
+    };
+    tokio::join!(
+        async {
+            shutdown_signal().await;
+            let _ = stop.send(());
+        },
+        serve(listener, state.clone(), until_stopped(stopped.clone())),
+        serve_admin(admin, state, until_stopped(stopped)),
+    );
     tracing::info!("stopped");
     Ok(())
 }

@@ -40,9 +40,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let settings = state.settings.clone();
+    accept(listener, crate::app(state), settings, shutdown).await;
+}
+
+/// Connections the admin listener serves at once.
+const ADMIN_CONNECTIONS: usize = 32;
+
+/// Serves the operator's endpoints (`/healthz`, `/readyz`, `/metrics`) of `state` on
+/// `listener` until `shutdown` completes. It has a connection budget of its own, so these answer
+/// while the public listener is saturated.
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let settings = crate::config::ServerSettings {
+        max_connections: ADMIN_CONNECTIONS,
+        max_connections_per_network: ADMIN_CONNECTIONS,
+        ..state.settings.clone()
+    };
+    accept(listener, crate::api::admin(state), settings, shutdown).await;
+}
+
+/// The accept loop shared by both listeners.
+async fn accept(
+    listener: TcpListener,
+    app: crate::App,
+    settings: crate::config::ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let limit = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let per_network = Arc::new(PerNetwork::default());
-    let app = crate::app(state);
     // Tells every connection to finish its requests and close.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());

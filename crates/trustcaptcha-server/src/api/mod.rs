@@ -95,6 +95,18 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
+/// The admin listener's service: health, readiness and metrics only, answered on a connection
+/// budget of their own.
+pub(crate) fn admin(state: AppState) -> App {
+    let router = Router::new()
+        .route(HEALTHZ, get(ops::healthz))
+        .route(READYZ, get(ops::readyz))
+        .route(METRICS, get(ops::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
 /// The edge of every request: a tracing span (method and route, never headers, so no key or
 /// token is logged), the request metrics, and `Cache-Control: no-store` on every answer.
 async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -280,3 +280,51 @@ fn help_explains_every_command_including_itself() {
         .expect("run");
     assert!(!output.status.success());
 }
+
+#[tokio::test]
+async fn health_answers_on_the_admin_listener_while_the_public_one_is_saturated() {
+    use tokio::io::AsyncWriteExt as _;
+    let config = temp_file(
+        "saturated.toml",
+        "[server]\nmax_connections = 2\n\n[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\napi_keys = [\"ak_saturation_test_0123456789\"]\n",
+    );
+    let server = serve(&["--config", config.to_str().expect("utf8")], 2);
+    let admin = server.lines[1]
+        .strip_prefix("admin (health, readiness, metrics) on ")
+        .expect("admin line")
+        .to_owned();
+    let public = server.url().trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&public)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("send");
+        held.push(stream);
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let saturated = http
+        .get(format!("http://{public}/healthz"))
+        .timeout(std::time::Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(saturated.is_err(), "the public listener is saturated");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = http
+            .get(format!("{admin}{path}"))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .expect("the admin listener answers");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    drop(held);
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_file(config);
+}
