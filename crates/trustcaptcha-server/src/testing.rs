@@ -458,3 +458,66 @@ impl Store for FaultStore {
         self.inner.ping().await
     }
 }
+
+/// The fuzz targets' entry points (`fuzz/`), one per input a client or an operator controls.
+/// Each asserts what must hold for any input; `cargo fuzz` drives them on nightly, and the
+/// corpus is replayed through them on stable by the test suite.
+pub mod fuzz {
+    use crate::integrity::integrity_hash;
+    use crate::protocol::{CreateRequest, SubmitRequest};
+    use crate::{config, pow, scoring};
+
+    /// A verification token: any text decodes to a token or to a token error.
+    pub fn token(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Err(error) = trustcaptcha::VerificationToken::decode(text) {
+            assert_eq!(
+                error.kind(),
+                trustcaptcha::ErrorKind::VerificationTokenInvalid
+            );
+        }
+    }
+
+    /// A create body: parsing, the integrity hash and the scoring signals never panic, and the
+    /// hash, when there is one, is 64 hex digits.
+    pub fn create(data: &[u8]) {
+        let Ok(request) = serde_json::from_slice::<CreateRequest>(data) else {
+            return;
+        };
+        if let Some(hash) = integrity_hash(&request.browser_information) {
+            assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        let _ = scoring::honeypot_touched(&request.honeypot_fields);
+        let _ = scoring::integrity_broken(
+            &request.browser_information,
+            request.integrity_hash.as_deref(),
+        );
+        let _ = scoring::automation_flagged(&request.browser_information);
+        let _ = scoring::create_timing_implausible(
+            request.widget.box_creation_timestamp,
+            request.widget.start_solving_timestamp,
+        );
+    }
+
+    /// A submission: arbitrary answers never pass proof-of-work at difficulty 32.
+    pub fn submit(data: &[u8]) {
+        let Ok(request) = serde_json::from_slice::<SubmitRequest>(data) else {
+            return;
+        };
+        assert!(pow::verify(&pow::generate(3), 32, &request.tasks).is_err());
+    }
+
+    /// A configuration file: it is accepted and then also valid as a whole, or refused with at
+    /// least one located problem.
+    pub fn config(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        match config::parse(text, &|_| None) {
+            Ok(config) => assert_eq!(config.validate(), Ok(())),
+            Err(error) => assert!(!error.problems.is_empty()),
+        }
+    }
+}
