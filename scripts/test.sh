@@ -66,3 +66,6 @@ python3 -m venv target/python-compat
 target/python-compat/bin/pip install --quiet --disable-pip-version-check -r compat/python/requirements.txt
 TRUSTCAPTCHA_SERVER_BIN=target/debug/trustcaptcha-server \
     target/python-compat/bin/python compat/python/test_official_python_client.py
+
+step "the public API against docs/openapi.json (schemathesis: no server errors)"
+./scripts/schemathesis.sh

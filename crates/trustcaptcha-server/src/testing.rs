@@ -31,6 +31,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use trustcaptcha::TrustCaptcha;
 
+/// Every route the public listener serves (for the check against `docs/openapi.json`).
+#[must_use]
+pub fn routes() -> &'static [&'static str] {
+    &crate::api::ROUTES
+}
+
 /// The page origin the helpers present (in the `Origin` header and `browserInformation`).
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 

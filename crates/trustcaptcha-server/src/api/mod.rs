@@ -37,8 +37,9 @@ const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const METRICS: &str = "/metrics";
 
-/// Every route, as the metrics label it.
-const ROUTES: [&str; 6] = [CREATE, SUBMIT, RESULTS, HEALTHZ, READYZ, METRICS];
+/// Every route of the public listener, as the metrics label it and `docs/openapi.json`
+/// documents it.
+pub(crate) const ROUTES: [&str; 6] = [CREATE, SUBMIT, RESULTS, HEALTHZ, READYZ, METRICS];
 
 /// The service the server runs: the router behind path normalisation. The widget joins
 /// `api-url` and `/v2/verifications`, so an `api-url` with a trailing slash asks for

@@ -5,6 +5,7 @@ mod cli;
 mod fuzz_corpus;
 mod geoip;
 mod hostile;
+mod openapi;
 mod ops;
 mod properties;
 mod results;
