@@ -50,11 +50,12 @@ ${settings.join('\n')}
 }
 
 /** The server config: standard, minimal-data, locked and quota-limited sites. */
-export function serverConfig({ demoOrigin, outageBeforeStart }) {
+export function serverConfig({ demoOrigin, outageBeforeStart, extraServer = '' }) {
   return `
 [server]
 outage_before_start = ${outageBeforeStart}
 failover_grace_secs = 300
+${extraServer}
 ${site('e2e', SITE_KEY, demoOrigin, [`bypass_keys = ["${BYPASS_KEY}"]`])}
 ${site('e2e-minimal', MINIMAL_SITE_KEY, demoOrigin, ['minimal_data_mode = true'])}
 ${site('e2e-locked', LOCKED_SITE_KEY, demoOrigin, ['locked = true'])}
@@ -85,10 +86,10 @@ async function start(bin, args, pattern, env = {}) {
 }
 
 /** trustcaptcha-server on `port` with the e2e config. */
-export async function startServer({ port, demoOrigin, outageBeforeStart = false }) {
+export async function startServer({ port, demoOrigin, outageBeforeStart = false, extraServer = '' }) {
   const dir = mkdtempSync(join(tmpdir(), 'tc-e2e-'));
   const config = join(dir, 'server.toml');
-  writeFileSync(config, serverConfig({ demoOrigin, outageBeforeStart }));
+  writeFileSync(config, serverConfig({ demoOrigin, outageBeforeStart, extraServer }));
   return start(
     SERVER_BIN,
     ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0'],

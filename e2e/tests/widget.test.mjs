@@ -102,6 +102,30 @@ test('a used-up hourly quota is shown by the widget', async () => {
   await screenshot(second, '03-payment_required');
 });
 
+test('a network over its rate gets 429, which the widget shows as an error without a token', async () => {
+  // A server of its own, whose per-network budget is one create request.
+  const port = await freePort();
+  const demoPort = await freePort();
+  const origin = `http://127.0.0.1:${demoPort}`;
+  const limited = await startServer({
+    port, demoOrigin: origin, extraServer: 'widget_requests_per_minute = 1\nwidget_burst = 1',
+  });
+  const limitedDemo = await startDemo({ port: demoPort, apiUrl: limited.url });
+  try {
+    const first = await open(`${origin}/`);
+    await clickWidget(first);
+    await widgetOutcome(first);
+    const second = await open(`${origin}/`);
+    await clickWidget(second);
+    await assert.rejects(widgetOutcome(second), (error) => error.detail?.errorCode === 'UNKNOWN_ERROR');
+    assert.equal(await second.locator('input[name="tc-verification-token"]').count(), 0);
+    await screenshot(second, '07-rate-limited');
+  } finally {
+    await limitedDemo.stop();
+    await limited.stop();
+  }
+});
+
 test('minimal-data mode on both sides passes with score 0', async () => {
   const page = await open(`${demoOrigin}/?minimal=1&sitekey=${MINIMAL_SITE_KEY}`);
   await clickWidget(page);
