@@ -65,6 +65,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// How long a client may take to send a request's body.
     pub body_read_timeout: Duration,
+    /// After two seconds, a request body must keep arriving at this many bytes per second.
+    pub min_body_bytes_per_sec: u64,
     /// Connections from one client network (trusted proxies excepted) served at once; further
     /// ones are closed at once. A backend that verifies tokens from one address counts too, so
     /// keep this above its connection pool.
@@ -247,6 +249,11 @@ impl ServerSettings {
             "must be between 1 and 300",
         );
         require(
+            self.min_body_bytes_per_sec >= 1,
+            "min_body_bytes_per_sec",
+            "must be at least 1",
+        );
+        require(
             self.max_connections_per_network >= 1,
             "max_connections_per_network",
             "must be at least 1",
@@ -421,6 +428,7 @@ impl Default for ServerSettings {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 4096,
             max_connections_per_network: 1024,
             max_requests_in_flight: 512,
             max_connection_age: Duration::from_secs(300),
@@ -476,6 +484,7 @@ struct RawServer {
     max_connections: usize,
     header_read_timeout_secs: u64,
     body_read_timeout_secs: u64,
+    min_body_bytes_per_sec: u64,
     max_connections_per_network: usize,
     max_requests_in_flight: usize,
     max_connection_age_secs: u64,
@@ -501,6 +510,7 @@ impl Default for RawServer {
             max_connections: d.max_connections,
             header_read_timeout_secs: d.header_read_timeout.as_secs(),
             body_read_timeout_secs: d.body_read_timeout.as_secs(),
+            min_body_bytes_per_sec: d.min_body_bytes_per_sec,
             max_connections_per_network: d.max_connections_per_network,
             max_requests_in_flight: d.max_requests_in_flight,
             max_connection_age_secs: d.max_connection_age.as_secs(),
@@ -699,6 +709,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_connections = raw.max_connections;
     server.header_read_timeout = Duration::from_secs(raw.header_read_timeout_secs);
     server.body_read_timeout = Duration::from_secs(raw.body_read_timeout_secs);
+    server.min_body_bytes_per_sec = raw.min_body_bytes_per_sec;
     server.max_connections_per_network = raw.max_connections_per_network;
     server.max_requests_in_flight = raw.max_requests_in_flight;
     server.max_connection_age = Duration::from_secs(raw.max_connection_age_secs);

@@ -46,7 +46,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(rejection);
     while let Some(current) = cause {
-        if current.is::<tower_http::timeout::TimeoutError>() {
+        if current.is::<tower_http::timeout::TimeoutError>()
+            || current.is::<super::body_rate::TooSlow>()
+        {
             return true;
         }
         cause = current.source();

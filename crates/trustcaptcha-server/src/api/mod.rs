@@ -6,6 +6,7 @@
 //! * [`ops`]: health, readiness, metrics;
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
+pub(crate) mod body_rate;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod ops;
@@ -72,6 +73,11 @@ pub fn app(state: AppState) -> App {
         // A body that trickles in is cut off (408), so a stalled client cannot hold its memory.
         .layer(RequestBodyTimeoutLayer::new(
             state.settings.body_read_timeout,
+        ))
+        // And one that arrives, but too slowly to be a browser's, too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_rate::minimum_rate,
         ))
         // Requests beyond this wait before their bodies are read: body memory stays bounded.
         .layer(GlobalConcurrencyLimitLayer::new(

@@ -406,3 +406,27 @@ async fn a_full_store_refuses_new_verifications_and_says_so_on_readyz() {
         "alive, only not ready"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_keeps_coming_too_slowly_is_cut_off_with_408() {
+    use tokio::io::AsyncWriteExt as _;
+    // The total body timeout is far away; the minimum rate (100 bytes/s after 2 s) is not.
+    let server = TestServer::start(config(
+        "body_read_timeout_secs = 300\nmin_body_bytes_per_sec = 100",
+    ))
+    .await;
+    let mut slow = connect_from(&server, [127, 0, 0, 1]).await;
+    slow.write_all(
+        b"POST /v2/verifications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await
+    .expect("send");
+    // One byte every half second for two seconds, a client far below 100 bytes per second;
+    // then nothing more, and the server must give up on it long before the total timeout.
+    for _ in 0..4 {
+        slow.write_all(b" ").await.expect("send");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let answer = until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
