@@ -213,93 +213,101 @@ pub const MAX_CHALLENGE_LIFETIME: Duration = Duration::from_secs(3600);
 pub const RESULT_LIFETIMES: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(60)..=Duration::from_secs(86_400);
 
+/// The problems a check finds, as `(field, message)`.
+#[derive(Default)]
+struct Problems(Vec<(&'static str, String)>);
+
+impl Problems {
+    /// Records `message` for `field` unless `ok`.
+    fn require(&mut self, ok: bool, field: &'static str, message: &str) {
+        if !ok {
+            self.0.push((field, message.to_owned()));
+        }
+    }
+}
+
 impl ServerSettings {
     /// Every problem with these settings, as `(field, message)`.
     #[must_use]
     pub fn check(&self) -> Vec<(&'static str, String)> {
-        let mut problems = Vec::new();
-        let mut require = |ok: bool, field: &'static str, message: &str| {
-            if !ok {
-                problems.push((field, message.to_owned()));
-            }
-        };
-        require(
+        let mut problems = Problems::default();
+        problems.require(
             (64 * 1024..=16 * 1024 * 1024).contains(&self.body_limit_bytes),
             "body_limit_bytes",
             "must be between 65536 and 16777216: the widget's create request can approach 1 MB",
         );
-        require(
+        problems.require(
             self.max_verifications >= 1,
             "max_verifications",
             "must be at least 1",
         );
-        require(
+        problems.require(
             self.max_connections >= 1,
             "max_connections",
             "must be at least 1",
         );
-        require(
+        problems.require(
             (1..=300).contains(&self.header_read_timeout.as_secs()),
             "header_read_timeout_secs",
             "must be between 1 and 300",
         );
-        require(
+        problems.require(
             (1..=300).contains(&self.body_read_timeout.as_secs()),
             "body_read_timeout_secs",
             "must be between 1 and 300",
         );
-        require(
+        problems.require(
             self.min_body_bytes_per_sec >= 1,
             "min_body_bytes_per_sec",
             "must be at least 1",
         );
-        require(
+        problems.require(
             self.max_connections_per_network >= 1,
             "max_connections_per_network",
             "must be at least 1",
         );
-        require(
+        problems.require(
             self.max_requests_in_flight >= 1,
             "max_requests_in_flight",
             "must be at least 1",
         );
-        require(
+        problems.require(
             (10..=86_400).contains(&self.max_connection_age.as_secs()),
             "max_connection_age_secs",
             "must be between 10 and 86400",
         );
-        require(
+        problems.require(
             self.failover_grace <= Duration::from_secs(86_400),
             "failover_grace_secs",
             "must be at most 86400",
         );
-        require(
+        problems.require(
             self.widget_requests_per_minute >= 1 && self.widget_burst >= 1,
             "widget_requests_per_minute",
             "widget_requests_per_minute and widget_burst must be at least 1",
         );
-        require(
+        problems.require(
             self.max_pending_per_network >= 1,
             "max_pending_per_network",
             "must be at least 1",
         );
-        require(
+        problems.require(
             (1..=self.max_verifications).contains(&self.max_pending_per_site),
             "max_pending_per_site",
             "must be between 1 and max_verifications",
         );
-        require(
+        problems.require(
             self.failed_keys_per_hour >= 1,
             "failed_keys_per_hour",
             "must be at least 1",
         );
         if let Some(path) = self.geoip_database.as_ref().filter(|path| !path.is_file()) {
-            problems.push((
+            problems.0.push((
                 "geoip_database",
                 format!("{} is not a readable file", path.display()),
             ));
         }
-        problems
+        problems.0
     }
 }
 
@@ -307,64 +315,59 @@ impl Site {
     /// Every problem with this site, as `(field, message)`.
     #[must_use]
     pub fn check(&self) -> Vec<(&'static str, String)> {
-        let mut problems = Vec::new();
-        let mut require = |ok: bool, field: &'static str, message: &str| {
-            if !ok {
-                problems.push((field, message.to_owned()));
-            }
-        };
-        require(!self.name.trim().is_empty(), "name", "must not be empty");
-        require(
+        let mut problems = Problems::default();
+        problems.require(!self.name.trim().is_empty(), "name", "must not be empty");
+        problems.require(
             !self.api_keys.is_empty(),
             "api_keys",
             "needs at least one key",
         );
-        require(
+        problems.require(
             !self.allowed_origins.is_empty(),
             "allowed_origins",
             "needs at least one origin, or \"*\"",
         );
-        require(
+        problems.require(
             self.difficulty <= 32,
             "difficulty",
             "must be at most 32 leading zero bits",
         );
-        require(
+        problems.require(
             (1..=32).contains(&self.tasks),
             "tasks",
             "must be between 1 and 32",
         );
-        require(
+        problems.require(
             !self.challenge_lifetime.is_zero() && self.challenge_lifetime <= MAX_CHALLENGE_LIFETIME,
             "challenge_lifetime_secs",
             "must be between 1 and 3600",
         );
-        require(
+        problems.require(
             RESULT_LIFETIMES.contains(&self.result_lifetime),
             "result_lifetime_secs",
             "must be between 60 and 86400",
         );
-        require(
+        problems.require(
             self.max_retrievals >= 1,
             "max_retrievals",
             "must be at least 1",
         );
-        require(
+        problems.require(
             (0.0..=1.0).contains(&self.score_threshold),
             "score_threshold",
             "must be between 0 and 1",
         );
-        require(
+        problems.require(
             !self.adaptive.window.is_zero() && self.adaptive.window <= Duration::from_secs(86_400),
             "adaptive_difficulty.window_secs",
             "must be between 1 and 86400",
         );
-        require(
+        problems.require(
             self.hourly_quota != Some(0),
             "hourly_quota",
             "must be at least 1 (or left out)",
         );
-        problems
+        problems.0
     }
 
     /// A site with the documented defaults.

@@ -91,6 +91,19 @@ impl TestServer {
         }
     }
 
+    /// Starts a server for `config` on a [`FaultStore`] of 100 verifications, and returns that
+    /// store too, for tests that take it down or stall it.
+    pub async fn with_fault_store(config: Config) -> (Self, Arc<FaultStore>) {
+        let mut made = None;
+        let server = Self::start_with(config, |clock| {
+            let store = Arc::new(FaultStore::new(100, clock));
+            made = Some(Arc::clone(&store));
+            Some(store)
+        })
+        .await;
+        (server, made.expect("the store was made"))
+    }
+
     /// Starts a server with only the sandbox site (`serve --sandbox`): the official client test
     /// suites' API key and fixtures, low difficulty.
     pub async fn sandbox() -> Self {

@@ -229,12 +229,10 @@ async fn opaque_and_overridden_origins_are_foreign() {
         assert_eq!(status, 403, "Origin: null on {site}");
     }
     // The body claims the allowed page, the browser says otherwise: the browser wins.
+    let mut body = create_body(SITE_A, false);
+    body["browserInformation"]["window-origin"] = json!(ORIGIN);
     let (status, _) = server
-        .post(
-            "/v2/verifications",
-            &create_body(SITE_A, false),
-            Some("https://evil.example"),
-        )
+        .post("/v2/verifications", &body, Some("https://shop.example.com"))
         .await;
     assert_eq!(status, 403);
 }

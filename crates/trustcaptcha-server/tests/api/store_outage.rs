@@ -1,7 +1,6 @@
 //! Failover after the server's own store fails: a store that can be switched off stands in
 //! for a remote store (e.g. Redis) becoming unreachable.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fixtures::*;
@@ -10,14 +9,7 @@ use trustcaptcha_server::testing::*;
 
 #[tokio::test]
 async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
-    let mut store = None;
-    let server = TestServer::start_with(config(""), |clock| {
-        let made = Arc::new(FaultStore::new(100, clock));
-        store = Some(made.clone());
-        Some(made)
-    })
-    .await;
-    let store = store.expect("made");
+    let (server, store) = TestServer::with_fault_store(config("")).await;
     let clock = server.clock.clone();
     let http = reqwest::Client::new();
     let client = trustcaptcha::TrustCaptcha::builder(KEY_A)
@@ -104,14 +96,7 @@ async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
 async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification_nor_its_solution()
 {
     use tokio::io::AsyncWriteExt as _;
-    let mut store = None;
-    let server = TestServer::start_with(config(""), |clock| {
-        let made = Arc::new(FaultStore::new(100, clock));
-        store = Some(made.clone());
-        Some(made)
-    })
-    .await;
-    let store = store.expect("made");
+    let (server, store) = TestServer::with_fault_store(config("")).await;
     let challenge = server.challenge(SITE_A).await;
     let id = challenge["verificationId"].as_str().expect("id").to_owned();
     let body = serde_json::to_vec(&submit_body(&answers(&challenge))).expect("json");
