@@ -90,7 +90,7 @@ pub(crate) fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -
 }
 
 /// What a site's IP lists say about a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AccessRule {
     /// On the allow list: passes with score 0.
     Allowed,

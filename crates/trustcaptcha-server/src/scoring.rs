@@ -43,7 +43,7 @@ const MIN_HUMAN_START: Duration = Duration::from_millis(100);
 const TIMING_SLACK: Duration = Duration::from_secs(5);
 
 /// The rules that fired for one verification.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signals {
     /// A honeypot was filled or touched.
     pub honeypot: bool,

@@ -27,7 +27,7 @@ pub(crate) fn truncated(text: &str, max: usize) -> &str {
 }
 
 /// What a result reports about the visitor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Visitor {
     /// The visitor's IP address.
     pub ip: Option<IpAddr>,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use super::record::Record;
+use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
 
 /// Shards spread lock contention across cores; ids are random, so any byte spreads evenly.
@@ -31,41 +32,6 @@ struct Shards {
     maps: [Mutex<HashMap<Uuid, Record>>; SHARDS],
     len: AtomicUsize,
     capacity: usize,
-}
-
-#[derive(Debug)]
-struct Record {
-    site_key: Uuid,
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    /// Pending, or claimed when a lease holds it.
-    Open {
-        pending: Box<Pending>,
-        lease: Option<Lease>,
-    },
-    Finished {
-        finished: Box<Finished>,
-        retrievals: u32,
-    },
-    /// Every allowed retrieval was made: only the expiry is kept.
-    Spent { expires_at: OffsetDateTime },
-}
-
-impl State {
-    /// When no answer depends on the entry any more.
-    fn forgettable_after(&self) -> OffsetDateTime {
-        match self {
-            // A claim may still finish until its lease lapses.
-            State::Open { pending, lease } => lease.map_or(pending.expires_at, |lease| {
-                pending.expires_at.max(lease.until)
-            }),
-            State::Finished { finished, .. } => finished.expires_at() + TOMBSTONE,
-            State::Spent { expires_at } => *expires_at + TOMBSTONE,
-        }
-    }
 }
 
 impl MemoryStore {
@@ -125,7 +91,7 @@ impl Shards {
         for map in &self.maps {
             let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
             let before = map.len();
-            map.retain(|_, record| record.state.forgettable_after() > now);
+            map.retain(|_, record| record.forgettable_after() > now);
             forgotten += before - map.len();
         }
         self.len.fetch_sub(forgotten, Ordering::AcqRel);
@@ -149,37 +115,13 @@ impl Shards {
         Ok(())
     }
 
-    /// Replaces the state of a verification claimed under `lease` by what `change` makes of
-    /// it (`None` forgets it).
-    fn with_claim(
+    /// Runs `transition` on the record of `id`, if there is one.
+    fn with_record<T>(
         &self,
         id: Uuid,
-        lease: Lease,
-        change: impl FnOnce(Box<Pending>) -> Option<State>,
-    ) -> Result<(), StoreError> {
-        let mut shard = self.shard(id);
-        let held = shard.get(&id).is_some_and(
-            |record| matches!(record.state, State::Open { lease: Some(held), .. } if held == lease),
-        );
-        if !held {
-            return Err(StoreError::NotClaimant);
-        }
-        let Some(Record {
-            site_key,
-            state: State::Open { pending, .. },
-        }) = shard.remove(&id)
-        else {
-            unreachable!("checked above under the same lock")
-        };
-        match change(pending) {
-            Some(state) => {
-                shard.insert(id, Record { site_key, state });
-            }
-            None => {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        Ok(())
+        transition: impl FnOnce(&mut Record) -> T,
+    ) -> Option<T> {
+        self.shard(id).get_mut(&id).map(transition)
     }
 }
 
@@ -191,14 +133,7 @@ impl Store for MemoryStore {
         pending: Pending,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let record = Record {
-            site_key: pending.site_key,
-            state: State::Open {
-                pending: Box::new(pending),
-                lease: None,
-            },
-        };
-        self.shards.insert(id, record)
+        self.shards.insert(id, Record::pending(pending))
     }
 
     async fn claim(
@@ -207,23 +142,10 @@ impl Store for MemoryStore {
         lease: Lease,
         now: OffsetDateTime,
     ) -> Result<Option<Pending>, StoreError> {
-        let mut shard = self.shards.shard(id);
-        let Some(Record {
-            state: State::Open {
-                pending,
-                lease: held,
-            },
-            ..
-        }) = shard.get_mut(&id)
-        else {
-            return Ok(None);
-        };
-        let claimable = pending.expires_at > now && held.is_none_or(|held| held.until <= now);
-        if !claimable {
-            return Ok(None);
-        }
-        *held = Some(lease);
-        Ok(Some((**pending).clone()))
+        Ok(self
+            .shards
+            .with_record(id, |record| record.claim(lease, now))
+            .flatten())
     }
 
     async fn finish_claimed(
@@ -232,12 +154,9 @@ impl Store for MemoryStore {
         lease: Lease,
         finished: Finished,
     ) -> Result<(), StoreError> {
-        self.shards.with_claim(id, lease, |_| {
-            Some(State::Finished {
-                finished: Box::new(finished),
-                retrievals: 0,
-            })
-        })
+        self.shards
+            .with_record(id, |record| record.finish(lease, finished))
+            .unwrap_or(Err(StoreError::NotClaimant))
     }
 
     async fn insert_finished(
@@ -246,27 +165,23 @@ impl Store for MemoryStore {
         finished: Finished,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let record = Record {
-            site_key: finished.site_key,
-            state: State::Finished {
-                finished: Box::new(finished),
-                retrievals: 0,
-            },
-        };
-        self.shards.insert(id, record)
+        self.shards.insert(id, Record::finished(finished))
     }
 
     async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.shards.with_claim(id, lease, |pending| {
-            Some(State::Open {
-                pending,
-                lease: None,
-            })
-        })
+        self.shards
+            .with_record(id, |record| record.release(lease))
+            .unwrap_or(Err(StoreError::NotClaimant))
     }
 
     async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.shards.with_claim(id, lease, |_| None)
+        let mut shard = self.shards.shard(id);
+        if !shard.get(&id).is_some_and(|record| record.held_by(lease)) {
+            return Err(StoreError::NotClaimant);
+        }
+        shard.remove(&id);
+        self.shards.len.fetch_sub(1, Ordering::AcqRel);
+        Ok(())
     }
 
     async fn retrieve(
@@ -275,48 +190,10 @@ impl Store for MemoryStore {
         authorized: &[Uuid],
         now: OffsetDateTime,
     ) -> Result<Retrieval, StoreError> {
-        let mut shard = self.shards.shard(id);
-        let Some(record) = shard.get_mut(&id) else {
-            return Ok(Retrieval::NotFound);
-        };
-        let gone = match &record.state {
-            // Past its expiry an unfinished verification is gone for good, even while a late
-            // claim may still finish it.
-            State::Open { pending, .. } => pending.expires_at <= now,
-            state => state.forgettable_after() <= now,
-        };
-        if gone {
-            return Ok(Retrieval::NotFound);
-        }
-        if !authorized.contains(&record.site_key) {
-            return Ok(Retrieval::WrongSite);
-        }
-        let (finished, retrievals) = match &mut record.state {
-            State::Open { .. } => return Ok(Retrieval::NotFinished),
-            State::Spent { expires_at } if *expires_at <= now => return Ok(Retrieval::Expired),
-            State::Spent { .. } => return Ok(Retrieval::LimitReached),
-            State::Finished {
-                finished,
-                retrievals,
-            } => (finished, retrievals),
-        };
-        let expires_at = finished.expires_at();
-        if expires_at <= now {
-            return Ok(Retrieval::Expired);
-        }
-        if *retrievals >= finished.max_retrievals {
-            return Ok(Retrieval::LimitReached);
-        }
-        *retrievals += 1;
-        let result = &mut finished.result;
-        result.result_first_fetched_at.get_or_insert(now);
-        result.result_last_fetched_at = Some(now);
-        let answer = Box::new(result.clone());
-        if *retrievals >= finished.max_retrievals {
-            // The result is never served again: keep only what later answers need.
-            record.state = State::Spent { expires_at };
-        }
-        Ok(Retrieval::Found(answer))
+        Ok(self
+            .shards
+            .with_record(id, |record| record.retrieve(authorized, now))
+            .unwrap_or(Retrieval::NotFound))
     }
 
     async fn count(&self) -> Result<usize, StoreError> {

@@ -45,6 +45,7 @@
 //! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
 pub mod memory;
+mod record;
 mod tracked;
 
 #[cfg(test)]
@@ -68,7 +69,7 @@ pub use tracked::Tracked;
 pub const TOMBSTONE: Duration = Duration::from_secs(600);
 
 /// A verification whose challenge was handed out and not yet solved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// The site it belongs to.
     pub site_key: Uuid,
@@ -89,7 +90,7 @@ pub struct Pending {
 }
 
 /// A finished verification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finished {
     /// The result as it will be served; the retrieval timestamps are set per retrieval. Its
     /// `result_expires_at` is when it expires.
@@ -111,7 +112,7 @@ impl Finished {
 }
 
 /// The proof that a submission holds a claim: a random token, and until when it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
     /// Random; only the claimant knows it.
     pub token: u64,

@@ -1,0 +1,159 @@
+//! One verification as a backend keeps it, and the transitions of the store contract on it. The
+//! contract's logic lives here once; a backend only finds the record, runs the transition under
+//! its own atomicity (a lock, a transaction) and writes the record back.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Finished, Lease, Pending, Retrieval, StoreError, TOMBSTONE};
+
+/// A stored verification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Record {
+    /// The site it belongs to.
+    pub(crate) site_key: Uuid,
+    /// Where it is in its life.
+    pub(crate) state: State,
+}
+
+/// The states of the contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum State {
+    /// Pending, or claimed when a lease holds it.
+    Open {
+        pending: Box<Pending>,
+        lease: Option<Lease>,
+    },
+    /// The result, and how often it was retrieved.
+    Finished {
+        finished: Box<Finished>,
+        retrievals: u32,
+    },
+    /// Every allowed retrieval was made: only the expiry is kept.
+    Spent { expires_at: OffsetDateTime },
+}
+
+impl Record {
+    /// A new pending verification.
+    pub(crate) fn pending(pending: Pending) -> Self {
+        Record {
+            site_key: pending.site_key,
+            state: State::Open {
+                pending: Box::new(pending),
+                lease: None,
+            },
+        }
+    }
+
+    /// A new finished verification.
+    pub(crate) fn finished(finished: Finished) -> Self {
+        Record {
+            site_key: finished.site_key,
+            state: State::Finished {
+                finished: Box::new(finished),
+                retrievals: 0,
+            },
+        }
+    }
+
+    /// When no answer depends on the record any more, so that a backend may forget it.
+    pub(crate) fn forgettable_after(&self) -> OffsetDateTime {
+        match &self.state {
+            // A claim may still finish until its lease lapses.
+            State::Open { pending, lease } => {
+                lease.map_or(pending.expires_at, |lease| pending.expires_at.max(lease.until))
+            }
+            State::Finished { finished, .. } => finished.expires_at() + TOMBSTONE,
+            State::Spent { expires_at } => *expires_at + TOMBSTONE,
+        }
+    }
+
+    /// Claims a pending, unexpired verification (or one whose lease lapsed) under `lease`.
+    pub(crate) fn claim(&mut self, lease: Lease, now: OffsetDateTime) -> Option<Pending> {
+        let State::Open {
+            pending,
+            lease: held,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        let claimable = pending.expires_at > now && held.is_none_or(|held| held.until <= now);
+        if !claimable {
+            return None;
+        }
+        *held = Some(lease);
+        Some((**pending).clone())
+    }
+
+    /// Whether `lease` holds the claim on this record.
+    pub(crate) fn held_by(&self, lease: Lease) -> bool {
+        matches!(self.state, State::Open { lease: Some(held), .. } if held == lease)
+    }
+
+    /// Finishes a verification claimed under `lease`.
+    pub(crate) fn finish(&mut self, lease: Lease, finished: Finished) -> Result<(), StoreError> {
+        if !self.held_by(lease) {
+            return Err(StoreError::NotClaimant);
+        }
+        self.state = State::Finished {
+            finished: Box::new(finished),
+            retrievals: 0,
+        };
+        Ok(())
+    }
+
+    /// Returns a verification claimed under `lease` to pending.
+    pub(crate) fn release(&mut self, lease: Lease) -> Result<(), StoreError> {
+        if !self.held_by(lease) {
+            return Err(StoreError::NotClaimant);
+        }
+        if let State::Open { lease, .. } = &mut self.state {
+            *lease = None;
+        }
+        Ok(())
+    }
+
+    /// A retrieval by a caller authorized for `authorized`, in the contract's order; counts it
+    /// (and sets the result's retrieval timestamps) when it is [`Retrieval::Found`].
+    pub(crate) fn retrieve(&mut self, authorized: &[Uuid], now: OffsetDateTime) -> Retrieval {
+        let gone = match &self.state {
+            // Past its expiry an unfinished verification is gone for good, even while a late
+            // claim may still finish it.
+            State::Open { pending, .. } => pending.expires_at <= now,
+            _ => self.forgettable_after() <= now,
+        };
+        if gone {
+            return Retrieval::NotFound;
+        }
+        if !authorized.contains(&self.site_key) {
+            return Retrieval::WrongSite;
+        }
+        let (finished, retrievals) = match &mut self.state {
+            State::Open { .. } => return Retrieval::NotFinished,
+            State::Spent { expires_at } if *expires_at <= now => return Retrieval::Expired,
+            State::Spent { .. } => return Retrieval::LimitReached,
+            State::Finished {
+                finished,
+                retrievals,
+            } => (finished, retrievals),
+        };
+        let expires_at = finished.expires_at();
+        if expires_at <= now {
+            return Retrieval::Expired;
+        }
+        if *retrievals >= finished.max_retrievals {
+            return Retrieval::LimitReached;
+        }
+        *retrievals += 1;
+        let result = &mut finished.result;
+        result.result_first_fetched_at.get_or_insert(now);
+        result.result_last_fetched_at = Some(now);
+        let answer = Box::new(result.clone());
+        if *retrievals >= finished.max_retrievals {
+            // The result is never served again: keep only what later answers need.
+            self.state = State::Spent { expires_at };
+        }
+        Retrieval::Found(answer)
+    }
+}
