@@ -43,6 +43,10 @@ pub struct Config {
     pub server: ServerSettings,
     /// The sites (captchas) this server serves.
     pub sites: Vec<Site>,
+    /// Where verifications are kept (`[store] url`, or `TRUSTCAPTCHA_STORE_URL`):
+    /// `sqlite://PATH` or `memory://`. `None` (a configuration made in code) keeps them in
+    /// memory; [`load`] defaults to a SQLite file beside the configuration file.
+    pub store_url: Option<String>,
 }
 
 /// Process-wide settings (`[server]`).
@@ -159,6 +163,7 @@ impl Config {
         Config {
             server: ServerSettings::default(),
             sites,
+            store_url: None,
         }
     }
 }
@@ -475,6 +480,13 @@ impl fmt::Display for ConfigError {
 struct RawConfig {
     server: RawServer,
     sites: Vec<RawSite>,
+    store: RawStore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -586,12 +598,25 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         problems: vec![(path.display().to_string(), format!("cannot be read: {e}"))],
     })?;
-    parse(&text, env).map_err(|mut error| {
+    let mut config = parse(&text, env).map_err(|mut error| {
         for (location, _) in &mut error.problems {
             *location = format!("{}: {location}", path.display());
         }
         error
-    })
+    })?;
+    // Durable by default: a SQLite file beside the configuration file, named after it.
+    config.store_url.get_or_insert_with(|| {
+        let stem = path.file_stem().map_or_else(
+            || "trustcaptcha".into(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
+        format!(
+            "sqlite://{}",
+            path.with_file_name(format!("{stem}.state.sqlite3"))
+                .display()
+        )
+    });
+    Ok(config)
 }
 
 /// Parses and validates configuration text; `env` looks up secret overrides.
@@ -629,7 +654,12 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         ));
     }
     if problems.is_empty() {
-        Ok(Config { server, sites })
+        let store_url = env("TRUSTCAPTCHA_STORE_URL").or(raw.store.url);
+        Ok(Config {
+            server,
+            sites,
+            store_url,
+        })
     } else {
         Err(ConfigError { problems })
     }

@@ -166,6 +166,10 @@ async fn run_serve(
         config.sites.push(site);
     }
     let address = listen.unwrap_or_else(|| config.server.listen.to_string());
+    let store = config
+        .store_url
+        .clone()
+        .unwrap_or_else(|| "memory://".to_owned());
     let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
     let state = AppState::builder(config)
         .build()
@@ -199,7 +203,7 @@ async fn run_serve(
     );
     let _ = stdout.flush();
     drop(stdout);
-    tracing::info!(%bound, %admin_bound, "serving");
+    tracing::info!(%bound, %admin_bound, %store, "serving");
     let (stop, stopped) = tokio::sync::watch::channel(());
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
         let _ = stopped.changed().await;

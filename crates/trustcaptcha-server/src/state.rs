@@ -121,7 +121,8 @@ impl AppStateBuilder {
         self
     }
 
-    /// Uses `store` instead of a [`MemoryStore`] sized by `server.max_verifications`.
+    /// Uses `store` instead of the configuration's (`store_url`), or of a [`MemoryStore`] sized
+    /// by `server.max_verifications` when it names none.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -136,7 +137,11 @@ impl AppStateBuilder {
     /// Every problem [`Config::validate`] finds, or a GeoIP database that cannot be opened.
     pub fn build(self) -> Result<AppState, ConfigError> {
         self.config.validate()?;
-        let Config { server, sites } = self.config;
+        let Config {
+            server,
+            sites,
+            store_url,
+        } = self.config;
         let inspector =
             Inspector::new(server.geoip_database.as_deref()).map_err(|error| ConfigError {
                 problems: vec![(
@@ -148,12 +153,19 @@ impl AppStateBuilder {
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
         }
-        let store = self.store.unwrap_or_else(|| {
-            Arc::new(MemoryStore::new(
+        let store = match (self.store, store_url) {
+            (Some(store), _) => store,
+            (None, Some(url)) => {
+                crate::store::open(&url, server.max_verifications, Arc::clone(&self.clock))
+                    .map_err(|error| ConfigError {
+                        problems: vec![("store.url".into(), error.to_string())],
+                    })?
+            }
+            (None, None) => Arc::new(MemoryStore::new(
                 server.max_verifications,
                 Arc::clone(&self.clock),
-            ))
-        });
+            )),
+        };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
         let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
         let by_key = sites

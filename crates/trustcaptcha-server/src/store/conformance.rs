@@ -14,7 +14,7 @@ use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
 use crate::visitor::Visitor;
 
 pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
-const SITE: Uuid = Uuid::from_u128(1);
+pub(crate) const SITE: Uuid = Uuid::from_u128(1);
 const OTHER_SITE: Uuid = Uuid::from_u128(9);
 const MINUTE: Duration = Duration::from_secs(60);
 

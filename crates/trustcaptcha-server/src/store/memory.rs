@@ -116,11 +116,7 @@ impl Shards {
     }
 
     /// Runs `transition` on the record of `id`, if there is one.
-    fn with_record<T>(
-        &self,
-        id: Uuid,
-        transition: impl FnOnce(&mut Record) -> T,
-    ) -> Option<T> {
+    fn with_record<T>(&self, id: Uuid, transition: impl FnOnce(&mut Record) -> T) -> Option<T> {
         self.shard(id).get_mut(&id).map(transition)
     }
 }

@@ -1,7 +1,8 @@
 //! Where verifications live between the widget's create, its submission and the backend's
 //! retrievals: the [`Store`] contract every backend implements, the [`Tracked`] wrapper through
 //! which the server makes every store call (so that failures feed the outage record), and the
-//! backends ([`memory::MemoryStore`]).
+//! backends: [`sqlite::SqliteStore`] (durable, the default of `serve --config`) and
+//! [`memory::MemoryStore`] (one process, tests, `--sandbox`). [`open`] picks one by URL.
 //!
 //! # The contract
 //!
@@ -46,6 +47,7 @@
 
 pub mod memory;
 mod record;
+pub mod sqlite;
 mod tracked;
 
 #[cfg(test)]
@@ -63,6 +65,33 @@ use crate::scoring::Signals;
 use crate::visitor::Visitor;
 
 pub use tracked::Tracked;
+
+/// Opens the store a URL names: `sqlite://PATH` (a file, created if missing) or `memory://`.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] for another scheme, or a file that cannot be opened.
+pub fn open(
+    url: &str,
+    capacity: usize,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url == "memory://" {
+        return Ok(std::sync::Arc::new(memory::MemoryStore::new(
+            capacity, clock,
+        )));
+    }
+    match url.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
+            std::path::Path::new(path),
+            capacity,
+            clock,
+        )?)),
+        _ => Err(StoreError::Unavailable(format!(
+            "`{url}` is not a store URL: use sqlite://PATH or memory://"
+        ))),
+    }
+}
 
 /// How long after its result expired a finished verification still answers
 /// [`Retrieval::Expired`] (410) rather than [`Retrieval::NotFound`] (404).

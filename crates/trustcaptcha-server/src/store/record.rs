@@ -61,9 +61,9 @@ impl Record {
     pub(crate) fn forgettable_after(&self) -> OffsetDateTime {
         match &self.state {
             // A claim may still finish until its lease lapses.
-            State::Open { pending, lease } => {
-                lease.map_or(pending.expires_at, |lease| pending.expires_at.max(lease.until))
-            }
+            State::Open { pending, lease } => lease.map_or(pending.expires_at, |lease| {
+                pending.expires_at.max(lease.until)
+            }),
             State::Finished { finished, .. } => finished.expires_at() + TOMBSTONE,
             State::Spent { expires_at } => *expires_at + TOMBSTONE,
         }

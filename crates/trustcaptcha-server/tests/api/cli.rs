@@ -328,3 +328,99 @@ async fn health_answers_on_the_admin_listener_while_the_public_one_is_saturated(
     assert!(server.terminate().success());
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes() {
+    let dir = std::env::temp_dir().join(format!("trustcaptcha-kill9-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("server.toml");
+    let key = "ak_kill9_test_key_0123456789";
+    let site = "00000000-0000-4000-8000-0000000000aa";
+    std::fs::write(
+        &config,
+        format!("[[sites]]\nname = \"shop\"\nsite_key = \"{site}\"\napi_keys = [\"{key}\"]\ndifficulty = 2\ntasks = 1\n"),
+    )
+    .expect("write");
+    let args = ["--config", config.to_str().expect("utf8")];
+
+    // Before the crash: one solved verification (acknowledged with a token), one unsolved.
+    let first = serve(&args, 1);
+    let output = solve(first.url(), site);
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let created: serde_json::Value = http
+        .post(format!("{}/v2/verifications", first.url()))
+        .json(&trustcaptcha_server::testing::create_body(site, false))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let unsolved = created["challenge"]["verificationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let killed = Command::new("kill")
+        .args(["-KILL", &first.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut first = first;
+    let _ = first.child.wait();
+    assert!(
+        std::fs::metadata(dir.join("server.state.sqlite3")).is_ok(),
+        "the default store is a file beside the configuration"
+    );
+
+    // After the restart: the result is there exactly once; nothing else reads as passed.
+    let second = serve(&args, 1);
+    let client = trustcaptcha::TrustCaptcha::builder(key)
+        .api_host(second.url())
+        .build()
+        .expect("client");
+    let result = client.get_verification_result(&token).await.expect("kept");
+    assert_eq!(
+        result.verification_id,
+        trustcaptcha::VerificationToken::decode(&token)
+            .expect("token")
+            .verification_id
+    );
+    assert_eq!(
+        client
+            .get_verification_result(&token)
+            .await
+            .expect_err("once")
+            .kind(),
+        trustcaptcha::ErrorKind::VerificationResultRetrievalLimitReached
+    );
+    let token_for = |id: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(r#"{{"verificationId":"{id}"}}"#))
+    };
+    assert_eq!(
+        client
+            .get_verification_result(&token_for(&unsolved))
+            .await
+            .expect_err("unsolved")
+            .kind(),
+        trustcaptcha::ErrorKind::VerificationNotFinished
+    );
+    assert_eq!(
+        client
+            .get_verification_result(&token_for("00000000-0000-4000-8000-00000000dead"))
+            .await
+            .expect_err("made up")
+            .kind(),
+        trustcaptcha::ErrorKind::VerificationNotFound
+    );
+    assert!(second.terminate().success());
+    let _ = std::fs::remove_dir_all(dir);
+}

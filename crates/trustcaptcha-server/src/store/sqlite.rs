@@ -1,0 +1,391 @@
+//! The durable embedded store: one SQLite file (bundled SQLite, WAL journal), owned by one
+//! server process. Every operation is one transaction run on Tokio's blocking pool, never on an
+//! async worker; a committed transaction survives the process being killed (`kill -9`), so a
+//! result the server acknowledged (the widget's 201, the backend's 200) is never lost or served
+//! twice after a restart.
+//!
+//! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper), and
+//! its record as JSON. The transitions are the ones every backend shares
+//! (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
+//! server knows is refused, an older one migrated.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::record::Record;
+use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use crate::clock::Clock;
+
+/// The schema this server writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How often the sweeper deletes rows no answer depends on.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A durable [`Store`] in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    connection: Mutex<Connection>,
+    /// Rows held, counted once at open and kept in step by every insert and delete (only this
+    /// process writes the file).
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, holding at most `capacity` verifications. Inside
+    /// a Tokio runtime it starts its sweeper, judging expiry by `clock`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the file cannot be opened or has a newer schema.
+    pub fn open(path: &Path, capacity: usize, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(unavailable)?;
+        }
+        let mut connection = Connection::open(path).map_err(unavailable)?;
+        // WAL: readers never wait for the writer; NORMAL: a commit survives the process dying.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(unavailable)?;
+        migrate(&mut connection)?;
+        let len: i64 = connection
+            .query_row("SELECT COUNT(*) FROM verifications", [], |row| row.get(0))
+            .map_err(unavailable)?;
+        let shared = Arc::new(Shared {
+            connection: Mutex::new(connection),
+            len: AtomicUsize::new(usize::try_from(len).unwrap_or(usize::MAX)),
+            capacity,
+        });
+        let sweeper = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|runtime| runtime.spawn(sweep(Arc::downgrade(&shared), clock)));
+        Ok(SqliteStore { shared, sweeper })
+    }
+
+    /// Runs `work` in one transaction on the blocking pool.
+    async fn transaction<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = shared.connection.lock().unwrap_or_else(|e| e.into_inner());
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let value = work(&transaction, &shared)?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Inserts a new record, within the capacity.
+    async fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError> {
+        self.transaction(move |tx, shared| {
+            if shared.len.load(Ordering::Acquire) >= shared.capacity {
+                return Err(StoreError::Full);
+            }
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO verifications (id, forget_after, record) VALUES (?1, ?2, ?3)",
+                    params![id.as_bytes(), millis(record.forgettable_after()), encode(&record)?],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Err(StoreError::Duplicate);
+            }
+            shared.len.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `transition` on the record of `id` and writes it back; `None` when there is none.
+    async fn update<T: Send + 'static>(
+        &self,
+        id: Uuid,
+        transition: impl FnOnce(&mut Record) -> T + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        self.transaction(move |tx, _| {
+            let Some(mut record) = load(tx, id)? else {
+                return Ok(None);
+            };
+            let outcome = transition(&mut record);
+            tx.execute(
+                "UPDATE verifications SET forget_after = ?2, record = ?3 WHERE id = ?1",
+                params![
+                    id.as_bytes(),
+                    millis(record.forgettable_after()),
+                    encode(&record)?
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(Some(outcome))
+        })
+        .await
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
+        }
+    }
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(unavailable)
+}
+
+fn load(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let bytes: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT record FROM verifications WHERE id = ?1",
+            params![id.as_bytes()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    bytes
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(unavailable))
+        .transpose()
+}
+
+/// Creates the schema, or brings an older one up to date.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(unavailable)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "the store file has schema version {version}; this server knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    if version < 1 {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE verifications (
+                     id BLOB PRIMARY KEY,
+                     forget_after INTEGER NOT NULL,
+                     record BLOB NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX verifications_forget_after ON verifications (forget_after);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// The sweeper: holds only a weak reference, so it never keeps a dropped store alive.
+async fn sweep(shared: Weak<Shared>, clock: Arc<dyn Clock>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = millis(clock.now());
+        let forgotten = tokio::task::spawn_blocking(move || {
+            let connection = shared.connection.lock().unwrap_or_else(|e| e.into_inner());
+            let forgotten = connection
+                .execute(
+                    "DELETE FROM verifications WHERE forget_after <= ?1",
+                    params![now],
+                )
+                .unwrap_or(0);
+            shared.len.fetch_sub(forgotten, Ordering::AcqRel);
+            forgotten
+        })
+        .await
+        .unwrap_or(0);
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot expired verifications");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn insert_pending(
+        &self,
+        id: Uuid,
+        pending: Pending,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.insert(id, Record::pending(pending)).await
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError> {
+        Ok(self
+            .update(id, move |record| record.claim(lease, now))
+            .await?
+            .flatten())
+    }
+
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+    ) -> Result<(), StoreError> {
+        self.update(id, move |record| record.finish(lease, finished))
+            .await?
+            .unwrap_or(Err(StoreError::NotClaimant))
+    }
+
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.insert(id, Record::finished(finished)).await
+    }
+
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.update(id, move |record| record.release(lease))
+            .await?
+            .unwrap_or(Err(StoreError::NotClaimant))
+    }
+
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.transaction(move |tx, shared| {
+            if !load(tx, id)?.is_some_and(|record| record.held_by(lease)) {
+                return Err(StoreError::NotClaimant);
+            }
+            tx.execute(
+                "DELETE FROM verifications WHERE id = ?1",
+                params![id.as_bytes()],
+            )
+            .map_err(unavailable)?;
+            shared.len.fetch_sub(1, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retrieve(
+        &self,
+        id: Uuid,
+        authorized: &[Uuid],
+        now: OffsetDateTime,
+    ) -> Result<Retrieval, StoreError> {
+        let authorized = authorized.to_vec();
+        Ok(self
+            .update(id, move |record| record.retrieve(&authorized, now))
+            .await?
+            .unwrap_or(Retrieval::NotFound))
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.shared.len.load(Ordering::Acquire))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.transaction(|tx, _| {
+            tx.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(unavailable)
+        })
+        .await?;
+        if self.shared.len.load(Ordering::Acquire) >= self.shared.capacity {
+            return Err(StoreError::Full);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::conformance;
+
+    /// A store in a fresh file of its own; the directory is removed with the process's temp.
+    fn store(capacity: usize) -> SqliteStore {
+        let path = std::env::temp_dir()
+            .join(format!("trustcaptcha-sqlite-test-{}", Uuid::new_v4()))
+            .join("state.sqlite3");
+        SqliteStore::open(
+            &path,
+            capacity,
+            Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>,
+        )
+        .expect("open")
+    }
+
+    conformance::suite!(store);
+
+    #[tokio::test]
+    async fn what_was_stored_is_there_after_reopening_and_counted() {
+        let path = std::env::temp_dir()
+            .join(format!("trustcaptcha-sqlite-test-{}", Uuid::new_v4()))
+            .join("state.sqlite3");
+        let clock = || Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>;
+        let id = Uuid::new_v4();
+        {
+            let store = SqliteStore::open(&path, 10, clock()).expect("open");
+            store
+                .insert_finished(
+                    id,
+                    conformance::finished(id, 1, Duration::from_secs(60)),
+                    conformance::T0,
+                )
+                .await
+                .expect("insert");
+        }
+        let store = SqliteStore::open(&path, 10, clock()).expect("reopen");
+        assert_eq!(store.count().await, Ok(1));
+        assert!(matches!(
+            store
+                .retrieve(id, &[conformance::SITE], conformance::T0)
+                .await,
+            Ok(Retrieval::Found(_))
+        ));
+        assert_eq!(
+            store
+                .retrieve(id, &[conformance::SITE], conformance::T0)
+                .await,
+            Ok(Retrieval::LimitReached)
+        );
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+}
