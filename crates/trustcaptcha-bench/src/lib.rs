@@ -25,9 +25,19 @@ pub const API_KEY: &str = "ak_bench_0123456789abcdef";
 const SERVE_ENV: &str = "TRUSTCAPTCHA_BENCH_SERVE";
 const CEILING_ENV: &str = "TRUSTCAPTCHA_BENCH_CEILING";
 
+/// The store the bench server uses: `TRUSTCAPTCHA_BENCH_STORE_URL` (e.g. `sqlite:///tmp/b.db`),
+/// or memory.
+pub fn store_url() -> String {
+    std::env::var("TRUSTCAPTCHA_BENCH_STORE_URL").unwrap_or_else(|_| "memory://".to_owned())
+}
+
 pub fn config() -> String {
+    let store = store_url();
     format!(
         r#"
+        [store]
+        url = "{store}"
+
         [server]
         max_verifications = 2000000
         # The load generator is one client network; the per-network limits would stop it.

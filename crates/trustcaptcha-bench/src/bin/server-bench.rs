@@ -98,12 +98,24 @@ async fn run(server: &trustcaptcha_bench::ServerProcess) {
     println!(
         "| GET /results, bare hyper fixed body (ceiling), {IN_FLIGHT} in flight | {floor:.0} req/s |"
     );
+    println!("| store | {} |", trustcaptcha_bench::store_url());
     println!("| ratio to ceiling | {:.2} |", ours / floor);
     println!("| create + solve + submit flows, {IN_FLIGHT} in flight | {flows:.0} flows/s |");
     println!(
         "| server RSS growth for {PENDING} pending verifications | {:.1} MiB, {per_pending:.0} bytes each |",
         after.saturating_sub(before) as f64 / 1_048_576.0
     );
+    if let Some(path) = trustcaptcha_bench::store_url().strip_prefix("sqlite://") {
+        // The WAL holds recent writes until a checkpoint; both files count.
+        let size =
+            |suffix: &str| std::fs::metadata(format!("{path}{suffix}")).map_or(0, |m| m.len());
+        let bytes = size("") + size("-wal");
+        println!(
+            "| SQLite file (+ WAL) after them | {:.1} MiB, {:.0} bytes per verification held |",
+            bytes as f64 / 1_048_576.0,
+            bytes as f64 / (PENDING + FLOWS + 1) as f64
+        );
+    }
 }
 
 /// A widget-shaped create request; returns the challenge.
