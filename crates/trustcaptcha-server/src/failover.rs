@@ -7,8 +7,10 @@
 //! ever synthesized: an id the store does not know is 404, and a store that cannot answer is 503.
 //!
 //! Recorded outages, from evidence only: any period in which the store failed (noticed by
-//! [`crate::store::Tracked`]), and, when `outage_before_start` is on, the time before this
-//! process started.
+//! [`crate::store::Tracked`]); downtime, when a server starts and the store's last heartbeat
+//! (servers write one every [`HEARTBEAT_INTERVAL`]) is older than [`DOWNTIME_GAP`]; and, when
+//! `outage_before_start` is on, the time before this process started. A memory store keeps no
+//! heartbeat across a restart, so only a durable store can show downtime.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +18,53 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+/// How often a serving server records in the store that it is alive.
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A gap this long between the store's last heartbeat and a start is downtime on record.
+pub(crate) const DOWNTIME_GAP: Duration = Duration::from_secs(30);
+
+/// Once per state, before serving: records downtime the store's heartbeat shows, then writes a
+/// heartbeat of its own. Later calls do nothing.
+pub(crate) async fn on_start(state: &crate::AppState) {
+    state
+        .outages
+        .started
+        .get_or_init(|| async {
+            let now = state.clock.now();
+            match state.store.last_heartbeat().await {
+                Ok(Some(last)) if now - last > DOWNTIME_GAP => {
+                    tracing::warn!(
+                        since = %last,
+                        "no server used this store for a while: downtime is on record"
+                    );
+                    state.outages.ended_at(now);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "the store's heartbeat cannot be read"),
+            }
+            let _ = state.store.heartbeat(now).await;
+        })
+        .await;
+}
+
+/// Writes a heartbeat every [`HEARTBEAT_INTERVAL`], for as long as it runs.
+pub(crate) async fn heartbeats(state: crate::AppState) {
+    let mut interval = tokio::time::interval(HEARTBEAT_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        // A failure is noticed by the store's tracking; the next beat tries again.
+        let _ = state.store.heartbeat(state.clock.now()).await;
+    }
+}
+
 /// The outage record and its grace window.
 #[derive(Debug)]
 pub(crate) struct Outages {
     grace: Duration,
+    /// Set once the start-up evidence has been looked at.
+    started: tokio::sync::OnceCell<()>,
     /// Lets the hot path (every successful store call) skip the lock when nothing is ongoing.
     ongoing: AtomicBool,
     state: Mutex<State>,
@@ -37,6 +82,7 @@ impl Outages {
     pub(crate) fn new(grace: Duration) -> Self {
         Outages {
             grace,
+            started: tokio::sync::OnceCell::new(),
             ongoing: AtomicBool::new(false),
             state: Mutex::default(),
         }

@@ -40,7 +40,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let settings = state.settings.clone();
+    crate::failover::on_start(&state).await;
+    let heartbeats = tokio::spawn(crate::failover::heartbeats(state.clone()));
     accept(listener, crate::app(state), settings, shutdown).await;
+    heartbeats.abort();
 }
 
 /// Connections the admin listener serves at once.
@@ -248,6 +251,8 @@ impl Drop for Spawned {
 pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spawned> {
     let listener = TcpListener::bind(address).await?;
     let url = format!("http://{}", listener.local_addr()?);
+    // Before returning, so that what a test does next sees the start-up evidence recorded.
+    crate::failover::on_start(&state).await;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;

@@ -472,6 +472,16 @@ impl Store for FaultStore {
         self.inner.count().await
     }
 
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.heartbeat(now).await
+    }
+
+    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.up()?;
+        self.inner.last_heartbeat().await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.up()?;
         self.inner.ping().await

@@ -74,6 +74,10 @@ macro_rules! suite {
                 c::only_the_lease_holder_moves_a_claim(&$make(10)).await;
             }
             #[tokio::test]
+            async fn heartbeats_keep_the_latest() {
+                c::heartbeats_keep_the_latest(&$make(1)).await;
+            }
+            #[tokio::test]
             async fn capacity_is_bounded() {
                 c::capacity_is_bounded(&$make(2)).await;
             }
@@ -360,4 +364,11 @@ pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<im
         }
     }
     assert_eq!(found, 3, "exactly max_retrievals are served");
+}
+
+pub(crate) async fn heartbeats_keep_the_latest(store: &impl Store) {
+    assert_eq!(store.last_heartbeat().await, Ok(None));
+    store.heartbeat(T0 + MINUTE).await.expect("beat");
+    store.heartbeat(T0).await.expect("an older beat");
+    assert_eq!(store.last_heartbeat().await, Ok(Some(T0 + MINUTE)));
 }

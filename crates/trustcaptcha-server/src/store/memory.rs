@@ -24,6 +24,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Arc<Shards>,
+    /// Lives and dies with the process, so it is never evidence across a restart.
+    heartbeat: Mutex<Option<OffsetDateTime>>,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,7 +51,11 @@ impl MemoryStore {
         let sweeper = tokio::runtime::Handle::try_current()
             .ok()
             .map(|runtime| runtime.spawn(sweep(Arc::downgrade(&shards), clock)));
-        MemoryStore { shards, sweeper }
+        MemoryStore {
+            shards,
+            heartbeat: Mutex::default(),
+            sweeper,
+        }
     }
 }
 
@@ -194,6 +200,16 @@ impl Store for MemoryStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.shards.len.load(Ordering::Acquire))
+    }
+
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut last = self.heartbeat.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some(last.map_or(now, |last| last.max(now)));
+        Ok(())
+    }
+
+    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(*self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -282,6 +282,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// When the backend fails.
     async fn count(&self) -> Result<usize, StoreError>;
 
+    /// Records that a server using this store is alive at `now`; servers call it periodically,
+    /// so that a gap between the last heartbeat and a start is evidence of downtime.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The latest heartbeat any server recorded in this store, if any.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
     /// Whether the store can serve requests now, new verifications included.
     ///
     /// # Errors

@@ -23,7 +23,7 @@ use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -206,6 +206,19 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(unavailable)?;
     }
+    if version < 2 {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE heartbeat (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     at INTEGER NOT NULL
+                 );
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -318,6 +331,35 @@ impl Store for SqliteStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.shared.len.load(Ordering::Acquire))
+    }
+
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        let at = millis(now);
+        self.transaction(move |tx, _| {
+            tx.execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET at = max(at, excluded.at)",
+                params![at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = self
+            .transaction(|tx, _| {
+                tx.query_row("SELECT at FROM heartbeat WHERE id = 1", [], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(at.and_then(|at| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

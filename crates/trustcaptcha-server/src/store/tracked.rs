@@ -116,6 +116,16 @@ impl Tracked {
         self.track(self.inner.count().await)
     }
 
+    /// See [`Store::heartbeat`].
+    pub(crate) async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.track(self.inner.heartbeat(now).await)
+    }
+
+    /// See [`Store::last_heartbeat`].
+    pub(crate) async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.track(self.inner.last_heartbeat().await)
+    }
+
     /// See [`Store::ping`].
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.track(self.inner.ping().await)

@@ -131,3 +131,55 @@ async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification
     assert_eq!(result.verification_id.to_string(), id);
     assert!(result.verification_passed);
 }
+
+#[tokio::test]
+async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
+    use trustcaptcha_server::store::Store as _;
+    let claim = token_for(
+        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
+        r#","clientFailover":true"#,
+    );
+    let now = time::OffsetDateTime::now_utc();
+    for (case, last_heartbeat, outage) in [
+        ("a store no server used before", None, false),
+        (
+            "a server that beat 5 s ago",
+            Some(now - Duration::from_secs(5)),
+            false,
+        ),
+        (
+            "no server for 10 minutes",
+            Some(now - Duration::from_secs(600)),
+            true,
+        ),
+    ] {
+        let dir =
+            std::env::temp_dir().join(format!("trustcaptcha-heartbeat-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("state.sqlite3");
+        if let Some(at) = last_heartbeat {
+            let store = trustcaptcha_server::store::sqlite::SqliteStore::open(
+                &path,
+                10,
+                std::sync::Arc::new(trustcaptcha_server::clock::SystemClock),
+            )
+            .expect("open");
+            store.heartbeat(at).await.expect("beat");
+        }
+        let mut config = config("");
+        config.store_url = Some(format!("sqlite://{}", path.display()));
+        let server = TestServer::start(config).await;
+        let answer = server.client(KEY_A).get_verification_result(&claim).await;
+        if outage {
+            let result = answer.expect(case);
+            assert_eq!(result.decision_type, DecisionType::Failover, "{case}");
+        } else {
+            assert_eq!(
+                answer.expect_err(case).kind(),
+                ErrorKind::ClientReportedServerUnreachable,
+                "{case}"
+            );
+        }
+        drop(server);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
