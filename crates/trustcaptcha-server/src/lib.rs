@@ -6,20 +6,22 @@
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
 //!    [`protocol::CreateRequest`]) and the visitor's address, and calls
 //!    `verification::create`: the site, origin and mode are checked against the [`config`]
-//!    and its `rules`, a bypass key ([`secret`]) finishes at once, the difficulty rises for
-//!    busy networks (`rules::SolveTracker`), [`pow`] makes the challenge, `visitor`
-//!    describes the browser, and the [`store`] keeps it as pending.
+//!    and its `rules`, `limits` keeps each client network to its share (rates, open
+//!    challenges, key guesses), a bypass key ([`secret`]) finishes at once, the difficulty rises
+//!    for busy networks (`rules::SolveTracker`), [`pow`] makes the challenge, `visitor`
+//!    describes the browser, and the [`store`] (SQLite or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
 //!    `scoring` (with [`integrity`]) judges the visitor, and the store marks it finished; the
 //!    widget gets a verification token.
 //! 3. The site's backend calls `GET …/results` (e.g. with the `trustcaptcha` crate).
 //!    `verification::retrieve` checks the key, the store counts the retrieval atomically, and
-//!    `api::results` renders the 20-field result; during or after an outage on record
-//!    (`failover`) it may answer with a synthesized failover result instead.
+//!    `api::results` renders the 20-field result. A widget's own failover claim gets a flagged
+//!    result only while an outage is on record (`failover`: store failures, and downtime shown
+//!    by the store's heartbeat).
 //!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
-//! [`spawn`]). `state` holds what requests share; every store call goes through
+//! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own. `state` holds what requests share; every store call goes through
 //! [`store::Tracked`], which records outages; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests.
