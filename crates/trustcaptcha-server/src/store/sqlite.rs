@@ -381,11 +381,16 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::store::conformance;
 
-    /// A store in a fresh file of its own; the directory is removed with the process's temp.
+    /// A fresh file under the build directory (so that test runs leave nothing elsewhere).
+    fn fresh_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/test-stores")
+            .join(format!("{}.sqlite3", Uuid::new_v4()))
+    }
+
+    /// A store in a fresh file of its own.
     fn store(capacity: usize) -> SqliteStore {
-        let path = std::env::temp_dir()
-            .join(format!("trustcaptcha-sqlite-test-{}", Uuid::new_v4()))
-            .join("state.sqlite3");
+        let path = fresh_path();
         SqliteStore::open(
             &path,
             capacity,
@@ -398,9 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_was_stored_is_there_after_reopening_and_counted() {
-        let path = std::env::temp_dir()
-            .join(format!("trustcaptcha-sqlite-test-{}", Uuid::new_v4()))
-            .join("state.sqlite3");
+        let path = fresh_path();
         let clock = || Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>;
         let id = Uuid::new_v4();
         {
@@ -428,6 +431,9 @@ mod tests {
                 .await,
             Ok(Retrieval::LimitReached)
         );
-        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }
