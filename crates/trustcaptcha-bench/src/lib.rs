@@ -135,6 +135,12 @@ pub fn spawn_ceiling(body: &str) -> ServerProcess {
 /// Call first in `main`: when this process was started as a server, serve and never return.
 pub fn serve_if_child() {
     if let Ok(config) = std::env::var(SERVE_ENV) {
+        // `default`: the bench configuration (for scripts that start the server themselves).
+        let config = if config == "default" {
+            self::config()
+        } else {
+            config
+        };
         run_server(&config);
     }
     if let Ok(body) = std::env::var(CEILING_ENV) {
