@@ -1,4 +1,4 @@
-//! Seed 004's multi-level decision: allow, ask for an extra check, or reject by score.
+//! The results API's multi-level decision: allow, ask for an extra check, or reject by score.
 //!
 //! ```sh
 //! cargo run --example multi_level
