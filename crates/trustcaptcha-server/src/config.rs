@@ -36,8 +36,9 @@ pub const SANDBOX_SITE_KEY: Uuid = Uuid::nil();
 /// The sandbox site's API key: `ak_` followed by 49 `x`.
 pub const SANDBOX_API_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
-/// A validated configuration.
-#[derive(Debug, Clone)]
+/// A validated configuration. Its `Debug` output shows only the store URL's scheme, since a
+/// store URL may carry credentials.
+#[derive(Clone)]
 pub struct Config {
     /// Process-wide settings.
     pub server: ServerSettings,
@@ -153,6 +154,20 @@ pub struct Site {
     /// Whether a widget's failover claim gets a flagged `FAILOVER` result while an outage is
     /// on record (otherwise always 412).
     pub failover_answers: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let store = self.store_url.as_deref().map(|url| {
+            url.split_once("://")
+                .map_or("<invalid>", |(scheme, _)| scheme)
+        });
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("sites", &self.sites)
+            .field("store", &store)
+            .finish()
+    }
 }
 
 impl Config {
@@ -906,6 +921,20 @@ fn networks(at: &str, entries: &[String], problems: &mut Vec<(String, String)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_only_the_store_urls_scheme() {
+        let config = Config {
+            store_url: Some("redis://user:hunter2@cache.internal:6379/0".into()),
+            ..Config::new(vec![Site::sandbox()])
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("cache.internal"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"store: Some("redis")"#), "{shown}");
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

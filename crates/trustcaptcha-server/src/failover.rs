@@ -105,13 +105,15 @@ impl Outages {
     }
 
     /// Records that the store works again at `at`, ending an ongoing outage.
-    pub(crate) fn store_recovered(&self, at: OffsetDateTime) {
+    /// `at` is asked for only when an outage was ongoing, so that the hot path (every
+    /// successful store call) costs one atomic swap.
+    pub(crate) fn store_recovered(&self, at: impl FnOnce() -> OffsetDateTime) {
         if !self.ongoing.swap(false, Ordering::AcqRel) {
             return;
         }
         let ongoing = self.state().ongoing_since.take();
         if ongoing.is_some() {
-            self.ended_at(at);
+            self.ended_at(at());
         }
     }
 
@@ -141,10 +143,10 @@ mod tests {
         assert!(!outages.grace_active(t0 + 6 * minute));
         outages.store_failed(t0 + 10 * minute);
         assert!(outages.grace_active(t0 + 60 * minute), "ongoing");
-        outages.store_recovered(t0 + 61 * minute);
+        outages.store_recovered(|| t0 + 61 * minute);
         assert!(outages.grace_active(t0 + 66 * minute));
         assert!(!outages.grace_active(t0 + 67 * minute));
-        outages.store_recovered(t0 + 90 * minute);
+        outages.store_recovered(|| t0 + 90 * minute);
         assert!(!outages.grace_active(t0 + 91 * minute), "no outage to end");
     }
 }

@@ -89,16 +89,32 @@ impl SqliteStore {
         Ok(SqliteStore { shared, sweeper })
     }
 
-    /// Runs `work` in one transaction on the blocking pool.
+    /// Runs `work` in one writing transaction on the blocking pool.
     async fn transaction<T: Send + 'static>(
         &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(TransactionBehavior::Immediate, work).await
+    }
+
+    /// Runs `work` in one reading transaction (it takes no write lock) on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(TransactionBehavior::Deferred, work).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        behavior: TransactionBehavior,
         work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
             let mut connection = shared.connection.lock().unwrap_or_else(|e| e.into_inner());
             let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .transaction_with_behavior(behavior)
                 .map_err(unavailable)?;
             let value = work(&transaction, &shared)?;
             transaction.commit().map_err(unavailable)?;
@@ -349,7 +365,7 @@ impl Store for SqliteStore {
 
     async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         let at: Option<i64> = self
-            .transaction(|tx, _| {
+            .read(|tx, _| {
                 tx.query_row("SELECT at FROM heartbeat WHERE id = 1", [], |row| {
                     row.get(0)
                 })
@@ -363,7 +379,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.transaction(|tx, _| {
+        self.read(|tx, _| {
             tx.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(unavailable)
         })

@@ -46,7 +46,7 @@ impl Tracked {
                 self.outages.store_failed(self.clock.now());
             }
             // Any answer from the store, even a refusal, shows that it works.
-            _ => self.outages.store_recovered(self.clock.now()),
+            _ => self.outages.store_recovered(|| self.clock.now()),
         }
         result
     }

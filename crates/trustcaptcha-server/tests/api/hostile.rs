@@ -132,8 +132,11 @@ async fn one_network_cannot_hold_more_than_its_share_of_open_challenges() {
     config.server.max_pending_per_network = 3;
     let server = TestServer::start(config).await;
     let body = create_body(SITE_B, false);
+    let mut open = Vec::new();
     for _ in 0..3 {
-        assert_eq!(create_from(&server, "198.51.100.7", &body).await.0, 200);
+        let (status, created, _) = create_from(&server, "198.51.100.7", &body).await;
+        assert_eq!(status, 200);
+        open.push(created["challenge"].clone());
     }
     let (status, answer, retry) = create_from(&server, "198.51.100.7", &body).await;
     assert_eq!(
@@ -142,10 +145,9 @@ async fn one_network_cannot_hold_more_than_its_share_of_open_challenges() {
     );
     assert!(retry.is_some());
     assert_eq!(create_from(&server, "203.0.113.9", &body).await.0, 200);
-    // Solving one makes room again.
-    let (_, created, _) = create_from(&server, "192.0.2.44", &body).await;
-    assert_eq!(server.stored().await, 5);
-    server.finish(&created["challenge"]).await;
+    // Solving one makes room again for that network.
+    server.finish(&open[0]).await;
+    assert_eq!(create_from(&server, "198.51.100.7", &body).await.0, 200);
 }
 
 #[tokio::test]
@@ -274,7 +276,7 @@ async fn settings_made_in_code_are_validated_like_a_file() {
 }
 
 #[tokio::test]
-async fn the_largest_admitted_body_is_answered_in_bounded_time() {
+async fn the_largest_real_body_is_admitted_and_a_larger_one_is_not() {
     let server = TestServer::start(config("")).await;
     let mut body = create_body(SITE_B, false);
     // Just under the default 1 MiB limit: many user events, as a real widget may send.
