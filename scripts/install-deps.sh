@@ -3,6 +3,8 @@
 # * OpenSSL headers: the official `trustcaptcha` 3.0.0 crate, built by the compatibility test
 #   and the benchmark, uses native TLS (our own crates use rustls and need none of this);
 # * Debian's Chromium for the browser tests (no browser downloads);
+# * Debian's Redis 7 (`redis-server`, `redis-cli`): the Redis store's tests start their own
+#   servers and clusters on free loopback ports;
 # * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
 # * cargo-deny and cargo-hack, the dependency-policy and feature checks.
 set -euo pipefail
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 missing=()
 pkg-config --exists openssl 2> /dev/null || missing+=(libssl-dev pkg-config)
 command -v chromium > /dev/null || missing+=(chromium fonts-dejavu-core)
+command -v redis-server > /dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -45,7 +45,8 @@ pub struct Config {
     /// The sites (captchas) this server serves.
     pub sites: Vec<Site>,
     /// Where verifications are kept (`[store] url`, or `TRUSTCAPTCHA_STORE_URL`):
-    /// `sqlite://PATH` or `memory://`. `None` (a configuration made in code) keeps them in
+    /// `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT[,HOST:PORT…]` or
+    /// `memory://` (see [`crate::store::open`]). `None` (a configuration made in code) keeps them in
     /// memory; [`load`] defaults to a SQLite file beside the configuration file.
     pub store_url: Option<String>,
 }

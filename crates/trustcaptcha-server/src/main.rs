@@ -166,14 +166,16 @@ async fn run_serve(
         config.sites.push(site);
     }
     let address = listen.unwrap_or_else(|| config.server.listen.to_string());
-    let store = config
-        .store_url
-        .clone()
-        .unwrap_or_else(|| "memory://".to_owned());
+    let store =
+        trustcaptcha_server::store::redacted(config.store_url.as_deref().unwrap_or("memory://"));
     let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
     let state = AppState::builder(config)
         .build()
         .map_err(|e| e.to_string())?;
+    state
+        .prepare_store()
+        .await
+        .map_err(|e| format!("the store {store} cannot be used: {e}"))?;
     // A host name is resolved; the first address that can be bound is used.
     let listener = tokio::net::TcpListener::bind(address.as_str())
         .await

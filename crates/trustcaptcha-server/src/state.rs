@@ -86,6 +86,16 @@ impl std::fmt::Debug for AppStateBuilder {
 }
 
 impl AppState {
+    /// Checks that the store is safe to serve from (see [`Store::prepare`]); a server calls it
+    /// once before serving and refuses to start when it fails.
+    ///
+    /// # Errors
+    ///
+    /// The store's reason it must not be used.
+    pub async fn prepare_store(&self) -> Result<(), crate::store::StoreError> {
+        self.store.prepare().await
+    }
+
     /// Starts building the state for `config`, with the system clock and an in-memory store.
     pub fn builder(config: Config) -> AppStateBuilder {
         AppStateBuilder {

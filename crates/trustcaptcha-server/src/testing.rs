@@ -24,6 +24,7 @@ use crate::pow;
 use crate::protocol::{
     Answer, Challenge, CreateRequest, HoneypotField, SubmitRequest, UserEvent, WidgetInfo,
 };
+pub use crate::store::redis_servers::{RedisCluster, RedisServer};
 use crate::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
 use crate::{AppState, Spawned, spawn};
 use base64::Engine as _;
@@ -424,6 +425,7 @@ impl Store for FaultStore {
         id: Uuid,
         lease: Lease,
         finished: Finished,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.up()?;
         if self
@@ -432,7 +434,7 @@ impl Store for FaultStore {
         {
             std::future::pending::<()>().await;
         }
-        self.inner.finish_claimed(id, lease, finished).await
+        self.inner.finish_claimed(id, lease, finished, now).await
     }
 
     async fn insert_finished(

@@ -1,6 +1,7 @@
 //! The store conformance suite: the contract of [`Store`](super::Store), as tests every backend
 //! runs. A backend's test module calls [`suite!`] with a function that makes an empty store of a
-//! given capacity.
+//! given capacity (or a [`Fixture`] holding one, with whatever else it needs to live, such as
+//! its own Redis server).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,18 @@ pub(crate) fn finished(id: Uuid, max_retrievals: u32, lifetime: Duration) -> Fin
     }
 }
 
+/// What a conformance test runs against: a store, and whatever must live as long as it.
+pub(crate) trait Fixture: Send + Sync + 'static {
+    /// The store under test.
+    fn store(&self) -> &dyn Store;
+}
+
+impl<S: Store> Fixture for S {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+}
+
 pub(crate) fn lease() -> Lease {
     Lease::new(T0, MINUTE)
 }
@@ -91,7 +104,8 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
-pub(crate) async fn lifecycle(store: &impl Store) {
+pub(crate) async fn lifecycle(fixture: &impl Fixture) {
+    let store = fixture.store();
     let id = Uuid::new_v4();
     store
         .insert_pending(id, pending(5 * MINUTE), T0)
@@ -120,7 +134,7 @@ pub(crate) async fn lifecycle(store: &impl Store) {
         Ok(Retrieval::NotFinished)
     );
     store
-        .finish_claimed(id, lease, finished(id, 2, 15 * MINUTE))
+        .finish_claimed(id, lease, finished(id, 2, 15 * MINUTE), T0)
         .await
         .expect("finish");
     assert_eq!(store.claim(id, lease, T0).await, Ok(None), "finished");
@@ -165,7 +179,8 @@ pub(crate) async fn lifecycle(store: &impl Store) {
     );
 }
 
-pub(crate) async fn expiry_is_judged_by_now(store: &impl Store) {
+pub(crate) async fn expiry_is_judged_by_now(fixture: &impl Fixture) {
+    let store = fixture.store();
     // An unfinished verification reads "not found" once expired, claimed or not.
     let open = Uuid::new_v4();
     let claimed = Uuid::new_v4();
@@ -224,7 +239,8 @@ pub(crate) async fn expiry_is_judged_by_now(store: &impl Store) {
     }
 }
 
-pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
+pub(crate) async fn only_the_lease_holder_moves_a_claim(fixture: &impl Fixture) {
+    let store = fixture.store();
     let id = Uuid::new_v4();
     store
         .insert_pending(id, pending(10 * MINUTE), T0)
@@ -239,7 +255,7 @@ pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
         .expect("claim");
     assert_eq!(
         store
-            .finish_claimed(id, stranger, finished(id, 1, MINUTE))
+            .finish_claimed(id, stranger, finished(id, 1, MINUTE), T0)
             .await,
         Err(StoreError::NotClaimant)
     );
@@ -256,7 +272,7 @@ pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
     store.release(id, first).await.expect("release");
     assert_eq!(
         store
-            .finish_claimed(id, first, finished(id, 1, MINUTE))
+            .finish_claimed(id, first, finished(id, 1, MINUTE), T0)
             .await,
         Err(StoreError::NotClaimant),
         "a released lease holds nothing"
@@ -282,7 +298,7 @@ pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
         .expect("claim after the lease lapsed");
     assert_eq!(
         store
-            .finish_claimed(id, second, finished(id, 1, MINUTE))
+            .finish_claimed(id, second, finished(id, 1, MINUTE), T0)
             .await,
         Err(StoreError::NotClaimant)
     );
@@ -298,17 +314,33 @@ pub(crate) async fn only_the_lease_holder_moves_a_claim(store: &impl Store) {
     assert_eq!(store.count().await, Ok(0));
 }
 
-pub(crate) async fn capacity_is_bounded(store: &impl Store) {
+/// Fills the store until it refuses (a backend bounded by a count, given a capacity of two, or
+/// one bounded by memory): then both kinds of insert are refused and it is not ready, while what
+/// it holds can still be claimed, finished and retrieved. A sharded backend fills shard by
+/// shard, so filling goes on until many inserts in a row were refused.
+pub(crate) async fn capacity_is_bounded(fixture: &impl Fixture) {
+    let store = fixture.store();
     assert_eq!(store.ping().await, Ok(()));
-    store
-        .insert_pending(Uuid::new_v4(), pending(MINUTE), T0)
-        .await
-        .expect("1");
-    let id = Uuid::new_v4();
-    store
-        .insert_finished(id, finished(id, 1, MINUTE), T0)
-        .await
-        .expect("2");
+    let (mut open, mut done) = (Vec::new(), Vec::new());
+    let mut refused_in_a_row = 0;
+    while refused_in_a_row < 24 {
+        assert!(open.len() + done.len() < 100_000, "the store never fills");
+        let id = Uuid::new_v4();
+        let inserted = if open.len() <= done.len() {
+            store.insert_pending(id, pending(MINUTE), T0).await
+        } else {
+            store.insert_finished(id, finished(id, 1, MINUTE), T0).await
+        };
+        refused_in_a_row += 1;
+        match inserted {
+            Ok(()) if open.len() <= done.len() => open.push(id),
+            Ok(()) => done.push(id),
+            Err(StoreError::Full) => continue,
+            Err(other) => panic!("{other}"),
+        }
+        refused_in_a_row = 0;
+    }
+    assert!(!done.is_empty(), "room for at least one of each kind");
     assert_eq!(
         store
             .insert_pending(Uuid::new_v4(), pending(MINUTE), T0)
@@ -320,23 +352,39 @@ pub(crate) async fn capacity_is_bounded(store: &impl Store) {
         store.insert_finished(id, finished(id, 1, MINUTE), T0).await,
         Err(StoreError::Full)
     );
-    assert_eq!(store.count().await, Ok(2));
+    assert_eq!(store.count().await, Ok(open.len() + done.len()));
     assert_eq!(
         store.ping().await,
         Err(StoreError::Full),
         "full is not ready"
     );
+
+    let lease = lease();
+    assert!(matches!(store.claim(open[0], lease, T0).await, Ok(Some(_))));
+    assert_eq!(
+        store
+            .finish_claimed(open[0], lease, finished(open[0], 1, MINUTE), T0)
+            .await,
+        Ok(())
+    );
+    for id in [open[0], done[0]] {
+        assert!(matches!(
+            store.retrieve(id, &[SITE], T0).await,
+            Ok(Retrieval::Found(_))
+        ));
+    }
 }
 
-pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<impl Store>) {
+pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(fixture: Arc<impl Fixture>) {
+    let store = fixture.store();
     let id = Uuid::new_v4();
     store
         .insert_pending(id, pending(MINUTE), T0)
         .await
         .expect("insert");
     let claims = (0..32).map(|_| {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move { store.claim(id, lease(), T0).await })
+        let fixture = Arc::clone(&fixture);
+        tokio::spawn(async move { fixture.store().claim(id, lease(), T0).await })
     });
     let mut won = Vec::new();
     for claim in claims {
@@ -352,8 +400,8 @@ pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<im
         .await
         .expect("insert");
     let retrievals = (0..64).map(|_| {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move { store.retrieve(id, &[SITE], T0).await })
+        let fixture = Arc::clone(&fixture);
+        tokio::spawn(async move { fixture.store().retrieve(id, &[SITE], T0).await })
     });
     let mut found = 0;
     for retrieval in retrievals {
@@ -366,7 +414,8 @@ pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(store: Arc<im
     assert_eq!(found, 3, "exactly max_retrievals are served");
 }
 
-pub(crate) async fn heartbeats_keep_the_latest(store: &impl Store) {
+pub(crate) async fn heartbeats_keep_the_latest(fixture: &impl Fixture) {
+    let store = fixture.store();
     assert_eq!(store.last_heartbeat().await, Ok(None));
     store.heartbeat(T0 + MINUTE).await.expect("beat");
     store.heartbeat(T0).await.expect("an older beat");

@@ -155,6 +155,7 @@ impl Store for MemoryStore {
         id: Uuid,
         lease: Lease,
         finished: Finished,
+        _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.shards
             .with_record(id, |record| record.finish(lease, finished))

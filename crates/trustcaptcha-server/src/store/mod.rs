@@ -1,7 +1,8 @@
 //! Where verifications live between the widget's create, its submission and the backend's
 //! retrievals: the [`Store`] contract every backend implements, the [`Tracked`] wrapper through
 //! which the server makes every store call (so that failures feed the outage record), and the
-//! backends: [`sqlite::SqliteStore`] (durable, the default of `serve --config`) and
+//! backends: [`sqlite::SqliteStore`] (durable, the default of `serve --config`),
+//! `redis::RedisStore` (shared by many instances; feature `redis`) and
 //! [`memory::MemoryStore`] (one process, tests, `--sandbox`). [`open`] picks one by URL.
 //!
 //! # The contract
@@ -47,6 +48,10 @@
 
 pub mod memory;
 mod record;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(all(feature = "redis", any(test, feature = "test-support")))]
+pub(crate) mod redis_servers;
 pub mod sqlite;
 mod tracked;
 
@@ -66,11 +71,16 @@ use crate::visitor::Visitor;
 
 pub use tracked::Tracked;
 
-/// Opens the store a URL names: `sqlite://PATH` (a file, created if missing) or `memory://`.
+/// Opens the store a URL names: `sqlite://PATH` (a file, created if missing),
+/// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (one Redis node),
+/// `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]` (a Redis Cluster, given by some of
+/// its nodes) or `memory://`. `capacity` bounds the in-process backends; Redis is bounded by its
+/// own `maxmemory`.
 ///
 /// # Errors
 ///
-/// [`StoreError::Unavailable`] for another scheme, or a file that cannot be opened.
+/// [`StoreError::Unavailable`] for another scheme, a malformed URL, or a file that cannot be
+/// opened. A Redis is not contacted yet: see [`Store::prepare`].
 pub fn open(
     url: &str,
     capacity: usize,
@@ -81,6 +91,10 @@ pub fn open(
             capacity, clock,
         )));
     }
+    #[cfg(feature = "redis")]
+    if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
+        return Ok(std::sync::Arc::new(redis::RedisStore::open(url)?));
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) if !path.is_empty() => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
             std::path::Path::new(path),
@@ -88,8 +102,23 @@ pub fn open(
             clock,
         )?)),
         _ => Err(StoreError::Unavailable(format!(
-            "`{url}` is not a store URL: use sqlite://PATH or memory://"
+            "`{}` is not a store URL: use sqlite://PATH, redis://HOST:PORT, \
+             redis+cluster://HOST:PORT,… or memory://",
+            redacted(url)
         ))),
+    }
+}
+
+/// A store URL as it may be shown: without the user and password it may carry.
+#[must_use]
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -234,6 +263,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         id: Uuid,
         lease: Lease,
         finished: Finished,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
     /// Stores a verification that finished without a challenge (a bypass key).
@@ -297,6 +327,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// When the backend fails.
     async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError>;
 
+    /// Checks, once before a server starts serving, that the store is safe to serve from (a
+    /// Redis must not evict live verifications). Backends with nothing to check accept.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] with the reason the store must not be used.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether the store can serve requests now, new verifications included.
     ///
     /// # Errors
@@ -304,4 +344,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::Unavailable`] when it cannot, [`StoreError::Full`] when it has no room
     /// for another verification.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_shown_url_carries_no_credentials() {
+        assert_eq!(
+            redacted("redis://user:hunter2@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(
+            redacted("redis+cluster://:p%40ss@a:1,b:2"),
+            "redis+cluster://***@a:1,b:2"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/x@y.db"),
+            "sqlite:///var/lib/x@y.db"
+        );
+        assert_eq!(redacted("memory://"), "memory://");
+    }
 }

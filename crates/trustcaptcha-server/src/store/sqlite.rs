@@ -295,6 +295,7 @@ impl Store for SqliteStore {
         id: Uuid,
         lease: Lease,
         finished: Finished,
+        _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.update(id, move |record| record.finish(lease, finished))
             .await?

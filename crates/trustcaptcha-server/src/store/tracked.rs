@@ -78,7 +78,11 @@ impl Tracked {
         lease: Lease,
         finished: Finished,
     ) -> Result<(), StoreError> {
-        self.track(self.inner.finish_claimed(id, lease, finished).await)
+        self.track(
+            self.inner
+                .finish_claimed(id, lease, finished, self.clock.now())
+                .await,
+        )
     }
 
     /// See [`Store::insert_finished`].
@@ -124,6 +128,11 @@ impl Tracked {
     /// See [`Store::last_heartbeat`].
     pub(crate) async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         self.track(self.inner.last_heartbeat().await)
+    }
+
+    /// See [`Store::prepare`].
+    pub(crate) async fn prepare(&self) -> Result<(), StoreError> {
+        self.track(self.inner.prepare().await)
     }
 
     /// See [`Store::ping`].

@@ -1,0 +1,745 @@
+//! The shared store: Redis 7, one node or a Redis Cluster, for many server instances at once.
+//!
+//! A verification is one hash, `trustcaptcha:v:{ID}`: its site, its state (`o` open, `f`
+//! finished, `s` spent), the expiry that state is judged by (milliseconds since the epoch), the
+//! lease that claims it, its retrieval count and limit, and its pending challenge or finished
+//! result as JSON. Its one key carries the id as a hash tag, so in a cluster everything about a
+//! verification lives in one slot. Every transition and every counted retrieval is one Lua
+//! script, so it is atomic across all the instances sharing the store; the order of answers is
+//! the one the contract prescribes and `record.rs` implements for the in-process backends. Each
+//! key expires (relative to the caller's `now`) when no answer can depend on it any more.
+//!
+//! The bound on what is stored is Redis's `maxmemory` under the `noeviction` policy: a full Redis
+//! refuses new verifications ([`StoreError::Full`]) while those already stored can still be
+//! claimed, finished and fetched (those scripts may run when Redis is out of memory). Any other
+//! eviction policy could drop live verifications silently, so [`Store::prepare`] refuses
+//! it.
+//!
+//! Connections reconnect with exponential backoff; every call is bounded by [`CALL_TIMEOUT`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+
+/// The longest one store call may take, reconnecting included; then it fails as unavailable.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long connecting to a node may take, and how long a sent command may wait for its reply.
+const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+const HEARTBEAT_KEY: &str = "trustcaptcha:heartbeat";
+
+/// A [`Store`] in Redis, shared by every server instance that uses the same URL.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: it is not kept, and not shown.
+        let kind = match self.connection {
+            Connection::Node(_) => "node",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore").field("kind", &kind).finish()
+    }
+}
+
+/// One node through a reconnecting manager, or a cluster through its slot-routing connection.
+#[derive(Clone)]
+enum Connection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Node(node) => node.req_packed_command(cmd),
+            Connection::Cluster(cluster) => cluster.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Node(node) => node.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(node) => node.get_db(),
+            Connection::Cluster(cluster) => cluster.get_db(),
+        }
+    }
+}
+
+/// The server-side scripts, one per transition. Times are milliseconds since the epoch, passed
+/// as decimal strings and compared with `tonumber` (exact in Lua's doubles for the next few
+/// hundred thousand years); a time computed in Lua is formatted with `%d`, never `tostring`.
+struct Scripts {
+    insert: Script,
+    claim: Script,
+    finish: Script,
+    release: Script,
+    abandon: Script,
+    retrieve: Script,
+    keep_max: Script,
+}
+
+/// Stores a new verification unless the id exists. Without flags, so a Redis over its
+/// `maxmemory` refuses it with an OOM error.
+const INSERT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
+redis.call('HSET', KEYS[1], 'site', ARGV[1], 'st', ARGV[2], 'exp', ARGV[3], 'd', ARGV[4],
+  'n', 0, 'm', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 'ok'
+";
+
+/// ARGV: now, lease token, lease until. Returns the pending challenge, or nil.
+const CLAIM: &str = r"#!lua flags=allow-oom
+local v = redis.call('HMGET', KEYS[1], 'st', 'exp', 'lu', 'd')
+local now = tonumber(ARGV[1])
+if v[1] ~= 'o' or tonumber(v[2]) <= now then return false end
+if v[3] and tonumber(v[3]) > now then return false end
+redis.call('HSET', KEYS[1], 'lt', ARGV[2], 'lu', ARGV[3])
+local keep = math.max(tonumber(v[2]), tonumber(ARGV[3])) - now
+redis.call('PEXPIRE', KEYS[1], string.format('%d', keep), 'GT')
+return v[4]
+";
+
+/// The lease check shared by the scripts that move a claim: ARGV[1] token, ARGV[2] until.
+const HELD: &str = r"#!lua flags=allow-oom
+local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu')
+if v[1] ~= 'o' or v[2] ~= ARGV[1] or v[3] ~= ARGV[2] then return 'not_claimant' end
+";
+
+/// ARGV: token, until, result JSON, result expiry, max retrievals, time to keep the key.
+const FINISH: &str = r"
+redis.call('HDEL', KEYS[1], 'lt', 'lu')
+redis.call('HSET', KEYS[1], 'st', 'f', 'd', ARGV[3], 'exp', ARGV[4], 'n', 0, 'm', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 'ok'
+";
+
+const RELEASE: &str = r"
+redis.call('HDEL', KEYS[1], 'lt', 'lu')
+return 'ok'
+";
+
+const ABANDON: &str = r"
+redis.call('DEL', KEYS[1])
+return 'ok'
+";
+
+/// ARGV: now, tombstone time, now in nanoseconds, then the authorized site keys. Returns
+/// `{answer}` or `{'found', result JSON, first retrieval in nanoseconds}`.
+const RETRIEVE: &str = r"#!lua flags=allow-oom
+local v = redis.call('HMGET', KEYS[1], 'site', 'st', 'exp', 'n', 'm', 'ff')
+local st = v[2]
+if not st then return {'not_found'} end
+local now, exp = tonumber(ARGV[1]), tonumber(v[3])
+if st == 'o' then
+  if exp <= now then return {'not_found'} end
+elseif exp + tonumber(ARGV[2]) <= now then
+  return {'not_found'}
+end
+local authorized = false
+for i = 4, #ARGV do
+  if ARGV[i] == v[1] then authorized = true break end
+end
+if not authorized then return {'wrong_site'} end
+if st == 'o' then return {'not_finished'} end
+if exp <= now then return {'expired'} end
+local n, m = tonumber(v[4]), tonumber(v[5])
+if st == 's' or n >= m then return {'limit_reached'} end
+n = n + 1
+local first = v[6] or ARGV[3]
+local result = redis.call('HGET', KEYS[1], 'd')
+if n >= m then
+  redis.call('HDEL', KEYS[1], 'd', 'ff')
+  redis.call('HSET', KEYS[1], 'st', 's', 'n', n)
+else
+  redis.call('HSET', KEYS[1], 'n', n, 'ff', first)
+end
+return {'found', result, first}
+";
+
+/// Keeps the larger of the stored and the given time.
+const KEEP_MAX: &str = r"#!lua flags=allow-oom
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > stored then redis.call('SET', KEYS[1], ARGV[1]) end
+return 'ok'
+";
+
+impl Scripts {
+    fn new() -> Self {
+        let held = |then: &str| Script::new(&format!("{HELD}{then}"));
+        Scripts {
+            insert: Script::new(INSERT),
+            claim: Script::new(CLAIM),
+            finish: held(FINISH),
+            release: held(RELEASE),
+            abandon: held(ABANDON),
+            retrieve: Script::new(RETRIEVE),
+            keep_max: Script::new(KEEP_MAX),
+        }
+    }
+}
+
+/// A verification to insert, in the script's terms.
+struct New {
+    /// `o` (pending) or `f` (finished).
+    state: &'static str,
+    site: Uuid,
+    /// The expiry the state is judged by.
+    expires_at: OffsetDateTime,
+    /// The pending challenge or the result, as JSON.
+    data: String,
+    max_retrievals: u32,
+    /// Milliseconds until the key may be forgotten.
+    keep: i64,
+}
+
+fn key(id: Uuid) -> String {
+    format!("trustcaptcha:v:{{{id}}}")
+}
+
+fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// How long from `now` until `at`, in whole milliseconds, at least one (Redis refuses zero).
+fn ttl_millis(now: OffsetDateTime, at: OffsetDateTime) -> i64 {
+    i64::try_from((at - now).whole_milliseconds())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {error}"))
+}
+
+/// The URL is not shown: it may carry a password.
+fn malformed() -> StoreError {
+    unavailable("the URL is not a valid Redis URL")
+}
+
+fn failed(error: &redis::RedisError) -> StoreError {
+    if error.code() == Some("OOM") {
+        StoreError::Full
+    } else {
+        unavailable(error)
+    }
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(unavailable)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(unavailable)
+}
+
+impl RedisStore {
+    /// Connects (lazily: the first call connects) to the Redis a URL names:
+    /// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` for one node, or
+    /// `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]` for a cluster given by some of
+    /// its nodes (the rest are discovered).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the URL is malformed.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let connection = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+            let (credentials, hosts) = match nodes.rsplit_once('@') {
+                Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+                None => (String::new(), nodes),
+            };
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .map(|host| format!("redis://{credentials}{host}"))
+                .collect();
+            let client = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(NODE_TIMEOUT)
+                .response_timeout(NODE_TIMEOUT)
+                .retries(3)
+                .build()
+                .map_err(|_| malformed())?;
+            Connection::Cluster(
+                client.get_pending_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(NODE_TIMEOUT)
+                        .set_response_timeout(NODE_TIMEOUT),
+                ),
+            )
+        } else {
+            let client = redis::Client::open(url).map_err(|_| malformed())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(NODE_TIMEOUT))
+                .set_response_timeout(Some(NODE_TIMEOUT))
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_secs(1))
+                .set_number_of_retries(4);
+            Connection::Node(
+                ConnectionManager::new_lazy_with_config(client, config).map_err(|_| malformed())?,
+            )
+        };
+        Ok(RedisStore {
+            connection,
+            scripts: Arc::new(Scripts::new()),
+        })
+    }
+
+    /// Runs one call with the connection, bounded by [`CALL_TIMEOUT`].
+    async fn call<T, F>(&self, call: impl FnOnce(Connection) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(CALL_TIMEOUT, call(self.connection.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(failed(&error)),
+            Err(_) => Err(unavailable("no answer in time")),
+        }
+    }
+
+    async fn insert(&self, id: Uuid, new: New) -> Result<(), StoreError> {
+        let answer: String = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .insert
+                    .key(key(id))
+                    .arg(new.site.to_string())
+                    .arg(new.state)
+                    .arg(millis(new.expires_at))
+                    .arg(new.data)
+                    .arg(new.max_retrievals)
+                    .arg(new.keep)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::Duplicate),
+        }
+    }
+
+    async fn move_claim(&self, script: &Script, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        let answer: String = self
+            .call(|mut connection| async move {
+                script
+                    .key(key(id))
+                    .arg(lease.token)
+                    .arg(millis(lease.until))
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::NotClaimant),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    /// Checks that Redis is safe to keep verifications in: its eviction policy must be
+    /// `noeviction` (any other policy may drop live verifications to make room). Warns when
+    /// Redis has no memory limit or keeps no append-only file (a Redis restart then loses what
+    /// it held, and every verification in flight fails closed).
+    async fn prepare(&self) -> Result<(), StoreError> {
+        let settings: Vec<(String, String)> = self
+            .call(|mut connection| async move {
+                let mut settings = Vec::new();
+                for name in ["maxmemory-policy", "maxmemory", "appendonly"] {
+                    let pair: Vec<String> = redis::cmd("CONFIG")
+                        .arg("GET")
+                        .arg(name)
+                        .query_async(&mut connection)
+                        .await?;
+                    if let [name, value] = pair.as_slice() {
+                        settings.push((name.clone(), value.clone()));
+                    }
+                }
+                Ok(settings)
+            })
+            .await
+            .or_else(|error| match error {
+                // Some hosted Redis services disable CONFIG: they are trusted as configured.
+                StoreError::Unavailable(message) if message.contains("unknown command") => {
+                    tracing::warn!("redis does not show its configuration: make sure its eviction policy is noeviction");
+                    Ok(Vec::new())
+                }
+                other => Err(other),
+            })?;
+        for (name, value) in settings {
+            match (name.as_str(), value.as_str()) {
+                ("maxmemory-policy", policy) if policy != "noeviction" => {
+                    return Err(StoreError::Unavailable(format!(
+                        "redis evicts keys (maxmemory-policy {policy}), which could drop live verifications: set it to noeviction"
+                    )));
+                }
+                ("maxmemory", "0") => tracing::warn!(
+                    "redis has no maxmemory: set one, so that a flood fills it rather than the machine"
+                ),
+                ("appendonly", "no") => tracing::warn!(
+                    "redis keeps no append-only file: a redis restart loses every verification in flight"
+                ),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_pending(
+        &self,
+        id: Uuid,
+        pending: Pending,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let new = New {
+            state: "o",
+            site: pending.site_key,
+            expires_at: pending.expires_at,
+            data: encode(&pending)?,
+            max_retrievals: 0,
+            keep: ttl_millis(now, pending.expires_at),
+        };
+        self.insert(id, new).await
+    }
+
+    async fn claim(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        now: OffsetDateTime,
+    ) -> Result<Option<Pending>, StoreError> {
+        let data: Option<String> = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .claim
+                    .key(key(id))
+                    .arg(millis(now))
+                    .arg(lease.token)
+                    .arg(millis(lease.until))
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        data.as_deref().map(decode).transpose()
+    }
+
+    async fn finish_claimed(
+        &self,
+        id: Uuid,
+        lease: Lease,
+        finished: Finished,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let expires_at = finished.expires_at();
+        let keep = ttl_millis(now, expires_at + TOMBSTONE);
+        let data = encode(&finished)?;
+        let answer: String = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .finish
+                    .key(key(id))
+                    .arg(lease.token)
+                    .arg(millis(lease.until))
+                    .arg(data)
+                    .arg(millis(expires_at))
+                    .arg(finished.max_retrievals)
+                    .arg(keep)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::NotClaimant),
+        }
+    }
+
+    async fn insert_finished(
+        &self,
+        id: Uuid,
+        finished: Finished,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let expires_at = finished.expires_at();
+        let new = New {
+            state: "f",
+            site: finished.site_key,
+            expires_at,
+            data: encode(&finished)?,
+            max_retrievals: finished.max_retrievals,
+            keep: ttl_millis(now, expires_at + TOMBSTONE),
+        };
+        self.insert(id, new).await
+    }
+
+    async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.move_claim(&self.scripts.release, id, lease).await
+    }
+
+    async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
+        self.move_claim(&self.scripts.abandon, id, lease).await
+    }
+
+    async fn retrieve(
+        &self,
+        id: Uuid,
+        authorized: &[Uuid],
+        now: OffsetDateTime,
+    ) -> Result<Retrieval, StoreError> {
+        let reply: Vec<String> = self
+            .call(|mut connection| async move {
+                let mut invocation = self.scripts.retrieve.key(key(id));
+                invocation
+                    .arg(millis(now))
+                    .arg(TOMBSTONE.as_millis().to_string())
+                    .arg(now.unix_timestamp_nanos().to_string());
+                for site in authorized {
+                    invocation.arg(site.to_string());
+                }
+                invocation.invoke_async(&mut connection).await
+            })
+            .await?;
+        let answer = match reply.first().map(String::as_str) {
+            Some("not_found") => Retrieval::NotFound,
+            Some("wrong_site") => Retrieval::WrongSite,
+            Some("not_finished") => Retrieval::NotFinished,
+            Some("expired") => Retrieval::Expired,
+            Some("limit_reached") => Retrieval::LimitReached,
+            Some("found") if reply.len() == 3 => {
+                let finished: Finished = decode(&reply[1])?;
+                let first = reply[2]
+                    .parse::<i128>()
+                    .ok()
+                    .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+                    .ok_or_else(|| unavailable("a stored retrieval time is malformed"))?;
+                let mut result = finished.result;
+                result.result_first_fetched_at = Some(first);
+                result.result_last_fetched_at = Some(now);
+                Retrieval::Found(Box::new(result))
+            }
+            _ => return Err(unavailable("an unexpected script reply")),
+        };
+        Ok(answer)
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        let (keys, bookkeeping): (usize, usize) = self
+            .call(|mut connection| async move {
+                let keys = redis::cmd("DBSIZE").query_async(&mut connection).await?;
+                let bookkeeping = redis::cmd("EXISTS")
+                    .arg(HEARTBEAT_KEY)
+                    .query_async(&mut connection)
+                    .await?;
+                Ok((keys, bookkeeping))
+            })
+            .await?;
+        Ok(keys.saturating_sub(bookkeeping))
+    }
+
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        let _: String = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .keep_max
+                    .key(HEARTBEAT_KEY)
+                    .arg(millis(now))
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let at: Option<i64> = self
+            .call(|mut connection| async move {
+                redis::cmd("GET")
+                    .arg(HEARTBEAT_KEY)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(at.and_then(|at| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Redis refuses writes once it uses more than its `maxmemory`: that is when the next
+        // verification would be refused. A cluster answers for every primary, and is full when
+        // any is.
+        let info: Value = self
+            .call(|mut connection| async move {
+                redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        if texts(&info).iter().any(|info| over_memory_limit(info)) {
+            return Err(StoreError::Full);
+        }
+        Ok(())
+    }
+}
+
+/// Every text in a reply (one node's, or a cluster's map of node to reply).
+fn texts(value: &Value) -> Vec<String> {
+    match value {
+        Value::BulkString(bytes) => vec![String::from_utf8_lossy(bytes).into_owned()],
+        Value::VerbatimString { text, .. } => vec![text.clone()],
+        Value::Map(pairs) => pairs.iter().flat_map(|(_, reply)| texts(reply)).collect(),
+        Value::Array(replies) => replies.iter().flat_map(texts).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether an `INFO memory` text shows a node over its (non-zero) memory limit.
+fn over_memory_limit(info: &str) -> bool {
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let limit = field("maxmemory");
+    limit > 0 && field("used_memory") > limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+    use crate::store::redis_servers::{RedisCluster, RedisServer};
+
+    /// A store on a Redis of its own, which lives as long as the store.
+    struct OnNode {
+        store: RedisStore,
+        _server: RedisServer,
+    }
+
+    /// A store on a three-node cluster of its own.
+    struct OnCluster {
+        store: RedisStore,
+        _cluster: RedisCluster,
+    }
+
+    impl conformance::Fixture for OnNode {
+        fn store(&self) -> &dyn Store {
+            &self.store
+        }
+    }
+
+    impl conformance::Fixture for OnCluster {
+        fn store(&self) -> &dyn Store {
+            &self.store
+        }
+    }
+
+    /// Redis bounds a store by memory, not by a count: for the capacity test (a small
+    /// `capacity`) a node gets a limit a little above what it uses empty, room for a few hundred
+    /// verifications.
+    fn limit_memory(node: &RedisServer, capacity: usize) {
+        if capacity > 2 {
+            return;
+        }
+        let info = node.command("INFO memory");
+        let used: u64 = info
+            .lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|used| used.trim().parse().ok())
+            .expect("used_memory");
+        let reply = node.command(&format!("CONFIG SET maxmemory {}", used + 256 * 1024));
+        assert!(reply.starts_with("+OK"), "{reply}");
+    }
+
+    const NO_EVICTION: [&str; 2] = ["--maxmemory-policy", "noeviction"];
+
+    fn on_node(capacity: usize) -> OnNode {
+        let server = RedisServer::start_with(&NO_EVICTION);
+        limit_memory(&server, capacity);
+        OnNode {
+            store: RedisStore::open(&server.url()).expect("open"),
+            _server: server,
+        }
+    }
+
+    fn on_cluster(capacity: usize) -> OnCluster {
+        let cluster = RedisCluster::start_with(&NO_EVICTION);
+        for node in cluster.nodes() {
+            limit_memory(node, capacity);
+        }
+        OnCluster {
+            store: RedisStore::open(&cluster.url()).expect("open"),
+            _cluster: cluster,
+        }
+    }
+
+    mod node {
+        use super::*;
+        conformance::suite!(on_node);
+    }
+
+    mod cluster {
+        use super::*;
+        conformance::suite!(on_cluster);
+    }
+
+    #[tokio::test]
+    async fn an_evicting_redis_is_refused() {
+        let server = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+        let store = RedisStore::open(&server.url()).expect("open");
+        let Err(StoreError::Unavailable(message)) = store.prepare().await else {
+            panic!("accepted an evicting redis");
+        };
+        assert!(message.contains("noeviction"), "{message}");
+        let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+        let store = RedisStore::open(&server.url()).expect("open");
+        assert_eq!(store.prepare().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_password_never_shows() {
+        let store = RedisStore::open("redis://:hunter2-secret@127.0.0.1:1").expect("open");
+        assert!(!format!("{store:?}").contains("hunter2"));
+        let error = store.ping().await.expect_err("nothing listens there");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_within_the_call_timeout() {
+        let store = RedisStore::open("redis://127.0.0.1:1").expect("open");
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            store
+                .claim(Uuid::new_v4(), conformance::lease(), conformance::T0)
+                .await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(started.elapsed() <= CALL_TIMEOUT + Duration::from_secs(1));
+    }
+}
