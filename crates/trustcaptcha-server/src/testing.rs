@@ -41,18 +41,34 @@ pub fn routes() -> &'static [&'static str] {
 /// The page origin the helpers present (in the `Origin` header and `browserInformation`).
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 
-/// A running embedded server; it stops when this is dropped.
+/// A running embedded server; it stops when this is dropped. The widget's and a backend's
+/// requests to it are [`Remote`]'s, which it dereferences to.
 #[derive(Debug)]
 pub struct TestServer {
-    /// The base URL, e.g. `http://127.0.0.1:41234`.
-    pub url: String,
     /// The server's clock: tests move it instead of sleeping.
     pub clock: Arc<ManualClock>,
     /// The server's state.
     pub state: AppState,
+    remote: Remote,
+    _server: Spawned,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
+    }
+}
+
+/// A server reached over HTTP (an embedded one, or a `trustcaptcha-server` process), with the
+/// requests a widget and a backend make as helpers.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
     /// A plain HTTP client, for requests the helpers do not cover.
     pub http: reqwest::Client,
-    _server: Spawned,
 }
 
 impl TestServer {
@@ -81,13 +97,9 @@ impl TestServer {
             .await
             .expect("spawn");
         TestServer {
-            url: server.url.clone(),
             clock,
             state,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("http client"),
+            remote: Remote::new(&server.url),
             _server: server,
         }
     }
@@ -114,6 +126,24 @@ impl TestServer {
     /// How many verifications the server's store holds.
     pub async fn stored(&self) -> usize {
         self.state.store.count().await.expect("the store answers")
+    }
+}
+
+impl Remote {
+    /// The server at `url`.
+    ///
+    /// # Panics
+    ///
+    /// When no HTTP client can be made.
+    #[must_use]
+    pub fn new(url: &str) -> Self {
+        Remote {
+            url: url.to_owned(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
+        }
     }
 
     /// A `trustcaptcha` client for this server.

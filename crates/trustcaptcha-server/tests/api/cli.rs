@@ -6,13 +6,13 @@ use std::process::{Child, Command, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_trustcaptcha-server");
 const SANDBOX_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     lines: Vec<String>,
 }
 
 /// Starts `serve` on a free port and reads its announcement lines.
-fn serve(args: &[&str], announced: usize) -> Server {
+pub(crate) fn serve(args: &[&str], announced: usize) -> Server {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
@@ -34,7 +34,7 @@ fn serve(args: &[&str], announced: usize) -> Server {
 }
 
 impl Server {
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.lines[0]
             .strip_prefix("trustcaptcha-server listening on ")
             .expect("url line")
@@ -48,6 +48,14 @@ impl Server {
             .expect("kill");
         assert!(status.success());
         self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    /// A server a test did not stop is killed, not left running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

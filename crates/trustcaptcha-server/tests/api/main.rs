@@ -8,6 +8,7 @@ mod hostile;
 mod openapi;
 mod ops;
 mod properties;
+mod redis;
 mod results;
 mod store_outage;
 mod widget;
