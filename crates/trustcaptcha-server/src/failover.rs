@@ -18,44 +18,56 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::store::Mark;
+
 /// How often a serving server records in the store that it is alive.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A gap this long between the store's last heartbeat and a start is downtime on record.
 pub(crate) const DOWNTIME_GAP: Duration = Duration::from_secs(30);
 
-/// Once per state, before serving: records downtime the store's heartbeat shows, then writes a
-/// heartbeat of its own. Later calls do nothing.
+/// Once per state, before serving: records downtime the store's heartbeat shows (for every
+/// server sharing the store), learns of outages other servers recorded, then writes a heartbeat
+/// of its own. Later calls do nothing.
 pub(crate) async fn on_start(state: &crate::AppState) {
     state
         .outages
         .started
         .get_or_init(|| async {
             let now = state.clock.now();
-            match state.store.last_heartbeat().await {
+            match state.store.latest(Mark::Heartbeat).await {
                 Ok(Some(last)) if now - last > DOWNTIME_GAP => {
                     tracing::warn!(
                         since = %last,
                         "no server used this store for a while: downtime is on record"
                     );
                     state.outages.ended_at(now);
+                    let _ = state.store.mark(Mark::OutageEnded, now).await;
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "the store's heartbeat cannot be read"),
             }
-            let _ = state.store.heartbeat(now).await;
+            beat(state).await;
         })
         .await;
 }
 
-/// Writes a heartbeat every [`HEARTBEAT_INTERVAL`], for as long as it runs.
+/// Beats every [`HEARTBEAT_INTERVAL`], for as long as it runs.
 pub(crate) async fn heartbeats(state: crate::AppState) {
     let mut interval = tokio::time::interval(HEARTBEAT_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        // A failure is noticed by the store's tracking; the next beat tries again.
-        let _ = state.store.heartbeat(state.clock.now()).await;
+        beat(&state).await;
+    }
+}
+
+/// Writes a heartbeat, and takes over the latest outage any server sharing the store recorded.
+/// A failure is noticed by the store's tracking; the next beat tries again.
+async fn beat(state: &crate::AppState) {
+    let _ = state.store.mark(Mark::Heartbeat, state.clock.now()).await;
+    if let Ok(Some(ended)) = state.store.latest(Mark::OutageEnded).await {
+        state.outages.ended_at(ended);
     }
 }
 
@@ -107,14 +119,18 @@ impl Outages {
     /// Records that the store works again at `at`, ending an ongoing outage.
     /// `at` is asked for only when an outage was ongoing, so that the hot path (every
     /// successful store call) costs one atomic swap.
-    pub(crate) fn store_recovered(&self, at: impl FnOnce() -> OffsetDateTime) {
+    /// Returns when the outage ended, if this ended one.
+    pub(crate) fn store_recovered(
+        &self,
+        at: impl FnOnce() -> OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         if !self.ongoing.swap(false, Ordering::AcqRel) {
-            return;
+            return None;
         }
-        let ongoing = self.state().ongoing_since.take();
-        if ongoing.is_some() {
-            self.ended_at(at());
-        }
+        self.state().ongoing_since.take()?;
+        let ended = at();
+        self.ended_at(ended);
+        Some(ended)
     }
 
     /// Whether an outage is ongoing or ended within the grace window before `now`.

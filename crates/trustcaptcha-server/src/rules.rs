@@ -2,14 +2,11 @@
 //! site, which client IPs are allowed or blocked outright, where the client IP comes from behind
 //! trusted proxies, and how the difficulty rises for clients that solve very often.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
-use time::OffsetDateTime;
 
 /// One entry of a site's `allowed_origins`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +190,9 @@ fn hop(text: &str) -> Option<IpAddr> {
 /// How the difficulty rises for a client that solves often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveDifficulty {
-    /// The sliding window in which solves are counted.
+    /// The window in which solves are counted. It slides, estimated from two fixed windows
+    /// (the store's counters): a solve counts fully within its own fixed window and fades out
+    /// linearly over the next.
     pub window: Duration,
     /// Solves within the window that cost nothing extra.
     pub free_solves: u32,
@@ -214,94 +213,34 @@ impl Default for AdaptiveDifficulty {
     }
 }
 
-/// Clients tracked at most; beyond that the oldest-seen entries are dropped, so a flood of
-/// source addresses cannot grow memory without bound.
-const MAX_TRACKED_CLIENTS: usize = 100_000;
-
-/// Counts recent solves per client network (IPv4 address, IPv6 /64), as the hosted service
-/// raises difficulty for busy clients.
-#[derive(Debug, Default)]
-pub(crate) struct SolveTracker {
-    solves: Mutex<HashMap<IpNet, VecDeque<OffsetDateTime>>>,
+/// The store counter of solves by `ip`'s network, for a window of `length` (sites with
+/// different windows count separately).
+pub(crate) fn solves_counter(ip: IpAddr, length: Duration) -> String {
+    format!("solves:{}:{}", network(ip), length.as_secs())
 }
 
-impl SolveTracker {
-    /// Records a solve by `ip` at `now`.
-    pub(crate) fn record(&self, ip: IpAddr, now: OffsetDateTime, window: Duration) {
-        let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
-        if solves.len() >= MAX_TRACKED_CLIENTS {
-            solves.retain(|_, times| times.back().is_some_and(|t| *t + window > now));
-        }
-        if solves.len() < MAX_TRACKED_CLIENTS {
-            let times = solves.entry(network(ip)).or_default();
-            prune(times, now, window);
-            times.push_back(now);
-        }
-    }
-
-    /// The extra difficulty bits for `ip` at `now`, counting its recent solves and its
-    /// `outstanding` challenges.
-    pub(crate) fn extra_bits(
-        &self,
-        ip: Option<IpAddr>,
-        now: OffsetDateTime,
-        rule: &AdaptiveDifficulty,
-        outstanding: usize,
-    ) -> u8 {
-        let solved = ip.map_or(0, |ip| {
-            let mut solves = self.solves.lock().unwrap_or_else(|e| e.into_inner());
-            solves.get_mut(&network(ip)).map_or(0, |times| {
-                prune(times, now, rule.window);
-                times.len()
-            })
-        });
-        let count = u32::try_from(solved.saturating_add(outstanding)).unwrap_or(u32::MAX);
-        let over = count.saturating_sub(rule.free_solves);
-        if over == 0 {
-            return 0;
-        }
-        let per = rule.free_solves.max(1);
-        let steps = over.div_ceil(per);
-        let extra = steps.saturating_mul(u32::from(rule.step));
-        u8::try_from(extra.min(u32::from(rule.max_extra))).unwrap_or(rule.max_extra)
-    }
+/// The store counter of a site's finished verifications, per clock hour.
+pub(crate) fn quota_counter(site_key: uuid::Uuid) -> String {
+    format!("quota:{site_key}")
 }
 
-/// Counts verifications finished per site in the current clock hour, for sites with an hourly
-/// quota (once it is used up, widgets get 402 and show "Limit of verifications has been
-/// reached"). Finished, not started: only work done uses the quota up. Verifications already
-/// under way when it is reached may still finish, so a quota can be exceeded by those.
-#[derive(Debug, Default)]
-pub(crate) struct HourlyQuota {
-    used: Mutex<HashMap<uuid::Uuid, (i64, u32)>>,
-}
+/// A quota counts per clock hour.
+pub(crate) const QUOTA_WINDOW: Duration = Duration::from_secs(3600);
 
-impl HourlyQuota {
-    /// Whether `site_key`'s quota of `limit` is used up for the hour of `now`.
-    pub(crate) fn used_up(&self, site_key: uuid::Uuid, now: OffsetDateTime, limit: u32) -> bool {
-        let hour = now.unix_timestamp().div_euclid(3600);
-        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        used.get(&site_key)
-            .is_some_and(|(counted_hour, count)| *counted_hour == hour && *count >= limit)
+/// The extra difficulty bits for a client network that solved `solved` challenges within the
+/// rule's window and holds `outstanding` unsolved ones (they count like solves, so that
+/// creating many first and solving them later does not keep the base difficulty).
+pub(crate) fn extra_bits(solved: u64, outstanding: usize, rule: &AdaptiveDifficulty) -> u8 {
+    let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
+    let count = u32::try_from(solved.saturating_add(outstanding)).unwrap_or(u32::MAX);
+    let over = count.saturating_sub(rule.free_solves);
+    if over == 0 {
+        return 0;
     }
-
-    /// Counts one finished verification of `site_key` in the hour of `now`.
-    pub(crate) fn count(&self, site_key: uuid::Uuid, now: OffsetDateTime) {
-        let hour = now.unix_timestamp().div_euclid(3600);
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        let (counted_hour, count) = used.entry(site_key).or_insert((hour, 0));
-        if *counted_hour != hour {
-            *counted_hour = hour;
-            *count = 0;
-        }
-        *count = count.saturating_add(1);
-    }
-}
-
-fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime, window: Duration) {
-    while times.front().is_some_and(|t| *t + window <= now) {
-        times.pop_front();
-    }
+    let per = rule.free_solves.max(1);
+    let steps = over.div_ceil(per);
+    let extra = steps.saturating_mul(u32::from(rule.step));
+    u8::try_from(extra.min(u32::from(rule.max_extra))).unwrap_or(rule.max_extra)
 }
 
 /// The network a client is counted under: its IPv4 address, or its IPv6 /64.
@@ -430,58 +369,31 @@ mod tests {
     }
 
     #[test]
-    fn hourly_quota_resets_with_the_hour() {
-        let quota = HourlyQuota::default();
-        let site = uuid::Uuid::from_u128(1);
-        let t0 = time::macros::datetime!(2026-01-01 10:59 UTC);
-        assert!(!quota.used_up(site, t0, 2));
-        quota.count(site, t0);
-        assert!(!quota.used_up(site, t0, 2));
-        quota.count(site, t0);
-        assert!(quota.used_up(site, t0, 2));
-        assert!(!quota.used_up(uuid::Uuid::from_u128(2), t0, 2), "per site");
-        assert!(
-            !quota.used_up(site, t0 + Duration::from_secs(60), 2),
-            "a new hour"
-        );
-    }
-
-    #[test]
-    fn difficulty_rises_per_network_within_the_window() {
-        let tracker = SolveTracker::default();
+    fn difficulty_rises_with_solves_and_outstanding_challenges() {
         let rule = AdaptiveDifficulty {
             window: Duration::from_secs(60),
             free_solves: 2,
             step: 2,
             max_extra: 5,
         };
-        let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
-        let a: IpAddr = "2001:db8::1".parse().expect("ip");
-        let same_64: IpAddr = "2001:db8::ffff".parse().expect("ip");
-        let other: IpAddr = "2001:db8:0:1::1".parse().expect("ip");
-        for _ in 0..2 {
-            tracker.record(a, t0, rule.window);
-        }
-        assert_eq!(tracker.extra_bits(Some(a), t0, &rule, 0), 0);
-        tracker.record(same_64, t0, rule.window);
-        assert_eq!(tracker.extra_bits(Some(a), t0, &rule, 0), 2);
-        assert_eq!(tracker.extra_bits(Some(other), t0, &rule, 0), 0);
-        assert_eq!(
-            tracker.extra_bits(Some(other), t0, &rule, 3),
-            2,
-            "outstanding challenges count like solves"
-        );
-        for _ in 0..10 {
-            tracker.record(a, t0, rule.window);
-        }
-        assert_eq!(
-            tracker.extra_bits(Some(a), t0, &rule, 0),
-            5,
-            "capped at max_extra"
-        );
-        assert_eq!(
-            tracker.extra_bits(Some(a), t0 + Duration::from_secs(60), &rule, 0),
-            0
+        assert_eq!(extra_bits(2, 0, &rule), 0, "free");
+        assert_eq!(extra_bits(3, 0, &rule), 2);
+        assert_eq!(extra_bits(0, 3, &rule), 2, "outstanding counts like solves");
+        assert_eq!(extra_bits(5, 0, &rule), 4);
+        assert_eq!(extra_bits(12, 0, &rule), 5, "capped at max_extra");
+        assert_eq!(extra_bits(u64::MAX, usize::MAX, &rule), 5);
+    }
+
+    #[test]
+    fn a_network_is_counted_as_one() {
+        let window = Duration::from_secs(60);
+        let counter = |ip: &str| solves_counter(ip.parse().expect("ip"), window);
+        assert_eq!(counter("2001:db8::1"), counter("2001:db8::ffff"));
+        assert_ne!(counter("2001:db8::1"), counter("2001:db8:0:1::1"));
+        assert_eq!(counter("::ffff:192.0.2.1"), counter("192.0.2.1"));
+        assert_ne!(
+            counter("192.0.2.1"),
+            solves_counter("192.0.2.1".parse().expect("ip"), 2 * window)
         );
     }
 }

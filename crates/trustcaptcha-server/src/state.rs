@@ -1,4 +1,4 @@
-//! The state every request shares: sites, store, clock, outage record, solve tracker, quota,
+//! The state every request shares: sites, store, clock, outage record,
 //! metrics and the visitor inspector. Built once from a [`Config`]; cheap to clone.
 
 use std::collections::HashMap;
@@ -12,7 +12,6 @@ use crate::config::{Config, ConfigError, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
-use crate::rules::{HourlyQuota, SolveTracker};
 use crate::secret::KeyHash;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, Tracked};
@@ -37,10 +36,6 @@ pub struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     /// The outage record for failover answers.
     pub(crate) outages: Arc<Outages>,
-    /// Recent solves per client network, for adaptive difficulty.
-    pub(crate) solves: SolveTracker,
-    /// Verifications finished per site this hour, for hourly quotas.
-    pub(crate) quota: HourlyQuota,
     /// Rates, outstanding challenges and key guesses per client network.
     pub(crate) limits: SharedLimits,
     /// Prometheus metrics.
@@ -189,8 +184,6 @@ impl AppStateBuilder {
             store: Tracked::new(store, Arc::clone(&outages), Arc::clone(&self.clock)),
             clock: self.clock,
             outages,
-            solves: SolveTracker::default(),
-            quota: HourlyQuota::default(),
             limits,
             metrics: Metrics::default(),
             inspector,

@@ -25,7 +25,7 @@ use crate::protocol::{
     Answer, Challenge, CreateRequest, HoneypotField, SubmitRequest, UserEvent, WidgetInfo,
 };
 pub use crate::store::redis_servers::{RedisCluster, RedisServer};
-use crate::store::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use crate::store::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
 use crate::{AppState, Spawned, spawn};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -504,14 +504,35 @@ impl Store for FaultStore {
         self.inner.count().await
     }
 
-    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
         self.up()?;
-        self.inner.heartbeat(now).await
+        self.inner.mark(mark, at).await
     }
 
-    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+    async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
         self.up()?;
-        self.inner.last_heartbeat().await
+        self.inner.latest(mark).await
+    }
+
+    async fn add(
+        &self,
+        counter: &str,
+        length: std::time::Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.up()?;
+        self.inner.add(counter, length, by, now).await
+    }
+
+    async fn counts(
+        &self,
+        counter: &str,
+        length: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError> {
+        self.up()?;
+        self.inner.counts(counter, length, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -24,7 +24,7 @@ use crate::protocol::{
     Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
     Task,
 };
-use crate::rules::{access_rule, origin_allowed};
+use crate::rules::{self, QUOTA_WINDOW, access_rule, origin_allowed};
 use crate::scoring::{self, Signals, Verdict};
 use crate::secret::KeyHash;
 use crate::state::AppState;
@@ -191,11 +191,12 @@ pub(crate) async fn create(
     }
     // The quota is counted when a verification finishes (work done), so starting many and
     // solving none cannot use it up; here it is only checked.
-    if site
-        .hourly_quota
-        .is_some_and(|limit| state.quota.used_up(site.site_key, now, limit))
-    {
-        return Err(Refusal::QuotaExhausted);
+    if let Some(limit) = site.hourly_quota {
+        let counter = rules::quota_counter(site.site_key);
+        let used = state.store.counts(&counter, QUOTA_WINDOW, now).await?;
+        if used.current >= u64::from(limit) {
+            return Err(Refusal::QuotaExhausted);
+        }
     }
     let ip = context.ip;
     state.limits.create(ip)?;
@@ -221,7 +222,7 @@ pub(crate) async fn create(
         let id = Uuid::new_v4();
         let finished = finished(&site, id, visitor, (now, now), verdict);
         state.store.insert_finished(id, finished, now).await?;
-        state.quota.count(site.site_key, now);
+        count_finished(state, &site, None, now).await;
         state.metrics.solved("bypass_key");
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
@@ -242,9 +243,19 @@ pub(crate) async fn create(
     // Outstanding challenges count like solves, so that creating many first and solving them
     // later does not keep the base difficulty.
     let outstanding = state.limits.outstanding(ip, now);
-    let extra = state
-        .solves
-        .extra_bits(ip, now, &site.adaptive, outstanding);
+    let solved = match ip {
+        Some(ip) => {
+            let window = site.adaptive.window;
+            let counter = rules::solves_counter(ip, window);
+            state
+                .store
+                .counts(&counter, window, now)
+                .await?
+                .sliding(window, now)
+        }
+        None => 0,
+    };
+    let extra = rules::extra_bits(solved, outstanding, &site.adaptive);
     let difficulty = site.difficulty.saturating_add(extra).min(32);
     let inputs = pow::generate(site.tasks);
     let tasks = inputs
@@ -344,12 +355,34 @@ pub(crate) async fn submit(
         verdict,
     );
     claim.finish(finished).await?;
-    state.quota.count(site.site_key, now);
-    if let Some(ip) = visitor_ip {
-        state.solves.record(ip, now, site.adaptive.window);
-    }
+    count_finished(state, &site, visitor_ip, now).await;
     state.metrics.solved("proof_of_work");
     Ok(token_for(&site, id, now))
+}
+
+/// Counts a finished verification in the store, for every server sharing it: against the
+/// site's hourly quota (counted for work done, not for challenges started), and as a solve of
+/// the client's network (adaptive difficulty). The result is stored already, so a failure here
+/// is logged, not returned.
+async fn count_finished(
+    state: &AppState,
+    site: &Site,
+    solver: Option<IpAddr>,
+    now: OffsetDateTime,
+) {
+    let mut counters = Vec::with_capacity(2);
+    if site.hourly_quota.is_some() {
+        counters.push((rules::quota_counter(site.site_key), QUOTA_WINDOW));
+    }
+    if let Some(ip) = solver {
+        let window = site.adaptive.window;
+        counters.push((rules::solves_counter(ip, window), window));
+    }
+    for (counter, window) in counters {
+        if let Err(error) = state.store.add(&counter, window, 1, now).await {
+            tracing::warn!(%error, "a finished verification was not counted");
+        }
+    }
 }
 
 /// A claim held by a submission. Dropped while still held (the submission was cancelled), it

@@ -11,7 +11,7 @@ use time::macros::datetime;
 use trustcaptcha::VerificationResult;
 use uuid::Uuid;
 
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
 use crate::visitor::Visitor;
 
 pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
@@ -87,8 +87,12 @@ macro_rules! suite {
                 c::only_the_lease_holder_moves_a_claim(&$make(10)).await;
             }
             #[tokio::test]
-            async fn heartbeats_keep_the_latest() {
-                c::heartbeats_keep_the_latest(&$make(1)).await;
+            async fn marks_keep_the_latest() {
+                c::marks_keep_the_latest(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn counters_count_per_window() {
+                c::counters_count_per_window(&$make(10)).await;
             }
             #[tokio::test]
             async fn capacity_is_bounded() {
@@ -412,12 +416,70 @@ pub(crate) async fn concurrent_claims_and_retrievals_count_exactly(fixture: Arc<
         }
     }
     assert_eq!(found, 3, "exactly max_retrievals are served");
+
+    let additions: Vec<_> = (0..32)
+        .map(|_| {
+            let fixture = Arc::clone(&fixture);
+            tokio::spawn(async move { fixture.store().add("c", MINUTE, 1, T0).await })
+        })
+        .collect();
+    for addition in additions {
+        addition.await.expect("task").expect("add");
+    }
+    assert_eq!(
+        store
+            .counts("c", MINUTE, T0)
+            .await
+            .map(|counts| counts.current),
+        Ok(32),
+        "every addition is counted"
+    );
 }
 
-pub(crate) async fn heartbeats_keep_the_latest(fixture: &impl Fixture) {
+pub(crate) async fn marks_keep_the_latest(fixture: &impl Fixture) {
     let store = fixture.store();
-    assert_eq!(store.last_heartbeat().await, Ok(None));
-    store.heartbeat(T0 + MINUTE).await.expect("beat");
-    store.heartbeat(T0).await.expect("an older beat");
-    assert_eq!(store.last_heartbeat().await, Ok(Some(T0 + MINUTE)));
+    assert_eq!(store.latest(Mark::Heartbeat).await, Ok(None));
+    store
+        .mark(Mark::Heartbeat, T0 + MINUTE)
+        .await
+        .expect("beat");
+    store
+        .mark(Mark::Heartbeat, T0)
+        .await
+        .expect("an older beat");
+    assert_eq!(store.latest(Mark::Heartbeat).await, Ok(Some(T0 + MINUTE)));
+    assert_eq!(
+        store.latest(Mark::OutageEnded).await,
+        Ok(None),
+        "marks are apart"
+    );
+    store.mark(Mark::OutageEnded, T0).await.expect("mark");
+    assert_eq!(store.latest(Mark::OutageEnded).await, Ok(Some(T0)));
+}
+
+pub(crate) async fn counters_count_per_window(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let hour = Duration::from_secs(3600);
+    // T0 is on the hour: windows of an hour start there.
+    let counts = |previous, current| Counts { previous, current };
+    assert_eq!(store.counts("a", hour, T0).await, Ok(counts(0, 0)));
+    assert_eq!(store.add("a", hour, 1, T0).await, Ok(1));
+    assert_eq!(store.add("a", hour, 2, T0 + 59 * MINUTE).await, Ok(3));
+    assert_eq!(
+        store.add("b", hour, 5, T0).await,
+        Ok(5),
+        "counters are apart"
+    );
+    assert_eq!(store.counts("a", hour, T0).await, Ok(counts(0, 3)));
+    assert_eq!(store.counts("a", hour, T0 + hour).await, Ok(counts(3, 0)));
+    assert_eq!(store.add("a", hour, 1, T0 + hour).await, Ok(1));
+    assert_eq!(
+        store.counts("a", hour, T0 + hour + MINUTE).await,
+        Ok(counts(3, 1))
+    );
+    assert_eq!(
+        store.counts("a", hour, T0 + 3 * hour).await,
+        Ok(counts(0, 0)),
+        "two windows on, nothing is left"
+    );
 }

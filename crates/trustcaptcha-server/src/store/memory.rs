@@ -3,6 +3,7 @@
 //! is dropped. For one process, tests and `--sandbox`; its state ends with the process.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::counter::Counter;
 use super::record::Record;
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
 
 /// Shards spread lock contention across cores; ids are random, so any byte spreads evenly.
@@ -24,8 +26,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Arc<Shards>,
-    /// Lives and dies with the process, so it is never evidence across a restart.
-    heartbeat: Mutex<Option<OffsetDateTime>>,
+    /// Live and die with the process, so a heartbeat is never evidence across a restart.
+    marks: Mutex<HashMap<&'static str, OffsetDateTime>>,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -34,6 +36,10 @@ struct Shards {
     maps: [Mutex<HashMap<Uuid, Record>>; SHARDS],
     len: AtomicUsize,
     capacity: usize,
+    /// Counters, sharded by their name's hash; at most `capacity` of them.
+    counters: [Mutex<HashMap<String, Counter>>; SHARDS],
+    counted: AtomicUsize,
+    hasher: RandomState,
 }
 
 impl MemoryStore {
@@ -47,13 +53,16 @@ impl MemoryStore {
             maps: std::array::from_fn(|_| Mutex::default()),
             len: AtomicUsize::new(0),
             capacity,
+            counters: std::array::from_fn(|_| Mutex::default()),
+            counted: AtomicUsize::new(0),
+            hasher: RandomState::new(),
         });
         let sweeper = tokio::runtime::Handle::try_current()
             .ok()
             .map(|runtime| runtime.spawn(sweep(Arc::downgrade(&shards), clock)));
         MemoryStore {
             shards,
-            heartbeat: Mutex::default(),
+            marks: Mutex::default(),
             sweeper,
         }
     }
@@ -101,7 +110,22 @@ impl Shards {
             forgotten += before - map.len();
         }
         self.len.fetch_sub(forgotten, Ordering::AcqRel);
+        let now = super::millis(now);
+        for counters in &self.counters {
+            let mut counters = counters.lock().unwrap_or_else(|e| e.into_inner());
+            let before = counters.len();
+            counters.retain(|_, counter| counter.forgettable_at() > now);
+            self.counted
+                .fetch_sub(before - counters.len(), Ordering::AcqRel);
+        }
         forgotten
+    }
+
+    fn counters(&self, name: &str) -> MutexGuard<'_, HashMap<String, Counter>> {
+        let index = usize::try_from(self.hasher.hash_one(name) % SHARDS as u64).unwrap_or(0);
+        self.counters[index]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Inserts a new entry if the id is free and there is room. The size is reserved before the
@@ -203,14 +227,50 @@ impl Store for MemoryStore {
         Ok(self.shards.len.load(Ordering::Acquire))
     }
 
-    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
-        let mut last = self.heartbeat.lock().unwrap_or_else(|e| e.into_inner());
-        *last = Some(last.map_or(now, |last| last.max(now)));
+    async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let latest = marks.entry(mark.name()).or_insert(at);
+        *latest = (*latest).max(at);
         Ok(())
     }
 
-    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        Ok(*self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()))
+    async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(marks.get(mark.name()).copied())
+    }
+
+    async fn add(
+        &self,
+        counter: &str,
+        length: Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut counters = self.shards.counters(counter);
+        if let Some(existing) = counters.get_mut(counter) {
+            return Ok(existing.add(by, now));
+        }
+        if self.shards.counted.fetch_add(1, Ordering::AcqRel) >= self.shards.capacity {
+            self.shards.counted.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Full);
+        }
+        let mut new = Counter::new(length, now);
+        let count = new.add(by, now);
+        counters.insert(counter.to_owned(), new);
+        Ok(count)
+    }
+
+    async fn counts(
+        &self,
+        counter: &str,
+        _length: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError> {
+        let counters = self.shards.counters(counter);
+        Ok(counters
+            .get(counter)
+            .map(|counter| counter.counts(now))
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

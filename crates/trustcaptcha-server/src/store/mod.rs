@@ -46,6 +46,7 @@
 //! entries at once; finished ones after their expiry plus [`TOMBSTONE`]); it must never forget
 //! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
+mod counter;
 pub mod memory;
 mod record;
 #[cfg(feature = "redis")]
@@ -189,6 +190,63 @@ impl Lease {
     }
 }
 
+/// A time the store keeps the latest of, shared by every server using it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A server was alive: servers mark it periodically, so that a gap between the latest
+    /// heartbeat and a start is evidence of downtime.
+    Heartbeat,
+    /// An outage of the store, seen by some server, ended: every server allows failover answers
+    /// for a while after it.
+    OutageEnded,
+}
+
+impl Mark {
+    /// The mark's name in a backend.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mark::Heartbeat => "heartbeat",
+            Mark::OutageEnded => "outage_ended",
+        }
+    }
+}
+
+/// A counter's counts in two adjacent windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// In the window before the current one.
+    pub previous: u64,
+    /// In the window that holds `now`.
+    pub current: u64,
+}
+
+impl Counts {
+    /// The count over the last `length` before `now`, estimated by weighting the previous
+    /// window by how much of it still lies within that span (a sliding window from two fixed
+    /// ones).
+    #[must_use]
+    pub fn sliding(self, length: Duration, now: OffsetDateTime) -> u64 {
+        let length = length.as_millis().max(1);
+        let into = u128::try_from(millis(now)).unwrap_or(0) % length;
+        let weight = length - into;
+        let previous = u128::from(self.previous) * weight / length;
+        u64::try_from(previous)
+            .unwrap_or(u64::MAX)
+            .saturating_add(self.current)
+    }
+}
+
+/// The window of `length` that holds `now`, numbered from the Unix epoch.
+pub(crate) fn window(length: Duration, now: OffsetDateTime) -> i64 {
+    let length = i64::try_from(length.as_millis()).unwrap_or(i64::MAX).max(1);
+    millis(now).div_euclid(length)
+}
+
+/// Milliseconds since the Unix epoch, the time unit backends store.
+pub(crate) fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// The answer to a retrieval, in the order of the contract.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Retrieval {
@@ -305,27 +363,55 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<Retrieval, StoreError>;
 
-    /// How many verifications are held (including those waiting to be forgotten).
+    /// How many verifications are held (including those waiting to be forgotten). A backend
+    /// that keeps counters and marks as entries of the same kind (Redis: keys) may count those
+    /// too.
     ///
     /// # Errors
     ///
     /// When the backend fails.
     async fn count(&self) -> Result<usize, StoreError>;
 
-    /// Records that a server using this store is alive at `now`; servers call it periodically,
-    /// so that a gap between the last heartbeat and a start is evidence of downtime.
+    /// Records `at` as `mark`'s time unless a later one is recorded: the latest is kept.
     ///
     /// # Errors
     ///
     /// When the backend fails.
-    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// The latest heartbeat any server recorded in this store, if any.
+    /// The latest time recorded for `mark`, by any server using this store.
     ///
     /// # Errors
     ///
     /// When the backend fails.
-    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+    async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Adds `by` to `counter` in the window of `length` that holds `now` (windows are aligned to
+    /// the Unix epoch) and returns the window's new count. Atomic across every server using the
+    /// store.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn add(
+        &self,
+        counter: &str,
+        length: Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// `counter`'s counts in the window before the one that holds `now`, and in that one.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn counts(
+        &self,
+        counter: &str,
+        length: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError>;
 
     /// Checks, once before a server starts serving, that the store is safe to serve from (a
     /// Redis must not evict live verifications). Backends with nothing to check accept.

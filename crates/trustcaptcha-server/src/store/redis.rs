@@ -26,15 +26,15 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use super::{
+    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE, millis, window,
+};
 
 /// The longest one store call may take, reconnecting included; then it fails as unavailable.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long connecting to a node may take, and how long a sent command may wait for its reply.
 const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
-
-const HEARTBEAT_KEY: &str = "trustcaptcha:heartbeat";
 
 /// A [`Store`] in Redis, shared by every server instance that uses the same URL.
 #[derive(Clone)]
@@ -100,6 +100,7 @@ struct Scripts {
     abandon: Script,
     retrieve: Script,
     keep_max: Script,
+    add: Script,
 }
 
 /// Stores a new verification unless the id exists. Without flags, so a Redis over its
@@ -188,6 +189,13 @@ if tonumber(ARGV[1]) > stored then redis.call('SET', KEYS[1], ARGV[1]) end
 return 'ok'
 ";
 
+/// ARGV: how much to add, how long to keep the key. Returns the new count.
+const ADD: &str = r"#!lua flags=allow-oom
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+return count
+";
+
 impl Scripts {
     fn new() -> Self {
         let held = |then: &str| Script::new(&format!("{HELD}{then}"));
@@ -199,6 +207,7 @@ impl Scripts {
             abandon: held(ABANDON),
             retrieve: Script::new(RETRIEVE),
             keep_max: Script::new(KEEP_MAX),
+            add: Script::new(ADD),
         }
     }
 }
@@ -221,8 +230,13 @@ fn key(id: Uuid) -> String {
     format!("trustcaptcha:v:{{{id}}}")
 }
 
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+fn mark_key(mark: Mark) -> String {
+    format!("trustcaptcha:mark:{}", mark.name())
+}
+
+/// A counter's windows share a hash tag, so that both can be read in one call in a cluster.
+fn counter_key(counter: &str, window: i64) -> String {
+    format!("trustcaptcha:c:{{{counter}}}:{window}")
 }
 
 /// How long from `now` until `at`, in whole milliseconds, at least one (Redis refuses zero).
@@ -547,26 +561,21 @@ impl Store for RedisStore {
     }
 
     async fn count(&self) -> Result<usize, StoreError> {
-        let (keys, bookkeeping): (usize, usize) = self
+        let verifications: usize = self
             .call(|mut connection| async move {
-                let keys = redis::cmd("DBSIZE").query_async(&mut connection).await?;
-                let bookkeeping = redis::cmd("EXISTS")
-                    .arg(HEARTBEAT_KEY)
-                    .query_async(&mut connection)
-                    .await?;
-                Ok((keys, bookkeeping))
+                redis::cmd("DBSIZE").query_async(&mut connection).await
             })
             .await?;
-        Ok(keys.saturating_sub(bookkeeping))
+        Ok(verifications)
     }
 
-    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
         let _: String = self
             .call(|mut connection| async move {
                 self.scripts
                     .keep_max
-                    .key(HEARTBEAT_KEY)
-                    .arg(millis(now))
+                    .key(mark_key(mark))
+                    .arg(millis(at))
                     .invoke_async(&mut connection)
                     .await
             })
@@ -574,11 +583,11 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+    async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
         let at: Option<i64> = self
             .call(|mut connection| async move {
                 redis::cmd("GET")
-                    .arg(HEARTBEAT_KEY)
+                    .arg(mark_key(mark))
                     .query_async(&mut connection)
                     .await
             })
@@ -586,6 +595,53 @@ impl Store for RedisStore {
         Ok(at.and_then(|at| {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
         }))
+    }
+
+    async fn add(
+        &self,
+        counter: &str,
+        length: Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let key = counter_key(counter, window(length, now));
+        // Kept for two windows: while it is current, and while it is the previous one.
+        let keep = i64::try_from(length.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+        self.call(|mut connection| async move {
+            self.scripts
+                .add
+                .key(key)
+                .arg(by)
+                .arg(keep.max(1))
+                .invoke_async(&mut connection)
+                .await
+        })
+        .await
+    }
+
+    async fn counts(
+        &self,
+        counter: &str,
+        length: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError> {
+        let current = window(length, now);
+        let keys = [
+            counter_key(counter, current - 1),
+            counter_key(counter, current),
+        ];
+        let [previous, current]: [Option<u64>; 2] = self
+            .call(|mut connection| async move {
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(Counts {
+            previous: previous.unwrap_or(0),
+            current: current.unwrap_or(0),
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

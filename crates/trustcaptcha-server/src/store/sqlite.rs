@@ -18,12 +18,13 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::counter::Counter;
 use super::record::Record;
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, millis};
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -46,10 +47,6 @@ struct Shared {
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
-}
-
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl SqliteStore {
@@ -197,6 +194,23 @@ fn load(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<Option<Record>, Stor
         .transpose()
 }
 
+fn read_counter(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<Counter>, StoreError> {
+    tx.query_row(
+        "SELECT window, length, current, previous FROM counters WHERE name = ?1",
+        params![name],
+        |row| {
+            Ok(Counter {
+                window: row.get(0)?,
+                length: row.get(1)?,
+                current: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                previous: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        },
+    )
+    .optional()
+    .map_err(unavailable)
+}
+
 /// Creates the schema, or brings an older one up to date.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = connection
@@ -235,6 +249,27 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(unavailable)?;
     }
+    if version < 3 {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE marks (name TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO marks (name, at) SELECT 'heartbeat', at FROM heartbeat;
+                 DROP TABLE heartbeat;
+                 CREATE TABLE counters (
+                     name TEXT PRIMARY KEY,
+                     window INTEGER NOT NULL,
+                     length INTEGER NOT NULL,
+                     current INTEGER NOT NULL,
+                     previous INTEGER NOT NULL,
+                     forget_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX counters_forget_at ON counters (forget_at);
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -256,6 +291,7 @@ async fn sweep(shared: Weak<Shared>, clock: Arc<dyn Clock>) {
                     params![now],
                 )
                 .unwrap_or(0);
+            let _ = connection.execute("DELETE FROM counters WHERE forget_at <= ?1", params![now]);
             shared.len.fetch_sub(forgotten, Ordering::AcqRel);
             forgotten
         })
@@ -350,13 +386,13 @@ impl Store for SqliteStore {
         Ok(self.shared.len.load(Ordering::Acquire))
     }
 
-    async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
-        let at = millis(now);
+    async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = millis(at);
         self.transaction(move |tx, _| {
             tx.execute(
-                "INSERT INTO heartbeat (id, at) VALUES (1, ?1)
-                 ON CONFLICT (id) DO UPDATE SET at = max(at, excluded.at)",
-                params![at],
+                "INSERT INTO marks (name, at) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
+                params![mark.name(), at],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -364,12 +400,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+    async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
         let at: Option<i64> = self
-            .read(|tx, _| {
-                tx.query_row("SELECT at FROM heartbeat WHERE id = 1", [], |row| {
-                    row.get(0)
-                })
+            .read(move |tx, _| {
+                tx.query_row(
+                    "SELECT at FROM marks WHERE name = ?1",
+                    params![mark.name()],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(unavailable)
             })
@@ -377,6 +415,48 @@ impl Store for SqliteStore {
         Ok(at.and_then(|at| {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
         }))
+    }
+
+    async fn add(
+        &self,
+        counter: &str,
+        length: Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let name = counter.to_owned();
+        self.transaction(move |tx, _| {
+            let mut counter = read_counter(tx, &name)?.unwrap_or(Counter::new(length, now));
+            let count = counter.add(by, now);
+            tx.execute(
+                "INSERT OR REPLACE INTO counters (name, window, length, current, previous, forget_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    name,
+                    counter.window,
+                    counter.length,
+                    i64::try_from(counter.current).unwrap_or(i64::MAX),
+                    i64::try_from(counter.previous).unwrap_or(i64::MAX),
+                    counter.forgettable_at()
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn counts(
+        &self,
+        counter: &str,
+        _length: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError> {
+        let name = counter.to_owned();
+        let counter = self.read(move |tx, _| read_counter(tx, &name)).await?;
+        Ok(counter
+            .map(|counter| counter.counts(now))
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

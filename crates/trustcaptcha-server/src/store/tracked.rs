@@ -3,11 +3,12 @@
 //! it. So an outage is noticed wherever it shows, and no handler has to remember to report it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Finished, Lease, Pending, Retrieval, Store, StoreError};
+use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
 use crate::failover::Outages;
 
@@ -46,7 +47,19 @@ impl Tracked {
                 self.outages.store_failed(self.clock.now());
             }
             // Any answer from the store, even a refusal, shows that it works.
-            _ => self.outages.store_recovered(|| self.clock.now()),
+            _ => {
+                if let Some(ended) = self.outages.store_recovered(|| self.clock.now()) {
+                    // Every server sharing the store learns of the outage from this mark.
+                    let store = Arc::clone(&self.inner);
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        runtime.spawn(async move {
+                            if let Err(error) = store.mark(Mark::OutageEnded, ended).await {
+                                tracing::warn!(%error, "the end of an outage was not recorded");
+                            }
+                        });
+                    }
+                }
+            }
         }
         result
     }
@@ -120,14 +133,35 @@ impl Tracked {
         self.track(self.inner.count().await)
     }
 
-    /// See [`Store::heartbeat`].
-    pub(crate) async fn heartbeat(&self, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.track(self.inner.heartbeat(now).await)
+    /// See [`Store::mark`].
+    pub(crate) async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.track(self.inner.mark(mark, at).await)
     }
 
-    /// See [`Store::last_heartbeat`].
-    pub(crate) async fn last_heartbeat(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.track(self.inner.last_heartbeat().await)
+    /// See [`Store::latest`].
+    pub(crate) async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.track(self.inner.latest(mark).await)
+    }
+
+    /// See [`Store::add`].
+    pub(crate) async fn add(
+        &self,
+        counter: &str,
+        length: Duration,
+        by: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.track(self.inner.add(counter, length, by, now).await)
+    }
+
+    /// See [`Store::counts`].
+    pub(crate) async fn counts(
+        &self,
+        counter: &str,
+        length: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Counts, StoreError> {
+        self.track(self.inner.counts(counter, length, now).await)
     }
 
     /// See [`Store::prepare`].

@@ -20,6 +20,16 @@ const MADE_UP: &str = "00000000-0000-4000-8000-00000000dead";
 /// Starts `count` server processes on the store at `store_url`, with limits high enough that a
 /// test's own bursts from loopback are not what gets refused.
 fn servers(store_url: &str, count: usize, name: &str) -> (Vec<Server>, Vec<Remote>) {
+    servers_with(store_url, count, name, "")
+}
+
+/// [`servers`] with more settings for the site.
+fn servers_with(
+    store_url: &str,
+    count: usize,
+    name: &str,
+    site: &str,
+) -> (Vec<Server>, Vec<Remote>) {
     let config = std::env::temp_dir().join(format!(
         "trustcaptcha-redis-{}-{name}.toml",
         std::process::id()
@@ -31,7 +41,7 @@ fn servers(store_url: &str, count: usize, name: &str) -> (Vec<Server>, Vec<Remot
              max_pending_per_network = 10000\n\n\
              [store]\nurl = \"{store_url}\"\n\n\
              [[sites]]\nname = \"shop\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n\
-             difficulty = 1\ntasks = 1\nallowed_origins = [\"http://shop.localhost:3000\"]\n"
+             difficulty = 1\ntasks = 1\nallowed_origins = [\"http://shop.localhost:3000\"]\n{site}\n"
         ),
     )
     .expect("write the configuration");
@@ -140,6 +150,33 @@ async fn three_servers_on_a_redis_cluster_act_as_one() {
     let cluster = RedisCluster::start_with(&["--maxmemory-policy", "noeviction"]);
     let (_servers, remotes) = servers(&cluster.url(), 3, "cluster");
     instances_act_as_one(&remotes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_difficulty_are_counted_once_across_instances() {
+    let cluster = RedisCluster::start_with(&["--maxmemory-policy", "noeviction"]);
+    let (_servers, remotes) = servers_with(
+        &cluster.url(),
+        3,
+        "counted",
+        "hourly_quota = 6\nadaptive_difficulty = { window_secs = 3600, free_solves = 2, step = 1, max_extra = 4 }",
+    );
+    for remote in &remotes {
+        flow(remote).await.expect("a flow");
+    }
+    // Three solves from this network, one on each instance: every instance raises the
+    // difficulty, as one server would.
+    for remote in &remotes {
+        assert_eq!(remote.challenge(SITE).await["difficulty"], 2);
+    }
+    // The quota counts finished verifications across instances: three more use it up.
+    for remote in &remotes {
+        flow(remote).await.expect("within the quota");
+    }
+    for remote in &remotes {
+        let (status, body) = remote.create(&create_body(SITE, false)).await;
+        assert_eq!(status, 402, "{body}");
+    }
 }
 
 #[test]

@@ -134,7 +134,7 @@ async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification
 
 #[tokio::test]
 async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
-    use trustcaptcha_server::store::Store as _;
+    use trustcaptcha_server::store::{Mark, Store as _};
     let claim = token_for(
         "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
         r#","clientFailover":true"#,
@@ -163,7 +163,7 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
                 std::sync::Arc::new(trustcaptcha_server::clock::SystemClock),
             )
             .expect("open");
-            store.heartbeat(at).await.expect("beat");
+            store.mark(Mark::Heartbeat, at).await.expect("beat");
         }
         let mut config = config("");
         config.store_url = Some(format!("sqlite://{}", path.display()));
