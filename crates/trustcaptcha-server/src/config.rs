@@ -57,7 +57,8 @@ pub struct ServerSettings {
     /// Where `serve` listens unless `--listen` says otherwise.
     pub listen: SocketAddr,
     /// Where `serve` answers `/healthz`, `/readyz` and `/metrics` on a connection budget of
-    /// their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1.
+    /// their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1 (any free port when
+    /// the public port is 0).
     pub admin_listen: Option<String>,
     /// The largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,

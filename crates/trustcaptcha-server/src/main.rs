@@ -182,7 +182,10 @@ async fn run_serve(
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let admin_address = admin_address.unwrap_or_else(|| {
-        let port = if bound.port() == 0 {
+        // Asked for any free port, the admin listener takes any free port too; otherwise the
+        // port after the public one.
+        let any = address.rsplit_once(':').map(|(_, port)| port) == Some("0");
+        let port = if any {
             0
         } else {
             bound.port().saturating_add(1)
