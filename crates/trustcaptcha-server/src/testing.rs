@@ -209,6 +209,24 @@ impl Remote {
         self.finish(&created["challenge"]).await
     }
 
+    /// One full flow (create, solve, submit) for `site_key`: the verification token, or the
+    /// first status that was not a success. For tests where refusals are expected.
+    pub async fn flow(&self, site_key: &str) -> Result<String, u16> {
+        let (status, created) = self.create(&create_body(site_key, false)).await;
+        if status != 200 {
+            return Err(status);
+        }
+        let challenge = &created["challenge"];
+        let (status, finished) = self.submit(challenge, &answers(challenge)).await;
+        if status != 201 {
+            return Err(status);
+        }
+        Ok(finished["finished"]["verificationToken"]
+            .as_str()
+            .expect("token")
+            .to_owned())
+    }
+
     /// Solves and submits `challenge`; returns the verification token.
     pub async fn finish(&self, challenge: &Value) -> String {
         let (status, body) = self.submit(challenge, &answers(challenge)).await;

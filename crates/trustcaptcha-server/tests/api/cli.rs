@@ -3,6 +3,8 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 
+use trustcaptcha_server::testing::{Remote, create_body};
+
 const BIN: &str = env!("CARGO_BIN_EXE_trustcaptcha-server");
 const SANDBOX_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
@@ -337,7 +339,7 @@ async fn health_answers_on_the_admin_listener_while_the_public_one_is_saturated(
     let _ = std::fs::remove_file(config);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes() {
     let dir = std::env::temp_dir().join(format!("trustcaptcha-kill9-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -346,32 +348,46 @@ async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes()
     let site = "00000000-0000-4000-8000-0000000000aa";
     std::fs::write(
         &config,
-        format!("[[sites]]\nname = \"shop\"\nsite_key = \"{site}\"\napi_keys = [\"{key}\"]\ndifficulty = 2\ntasks = 1\n"),
+        format!(
+            "[server]\nwidget_requests_per_minute = 100000\nwidget_burst = 10000\n\n\
+             [[sites]]\nname = \"shop\"\nsite_key = \"{site}\"\napi_keys = [\"{key}\"]\n\
+             difficulty = 1\ntasks = 1\n"
+        ),
     )
     .expect("write");
     let args = ["--config", config.to_str().expect("utf8")];
+    let results = |id: &str| format!("/v2/verifications/{id}/results");
 
-    // Before the crash: one solved verification (acknowledged with a token), one unsolved.
-    let first = serve(&args, 1);
-    let output = solve(first.url(), site);
-    assert!(output.status.success());
-    let token = String::from_utf8(output.stdout)
-        .expect("utf8")
-        .trim()
-        .to_owned();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let created: serde_json::Value = http
-        .post(format!("{}/v2/verifications", first.url()))
-        .json(&trustcaptcha_server::testing::create_body(site, false))
-        .send()
+    // Full flows run back to back until the process is killed in the middle of them. Some
+    // results are fetched before the crash; one verification is left unsolved.
+    let mut first = serve(&args, 1);
+    let remote = Remote::new(first.url());
+    let (acknowledged, mut progress) = tokio::sync::watch::channel(Vec::<String>::new());
+    let flows = {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            // A flow cut short by the crash fails at the transport: that ends the run.
+            while let Ok(Ok(token)) = tokio::spawn({
+                let remote = remote.clone();
+                async move { remote.flow(site).await }
+            })
+            .await
+            {
+                acknowledged.send_modify(|tokens| tokens.push(token));
+            }
+        })
+    };
+    let fetched_before: Vec<String> = progress
+        .wait_for(|tokens| tokens.len() >= 10)
         .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+        .expect("flows run")[..5]
+        .to_vec();
+    for token in &fetched_before {
+        let id = token_id(token);
+        assert_eq!(remote.get(&results(&id), Some(key)).await.0, 200);
+    }
+    let (status, created) = remote.create(&create_body(site, false)).await;
+    assert_eq!(status, 200);
     let unsolved = created["challenge"]["verificationId"]
         .as_str()
         .expect("id")
@@ -381,54 +397,42 @@ async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes()
         .status()
         .expect("kill");
     assert!(killed.success());
-    let mut first = first;
     let _ = first.child.wait();
+    let _ = flows.await;
+    let acknowledged = progress.borrow().clone();
     assert!(
         std::fs::metadata(dir.join("server.state.sqlite3")).is_ok(),
         "the default store is a file beside the configuration"
     );
 
-    // After the restart: the result is there exactly once; nothing else reads as passed.
+    // After the restart: each acknowledged result that was not fetched is fetched exactly once;
+    // those fetched before stay fetched; nothing else reads as passed.
     let second = serve(&args, 1);
-    let client = trustcaptcha::TrustCaptcha::builder(key)
-        .api_host(second.url())
-        .build()
-        .expect("client");
-    let result = client.get_verification_result(&token).await.expect("kept");
+    let remote = Remote::new(second.url());
+    for token in &acknowledged {
+        let id = token_id(token);
+        if !fetched_before.contains(token) {
+            let (status, result) = remote.get(&results(&id), Some(key)).await;
+            assert_eq!(status, 200, "{id}: {result}");
+            assert_eq!(result["verificationId"], id.as_str());
+        }
+        assert_eq!(remote.get(&results(&id), Some(key)).await.0, 429, "{id}");
+    }
+    assert_eq!(remote.get(&results(&unsolved), Some(key)).await.0, 423);
     assert_eq!(
-        result.verification_id,
-        trustcaptcha::VerificationToken::decode(&token)
-            .expect("token")
-            .verification_id
-    );
-    assert_eq!(
-        client
-            .get_verification_result(&token)
+        remote
+            .get(&results("00000000-0000-4000-8000-00000000dead"), Some(key))
             .await
-            .expect_err("once")
-            .kind(),
-        trustcaptcha::ErrorKind::VerificationResultRetrievalLimitReached
-    );
-    let token_for = |id: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(format!(r#"{{"verificationId":"{id}"}}"#))
-    };
-    assert_eq!(
-        client
-            .get_verification_result(&token_for(&unsolved))
-            .await
-            .expect_err("unsolved")
-            .kind(),
-        trustcaptcha::ErrorKind::VerificationNotFinished
-    );
-    assert_eq!(
-        client
-            .get_verification_result(&token_for("00000000-0000-4000-8000-00000000dead"))
-            .await
-            .expect_err("made up")
-            .kind(),
-        trustcaptcha::ErrorKind::VerificationNotFound
+            .0,
+        404
     );
     assert!(second.terminate().success());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn token_id(token: &str) -> String {
+    trustcaptcha::VerificationToken::decode(token)
+        .expect("token")
+        .verification_id
+        .to_string()
 }

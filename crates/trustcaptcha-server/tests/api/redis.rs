@@ -162,7 +162,7 @@ async fn quota_and_difficulty_are_counted_once_across_instances() {
         "hourly_quota = 6\nadaptive_difficulty = { window_secs = 3600, free_solves = 2, step = 1, max_extra = 4 }",
     );
     for remote in &remotes {
-        flow(remote).await.expect("a flow");
+        remote.flow(SITE).await.expect("a flow");
     }
     // Three solves from this network, one on each instance: every instance raises the
     // difficulty, as one server would.
@@ -171,7 +171,7 @@ async fn quota_and_difficulty_are_counted_once_across_instances() {
     }
     // The quota counts finished verifications across instances: three more use it up.
     for remote in &remotes {
-        flow(remote).await.expect("within the quota");
+        remote.flow(SITE).await.expect("within the quota");
     }
     for remote in &remotes {
         let (status, body) = remote.create(&create_body(SITE, false)).await;
@@ -205,24 +205,6 @@ fn a_server_refuses_to_start_on_a_redis_that_evicts() {
     assert!(stderr.contains("noeviction"), "{stderr}");
 }
 
-/// One full flow (create, solve, submit) on `remote`; the token, or the first status that was
-/// not a success.
-async fn flow(remote: &Remote) -> Result<String, u16> {
-    let (status, created) = remote.create(&create_body(SITE, false)).await;
-    if status != 200 {
-        return Err(status);
-    }
-    let challenge = &created["challenge"];
-    let (status, finished) = remote.submit(challenge, &answers(challenge)).await;
-    if status != 201 {
-        return Err(status);
-    }
-    Ok(finished["finished"]["verificationToken"]
-        .as_str()
-        .expect("token")
-        .to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
     let mut redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
@@ -241,7 +223,7 @@ async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
             tokio::spawn(async move {
                 let (mut tokens, mut refusals) = (Vec::new(), Vec::new());
                 while running.load(Ordering::Relaxed) {
-                    match flow(&remote).await {
+                    match remote.flow(SITE).await {
                         Ok(token) => tokens.push(token),
                         Err(status) => refusals.push(status),
                     }
@@ -270,7 +252,7 @@ async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
     // Recovery: both instances complete a flow again within seconds.
     for remote in &remotes {
         loop {
-            if flow(remote).await.is_ok() {
+            if remote.flow(SITE).await.is_ok() {
                 break;
             }
             assert!(
