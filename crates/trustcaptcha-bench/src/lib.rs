@@ -25,14 +25,19 @@ pub const API_KEY: &str = "ak_bench_0123456789abcdef";
 const SERVE_ENV: &str = "TRUSTCAPTCHA_BENCH_SERVE";
 const CEILING_ENV: &str = "TRUSTCAPTCHA_BENCH_CEILING";
 
-/// The store the bench server uses: `TRUSTCAPTCHA_BENCH_STORE_URL` (e.g. `sqlite:///tmp/b.db`),
-/// or memory.
+/// The store the bench server uses: `TRUSTCAPTCHA_BENCH_STORE_URL` (e.g. `sqlite:///tmp/b.db`,
+/// `redis://127.0.0.1:6379`), or memory.
 pub fn store_url() -> String {
     std::env::var("TRUSTCAPTCHA_BENCH_STORE_URL").unwrap_or_else(|_| "memory://".to_owned())
 }
 
+/// The bench configuration on the store [`store_url`] names.
 pub fn config() -> String {
-    let store = store_url();
+    config_for(&store_url())
+}
+
+/// The bench configuration on the store at `store`.
+pub fn config_for(store: &str) -> String {
     format!(
         r#"
         [store]

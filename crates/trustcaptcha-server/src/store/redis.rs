@@ -723,13 +723,8 @@ mod tests {
         if capacity > 2 {
             return;
         }
-        let info = node.command("INFO memory");
-        let used: u64 = info
-            .lines()
-            .find_map(|line| line.strip_prefix("used_memory:"))
-            .and_then(|used| used.trim().parse().ok())
-            .expect("used_memory");
-        let reply = node.command(&format!("CONFIG SET maxmemory {}", used + 256 * 1024));
+        let limit = node.used_memory() + 256 * 1024;
+        let reply = node.command(&format!("CONFIG SET maxmemory {limit}"));
         assert!(reply.starts_with("+OK"), "{reply}");
     }
 

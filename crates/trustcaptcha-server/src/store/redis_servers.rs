@@ -109,6 +109,20 @@ impl RedisServer {
         command(self.address(), words).expect("redis answers")
     }
 
+    /// The memory Redis reports in use (`INFO memory`'s `used_memory`), in bytes.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer.
+    #[must_use]
+    pub fn used_memory(&self) -> u64 {
+        self.command("INFO memory")
+            .lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|used| used.trim().parse().ok())
+            .expect("INFO memory shows used_memory")
+    }
+
     fn launch(&mut self) -> bool {
         let mut server = Command::new("redis-server");
         server
