@@ -1,21 +1,26 @@
 //! The durable embedded store: one SQLite file (bundled SQLite, WAL journal), owned by one
-//! server process. Every operation is one transaction run on Tokio's blocking pool, never on an
-//! async worker; a committed transaction survives the process being killed (`kill -9`), so a
-//! result the server acknowledged (the widget's 201, the backend's 200) is never lost or served
-//! twice after a restart.
+//! server process. Writes go to one writer thread that commits them in groups: it takes every
+//! operation waiting (up to [`MAX_BATCH`]), runs each in a savepoint of one transaction (an
+//! operation that fails rolls back alone), commits, and only then answers them, so a result the
+//! server acknowledged (the widget's 201, the backend's 200) was committed and survives the
+//! process being killed (`kill -9`); it is never lost or served twice after a restart. Reads run
+//! on a second connection on Tokio's blocking pool (WAL lets them proceed beside the writer).
+//! Nothing blocks an async worker.
 //!
 //! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper), and
 //! its record as JSON. The transitions are the ones every backend shares
 //! (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
 //! server knows is refused, an older one migrated.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::counter::Counter;
@@ -29,21 +34,40 @@ const SCHEMA_VERSION: i64 = 3;
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The most operations one commit takes.
+pub const MAX_BATCH: usize = 256;
+
+/// Operations waiting for the writer at most; further callers wait to hand theirs over.
+const QUEUE: usize = 4096;
+
 /// A durable [`Store`] in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
+    writer: mpsc::Sender<Job>,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Debug)]
 struct Shared {
-    connection: Mutex<Connection>,
+    /// The reading connection; the writer thread owns the other.
+    reader: Mutex<Connection>,
     /// Rows held, counted once at open and kept in step by every insert and delete (only this
     /// process writes the file).
     len: AtomicUsize,
     capacity: usize,
+    /// Every counter, loaded at open and written through (only this process writes the file),
+    /// so that reading one costs no query.
+    counters: Mutex<HashMap<String, Counter>>,
 }
+
+/// One write operation: runs in the writer's transaction and returns how to answer its caller
+/// once the commit's outcome is known.
+type Job = Box<dyn FnOnce(&Connection, &Shared) -> Reply + Send>;
+
+/// Answers a caller: with the operation's own outcome when the commit succeeded, otherwise
+/// with the commit's error.
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -60,60 +84,54 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(unavailable)?;
         }
-        let mut connection = Connection::open(path).map_err(unavailable)?;
-        // WAL: readers never wait for the writer; NORMAL: a commit survives the process dying.
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(unavailable)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(unavailable)?;
-        migrate(&mut connection)?;
-        let len: i64 = connection
+        let mut writing = connect(path)?;
+        migrate(&mut writing)?;
+        let len: i64 = writing
             .query_row("SELECT COUNT(*) FROM verifications", [], |row| row.get(0))
             .map_err(unavailable)?;
+        let counters = load_counters(&writing)?;
         let shared = Arc::new(Shared {
-            connection: Mutex::new(connection),
+            reader: Mutex::new(connect(path)?),
             len: AtomicUsize::new(usize::try_from(len).unwrap_or(usize::MAX)),
             capacity,
+            counters: Mutex::new(counters),
         });
+        let (writer, jobs) = mpsc::channel(QUEUE);
+        let writing_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("trustcaptcha-sqlite-writer".into())
+            .spawn(move || write(writing, &writing_shared, jobs))
+            .map_err(unavailable)?;
         let sweeper = tokio::runtime::Handle::try_current()
             .ok()
-            .map(|runtime| runtime.spawn(sweep(Arc::downgrade(&shared), clock)));
-        Ok(SqliteStore { shared, sweeper })
+            .map(|runtime| runtime.spawn(sweep(writer.downgrade(), clock)));
+        Ok(SqliteStore {
+            shared,
+            writer,
+            sweeper,
+        })
     }
 
-    /// Runs `work` in one writing transaction on the blocking pool.
+    /// Runs `work` as one operation of the writer's next commit; answers once it is committed.
     async fn transaction<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Connection, &Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.run(TransactionBehavior::Immediate, work).await
+        submit(&self.writer, work).await
     }
 
     /// Runs `work` in one reading transaction (it takes no write lock) on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.run(TransactionBehavior::Deferred, work).await
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        behavior: TransactionBehavior,
-        work: impl FnOnce(&rusqlite::Transaction<'_>, &Shared) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let mut connection = shared.connection.lock().unwrap_or_else(|e| e.into_inner());
+            let mut connection = shared.reader.lock().unwrap_or_else(|e| e.into_inner());
             let transaction = connection
-                .transaction_with_behavior(behavior)
+                .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(unavailable)?;
-            let value = work(&transaction, &shared)?;
+            let value = work(&transaction)?;
             transaction.commit().map_err(unavailable)?;
             Ok(value)
         })
@@ -127,10 +145,7 @@ impl SqliteStore {
             if shared.len.load(Ordering::Acquire) >= shared.capacity {
                 return Err(StoreError::Full);
             }
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO verifications (id, forget_after, record) VALUES (?1, ?2, ?3)",
-                    params![id.as_bytes(), millis(record.forgettable_after()), encode(&record)?],
+            let inserted = tx.prepare_cached("INSERT OR IGNORE INTO verifications (id, forget_after, record) VALUES (?1, ?2, ?3)").map_err(unavailable)?.execute(params![id.as_bytes(), millis(record.forgettable_after()), encode(&record)?],
                 )
                 .map_err(unavailable)?;
             if inserted == 0 {
@@ -153,14 +168,15 @@ impl SqliteStore {
                 return Ok(None);
             };
             let outcome = transition(&mut record);
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE verifications SET forget_after = ?2, record = ?3 WHERE id = ?1",
-                params![
-                    id.as_bytes(),
-                    millis(record.forgettable_after()),
-                    encode(&record)?
-                ],
             )
+            .map_err(unavailable)?
+            .execute(params![
+                id.as_bytes(),
+                millis(record.forgettable_after()),
+                encode(&record)?
+            ])
             .map_err(unavailable)?;
             Ok(Some(outcome))
         })
@@ -180,13 +196,11 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(unavailable)
 }
 
-fn load(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<Option<Record>, StoreError> {
+fn load(tx: &Connection, id: Uuid) -> Result<Option<Record>, StoreError> {
     let bytes: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT record FROM verifications WHERE id = ?1",
-            params![id.as_bytes()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT record FROM verifications WHERE id = ?1")
+        .map_err(unavailable)?
+        .query_row(params![id.as_bytes()], |row| row.get(0))
         .optional()
         .map_err(unavailable)?;
     bytes
@@ -194,21 +208,24 @@ fn load(tx: &rusqlite::Transaction<'_>, id: Uuid) -> Result<Option<Record>, Stor
         .transpose()
 }
 
-fn read_counter(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<Option<Counter>, StoreError> {
-    tx.query_row(
-        "SELECT window, length, current, previous FROM counters WHERE name = ?1",
-        params![name],
-        |row| {
-            Ok(Counter {
-                window: row.get(0)?,
-                length: row.get(1)?,
-                current: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-                previous: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
-            })
-        },
-    )
-    .optional()
-    .map_err(unavailable)
+fn load_counters(connection: &Connection) -> Result<HashMap<String, Counter>, StoreError> {
+    let mut statement = connection
+        .prepare("SELECT name, window, length, current, previous FROM counters")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                Counter {
+                    window: row.get(1)?,
+                    length: row.get(2)?,
+                    current: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    previous: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                },
+            ))
+        })
+        .map_err(unavailable)?;
+    rows.collect::<Result<_, _>>().map_err(unavailable)
 }
 
 /// Creates the schema, or brings an older one up to date.
@@ -273,27 +290,123 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The sweeper: holds only a weak reference, so it never keeps a dropped store alive.
-async fn sweep(shared: Weak<Shared>, clock: Arc<dyn Clock>) {
+/// Opens a connection to the file: WAL (readers never wait for the writer), `synchronous =
+/// NORMAL` (a commit survives the process dying; an operating-system crash may lose the last
+/// commits, never corrupt the file).
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(unavailable)?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(unavailable)?;
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(unavailable)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(unavailable)?;
+    Ok(connection)
+}
+
+/// Hands `work` to the writer and waits for its committed outcome.
+async fn submit<T: Send + 'static>(
+    writer: &mpsc::Sender<Job>,
+    work: impl FnOnce(&Connection, &Shared) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (answer, answered) = oneshot::channel();
+    let job: Job = Box::new(move |connection, shared| {
+        let outcome = run_in_savepoint(connection, shared, work);
+        Box::new(move |commit_failed| {
+            let _ = answer.send(match commit_failed {
+                None => outcome,
+                Some(error) => Err(error.clone()),
+            });
+        })
+    });
+    writer
+        .send(job)
+        .await
+        .map_err(|_| unavailable("the SQLite writer has stopped"))?;
+    answered
+        .await
+        .map_err(|_| unavailable("the SQLite writer could not start a transaction"))?
+}
+
+/// Runs `work` in a savepoint, so that an operation that fails undoes only its own writes.
+fn run_in_savepoint<T>(
+    connection: &Connection,
+    shared: &Shared,
+    work: impl FnOnce(&Connection, &Shared) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    execute(connection, "SAVEPOINT operation")?;
+    let outcome = work(connection, shared);
+    if outcome.is_err() {
+        execute(connection, "ROLLBACK TO operation")?;
+    }
+    execute(connection, "RELEASE operation")?;
+    outcome
+}
+
+/// Runs a statement without parameters through the connection's statement cache.
+fn execute(connection: &Connection, sql: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(unavailable)
+}
+
+/// The writer thread: commits the waiting operations in groups until the store is dropped.
+fn write(connection: Connection, shared: &Shared, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        // Jobs dropped unanswered (when no transaction starts) answer their callers with an
+        // error through their closed channels.
+        if execute(&connection, "BEGIN IMMEDIATE").is_err() {
+            batch.clear();
+            continue;
+        }
+        let replies: Vec<Reply> = batch
+            .drain(..)
+            .map(|job| job(&connection, shared))
+            .collect();
+        let committed = execute(&connection, "COMMIT");
+        if committed.is_err() {
+            let _ = execute(&connection, "ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.as_ref().err());
+        }
+    }
+}
+
+/// The sweeper: holds only a weak handle on the writer, so it never keeps a dropped store alive.
+async fn sweep(writer: mpsc::WeakSender<Job>, clock: Arc<dyn Clock>) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let Some(shared) = shared.upgrade() else {
+        let Some(writer) = writer.upgrade() else {
             return;
         };
         let now = millis(clock.now());
-        let forgotten = tokio::task::spawn_blocking(move || {
-            let connection = shared.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let forgotten = submit(&writer, move |connection, shared| {
             let forgotten = connection
-                .execute(
-                    "DELETE FROM verifications WHERE forget_after <= ?1",
-                    params![now],
-                )
-                .unwrap_or(0);
-            let _ = connection.execute("DELETE FROM counters WHERE forget_at <= ?1", params![now]);
+                .prepare_cached("DELETE FROM verifications WHERE forget_after <= ?1")
+                .map_err(unavailable)?
+                .execute(params![now])
+                .map_err(unavailable)?;
+            connection
+                .prepare_cached("DELETE FROM counters WHERE forget_at <= ?1")
+                .map_err(unavailable)?
+                .execute(params![now])
+                .map_err(unavailable)?;
+            shared
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, counter| counter.forgettable_at() > now);
             shared.len.fetch_sub(forgotten, Ordering::AcqRel);
-            forgotten
+            Ok(forgotten)
         })
         .await
         .unwrap_or(0);
@@ -358,11 +471,10 @@ impl Store for SqliteStore {
             if !load(tx, id)?.is_some_and(|record| record.held_by(lease)) {
                 return Err(StoreError::NotClaimant);
             }
-            tx.execute(
-                "DELETE FROM verifications WHERE id = ?1",
-                params![id.as_bytes()],
-            )
-            .map_err(unavailable)?;
+            tx.prepare_cached("DELETE FROM verifications WHERE id = ?1")
+                .map_err(unavailable)?
+                .execute(params![id.as_bytes()])
+                .map_err(unavailable)?;
             shared.len.fetch_sub(1, Ordering::AcqRel);
             Ok(())
         })
@@ -389,11 +501,12 @@ impl Store for SqliteStore {
     async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
         let at = millis(at);
         self.transaction(move |tx, _| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO marks (name, at) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET at = max(at, excluded.at)",
-                params![mark.name(), at],
             )
+            .map_err(unavailable)?
+            .execute(params![mark.name(), at])
             .map_err(unavailable)?;
             Ok(())
         })
@@ -402,14 +515,12 @@ impl Store for SqliteStore {
 
     async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
         let at: Option<i64> = self
-            .read(move |tx, _| {
-                tx.query_row(
-                    "SELECT at FROM marks WHERE name = ?1",
-                    params![mark.name()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(unavailable)
+            .read(move |tx| {
+                tx.prepare_cached("SELECT at FROM marks WHERE name = ?1")
+                    .map_err(unavailable)?
+                    .query_row(params![mark.name()], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)
             })
             .await?;
         Ok(at.and_then(|at| {
@@ -425,23 +536,32 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let name = counter.to_owned();
-        self.transaction(move |tx, _| {
-            let mut counter = read_counter(tx, &name)?.unwrap_or(Counter::new(length, now));
-            let count = counter.add(by, now);
-            tx.execute(
-                "INSERT OR REPLACE INTO counters (name, window, length, current, previous, forget_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+        self.transaction(move |connection, shared| {
+            let counter = {
+                let mut counters = shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+                let counter = counters
+                    .entry(name.clone())
+                    .or_insert_with(|| Counter::new(length, now));
+                counter.add(by, now);
+                *counter
+            };
+            connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO counters
+                     (name, window, length, current, previous, forget_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(unavailable)?
+                .execute(params![
                     name,
                     counter.window,
                     counter.length,
                     i64::try_from(counter.current).unwrap_or(i64::MAX),
                     i64::try_from(counter.previous).unwrap_or(i64::MAX),
                     counter.forgettable_at()
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(count)
+                ])
+                .map_err(unavailable)?;
+            Ok(counter.current)
         })
         .await
     }
@@ -452,16 +572,22 @@ impl Store for SqliteStore {
         _length: Duration,
         now: OffsetDateTime,
     ) -> Result<Counts, StoreError> {
-        let name = counter.to_owned();
-        let counter = self.read(move |tx, _| read_counter(tx, &name)).await?;
-        Ok(counter
+        let counters = self
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(counters
+            .get(counter)
             .map(|counter| counter.counts(now))
             .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|tx, _| {
-            tx.query_row("SELECT 1", [], |_| Ok(()))
+        self.read(|tx| {
+            tx.prepare_cached("SELECT 1")
+                .map_err(unavailable)?
+                .query_row([], |_| Ok(()))
                 .map_err(unavailable)
         })
         .await?;
@@ -513,9 +639,21 @@ mod tests {
                 )
                 .await
                 .expect("insert");
+            store
+                .add("quota", Duration::from_secs(3600), 3, conformance::T0)
+                .await
+                .expect("count");
         }
         let store = SqliteStore::open(&path, 10, clock()).expect("reopen");
         assert_eq!(store.count().await, Ok(1));
+        assert_eq!(
+            store
+                .counts("quota", Duration::from_secs(3600), conformance::T0)
+                .await
+                .map(|counts| counts.current),
+            Ok(3),
+            "counters are kept too"
+        );
         assert!(matches!(
             store
                 .retrieve(id, &[conformance::SITE], conformance::T0)
