@@ -21,6 +21,8 @@ export const SITE_KEY = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
 export const MINIMAL_SITE_KEY = 'b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e';
 export const LOCKED_SITE_KEY = 'c3d4e5f6-a7b8-4c9d-8e1f-2a3b4c5d6e7f';
 export const QUOTA_SITE_KEY = 'd4e5f6a7-b8c9-4d0e-9f1a-3b4c5d6e7f80';
+export const GEOBLOCKED_SITE_KEY = 'e5f6a7b8-c9d0-4e1f-8a2b-4c5d6e7f8091';
+export const HARDER_SITE_KEY = 'f6a7b8c9-d0e1-4f2a-9b3c-5d6e7f8091a2';
 export const API_KEY = 'ak_e2e_browser_tests_0123456789';
 export const BYPASS_KEY = 'e2e-bypass-key-42';
 
@@ -49,7 +51,9 @@ ${settings.join('\n')}
 `;
 }
 
-/** The server config: standard, minimal-data, locked and quota-limited sites. */
+/** The server config: standard, minimal-data, locked, quota-limited, geoblocked (only DE is
+ * allowed, and without a GeoIP database no visitor's country is known) and harder-for-Chrome
+ * sites. */
 export function serverConfig({ demoOrigin, outageBeforeStart, extraServer = '' }) {
   return `
 [server]
@@ -60,6 +64,10 @@ ${site('e2e', SITE_KEY, demoOrigin, [`bypass_keys = ["${BYPASS_KEY}"]`])}
 ${site('e2e-minimal', MINIMAL_SITE_KEY, demoOrigin, ['minimal_data_mode = true'])}
 ${site('e2e-locked', LOCKED_SITE_KEY, demoOrigin, ['locked = true'])}
 ${site('e2e-quota', QUOTA_SITE_KEY, demoOrigin, ['hourly_quota = 1'])}
+${site('e2e-geoblocked', GEOBLOCKED_SITE_KEY, demoOrigin, ['countries_allowed = ["DE"]'])}
+${site('e2e-harder', HARDER_SITE_KEY, demoOrigin, [
+    '[[sites.rules]]', 'browsers = ["Chrome"]', 'action = "adjust"', 'difficulty = 3', 'tasks = 5',
+  ])}
 `;
 }
 

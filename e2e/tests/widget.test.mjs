@@ -2,10 +2,12 @@
 // trustcaptcha-server, and the demo backend verifying tokens with the trustcaptcha crate.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BYPASS_KEY, LOCKED_SITE_KEY, MINIMAL_SITE_KEY, QUOTA_SITE_KEY, SCREENSHOTS, clickWidget, freePort, launchBrowser, newPage,
+  BYPASS_KEY, GEOBLOCKED_SITE_KEY, HARDER_SITE_KEY, LOCKED_SITE_KEY, MINIMAL_SITE_KEY, QUOTA_SITE_KEY, SCREENSHOTS,
+  clickWidget, freePort, launchBrowser, newPage,
   onlyLoopback, screenshot, startDemo, startServer, submitAndRead, widgetOutcome,
 } from './harness.mjs';
 
@@ -180,4 +182,59 @@ test('failover: a widget that cannot reach the server, then a server that restar
   assert.equal(tolerated.result.decisionType, 'FAILOVER');
   assert.equal(tolerated.result.gatewayFailoverActive, true);
   await screenshot(second, '04-failover-tolerated');
+});
+
+/** Solves the widget on `page` and returns what the demo backend then shows. */
+async function solveAndSubmit(page) {
+  await clickWidget(page);
+  await widgetOutcome(page);
+  return submitAndRead(page);
+}
+
+test('a geoblocked visitor solves the widget, and the backend rejects the result', async () => {
+  const page = await open(`${demoOrigin}/?sitekey=${GEOBLOCKED_SITE_KEY}`);
+  const shown = await solveAndSubmit(page);
+  assert.equal(shown.outcome, 'ok');
+  assert.equal(shown.result.verificationPassed, false);
+  assert.equal(shown.result.decisionType, 'CUSTOM_ACCESS_RULE');
+  assert.equal(shown.result.decisionAction, 'BLOCK');
+  assert.equal(shown.decision, 'Reject');
+  await screenshot(page, '08-geoblocked');
+});
+
+test('a proof-of-work rule raises the work for a browser family', async () => {
+  const page = await open(`${demoOrigin}/?sitekey=${HARDER_SITE_KEY}`);
+  const challenge = page.waitForResponse((response) => response.url().endsWith('/v2/verifications'));
+  await clickWidget(page);
+  const body = await (await challenge).json();
+  assert.equal(body.challenge.difficulty, 8 + 3, 'the site\'s 8 bits and the rule\'s 3');
+  assert.equal(body.challenge.tasks.length, 5);
+  await widgetOutcome(page);
+  const shown = await submitAndRead(page);
+  assert.equal(shown.result.verificationPassed, true);
+  assert.equal(shown.result.decisionType, 'STANDARD');
+  await screenshot(page, '09-harder');
+});
+
+test('a network on a reputation list is blocked on every site', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tc-e2e-reputation-'));
+  const list = join(dir, 'tor-exits.txt');
+  writeFileSync(list, 'ExitNode 0011BD2485AD45D984EC4159C88FC066E5E3300E\nExitAddress 127.0.0.1 2026-11-26 01:09:06\n');
+  const port = await freePort();
+  const demoPort = await freePort();
+  const origin = `http://127.0.0.1:${demoPort}`;
+  const listed = await startServer({ port, demoOrigin: origin, extraServer: `reputation_lists = ["${list}"]` });
+  const listedDemo = await startDemo({ port: demoPort, apiUrl: listed.url });
+  try {
+    const page = await open(`${origin}/`);
+    const shown = await solveAndSubmit(page);
+    assert.equal(shown.result.verificationPassed, false);
+    assert.equal(shown.result.decisionType, 'GLOBAL_IP_ACCESS_RULE');
+    assert.equal(shown.result.decisionAction, 'BLOCK');
+    assert.equal(shown.decision, 'Reject');
+    await screenshot(page, '10-reputation-list');
+  } finally {
+    await listedDemo.stop();
+    await listed.stop();
+  }
 });

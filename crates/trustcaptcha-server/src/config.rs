@@ -27,6 +27,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::access::{Action, Rule};
+use crate::networks::NetworkSet;
 use crate::rules::{AdaptiveDifficulty, OriginPattern};
 use crate::secret::KeyHash;
 
@@ -88,6 +90,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
     pub geoip_database: Option<PathBuf>,
+    /// Files of networks to block on every site that does not opt out (`reputation_lists =
+    /// false`): Tor exit lists, public block lists; see [`NetworkSet::read`] for the formats.
+    pub reputation_lists: Vec<PathBuf>,
     /// How long after an outage failover answers are given.
     pub failover_grace: Duration,
     /// Whether the time before this process started counts as an outage (off by default: a
@@ -117,7 +122,9 @@ pub struct Site {
     pub name: String,
     /// The widget's `sitekey`.
     pub site_key: Uuid,
-    /// The `captchaId` of results: derived from the site key, so it is stable across restarts.
+    /// The `captchaId` of results: by default derived from the site key (stable across
+    /// restarts); settable, so that a backend that checks it keeps working after moving from
+    /// the hosted service.
     pub captcha_id: Uuid,
     /// Keys that may fetch this site's results.
     pub api_keys: Vec<KeyHash>,
@@ -142,9 +149,17 @@ pub struct Site {
     /// Bypass keys: a widget carrying one finishes at once.
     pub bypass_keys: Vec<KeyHash>,
     /// Clients that pass with score 0.
-    pub allow_ips: Vec<IpNet>,
-    /// Clients that fail with score 1.
-    pub block_ips: Vec<IpNet>,
+    pub allow_ips: NetworkSet,
+    /// Clients that fail with score 1 (they win over `allow_ips`).
+    pub block_ips: NetworkSet,
+    /// When not empty, visitors from any other country (or an unknown one) are blocked.
+    pub countries_allowed: Vec<String>,
+    /// Visitors from these countries are blocked.
+    pub countries_blocked: Vec<String>,
+    /// Proof-of-work rules, in order: the first that matches a visitor applies.
+    pub rules: Vec<Rule>,
+    /// Whether the server's reputation lists apply to this site.
+    pub reputation_lists: bool,
     /// Rising difficulty for busy clients.
     pub adaptive: AdaptiveDifficulty,
     /// Whether the official client test fixtures are answered (the sandbox site).
@@ -329,6 +344,13 @@ impl ServerSettings {
                 format!("{} is not a readable file", path.display()),
             ));
         }
+        for path in &self.reputation_lists {
+            if let Err(error) = NetworkSet::read(path) {
+                problems
+                    .0
+                    .push(("reputation_lists", format!("{}: {error}", path.display())));
+            }
+        }
         problems.0
     }
 }
@@ -410,8 +432,12 @@ impl Site {
             risk_scoring: true,
             score_threshold: 0.5,
             bypass_keys: Vec::new(),
-            allow_ips: Vec::new(),
-            block_ips: Vec::new(),
+            allow_ips: NetworkSet::default(),
+            block_ips: NetworkSet::default(),
+            countries_allowed: Vec::new(),
+            countries_blocked: Vec::new(),
+            rules: Vec::new(),
+            reputation_lists: true,
             adaptive: AdaptiveDifficulty::default(),
             fixtures: false,
             locked: false,
@@ -459,6 +485,7 @@ impl Default for ServerSettings {
             max_connection_age: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
             geoip_database: None,
+            reputation_lists: Vec::new(),
             failover_grace: Duration::from_secs(300),
             outage_before_start: false,
             widget_requests_per_minute: 120,
@@ -522,6 +549,7 @@ struct RawServer {
     max_connection_age_secs: u64,
     trusted_proxies: Vec<String>,
     geoip_database: Option<PathBuf>,
+    reputation_lists: Vec<PathBuf>,
     failover_grace_secs: u64,
     outage_before_start: bool,
     widget_requests_per_minute: u32,
@@ -548,6 +576,7 @@ impl Default for RawServer {
             max_connection_age_secs: d.max_connection_age.as_secs(),
             trusted_proxies: Vec::new(),
             geoip_database: None,
+            reputation_lists: Vec::new(),
             failover_grace_secs: d.failover_grace.as_secs(),
             outage_before_start: d.outage_before_start,
             widget_requests_per_minute: d.widget_requests_per_minute,
@@ -579,10 +608,18 @@ struct RawSite {
     score_threshold: Option<f64>,
     #[serde(default)]
     bypass_keys: Vec<String>,
+    captcha_id: Option<String>,
     #[serde(default)]
     allow_ips: Vec<String>,
     #[serde(default)]
     block_ips: Vec<String>,
+    #[serde(default)]
+    countries_allowed: Vec<String>,
+    #[serde(default)]
+    countries_blocked: Vec<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    reputation_lists: Option<bool>,
     #[serde(default)]
     adaptive_difficulty: Option<RawAdaptive>,
     #[serde(default)]
@@ -595,6 +632,24 @@ struct RawSite {
 
 fn any_origin() -> Vec<String> {
     vec!["*".to_owned()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    countries: Vec<String>,
+    #[serde(default)]
+    browsers: Vec<String>,
+    #[serde(default)]
+    operating_systems: Vec<String>,
+    header: Option<String>,
+    header_value: Option<String>,
+    action: String,
+    difficulty: Option<i8>,
+    tasks: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -765,6 +820,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_connection_age = Duration::from_secs(raw.max_connection_age_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
     server.geoip_database = raw.geoip_database;
+    server.reputation_lists = raw.reputation_lists;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);
     server.outage_before_start = raw.outage_before_start;
     server.widget_requests_per_minute = raw.widget_requests_per_minute;
@@ -852,8 +908,42 @@ fn validate_site(
     site.minimal_data_mode = raw.minimal_data_mode;
     site.risk_scoring = raw.risk_scoring.unwrap_or(true);
     site.score_threshold = raw.score_threshold.unwrap_or(site.score_threshold);
-    site.allow_ips = networks(&format!("{at}.allow_ips"), &raw.allow_ips, problems);
-    site.block_ips = networks(&format!("{at}.block_ips"), &raw.block_ips, problems);
+    if let Some(captcha_id) = raw.captcha_id {
+        match Uuid::parse_str(captcha_id.trim()) {
+            Ok(id) => site.captcha_id = id,
+            Err(_) => problems.push((
+                format!("{at}.captcha_id"),
+                format!("`{captcha_id}` is not a UUID"),
+            )),
+        }
+    }
+    site.allow_ips = NetworkSet::new(networks(
+        &format!("{at}.allow_ips"),
+        &raw.allow_ips,
+        problems,
+    ));
+    site.block_ips = NetworkSet::new(networks(
+        &format!("{at}.block_ips"),
+        &raw.block_ips,
+        problems,
+    ));
+    site.countries_allowed = countries(
+        &format!("{at}.countries_allowed"),
+        &raw.countries_allowed,
+        problems,
+    );
+    site.countries_blocked = countries(
+        &format!("{at}.countries_blocked"),
+        &raw.countries_blocked,
+        problems,
+    );
+    site.rules = raw
+        .rules
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, rule)| validate_rule(&format!("{at}.rules[{i}]"), rule, problems))
+        .collect();
+    site.reputation_lists = raw.reputation_lists.unwrap_or(true);
     if let Some(adaptive) = raw.adaptive_difficulty {
         site.adaptive = AdaptiveDifficulty {
             window: Duration::from_secs(adaptive.window_secs),
@@ -899,6 +989,89 @@ fn keys(entries: &[String], field: &str, problem: &mut impl FnMut(&str, String))
         .collect()
 }
 
+/// Two-letter country codes, upper case.
+fn countries(at: &str, entries: &[String], problems: &mut Vec<(String, String)>) -> Vec<String> {
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| {
+            let code = entry.trim().to_ascii_uppercase();
+            if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                Some(code)
+            } else {
+                problems.push((
+                    format!("{at}[{i}]"),
+                    format!("`{entry}` is not a two-letter country code"),
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+fn validate_rule(at: &str, raw: RawRule, problems: &mut Vec<(String, String)>) -> Option<Rule> {
+    let action = match (raw.action.as_str(), raw.difficulty, raw.tasks) {
+        ("block", None, None) => Action::Block,
+        ("allow", None, None) => Action::Allow,
+        ("adjust", difficulty, tasks) if difficulty.is_some() || tasks.is_some() => {
+            if tasks.is_some_and(|tasks| !(1..=32).contains(&tasks)) {
+                problems.push((format!("{at}.tasks"), "must be between 1 and 32".into()));
+            }
+            Action::Adjust {
+                difficulty: difficulty.unwrap_or(0),
+                tasks,
+            }
+        }
+        ("block" | "allow", _, _) => {
+            problems.push((
+                format!("{at}.action"),
+                "takes no `difficulty` or `tasks` (those are for \"adjust\")".into(),
+            ));
+            return None;
+        }
+        ("adjust", _, _) => {
+            problems.push((
+                format!("{at}.action"),
+                "\"adjust\" needs `difficulty` (bits to add or remove) or `tasks`".into(),
+            ));
+            return None;
+        }
+        (other, _, _) => {
+            problems.push((
+                format!("{at}.action"),
+                format!("`{other}` is not an action: use \"block\", \"allow\" or \"adjust\""),
+            ));
+            return None;
+        }
+    };
+    let header = match (raw.header, raw.header_value) {
+        (Some(name), value) => match axum::http::HeaderName::from_bytes(name.trim().as_bytes()) {
+            Ok(name) => Some((name, value)),
+            Err(_) => {
+                problems.push((
+                    format!("{at}.header"),
+                    format!("`{name}` is not a header name"),
+                ));
+                return None;
+            }
+        },
+        (None, Some(_)) => {
+            problems.push((format!("{at}.header_value"), "needs `header`".into()));
+            return None;
+        }
+        (None, None) => None,
+    };
+    Some(Rule {
+        networks: (!raw.networks.is_empty())
+            .then(|| NetworkSet::new(networks(&format!("{at}.networks"), &raw.networks, problems))),
+        countries: countries(&format!("{at}.countries"), &raw.countries, problems),
+        browsers: raw.browsers,
+        operating_systems: raw.operating_systems,
+        header,
+        action,
+    })
+}
+
 /// Parses CIDR blocks; a bare address means just that address.
 fn networks(at: &str, entries: &[String], problems: &mut Vec<(String, String)>) -> Vec<IpNet> {
     entries
@@ -906,10 +1079,9 @@ fn networks(at: &str, entries: &[String], problems: &mut Vec<(String, String)>) 
         .enumerate()
         .filter_map(|(i, entry)| {
             let entry = entry.trim();
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
+            crate::networks::parse_network(entry)
+                .ok_or(())
+                .map_err(|()| {
                     problems.push((
                         format!("{at}[{i}]"),
                         format!("`{entry}` is not an IP address or CIDR block"),

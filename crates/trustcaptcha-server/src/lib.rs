@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 mod api;
 pub mod clock;
 pub mod config;
@@ -35,6 +36,7 @@ mod failover;
 pub mod integrity;
 mod limits;
 mod metrics;
+pub mod networks;
 pub mod pow;
 pub mod protocol;
 mod rules;

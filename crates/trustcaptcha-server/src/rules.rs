@@ -86,45 +86,6 @@ pub(crate) fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -
     }
 }
 
-/// What a site's IP lists say about a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum AccessRule {
-    /// On the allow list: passes with score 0.
-    Allowed,
-    /// On the block list: fails with score 1. Blocking wins over allowing.
-    Blocked,
-}
-
-/// Applies a site's allow and block lists to `ip`. An unknown address is never allowed, and is
-/// blocked by any block list, since it cannot be shown to be outside it.
-#[must_use]
-pub(crate) fn access_rule(
-    allow: &[IpNet],
-    block: &[IpNet],
-    ip: Option<IpAddr>,
-) -> Option<AccessRule> {
-    let Some(ip) = ip else {
-        return (!block.is_empty()).then_some(AccessRule::Blocked);
-    };
-    let ip = canonical(ip);
-    if block.iter().any(|net| net.contains(&ip)) {
-        Some(AccessRule::Blocked)
-    } else if allow.iter().any(|net| net.contains(&ip)) {
-        Some(AccessRule::Allowed)
-    } else {
-        None
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as dual-stack sockets report IPv4 peers) are
-/// treated as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
-
 /// The client's IP: the peer address, unless the peer is a trusted proxy; then the right-most
 /// hop of the proxies' forwarding header (RFC 7239 `Forwarded` if present, else
 /// `X-Forwarded-For`) that is not itself a trusted proxy. Hops may carry ports (`ip:port`,
@@ -137,7 +98,7 @@ pub(crate) fn client_ip(
     trusted_proxies: &[IpNet],
 ) -> Option<IpAddr> {
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
-    let peer = canonical(peer);
+    let peer = crate::networks::canonical(peer);
     if !trusted(&peer) {
         return Some(peer);
     }
@@ -166,7 +127,7 @@ pub(crate) fn client_ip(
             .collect()
     };
     for hop in hops.into_iter().rev() {
-        match hop.map(canonical) {
+        match hop.map(crate::networks::canonical) {
             Some(ip) if trusted(&ip) => {}
             other => return other,
         }
@@ -245,11 +206,11 @@ pub(crate) fn extra_bits(solved: u64, outstanding: usize, rule: &AdaptiveDifficu
 
 /// The network a client is counted under: its IPv4 address, or its IPv6 /64.
 pub(crate) fn network(ip: IpAddr) -> IpNet {
-    let prefix = match canonical(ip) {
+    let prefix = match crate::networks::canonical(ip) {
         IpAddr::V4(_) => 32,
         IpAddr::V6(_) => 64,
     };
-    IpNet::new(canonical(ip), prefix)
+    IpNet::new(crate::networks::canonical(ip), prefix)
         .map(|net| net.trunc())
         .unwrap_or_else(|_| IpNet::from(ip))
 }
@@ -288,32 +249,6 @@ mod tests {
         assert!(origin_allowed(&[null], Some("null")));
         assert!(!origin_allowed(std::slice::from_ref(&exact), None));
         assert!(origin_allowed(&[exact], Some("https://example.com")));
-    }
-
-    #[test]
-    fn block_list_wins_and_mapped_addresses_count_as_ipv4() {
-        let allow: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
-        let block: Vec<IpNet> = vec!["10.1.0.0/16".parse().expect("net")];
-        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
-        assert_eq!(
-            access_rule(&allow, &block, ip("10.2.3.4")),
-            Some(AccessRule::Allowed)
-        );
-        assert_eq!(
-            access_rule(&allow, &block, ip("10.1.3.4")),
-            Some(AccessRule::Blocked)
-        );
-        assert_eq!(
-            access_rule(&allow, &block, ip("::ffff:10.1.3.4")),
-            Some(AccessRule::Blocked)
-        );
-        assert_eq!(access_rule(&allow, &block, ip("192.0.2.1")), None);
-        assert_eq!(
-            access_rule(&allow, &block, None),
-            Some(AccessRule::Blocked),
-            "an unknown client is not shown to be outside the block list"
-        );
-        assert_eq!(access_rule(&allow, &[], None), None, "nor allowed");
     }
 
     #[test]

@@ -21,10 +21,10 @@ use time::OffsetDateTime;
 
 use trustcaptcha::{DecisionAction, DecisionType};
 
+use crate::access::AccessRule;
 use crate::config::Site;
 use crate::integrity::{BrowserInformation, integrity_hash};
 use crate::protocol::HoneypotField;
-use crate::rules::AccessRule;
 
 /// Weight of a filled or touched honeypot.
 pub(crate) const HONEYPOT_WEIGHT: f64 = 0.6;
@@ -92,19 +92,22 @@ pub(crate) struct Verdict {
 
 /// Judges a verification whose proof-of-work was solved.
 ///
-/// An IP list entry decides alone (allow list → passed with score 0, block list →
-/// failed with score 1; decision type `CUSTOM_ACCESS_RULE`). Otherwise the score is the signals'
+/// An access rule decides alone (allowed → passed with score 0, blocked → failed with score
+/// 1; decision type `CUSTOM_ACCESS_RULE` for the site's rules, `GLOBAL_IP_ACCESS_RULE` for the
+/// reputation lists). Otherwise the score is the signals'
 /// (0 without risk scoring or in minimal-data mode) and the action is `BLOCK` above the site's
 /// threshold.
 #[must_use]
 pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Signals) -> Verdict {
+    let blocked = |decision_type| Verdict {
+        passed: false,
+        score: 1.0,
+        decision_type,
+        decision_action: DecisionAction::Block,
+    };
     match access_rule {
-        Some(AccessRule::Blocked) => Verdict {
-            passed: false,
-            score: 1.0,
-            decision_type: DecisionType::CustomAccessRule,
-            decision_action: DecisionAction::Block,
-        },
+        Some(AccessRule::Blocked) => blocked(DecisionType::CustomAccessRule),
+        Some(AccessRule::GloballyBlocked) => blocked(DecisionType::GlobalIpAccessRule),
         Some(AccessRule::Allowed) => Verdict {
             passed: true,
             score: 0.0,

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
+use crate::networks::NetworkSet;
 use crate::secret::KeyHash;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, Tracked};
@@ -42,6 +43,9 @@ pub struct Shared {
     pub(crate) metrics: Metrics,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
+    /// The operator's reputation lists, merged: networks blocked on every site that does not
+    /// opt out.
+    pub(crate) reputation: NetworkSet,
     /// Process-wide settings.
     pub(crate) settings: ServerSettings,
 }
@@ -154,6 +158,17 @@ impl AppStateBuilder {
                     format!("cannot be opened as a MaxMind database: {error}"),
                 )],
             })?;
+        let mut reputation = Vec::new();
+        for path in &server.reputation_lists {
+            let list = NetworkSet::read(path).map_err(|error| ConfigError {
+                problems: vec![(
+                    "server.reputation_lists".into(),
+                    format!("{}: {error}", path.display()),
+                )],
+            })?;
+            reputation.push(list);
+        }
+        let reputation = NetworkSet::union(reputation);
         let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
@@ -187,6 +202,7 @@ impl AppStateBuilder {
             limits,
             metrics: Metrics::default(),
             inspector,
+            reputation,
             settings: server,
         })))
     }

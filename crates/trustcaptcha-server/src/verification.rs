@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use trustcaptcha::{DecisionAction, DecisionType, VerificationResult, VerificationToken};
 use uuid::Uuid;
 
+use crate::access::{self, Seen};
 use crate::config::Site;
 use crate::limits::Limited;
 use crate::pow::{self, PowError};
@@ -24,7 +25,7 @@ use crate::protocol::{
     Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
     Task,
 };
-use crate::rules::{self, QUOTA_WINDOW, access_rule, origin_allowed};
+use crate::rules::{self, QUOTA_WINDOW, origin_allowed};
 use crate::scoring::{self, Signals, Verdict};
 use crate::secret::KeyHash;
 use crate::state::AppState;
@@ -145,6 +146,8 @@ pub(crate) struct RequestContext {
     pub origin: Option<String>,
     /// The `User-Agent` header, if any.
     pub user_agent: Option<String>,
+    /// Every header, for the proof-of-work rules that look at one.
+    pub headers: axum::http::HeaderMap,
 }
 
 /// What a create request gets.
@@ -201,7 +204,22 @@ pub(crate) async fn create(
     let ip = context.ip;
     state.limits.create(ip)?;
 
-    let visitor = visitor(state, &context, &request, header_origin);
+    let mut visitor = visitor(state, &context, &request, header_origin);
+    let decision = access::decide(
+        &site,
+        &state.reputation,
+        &Seen {
+            ip,
+            country: &visitor.country_code,
+            browser: &visitor.browser,
+            operating_system: &visitor.operating_system,
+            headers: &context.headers,
+        },
+    );
+    if site.minimal_data_mode {
+        // The mode's promise: nothing about the visitor is kept, nor shown in the result.
+        visitor = Visitor::default();
+    }
     if let Some(key) = request
         .widget
         .bypass_key
@@ -256,8 +274,11 @@ pub(crate) async fn create(
         None => 0,
     };
     let extra = rules::extra_bits(solved, outstanding, &site.adaptive);
-    let difficulty = site.difficulty.saturating_add(extra).min(32);
-    let inputs = pow::generate(site.tasks);
+    let difficulty =
+        (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
+            .clamp(1, 32);
+    let difficulty = u8::try_from(difficulty).unwrap_or(32);
+    let inputs = pow::generate(decision.tasks.unwrap_or(site.tasks));
     let tasks = inputs
         .iter()
         .zip(0u32..)
@@ -275,7 +296,7 @@ pub(crate) async fn create(
         expires_at: now + site.challenge_lifetime,
         visitor,
         signals,
-        access_rule: access_rule(&site.allow_ips, &site.block_ips, ip),
+        access_rule: decision.access,
     };
     state
         .limits
@@ -316,7 +337,10 @@ pub(crate) async fn submit(
         .claim(id, lease, now)
         .await?
         .ok_or(Refusal::NoPendingVerification)?;
-    state.limits.settle(pending.visitor.ip, pending.site_key);
+    // In minimal-data mode no address was kept: the submitter's stands in.
+    state
+        .limits
+        .settle(pending.visitor.ip.or(ip), pending.site_key);
     let claim = Claim {
         store: state.store.clone(),
         id,
@@ -346,7 +370,7 @@ pub(crate) async fn submit(
         ..pending.signals
     };
     let verdict = scoring::verdict(&site, pending.access_rule, &signals);
-    let visitor_ip = pending.visitor.ip;
+    let visitor_ip = pending.visitor.ip.or(ip);
     let finished = finished(
         &site,
         id,

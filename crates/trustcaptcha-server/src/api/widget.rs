@@ -32,6 +32,7 @@ pub(crate) async fn create(
         ip,
         origin: header(header::ORIGIN),
         user_agent: header(header::USER_AGENT),
+        headers,
     };
     Ok(
         match verification::create(&state, request, context).await? {

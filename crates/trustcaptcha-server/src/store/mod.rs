@@ -65,8 +65,8 @@ use time::OffsetDateTime;
 use trustcaptcha::VerificationResult;
 use uuid::Uuid;
 
+use crate::access::AccessRule;
 use crate::pow::TaskInput;
-use crate::rules::AccessRule;
 use crate::scoring::Signals;
 use crate::visitor::Visitor;
 

@@ -15,19 +15,31 @@ struct Record {
     country: Country,
 }
 
+/// Writes a country database mapping each network to its country code, as a
+/// GeoLite2-Country file would; `name` keeps the files of concurrent tests apart.
+pub(crate) fn geoip_database(name: &str, entries: &[(&str, &'static str)]) -> std::path::PathBuf {
+    let mut writer = mmdb_writer::Writer::new("GeoLite2-Country");
+    for (network, code) in entries {
+        writer
+            .insert(
+                network.parse::<ipnet::IpNet>().expect("net"),
+                &Record {
+                    country: Country { iso_code: code },
+                },
+            )
+            .expect("insert");
+    }
+    let path = std::env::temp_dir().join(format!(
+        "trustcaptcha-geoip-{}-{name}.mmdb",
+        std::process::id()
+    ));
+    std::fs::write(&path, writer.to_bytes().expect("mmdb")).expect("write");
+    path
+}
+
 #[tokio::test]
 async fn the_country_comes_from_the_configured_database() {
-    let mut writer = mmdb_writer::Writer::new("GeoLite2-Country");
-    writer
-        .insert(
-            "127.0.0.0/24".parse::<ipnet::IpNet>().expect("net"),
-            &Record {
-                country: Country { iso_code: "DE" },
-            },
-        )
-        .expect("insert");
-    let path = std::env::temp_dir().join(format!("trustcaptcha-geoip-{}.mmdb", std::process::id()));
-    std::fs::write(&path, writer.to_bytes().expect("mmdb")).expect("write");
+    let path = geoip_database("country", &[("127.0.0.0/24", "DE")]);
 
     let server = TestServer::start(config(&format!(
         "geoip_database = {:?}",

@@ -10,6 +10,7 @@ mod ops;
 mod properties;
 mod redis;
 mod results;
+mod security_rules;
 mod store_outage;
 mod widget;
 
