@@ -5,11 +5,13 @@
 //!
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
 //!    [`protocol::CreateRequest`]) and the visitor's address, and calls
-//!    `verification::create`: the site, origin and mode are checked against the [`config`]
-//!    and its `rules`, `limits` keeps each client network to its share (rates, open
-//!    challenges, key guesses), a bypass key ([`secret`]) finishes at once, the difficulty rises
-//!    for busy networks (`rules::SolveTracker`), [`pow`] makes the challenge, `visitor`
-//!    describes the browser, and the [`store`] (SQLite or memory) keeps it as pending.
+//!    `verification::create`: the site, origin, mode and hourly quota are checked against the
+//!    [`config`] and its `rules`, `limits` keeps each client network to its share (rates, open
+//!    challenges, key guesses), a bypass key ([`secret`]) finishes at once, `visitor`
+//!    describes the browser, [`access`] applies the site's security rules (IP and country
+//!    lists, proof-of-work rules, the reputation lists, all as [`networks`] sets), the
+//!    difficulty rises for networks that solve often (counted in the store), [`pow`] makes the
+//!    challenge, and the [`store`] (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
 //!    `scoring` (with [`integrity`]) judges the visitor, and the store marks it finished; the
@@ -21,7 +23,8 @@
 //!    by the store's heartbeat).
 //!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
-//! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own. `state` holds what requests share; every store call goes through
+//! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own. `state`
+//! holds what requests share; every store call goes through
 //! [`store::Tracked`], which records outages; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests.
