@@ -31,6 +31,8 @@ pub struct Shared {
     sites: Vec<Arc<Site>>,
     /// Indexes into `sites` by site key.
     by_key: HashMap<Uuid, usize>,
+    /// The sites each API key is valid for, by the key's digest.
+    by_api_key: HashMap<KeyHash, KeySites>,
     /// Verification storage; every call records the store's health in `outages`.
     pub(crate) store: Tracked,
     /// The time source.
@@ -112,15 +114,24 @@ impl AppState {
             .map(|&index| Arc::clone(&self.sites[index]))
     }
 
-    /// The sites `key` is valid for, in configuration order. Every site's keys are compared in
-    /// constant time.
+    /// The sites `key` is valid for, in configuration order: one lookup by the key's digest,
+    /// whatever the number of sites (a digest reveals nothing about the keys it is compared
+    /// with), then a constant-time comparison.
     #[must_use]
-    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Vec<&Arc<Site>> {
-        self.sites
-            .iter()
-            .filter(|site| key.is_among(&site.api_keys))
-            .collect()
+    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<&KeySites> {
+        self.by_api_key
+            .get_key_value(key)
+            .filter(|(found, _)| key.is_among(std::slice::from_ref(*found)))
+            .map(|(_, sites)| sites)
     }
+}
+
+/// The sites one API key is valid for, in configuration order.
+#[derive(Debug, Default)]
+pub(crate) struct KeySites {
+    pub(crate) sites: Vec<Arc<Site>>,
+    /// Their site keys, the retrieval's authorized sites.
+    pub(crate) site_keys: Vec<Uuid>,
 }
 
 impl AppStateBuilder {
@@ -193,9 +204,21 @@ impl AppStateBuilder {
             .enumerate()
             .map(|(index, site)| (site.site_key, index))
             .collect();
+        let mut by_api_key: HashMap<KeyHash, KeySites> = HashMap::new();
+        for site in &sites {
+            for key in &site.api_keys {
+                let entry = by_api_key.entry(*key).or_default();
+                // A key listed twice for one site counts once.
+                if !entry.site_keys.contains(&site.site_key) {
+                    entry.sites.push(Arc::clone(site));
+                    entry.site_keys.push(site.site_key);
+                }
+            }
+        }
         Ok(AppState(Arc::new(Shared {
             sites,
             by_key,
+            by_api_key,
             store: Tracked::new(store, Arc::clone(&outages), Arc::clone(&self.clock)),
             clock: self.clock,
             outages,

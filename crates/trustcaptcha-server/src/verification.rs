@@ -483,11 +483,14 @@ pub(crate) async fn retrieve(
     // A network locked out for guessing is refused before its key is looked at, so a correct
     // guess then is refused too.
     state.limits.guessing(ip)?;
-    let sites = state.sites_for_key(key);
-    let Some(&first_site) = sites.first() else {
+    let Some((for_key, first_site)) = state
+        .sites_for_key(key)
+        .and_then(|for_key| Some((for_key, for_key.sites.first()?)))
+    else {
         state.limits.failed_guess(ip);
         return Err(Refusal::InvalidKey);
     };
+    let (sites, authorized) = (&for_key.sites, &for_key.site_keys);
     let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;
     let now = state.clock.now();
 
@@ -501,7 +504,6 @@ pub(crate) async fn retrieve(
             outcome: "fixture",
         });
     }
-    let authorized: Vec<Uuid> = sites.iter().map(|site| site.site_key).collect();
     if client_failover {
         // The widget could not reach us and made the id up: nothing proves it solved anything.
         // Only with an outage on record, and only for a site that allows it, is it answered
@@ -525,7 +527,7 @@ pub(crate) async fn retrieve(
     // answer: a made-up id never passes, an unsolved one never passes, and a store outage is a
     // 503 (the backend's failover policy decides), never a pass.
     let outcome = if client_failover { "failover" } else { "ok" };
-    match state.store.retrieve(id, &authorized, now).await? {
+    match state.store.retrieve(id, authorized, now).await? {
         Retrieval::Found(result) => Ok(Retrieved {
             result: *result,
             outcome,

@@ -11,6 +11,10 @@
 //!
 //! `redis` starts a Redis of its own (`redis-server`, append-only file synced every second).
 
+// The server child runs this binary: it allocates as the shipped `trustcaptcha-server` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use serde_json::Value;
 use trustcaptcha_bench::{
     API_KEY, SITE_KEY, concurrent, config_for, serve_if_child, spawn_ceiling, spawn_server_with,
