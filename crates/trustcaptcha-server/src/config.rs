@@ -58,10 +58,14 @@ pub struct Config {
 pub struct ServerSettings {
     /// Where `serve` listens unless `--listen` says otherwise.
     pub listen: SocketAddr,
-    /// Where `serve` answers `/healthz`, `/readyz` and `/metrics` on a connection budget of
-    /// their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1 (any free port when
-    /// the public port is 0).
+    /// Where `serve` answers `/healthz`, `/readyz`, `/metrics` and `POST /admin/reload` on a
+    /// connection budget of their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1
+    /// (any free port when the public port is 0).
     pub admin_listen: Option<String>,
+    /// The token the admin listener wants (`Authorization: Bearer …`) when it is reachable
+    /// beyond loopback: `TRUSTCAPTCHA_ADMIN_TOKEN`, or `admin_token` (in clear or
+    /// `sha256:<hex>`). Beyond loopback without one, the admin listener refuses everything.
+    pub admin_token: Option<KeyHash>,
     /// The largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
     /// The most verifications (pending and finished) held at once; beyond it, creating one
@@ -474,6 +478,7 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: None,
+            admin_token: None,
             body_limit_bytes: 1024 * 1024,
             max_verifications: 100_000,
             max_connections: 10_000,
@@ -538,6 +543,7 @@ struct RawStore {
 struct RawServer {
     listen: String,
     admin_listen: Option<String>,
+    admin_token: Option<String>,
     body_limit_bytes: usize,
     max_verifications: usize,
     max_connections: usize,
@@ -565,6 +571,7 @@ impl Default for RawServer {
         RawServer {
             listen: d.listen.to_string(),
             admin_listen: None,
+            admin_token: None,
             body_limit_bytes: d.body_limit_bytes,
             max_verifications: d.max_verifications,
             max_connections: d.max_connections,
@@ -697,11 +704,18 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 ///
 /// Every problem found, with its location.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+    let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         problems: vec![explain(text, &e)],
     })?;
+    let server_admin_token = raw.server.admin_token.take();
     let mut problems = Vec::new();
-    let server = validate_server(raw.server, &mut problems);
+    let mut server = validate_server(raw.server, &mut problems);
+    if let Some(token) = env("TRUSTCAPTCHA_ADMIN_TOKEN").or(server_admin_token) {
+        let mut problem = |field: &str, message: String| {
+            problems.push((format!("server.{field}"), message));
+        };
+        server.admin_token = keys(&[token], "admin_token", &mut problem).first().copied();
+    }
     let mut seen = HashSet::new();
     let sites = raw
         .sites

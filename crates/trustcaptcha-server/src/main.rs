@@ -149,6 +149,7 @@ async fn run_serve(
     sandbox: bool,
 ) -> Result<(), String> {
     let mut announce = Vec::new();
+    let config_file = config.clone();
     let mut config = match config {
         Some(path) => config::load(&path, &env).map_err(|e| e.to_string())?,
         None => {
@@ -173,9 +174,11 @@ async fn run_serve(
     let store =
         trustcaptcha_server::store::redacted(config.store_url.as_deref().unwrap_or("memory://"));
     let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
-    let state = AppState::builder(config)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = AppState::builder(config);
+    if let Some(path) = config_file {
+        builder = builder.config_file(path);
+    }
+    let state = builder.build().map_err(|e| e.to_string())?;
     state
         .prepare_store()
         .await
@@ -196,10 +199,13 @@ async fn run_serve(
         };
         format!("127.0.0.1:{port}")
     });
+    // Checked before binding too, so that nothing listens beyond loopback unguarded.
+    refuse_an_open_admin_listener(&admin_address, &state)?;
     let admin = tokio::net::TcpListener::bind(admin_address.as_str())
         .await
         .map_err(|e| format!("cannot listen on {admin_address} (admin): {e}"))?;
     let admin_bound = admin.local_addr().map_err(|e| e.to_string())?;
+    refuse_an_open_admin_listener(&admin_bound.to_string(), &state)?;
     // Printed to stdout (not the log) so that scripts and people can pick them up.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "trustcaptcha-server listening on http://{bound}");
@@ -208,7 +214,7 @@ async fn run_serve(
     }
     let _ = writeln!(
         stdout,
-        "admin (health, readiness, metrics) on http://{admin_bound}"
+        "admin (health, readiness, metrics, reload) on http://{admin_bound}"
     );
     let _ = stdout.flush();
     drop(stdout);
@@ -222,11 +228,56 @@ async fn run_serve(
             shutdown_signal().await;
             let _ = stop.send(());
         },
+        reload_on_hangup(state.clone(), until_stopped(stopped.clone())),
         serve(listener, state.clone(), until_stopped(stopped.clone())),
         serve_admin(admin, state, until_stopped(stopped)),
     );
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An admin listener reachable beyond loopback needs a token.
+fn refuse_an_open_admin_listener(address: &str, state: &AppState) -> Result<(), String> {
+    let loopback = address
+        .parse::<std::net::SocketAddr>()
+        .map_or(address.starts_with("localhost:"), |address| {
+            address.ip().is_loopback()
+        });
+    if loopback || state.settings().admin_token.is_some() {
+        return Ok(());
+    }
+    Err(format!(
+        "the admin listener on {address} would be reachable beyond loopback: set \
+         TRUSTCAPTCHA_ADMIN_TOKEN (or server.admin_token), or listen on 127.0.0.1"
+    ))
+}
+
+/// Re-reads the configuration file on every `SIGHUP` until `stopped` completes; a
+/// configuration that does not validate is logged and the running one kept.
+async fn reload_on_hangup(state: AppState, stopped: impl std::future::Future<Output = ()>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be handled: reload through the admin listener");
+            return;
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => return,
+                Some(()) = hangups.recv() => {
+                    // The outcome is logged by the reload itself.
+                    let _ = state.reload_from_file();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        stopped.await;
+    }
 }
 
 /// A site for trying things out: any origin, fresh random keys each start.

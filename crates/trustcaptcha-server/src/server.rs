@@ -49,9 +49,11 @@ pub async fn serve(
 /// Connections the admin listener serves at once.
 const ADMIN_CONNECTIONS: usize = 32;
 
-/// Serves the operator's endpoints (`/healthz`, `/readyz`, `/metrics`) of `state` on
-/// `listener` until `shutdown` completes. It has a connection budget of its own, so these answer
-/// while the public listener is saturated.
+/// Serves the operator's endpoints (`/healthz`, `/readyz`, `/metrics`, `POST /admin/reload`)
+/// of `state` on `listener` until `shutdown` completes. It has a connection budget of its own,
+/// so these answer while the public listener is saturated. On a loopback address anyone who can
+/// connect may use it; on any other, only requests with the admin token
+/// (`TRUSTCAPTCHA_ADMIN_TOKEN`), and nobody when none is configured.
 pub async fn serve_admin(
     listener: TcpListener,
     state: AppState,
@@ -62,7 +64,26 @@ pub async fn serve_admin(
         max_connections_per_network: ADMIN_CONNECTIONS,
         ..state.settings.clone()
     };
-    accept(listener, crate::api::admin(state), settings, shutdown).await;
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|address| address.ip().is_loopback());
+    let access = match (loopback, state.settings.admin_token) {
+        (true, _) => crate::api::AdminAccess::Open,
+        (false, Some(token)) => crate::api::AdminAccess::Token(token),
+        (false, None) => {
+            tracing::error!(
+                "the admin listener is reachable beyond loopback and no admin token is set: it refuses every request"
+            );
+            crate::api::AdminAccess::Closed
+        }
+    };
+    accept(
+        listener,
+        crate::api::admin(state, access),
+        settings,
+        shutdown,
+    )
+    .await;
 }
 
 /// The accept loop shared by both listeners.
@@ -230,7 +251,9 @@ impl Drop for Slot {
 pub struct Spawned {
     /// The base URL, e.g. `http://127.0.0.1:41234`, to give the widget and the client.
     pub url: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The admin listener's base URL (health, readiness, metrics, reload), on loopback.
+    pub admin_url: String,
+    shutdown: Option<tokio::sync::watch::Sender<()>>,
 }
 
 impl Drop for Spawned {
@@ -242,8 +265,8 @@ impl Drop for Spawned {
     }
 }
 
-/// Binds `address` (e.g. `127.0.0.1:0`) and serves `state` on the current runtime: the embedded
-/// server of tests, examples and demos.
+/// Binds `address` (e.g. `127.0.0.1:0`) and serves `state` on the current runtime, with its
+/// admin listener on a free loopback port: the embedded server of tests, examples and demos.
 ///
 /// # Errors
 ///
@@ -251,14 +274,23 @@ impl Drop for Spawned {
 pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spawned> {
     let listener = TcpListener::bind(address).await?;
     let url = format!("http://{}", listener.local_addr()?);
+    let admin = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let admin_url = format!("http://{}", admin.local_addr()?);
     // Before returning, so that what a test does next sees the start-up evidence recorded.
     crate::failover::on_start(&state).await;
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let (shutdown, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        let _ = stopped.changed().await;
+    };
+    tokio::spawn(serve_admin(
+        admin,
+        state.clone(),
+        until_stopped(stopped.clone()),
+    ));
+    tokio::spawn(serve(listener, state, until_stopped(stopped)));
     Ok(Spawned {
         url,
+        admin_url,
         shutdown: Some(shutdown),
     })
 }

@@ -1,10 +1,15 @@
-//! The state every request shares: sites, store, clock, outage record,
-//! metrics and the visitor inspector. Built once from a [`Config`]; cheap to clone.
+//! The state every request shares: the catalog (sites, their keys and rules, the reputation
+//! lists), store, clock, outage record, metrics and the visitor inspector. Built once from a
+//! [`Config`]; cheap to clone. The catalog can be replaced while serving ([`AppState::reload`]):
+//! each request reads the catalog current when it looks, and verifications in flight keep
+//! working under the new one (they are found by their site key).
 
 use std::collections::HashMap;
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
@@ -27,12 +32,10 @@ pub struct AppState(Arc<Shared>);
 #[doc(hidden)]
 #[allow(unreachable_pub)]
 pub struct Shared {
-    /// Sites in configuration order.
-    sites: Vec<Arc<Site>>,
-    /// Indexes into `sites` by site key.
-    by_key: HashMap<Uuid, usize>,
-    /// The sites each API key is valid for, by the key's digest.
-    by_api_key: HashMap<KeyHash, KeySites>,
+    /// What a reload replaces.
+    catalog: ArcSwap<Catalog>,
+    /// The configuration file a reload reads, when the state was built from one.
+    config_file: Option<PathBuf>,
     /// Verification storage; every call records the store's health in `outages`.
     pub(crate) store: Tracked,
     /// The time source.
@@ -45,17 +48,14 @@ pub struct Shared {
     pub(crate) metrics: Metrics,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
-    /// The operator's reputation lists, merged: networks blocked on every site that does not
-    /// opt out.
-    pub(crate) reputation: NetworkSet,
-    /// Process-wide settings.
+    /// Process-wide settings (a reload leaves them as they are).
     pub(crate) settings: ServerSettings,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("sites", &self.sites.len())
+            .field("sites", &self.catalog.load().sites.len())
             .field("store", &self.store)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -70,12 +70,69 @@ impl Deref for AppState {
     }
 }
 
+/// The sites, their keys and rules, and the reputation lists: what a reload replaces.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    /// Sites in configuration order.
+    sites: Vec<Arc<Site>>,
+    /// Indexes into `sites` by site key.
+    by_key: HashMap<Uuid, usize>,
+    /// The sites each API key is valid for, by the key's digest.
+    by_api_key: HashMap<KeyHash, Arc<KeySites>>,
+    /// The operator's reputation lists, merged: networks blocked on every site that does not
+    /// opt out.
+    pub(crate) reputation: NetworkSet,
+}
+
+impl Catalog {
+    /// The catalog of `sites`, reading the reputation lists `settings` names.
+    fn new(sites: Vec<Site>, settings: &ServerSettings) -> Result<Self, ConfigError> {
+        let mut reputation = Vec::new();
+        for path in &settings.reputation_lists {
+            let list = NetworkSet::read(path).map_err(|error| ConfigError {
+                problems: vec![(
+                    "server.reputation_lists".into(),
+                    format!("{}: {error}", path.display()),
+                )],
+            })?;
+            reputation.push(list);
+        }
+        let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
+        let by_key = sites
+            .iter()
+            .enumerate()
+            .map(|(index, site)| (site.site_key, index))
+            .collect();
+        let mut by_api_key: HashMap<KeyHash, KeySites> = HashMap::new();
+        for site in &sites {
+            for key in &site.api_keys {
+                let entry = by_api_key.entry(*key).or_default();
+                // A key listed twice for one site counts once.
+                if !entry.site_keys.contains(&site.site_key) {
+                    entry.sites.push(Arc::clone(site));
+                    entry.site_keys.push(site.site_key);
+                }
+            }
+        }
+        Ok(Catalog {
+            sites,
+            by_key,
+            by_api_key: by_api_key
+                .into_iter()
+                .map(|(key, sites)| (key, Arc::new(sites)))
+                .collect(),
+            reputation: NetworkSet::union(reputation),
+        })
+    }
+}
+
 /// Builds an [`AppState`]; tests swap the clock or the store.
 #[must_use = "call build() to get the state"]
 pub struct AppStateBuilder {
     config: Config,
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn Store>>,
+    config_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AppStateBuilder {
@@ -103,26 +160,87 @@ impl AppState {
             config,
             clock: Arc::new(SystemClock),
             store: None,
+            config_file: None,
         }
+    }
+
+    /// The process-wide settings it was built with.
+    #[must_use]
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// The catalog current now.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
     }
 
     /// The site with this site key.
     #[must_use]
     pub(crate) fn site(&self, site_key: Uuid) -> Option<Arc<Site>> {
-        self.by_key
+        let catalog = self.catalog.load();
+        catalog
+            .by_key
             .get(&site_key)
-            .map(|&index| Arc::clone(&self.sites[index]))
+            .map(|&index| Arc::clone(&catalog.sites[index]))
+    }
+
+    /// Replaces the sites (their keys, bypass keys, lists, rules, lock and quotas) and the
+    /// reputation lists with `config`'s. The running catalog stays when `config` does not
+    /// validate or a list cannot be read. `[server]` settings other than the reputation lists
+    /// take effect at the next start.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found; nothing was changed.
+    pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        let settings = ServerSettings {
+            reputation_lists: config.server.reputation_lists.clone(),
+            ..self.settings.clone()
+        };
+        let catalog = Catalog::new(config.sites, &settings)?;
+        tracing::info!(sites = catalog.sites.len(), "configuration reloaded");
+        self.catalog.store(Arc::new(catalog));
+        Ok(())
+    }
+
+    /// Re-reads the configuration file the state was built from (see
+    /// [`AppStateBuilder::config_file`]), with the process environment's overrides, and
+    /// [`reload`](AppState::reload)s it.
+    ///
+    /// # Errors
+    ///
+    /// When there is no file to read, it cannot be read or parsed, or it does not validate;
+    /// the running configuration stays.
+    pub fn reload_from_file(&self) -> Result<(), ConfigError> {
+        let Some(path) = &self.config_file else {
+            return Err(ConfigError {
+                problems: vec![(
+                    "config".into(),
+                    "the server was not started from a configuration file".into(),
+                )],
+            });
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        let result = crate::config::load(path, &env).and_then(|config| self.reload(config));
+        if let Err(error) = &result {
+            tracing::warn!(%error, "the configuration was not reloaded; the running one stays");
+        }
+        result
     }
 
     /// The sites `key` is valid for, in configuration order: one lookup by the key's digest,
     /// whatever the number of sites (a digest reveals nothing about the keys it is compared
     /// with), then a constant-time comparison.
     #[must_use]
-    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<&KeySites> {
-        self.by_api_key
+    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
+        self.catalog
+            .load()
+            .by_api_key
             .get_key_value(key)
             .filter(|(found, _)| key.is_among(std::slice::from_ref(*found)))
-            .map(|(_, sites)| sites)
+            .map(|(_, sites)| Arc::clone(sites))
     }
 }
 
@@ -135,6 +253,13 @@ pub(crate) struct KeySites {
 }
 
 impl AppStateBuilder {
+    /// Remembers the file the configuration was read from, for
+    /// [`AppState::reload_from_file`] (`SIGHUP` and the admin endpoint).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
     /// Uses `clock` instead of the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -169,17 +294,6 @@ impl AppStateBuilder {
                     format!("cannot be opened as a MaxMind database: {error}"),
                 )],
             })?;
-        let mut reputation = Vec::new();
-        for path in &server.reputation_lists {
-            let list = NetworkSet::read(path).map_err(|error| ConfigError {
-                problems: vec![(
-                    "server.reputation_lists".into(),
-                    format!("{}: {error}", path.display()),
-                )],
-            })?;
-            reputation.push(list);
-        }
-        let reputation = NetworkSet::union(reputation);
         let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
@@ -198,34 +312,16 @@ impl AppStateBuilder {
             )),
         };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
-        let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
-        let by_key = sites
-            .iter()
-            .enumerate()
-            .map(|(index, site)| (site.site_key, index))
-            .collect();
-        let mut by_api_key: HashMap<KeyHash, KeySites> = HashMap::new();
-        for site in &sites {
-            for key in &site.api_keys {
-                let entry = by_api_key.entry(*key).or_default();
-                // A key listed twice for one site counts once.
-                if !entry.site_keys.contains(&site.site_key) {
-                    entry.sites.push(Arc::clone(site));
-                    entry.site_keys.push(site.site_key);
-                }
-            }
-        }
+        let catalog = Catalog::new(sites, &server)?;
         Ok(AppState(Arc::new(Shared {
-            sites,
-            by_key,
-            by_api_key,
+            catalog: ArcSwap::from_pointee(catalog),
+            config_file: self.config_file,
             store: Tracked::new(store, Arc::clone(&outages), Arc::clone(&self.clock)),
             clock: self.clock,
             outages,
             limits,
             metrics: Metrics::default(),
             inspector,
-            reputation,
             settings: server,
         })))
     }

@@ -49,6 +49,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     /// The server's state.
     pub state: AppState,
+    /// The admin listener (health, readiness, metrics, reload).
+    pub admin: Remote,
     remote: Remote,
     _server: Spawned,
 }
@@ -81,14 +83,33 @@ impl TestServer {
         Self::start_with(config, |_| None).await
     }
 
+    /// Starts a server for the configuration file at `path` (in memory, whatever the file's
+    /// store), which `POST /admin/reload` re-reads.
+    ///
+    /// # Panics
+    ///
+    /// When the file does not hold a valid configuration.
+    pub async fn from_file(path: &std::path::Path) -> Self {
+        let mut config = crate::config::load(path, &|_| None).expect("a valid configuration");
+        config.store_url = None;
+        Self::start_from(AppState::builder(config).config_file(path), |_| None).await
+    }
+
     /// Starts a server for `config` on the store `store` makes from the server's clock (the
     /// default memory store when it makes none).
     pub async fn start_with(
         config: Config,
         store: impl FnOnce(Arc<ManualClock>) -> Option<Arc<dyn Store>>,
     ) -> Self {
+        Self::start_from(AppState::builder(config), store).await
+    }
+
+    async fn start_from(
+        builder: crate::AppStateBuilder,
+        store: impl FnOnce(Arc<ManualClock>) -> Option<Arc<dyn Store>>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
-        let mut builder = AppState::builder(config).clock(clock.clone());
+        let mut builder = builder.clock(clock.clone());
         if let Some(store) = store(clock.clone()) {
             builder = builder.store(store);
         }
@@ -99,6 +120,7 @@ impl TestServer {
         TestServer {
             clock,
             state,
+            admin: Remote::new(&server.admin_url),
             remote: Remote::new(&server.url),
             _server: server,
         }

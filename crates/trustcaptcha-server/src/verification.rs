@@ -207,7 +207,7 @@ pub(crate) async fn create(
     let mut visitor = visitor(state, &context, &request, header_origin);
     let decision = access::decide(
         &site,
-        &state.reputation,
+        &state.catalog().reputation,
         &Seen {
             ip,
             country: &visitor.country_code,
@@ -483,14 +483,14 @@ pub(crate) async fn retrieve(
     // A network locked out for guessing is refused before its key is looked at, so a correct
     // guess then is refused too.
     state.limits.guessing(ip)?;
-    let Some((for_key, first_site)) = state
-        .sites_for_key(key)
-        .and_then(|for_key| Some((for_key, for_key.sites.first()?)))
-    else {
+    let Some(for_key) = state.sites_for_key(key) else {
         state.limits.failed_guess(ip);
         return Err(Refusal::InvalidKey);
     };
     let (sites, authorized) = (&for_key.sites, &for_key.site_keys);
+    let Some(first_site) = sites.first() else {
+        return Err(Refusal::InvalidKey);
+    };
     let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;
     let now = state.clock.now();
 

@@ -13,6 +13,8 @@ pub(crate) mod ops;
 pub(crate) mod results;
 pub(crate) mod widget;
 
+pub(crate) use ops::AdminAccess;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -36,11 +38,12 @@ const SUBMIT: &str = "/v2/verifications/{id}/challenges";
 const RESULTS: &str = "/v2/verifications/{id}/results";
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
+const RELOAD: &str = "/admin/reload";
 const METRICS: &str = "/metrics";
 
 /// Every route of the public listener, as the metrics label it and `docs/openapi.json`
 /// documents it.
-pub(crate) const ROUTES: [&str; 6] = [CREATE, SUBMIT, RESULTS, HEALTHZ, READYZ, METRICS];
+pub(crate) const ROUTES: [&str; 4] = [CREATE, SUBMIT, RESULTS, HEALTHZ];
 
 /// The service the server runs: the router behind path normalisation. The widget joins
 /// `api-url` and `/v2/verifications`, so an `api-url` with a trailing slash asks for
@@ -60,11 +63,10 @@ pub fn app(state: AppState) -> App {
         .route(CREATE, post(widget::create))
         .route(SUBMIT, post(widget::submit))
         .layer(cors);
+    // Readiness and metrics are the operator's: they answer on the admin listener.
     let backend = Router::new()
         .route(RESULTS, get(results::retrieve))
-        .route(HEALTHZ, get(ops::healthz))
-        .route(READYZ, get(ops::readyz))
-        .route(METRICS, get(ops::metrics));
+        .route(HEALTHZ, get(ops::healthz));
     let router = Router::new()
         .merge(widget)
         .merge(backend)
@@ -102,14 +104,18 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
-/// The admin listener's service: health, readiness and metrics only, answered on a connection
-/// budget of their own.
-pub(crate) fn admin(state: AppState) -> App {
+/// The admin listener's service: health, readiness, metrics and reload, answered on a
+/// connection budget of their own, to whom `access` lets in.
+pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
     let router = Router::new()
         .route(HEALTHZ, get(ops::healthz))
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics))
+        .route(RELOAD, post(ops::reload))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn(move |request, next| {
+            ops::guard(access, request, next)
+        }))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }

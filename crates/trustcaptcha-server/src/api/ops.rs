@@ -1,9 +1,17 @@
 //! Operational endpoints: `GET /healthz` (the process answers), `GET /readyz` (the store can
-//! serve and has room for new verifications), `GET /metrics` (Prometheus text).
+//! serve and has room for new verifications), `GET /metrics` (Prometheus text), `POST
+//! /admin/reload` (re-read the configuration file). All but `/healthz` answer on the admin
+//! listener only; beyond loopback it wants the admin token.
 
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::secret::KeyHash;
 
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -32,4 +40,110 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         )],
         state.metrics.render(stored),
     )
+}
+
+/// `POST /admin/reload`: 200 when the configuration file was read and applied; 422 with every
+/// problem when it was not (the running configuration stays).
+pub(crate) async fn reload(State(state): State<AppState>) -> Response {
+    match state.reload_from_file() {
+        Ok(()) => Json(json!({"reloaded": true})).into_response(),
+        Err(error) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "reloaded": false,
+                "problems": error
+                    .problems
+                    .iter()
+                    .map(|(location, message)| json!({"location": location, "message": message}))
+                    .collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// Who may use the admin listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AdminAccess {
+    /// Anyone who can connect (a loopback listener).
+    Open,
+    /// Requests carrying `Authorization: Bearer <token>` with this token.
+    Token(KeyHash),
+    /// Nobody: the listener is reachable beyond loopback and no token is configured.
+    Closed,
+}
+
+/// Refuses admin requests without the right token (403), comparing in constant time.
+pub(crate) async fn guard(access: AdminAccess, request: Request, next: Next) -> Response {
+    let allowed = match access {
+        AdminAccess::Open => true,
+        AdminAccess::Closed => false,
+        AdminAccess::Token(expected) => request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .is_some_and(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer")
+                    && KeyHash::of(token).is_among(std::slice::from_ref(&expected))
+            }),
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        ApiError::forbidden("the admin listener wants Authorization: Bearer <admin token>")
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::AdminAccess;
+    use crate::config::{Config, Site};
+    use crate::secret::KeyHash;
+    use crate::state::AppState;
+
+    async fn status(access: AdminAccess, authorization: Option<&str>) -> u16 {
+        let state = AppState::builder(Config::new(vec![Site::sandbox()]))
+            .build()
+            .expect("state");
+        let mut request = Request::get("/metrics");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        crate::api::admin(state, access)
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible")
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn beyond_loopback_only_the_admin_token_opens_the_admin_listener() {
+        let token = AdminAccess::Token(KeyHash::of("admin-token-0123456789"));
+        assert_eq!(
+            status(token, Some("Bearer admin-token-0123456789")).await,
+            200
+        );
+        assert_eq!(
+            status(token, Some("bearer admin-token-0123456789")).await,
+            200
+        );
+        assert_eq!(
+            status(token, Some("Bearer admin-token-012345678")).await,
+            403
+        );
+        assert_eq!(status(token, Some("admin-token-0123456789")).await, 403);
+        assert_eq!(status(token, None).await, 403);
+        assert_eq!(
+            status(AdminAccess::Closed, Some("Bearer admin-token-0123456789")).await,
+            403
+        );
+        assert_eq!(status(AdminAccess::Open, None).await, 200);
+    }
 }

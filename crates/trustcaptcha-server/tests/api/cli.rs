@@ -300,7 +300,7 @@ async fn health_answers_on_the_admin_listener_while_the_public_one_is_saturated(
     );
     let server = serve(&["--config", config.to_str().expect("utf8")], 2);
     let admin = server.lines[1]
-        .strip_prefix("admin (health, readiness, metrics) on ")
+        .strip_prefix("admin (health, readiness, metrics, reload) on ")
         .expect("admin line")
         .to_owned();
     let public = server.url().trim_start_matches("http://").to_owned();
@@ -435,4 +435,78 @@ fn token_id(token: &str) -> String {
         .expect("token")
         .verification_id
         .to_string()
+}
+
+#[test]
+fn an_admin_listener_beyond_loopback_without_a_token_is_refused() {
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+        ])
+        .env_remove("TRUSTCAPTCHA_ADMIN_TOKEN")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TRUSTCAPTCHA_ADMIN_TOKEN"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing was announced: nothing listened"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_configuration_file() {
+    let dir = std::env::temp_dir().join(format!("trustcaptcha-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("server.toml");
+    let site = "00000000-0000-4000-8000-0000000000cc";
+    let write = |key: &str| {
+        std::fs::write(
+            &config,
+            format!("[[sites]]\nname = \"shop\"\nsite_key = \"{site}\"\napi_keys = [\"{key}\"]\ndifficulty = 1\ntasks = 1\n"),
+        )
+        .expect("write");
+    };
+    write("ak_before_the_reload_0123456789");
+    let server = serve(&["--config", config.to_str().expect("utf8")], 1);
+    let remote = Remote::new(server.url());
+    let id = token_id(&remote.flow(site).await.expect("a flow"));
+    write("ak_after_the_reload_0123456789");
+    let hangup = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hangup.success());
+    // The reload happens on the server's own time: poll until the new key is taken (bounded).
+    let path = format!("/v2/verifications/{id}/results");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = remote
+            .get(&path, Some("ak_after_the_reload_0123456789"))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 403, "before the reload the new key is unknown");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+    }
+    assert_eq!(
+        remote
+            .get(&path, Some("ak_before_the_reload_0123456789"))
+            .await
+            .0,
+        403,
+        "the old key is gone"
+    );
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(dir);
 }

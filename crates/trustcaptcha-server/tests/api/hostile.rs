@@ -384,7 +384,10 @@ async fn a_full_store_refuses_new_verifications_and_says_so_on_readyz() {
     config.server.max_verifications = 2;
     config.server.max_pending_per_site = 2;
     let server = TestServer::start(config).await;
-    assert_eq!(server.get("/readyz", None).await, (200, json!("ready")));
+    assert_eq!(
+        server.admin.get("/readyz", None).await,
+        (200, json!("ready"))
+    );
     let body = create_body(SITE_B, false);
     assert_eq!(create_from(&server, "198.51.100.7", &body).await.0, 200);
     // A finished verification takes room too (and is no pending challenge).
@@ -397,7 +400,7 @@ async fn a_full_store_refuses_new_verifications_and_says_so_on_readyz() {
         (503, Some("store_full"))
     );
     assert_eq!(
-        server.get("/readyz", None).await,
+        server.admin.get("/readyz", None).await,
         (503, json!("store full"))
     );
     assert_eq!(

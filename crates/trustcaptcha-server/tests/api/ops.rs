@@ -13,7 +13,7 @@ async fn health_readiness_and_metrics() {
         server.get("/healthz", None).await,
         (200, serde_json::json!("ok"))
     );
-    assert_eq!(server.get("/readyz", None).await.0, 200);
+    assert_eq!(server.admin.get("/readyz", None).await.0, 200);
     let token = server.solve(SITE_A).await;
     server.fetch(KEY_A, &token).await;
     server
@@ -24,7 +24,7 @@ async fn health_readiness_and_metrics() {
 
     let response = server
         .http
-        .get(format!("{}/metrics", server.url))
+        .get(format!("{}/metrics", server.admin.url))
         .send()
         .await
         .expect("metrics");
@@ -48,6 +48,79 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
     assert_eq!(server.get("/nope", None).await.0, 404);
+    for operators_only in ["/readyz", "/metrics"] {
+        assert_eq!(
+            server.get(operators_only, None).await.0,
+            404,
+            "{operators_only} is not on the public listener"
+        );
+    }
+}
+
+/// A configuration file with site A's keys as `keys` (TOML array items).
+fn write_config(path: &std::path::Path, keys: &str) {
+    let text = config_text("").replacen(
+        &format!("api_keys = [\"{KEY_A}\"]"),
+        &format!("api_keys = [{keys}]"),
+        1,
+    );
+    std::fs::write(path, text).expect("write the configuration");
+}
+
+#[tokio::test]
+async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
+    const NEW_KEY: &str = "ak_site_a_rotated_key_42424242";
+    let path =
+        std::env::temp_dir().join(format!("trustcaptcha-reload-{}.toml", std::process::id()));
+    write_config(&path, &format!("\"{KEY_A}\""));
+    let server = TestServer::from_file(&path).await;
+    let reload = async || {
+        let response = server
+            .http
+            .post(format!("{}/admin/reload", server.admin.url))
+            .send()
+            .await
+            .expect("reload");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    // A challenge handed out before the reloads is solved after them.
+    let in_flight = server.challenge(SITE_A).await;
+    let token = server.solve(SITE_A).await;
+    server.fetch(KEY_A, &token).await;
+
+    // Both keys: the new one works at once, the old one still does.
+    write_config(&path, &format!("\"{KEY_A}\", \"{NEW_KEY}\""));
+    assert_eq!(reload().await.0, 200);
+    server.fetch(NEW_KEY, &server.solve(SITE_A).await).await;
+    server.fetch(KEY_A, &server.solve(SITE_A).await).await;
+
+    // The old key removed: refused from then on.
+    write_config(&path, &format!("\"{NEW_KEY}\""));
+    assert_eq!(reload().await.0, 200);
+    let token = server.solve(SITE_A).await;
+    let refused = server
+        .client(KEY_A)
+        .get_verification_result(&token)
+        .await
+        .expect_err("old key");
+    assert_eq!(refused.kind(), ErrorKind::ApiKeyInvalid);
+    server.fetch(NEW_KEY, &token).await;
+
+    // A file that does not validate is refused with its problems; the running one stays.
+    write_config(&path, "\"short\"");
+    let (status, body) = reload().await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["reloaded"], false);
+    assert!(body["problems"].to_string().contains("api_keys"), "{body}");
+    server.fetch(NEW_KEY, &server.solve(SITE_A).await).await;
+
+    let token = server.finish(&in_flight).await;
+    server.fetch(NEW_KEY, &token).await;
+    let _ = std::fs::remove_file(path);
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
 
     store.set_down(true);
     let ready = http
-        .get(format!("{}/readyz", server.url))
+        .get(format!("{}/readyz", server.admin.url))
         .send()
         .await
         .expect("readyz");
