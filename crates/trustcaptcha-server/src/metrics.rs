@@ -19,13 +19,21 @@ struct EndpointLabels {
     endpoint: &'static str,
 }
 
+/// A site's name: bounded by the configured sites (and `none` for a request no site claims).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    site: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
+    site: String,
     reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
+    site: String,
     outcome: &'static str,
 }
 
@@ -35,7 +43,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram>,
-    created: Counter,
+    created: Family<SiteLabels, Counter>,
     solved: Family<OutcomeLabels, Counter>,
     failed: Family<ReasonLabels, Counter>,
     retrievals: Family<OutcomeLabels, Counter>,
@@ -59,7 +67,7 @@ impl Default for Metrics {
             "Time to answer HTTP requests",
             latency.clone(),
         );
-        let created = Counter::default();
+        let created = Family::<SiteLabels, Counter>::default();
         registry.register(
             "verifications_created",
             "Verifications started by widgets",
@@ -103,8 +111,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one answered HTTP request and its latency. Labels are static strings, so the hot
-    /// path allocates nothing.
+    /// Counts one answered HTTP request and its latency. Labels are static strings, so this
+    /// allocates nothing.
     pub(crate) fn request(
         &self,
         endpoint: &'static str,
@@ -124,25 +132,41 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts a verification started by a widget.
-    pub(crate) fn created(&self) {
-        self.created.inc();
+    /// Counts a verification started by a widget for `site`.
+    pub(crate) fn created(&self, site: &str) {
+        self.created
+            .get_or_create(&SiteLabels { site: site.into() })
+            .inc();
     }
 
-    /// Counts a finished verification: `proof_of_work` or `bypass_key`.
-    pub(crate) fn solved(&self, outcome: &'static str) {
-        self.solved.get_or_create(&OutcomeLabels { outcome }).inc();
+    /// Counts a finished verification of `site`: `proof_of_work` or `bypass_key`.
+    pub(crate) fn solved(&self, site: &str, outcome: &'static str) {
+        self.solved
+            .get_or_create(&OutcomeLabels {
+                site: site.into(),
+                outcome,
+            })
+            .inc();
     }
 
-    /// Counts a rejected submission.
-    pub(crate) fn failed(&self, reason: &'static str) {
-        self.failed.get_or_create(&ReasonLabels { reason }).inc();
+    /// Counts a rejected submission for `site`.
+    pub(crate) fn failed(&self, site: &str, reason: &'static str) {
+        self.failed
+            .get_or_create(&ReasonLabels {
+                site: site.into(),
+                reason,
+            })
+            .inc();
     }
 
-    /// Counts a result retrieval by outcome (`ok`, `not_found`, `expired`, …).
-    pub(crate) fn retrieved(&self, outcome: &'static str) {
+    /// Counts a result retrieval by outcome (`ok`, `not_found`, `expired`, …) for `site` (the
+    /// first site of the caller's key; `none` for a key of no site).
+    pub(crate) fn retrieved(&self, site: &str, outcome: &'static str) {
         self.retrievals
-            .get_or_create(&OutcomeLabels { outcome })
+            .get_or_create(&OutcomeLabels {
+                site: site.into(),
+                outcome,
+            })
             .inc();
     }
 

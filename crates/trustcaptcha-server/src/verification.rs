@@ -11,6 +11,7 @@
 //!   failover claim gets a flagged FAILOVER result only with an outage on record.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -241,7 +242,7 @@ pub(crate) async fn create(
         let finished = finished(&site, id, visitor, (now, now), verdict);
         state.store.insert_finished(id, finished, now).await?;
         count_finished(state, &site, None, now).await;
-        state.metrics.solved("bypass_key");
+        state.metrics.solved(&site.name, "bypass_key");
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
 
@@ -305,7 +306,7 @@ pub(crate) async fn create(
         state.limits.settle(ip, site.site_key);
         return Err(error.into());
     }
-    state.metrics.created();
+    state.metrics.created(&site.name);
     Ok(Created::Challenge(ChallengeBody {
         challenge: Challenge {
             verification_id: id,
@@ -328,7 +329,7 @@ pub(crate) async fn submit(
     id: Uuid,
     request: SubmitRequest,
     ip: Option<IpAddr>,
-) -> Result<FinishedBody, Refusal> {
+) -> Result<(FinishedBody, Arc<Site>), Refusal> {
     let now = state.clock.now();
     state.limits.submit(ip)?;
     let lease = Lease::new(now, CLAIM_LEASE);
@@ -354,7 +355,7 @@ pub(crate) async fn submit(
 
     if let Err(error) = pow::verify(&pending.inputs, pending.difficulty, &request.tasks) {
         claim.abandon().await?;
-        state.metrics.failed(error.label());
+        state.metrics.failed(&site.name, error.label());
         return Err(Refusal::ProofOfWork(error));
     }
 
@@ -380,8 +381,8 @@ pub(crate) async fn submit(
     );
     claim.finish(finished).await?;
     count_finished(state, &site, visitor_ip, now).await;
-    state.metrics.solved("proof_of_work");
-    Ok(token_for(&site, id, now))
+    state.metrics.solved(&site.name, "proof_of_work");
+    Ok((token_for(&site, id, now), site))
 }
 
 /// Counts a finished verification in the store, for every server sharing it: against the

@@ -26,10 +26,25 @@ async fn keys_and_tokens_never_reach_the_logs() {
     assert_eq!(server.create(&body).await.0, 201);
 
     let logs = capture.text();
+    // One access line per request, naming the route, the status, the site and for a refusal
+    // its reason.
+    let access = |route: &str, status: u16| {
+        logs.lines().find(|line| {
+            line.contains("trustcaptcha::access")
+                && line.contains(&format!("route=\"{route}\""))
+                && line.contains(&format!("status={status}"))
+        })
+    };
+    let created = access("/v2/verifications", 200).expect("a create line");
     assert!(
-        logs.contains("/v2/verifications/{id}/results"),
-        "spans are logged:\n{logs}"
+        created.contains("INFO") && created.contains("site=\"a\""),
+        "{created}"
     );
+    assert!(created.contains("latency_ms="), "{created}");
+    let submitted = access("/v2/verifications/{id}/challenges", 201).expect("a submit line");
+    assert!(submitted.contains("site=\"a\""), "{submitted}");
+    let refused = access("/v2/verifications/{id}/results", 403).expect("a refused fetch line");
+    assert!(refused.contains("reason=\"invalid_key\""), "{refused}");
     for secret in [KEY_A, "ak_wrong_key_for_logs", BYPASS_A, token.as_str()] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }

@@ -127,6 +127,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.code, "message": self.message });
         let mut response = (self.status, Json(body)).into_response();
+        // For the access log line.
+        response.extensions_mut().insert(super::Reason(self.code));
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -120,8 +120,17 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
-/// The edge of every request: a tracing span (method and route, never headers, so no key or
-/// token is logged), the request metrics, and `Cache-Control: no-store` on every answer.
+/// The site a request was for, when a handler knows it: the access log names it.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteName(pub(crate) String);
+
+/// Why a request was refused (the error code of the answer): the access log names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reason(pub(crate) &'static str);
+
+/// The edge of every request: one access log line at info level (method, route, status,
+/// latency, site, and the reason of a refusal; never a header or body, so no key or token), the
+/// request metrics, and `Cache-Control: no-store` on every answer.
 async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
@@ -135,16 +144,24 @@ async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Re
         Method::HEAD => "HEAD",
         _ => "other",
     };
-    let span = tracing::info_span!("request", %method, endpoint = %endpoint, status = tracing::field::Empty);
+    let span = tracing::debug_span!("request", %method, route = %endpoint);
     let started = Instant::now();
     let mut response = {
         use tracing::Instrument as _;
-        next.run(request).instrument(span.clone()).await
+        next.run(request).instrument(span).await
     };
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    span.record("status", status);
-    tracing::debug!(parent: &span, latency_ms = elapsed.as_secs_f64() * 1000.0, "answered");
+    let extensions = response.extensions();
+    tracing::info!(
+        target: "trustcaptcha::access",
+        method,
+        route = endpoint,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        site = extensions.get::<SiteName>().map(|site| site.0.as_str()),
+        reason = extensions.get::<Reason>().map(|reason| reason.0),
+    );
     state
         .metrics
         .request(endpoint, method, status, elapsed.as_secs_f64());

@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use super::SiteName;
 use super::error::ApiError;
 use super::extract::{BearerKey, ClientIp};
 use crate::state::AppState;
@@ -25,15 +26,32 @@ pub(crate) async fn retrieve(
             .split('&')
             .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
     });
+    let site = state
+        .sites_for_key(&key)
+        .and_then(|sites| sites.sites.first().map(|site| site.name.clone()));
     let answer = verification::retrieve(&state, &key, &id, client_failover, ip).await;
-    state.metrics.retrieved(match &answer {
-        Ok(retrieved) => retrieved.outcome,
-        Err(refusal) => refusal.label(),
-    });
-    let result = answer?.result;
+    state.metrics.retrieved(
+        site.as_deref().unwrap_or("none"),
+        match &answer {
+            Ok(retrieved) => retrieved.outcome,
+            Err(refusal) => refusal.label(),
+        },
+    );
+    let mut response = match answer {
+        Ok(retrieved) => sized_json(&retrieved.result)?,
+        Err(refusal) => ApiError::from(refusal).into_response(),
+    };
+    if let Some(site) = site {
+        response.extensions_mut().insert(SiteName(site));
+    }
+    Ok(response)
+}
+
+/// A result as JSON.
+fn sized_json(result: &trustcaptcha::VerificationResult) -> Result<Response, ApiError> {
     // A result is about 700 bytes of JSON: written into a buffer that size, it is never grown
     // by reallocation, and handed to hyper without a copy.
     let mut body = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut body, &result).map_err(|_| ApiError::internal())?;
+    serde_json::to_writer(&mut body, result).map_err(|_| ApiError::internal())?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::SiteName;
 use super::error::ApiError;
 use super::extract::{ClientIp, JsonBody, VerificationId};
 use crate::protocol::{CreateRequest, SubmitRequest};
@@ -28,18 +29,26 @@ pub(crate) async fn create(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let site = uuid::Uuid::parse_str(request.site_key.trim())
+        .ok()
+        .and_then(|key| state.site(key))
+        .map(|site| SiteName(site.name.clone()));
     let context = RequestContext {
         ip,
         origin: header(header::ORIGIN),
         user_agent: header(header::USER_AGENT),
         headers,
     };
-    Ok(
-        match verification::create(&state, request, context).await? {
-            Created::Challenge(body) => Json(body).into_response(),
-            Created::Finished(body) => (StatusCode::CREATED, Json(body)).into_response(),
-        },
-    )
+    let answer = verification::create(&state, request, context).await;
+    let mut response = match answer {
+        Ok(Created::Challenge(body)) => Json(body).into_response(),
+        Ok(Created::Finished(body)) => (StatusCode::CREATED, Json(body)).into_response(),
+        Err(refusal) => ApiError::from(refusal).into_response(),
+    };
+    if let Some(site) = site {
+        response.extensions_mut().insert(site);
+    }
+    Ok(response)
 }
 
 /// `POST /v2/verifications/{id}/challenges`.
@@ -49,6 +58,10 @@ pub(crate) async fn submit(
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let body = verification::submit(&state, id, request, ip).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let (body, site) = verification::submit(&state, id, request, ip).await?;
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(SiteName(site.name.clone()));
+    Ok(response)
 }

@@ -38,10 +38,10 @@ async fn health_readiness_and_metrics() {
     for expected in [
         r#"trustcaptcha_http_requests_total{endpoint="/v2/verifications",method="POST",status="200"} 1"#,
         r#"trustcaptcha_http_requests_total{endpoint="/v2/verifications/{id}/results",method="GET",status="429"} 1"#,
-        "trustcaptcha_verifications_created_total 1",
-        r#"trustcaptcha_verifications_solved_total{outcome="proof_of_work"} 1"#,
-        r#"trustcaptcha_result_retrievals_total{outcome="ok"} 1"#,
-        r#"trustcaptcha_result_retrievals_total{outcome="limit_reached"} 1"#,
+        r#"trustcaptcha_verifications_created_total{site="a"} 1"#,
+        r#"trustcaptcha_verifications_solved_total{site="a",outcome="proof_of_work"} 1"#,
+        r#"trustcaptcha_result_retrievals_total{site="a",outcome="ok"} 1"#,
+        r#"trustcaptcha_result_retrievals_total{site="a",outcome="limit_reached"} 1"#,
         "trustcaptcha_stored_verifications 1",
         "trustcaptcha_http_request_duration_seconds_bucket",
     ] {
