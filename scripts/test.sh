@@ -57,6 +57,9 @@ TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 RUST_LOG=warn cargo run --locked --quiet --exam
 TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1 cargo run --locked --quiet --example axum --features axum > /dev/null
 echo "examples ok"
 
+step "a fresh project depends on the client crate as the README says"
+./scripts/install-check.sh
+
 step "browser tests (official widget in headless Debian Chromium)"
 cargo build --locked --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e

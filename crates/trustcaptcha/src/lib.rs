@@ -9,8 +9,12 @@
 //! # 1. Add the dependency
 //!
 //! ```text
-//! cargo add trustcaptcha@^3.1
+//! cargo add trustcaptcha-rs
 //! ```
+//!
+//! The package is `trustcaptcha-rs` (the registry name `trustcaptcha` belongs to the official
+//! crate); its library is named `trustcaptcha`, so the code below, and the official integration
+//! guide's, uses `trustcaptcha::…` unchanged. In `Cargo.toml`: `trustcaptcha-rs = "3.1"`.
 //!
 //! # 2. Fetch the result
 //!
