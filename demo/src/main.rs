@@ -33,7 +33,7 @@ const PAGE: &str = include_str!("../page.html");
 #[command(about = "A demo site protected by the official TrustCaptcha widget")]
 struct Args {
     /// Where the demo listens.
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "TRUSTCAPTCHA_DEMO_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// A running trustcaptcha-server (or the hosted API); without it one is embedded.
     #[arg(long, requires_all = ["api_key", "site_key"])]
@@ -97,7 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .route("/submit", post(submit))
         .route("/trustcaptcha.umd.min.js", get(widget_script))
         .with_state(demo);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     println!("demo listening on http://{}/", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(trustcaptcha_server::shutdown_signal())

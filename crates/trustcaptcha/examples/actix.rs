@@ -3,7 +3,7 @@
 //! result cannot be fetched).
 //!
 //! ```sh
-//! cargo run --example actix          # serves on 127.0.0.1:8080 and prints a curl command
+//! cargo run --example actix          # serves on 127.0.0.1:3000 (EXAMPLE_LISTEN) and prints a curl command
 //! ```
 //!
 //! Differences from the guide's listing, none visible to a caller: the client is built once and
@@ -70,6 +70,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .build()?,
     );
     let self_test = std::env::var_os("TRUSTCAPTCHA_EXAMPLE_SELF_TEST").is_some();
+    // EXAMPLE_LISTEN, or 127.0.0.1:3000 (not the server's 8080); any free port in the self-test.
+    let listen = match std::env::var("EXAMPLE_LISTEN") {
+        _ if self_test => "127.0.0.1:0".to_owned(),
+        Ok(address) => address,
+        Err(_) => "127.0.0.1:3000".to_owned(),
+    };
 
     let server = HttpServer::new(move || {
         let cors = Cors::default()
@@ -84,11 +90,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .wrap(Logger::default())
             .route("/api/example", web::post().to(post_api_example))
     })
-    .bind(if self_test {
-        "127.0.0.1:0"
-    } else {
-        "127.0.0.1:8080"
-    })?;
+    .bind(&listen)
+    .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     let address = server.addrs()[0];
     let server = server.run();
 

@@ -1,7 +1,7 @@
 //! An axum app whose sign-up route is protected in one line by `TrustCaptchaLayer`.
 //!
 //! ```sh
-//! cargo run --example axum --features axum     # serves on 127.0.0.1:8080, prints a curl command
+//! cargo run --example axum --features axum     # serves on 127.0.0.1:3000 (EXAMPLE_LISTEN), prints a curl command
 //! ```
 //!
 //! `TRUSTCAPTCHA_EXAMPLE_SELF_TEST=1` makes it call itself (once with a token, once without)
@@ -42,12 +42,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .layer(TrustCaptchaLayer::new(guard));
 
     let self_test = std::env::var_os("TRUSTCAPTCHA_EXAMPLE_SELF_TEST").is_some();
-    let listener = tokio::net::TcpListener::bind(if self_test {
-        "127.0.0.1:0"
-    } else {
-        "127.0.0.1:8080"
-    })
-    .await?;
+    // EXAMPLE_LISTEN, or 127.0.0.1:3000 (not the server's 8080); any free port in the self-test.
+    let listen = match std::env::var("EXAMPLE_LISTEN") {
+        _ if self_test => "127.0.0.1:0".to_owned(),
+        Ok(address) => address,
+        Err(_) => "127.0.0.1:3000".to_owned(),
+    };
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     let address = listener.local_addr()?;
     let token = sandbox.token().await?;
     let body = json!({"email": "person@example.com", "verificationToken": token});
