@@ -31,7 +31,10 @@ fi
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --quiet \
     --target x86_64-unknown-linux-gnu --target-dir target/static -p trustcaptcha-server
 binary=target/static/x86_64-unknown-linux-gnu/release/trustcaptcha-server
-file "$binary" | grep -q "static" || { echo "the binary is not statically linked" >&2; exit 1; }
+if ldd "$binary" 2> /dev/null | grep -q "=>"; then
+    echo "the binary is not statically linked" >&2
+    exit 1
+fi
 podman build --quiet -f deploy/Containerfile -t localhost/trustcaptcha-server:smoke . > /dev/null
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

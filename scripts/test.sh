@@ -72,3 +72,6 @@ TRUSTCAPTCHA_SERVER_BIN=target/debug/trustcaptcha-server \
 
 step "the public API against docs/openapi.json (schemathesis: no server errors)"
 ./scripts/schemathesis.sh
+
+step "the container image: a static binary FROM scratch, /healthz and one verification"
+./scripts/container-smoke.sh
