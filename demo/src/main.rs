@@ -33,7 +33,11 @@ const PAGE: &str = include_str!("../page.html");
 #[command(about = "A demo site protected by the official TrustCaptcha widget")]
 struct Args {
     /// Where the demo listens.
-    #[arg(long, env = "TRUSTCAPTCHA_DEMO_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(
+        long,
+        env = "TRUSTCAPTCHA_DEMO_LISTEN",
+        default_value = "127.0.0.1:3000"
+    )]
     listen: SocketAddr,
     /// A running trustcaptcha-server (or the hosted API); without it one is embedded.
     #[arg(long, requires_all = ["api_key", "site_key"])]
@@ -44,7 +48,12 @@ struct Args {
     /// The site key the widget uses by default.
     #[arg(long)]
     site_key: Option<String>,
-    /// The widget's bundle (from `npm ci --prefix e2e`).
+    /// Where pages load the widget from, e.g. a trustcaptcha-server's
+    /// `http://…/widget/dist/bundles/trustcaptcha.umd.min.js`; without it the demo serves
+    /// `--widget-script` itself.
+    #[arg(long)]
+    widget_url: Option<String>,
+    /// The widget's bundle (from `npm ci --prefix e2e`), served when `--widget-url` is not given.
     #[arg(
         long,
         default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/node_modules/@trustcomponent/trustcaptcha-frontend/dist/bundles/trustcaptcha.umd.min.js")
@@ -57,7 +66,10 @@ struct Demo {
     policy: Policy,
     api_url: String,
     site_key: String,
+    /// The bundle the demo serves itself, when pages do not load it from `widget_src`.
     widget: Vec<u8>,
+    /// The `src` of the page's widget script.
+    widget_src: String,
     /// The embedded server, if any: it runs as long as the demo does.
     _embedded: Option<trustcaptcha_server::Spawned>,
 }
@@ -71,12 +83,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         )
         .init();
     let args = Args::parse();
-    let widget = std::fs::read(&args.widget_script).map_err(|e| {
-        format!(
-            "cannot read the widget bundle {} ({e}); run `npm ci --prefix e2e` first",
-            args.widget_script.display()
-        )
-    })?;
+    let widget_src = args
+        .widget_url
+        .clone()
+        .unwrap_or_else(|| OWN_WIDGET.to_owned());
+    // Its own copy is served whenever it can be read (`?widget=own` pages use it, e.g. while the
+    // server that also serves the widget is down); without `--widget-url` it is required.
+    let widget = match std::fs::read(&args.widget_script) {
+        Ok(bundle) => bundle,
+        Err(_) if args.widget_url.is_some() => Vec::new(),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the widget bundle {} ({e}); run `npm ci --prefix e2e` first",
+                args.widget_script.display()
+            )
+            .into());
+        }
+    };
     let (api_url, api_key, site_key, embedded) = match (args.api_url, args.api_key, args.site_key) {
         (Some(url), Some(key), Some(site)) => (url, key, site, None),
         _ => {
@@ -90,12 +113,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         api_url,
         site_key,
         widget,
+        widget_src,
         _embedded: embedded,
     });
     let app = Router::new()
         .route("/", get(form_page))
         .route("/submit", post(submit))
-        .route("/trustcaptcha.umd.min.js", get(widget_script))
+        .route(OWN_WIDGET, get(widget_script))
         .with_state(demo);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -135,7 +159,12 @@ struct PageQuery {
     minimal: Option<String>,
     failover: Option<String>,
     bypass: Option<String>,
+    /// `own`: load the demo's own copy of the widget instead of `--widget-url`.
+    widget: Option<String>,
 }
+
+/// Where the demo serves its own copy of the widget.
+const OWN_WIDGET: &str = "/trustcaptcha.umd.min.js";
 
 async fn form_page(State(demo): State<Arc<Demo>>, Query(query): Query<PageQuery>) -> Html<String> {
     let flag = |value: &Option<String>, attribute: &str| {
@@ -169,6 +198,14 @@ async fn form_page(State(demo): State<Arc<Demo>>, Query(query): Query<PageQuery>
     );
     Html(
         PAGE.replace("{{title}}", "Sign up")
+            .replace(
+                "{{widget}}",
+                &escape(if query.widget.as_deref() == Some("own") {
+                    OWN_WIDGET
+                } else {
+                    &demo.widget_src
+                }),
+            )
             .replace("{{body}}", &body),
     )
 }
@@ -193,6 +230,7 @@ async fn submit(State(demo): State<Arc<Demo>>, Form(form): Form<Submission>) -> 
     };
     let page = PAGE
         .replace("{{title}}", "Sign-up checked")
+        .replace("{{widget}}", &escape(&demo.widget_src))
         .replace("{{body}}", &result_body(&outcome, decision, &form.token));
     (status, Html(page)).into_response()
 }

@@ -15,6 +15,8 @@ const target = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
 export const SERVER_BIN = join(target, 'debug', 'trustcaptcha-server');
 export const DEMO_BIN = join(target, 'debug', 'trustcaptcha-demo');
 export const SCREENSHOTS = join(root, 'e2e', 'screenshots');
+/** The official widget's npm package, which the server serves under /widget/. */
+const WIDGET_PACKAGE = join(root, 'e2e', 'node_modules', '@trustcomponent', 'trustcaptcha-frontend');
 mkdirSync(SCREENSHOTS, { recursive: true });
 
 export const SITE_KEY = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -58,6 +60,7 @@ export function serverConfig({ demoOrigin, outageBeforeStart, extraServer = '' }
   return `
 [server]
 outage_before_start = ${outageBeforeStart}
+widget_dir = "${WIDGET_PACKAGE}"
 failover_grace_secs = 300
 ${extraServer}
 ${site('e2e', SITE_KEY, demoOrigin, [`bypass_keys = ["${BYPASS_KEY}"]`])}
@@ -106,11 +109,15 @@ export async function startServer({ port, demoOrigin, outageBeforeStart = false,
 }
 
 /** The demo backend on `port`, verifying against `apiUrl` (the key goes through the environment,
- * not the command line, where any process could read it). */
+ * not the command line, where any process could read it). Its pages load the widget from the
+ * server, as an air-gapped site would. */
 export async function startDemo({ port, apiUrl }) {
   return start(
     DEMO_BIN,
-    ['--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--site-key', SITE_KEY],
+    [
+      '--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--site-key', SITE_KEY,
+      '--widget-url', `${apiUrl}/widget/dist/bundles/trustcaptcha.umd.min.js`,
+    ],
     /demo listening on (http:\/\/\S+?)\/?$/,
     { TRUSTCAPTCHA_API_KEY: API_KEY },
   );

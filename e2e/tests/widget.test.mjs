@@ -58,6 +58,10 @@ test('happy path: click, solve, submit, verified result; the same token is refus
   assert.equal(hidden, token, 'the widget fills the hidden form field');
   await screenshot(page, '01-solved');
 
+  assert.ok(
+    page.requests.some(({ url }) => url === `${server.url}/widget/dist/bundles/trustcaptcha.umd.min.js`),
+    'the widget came from the server',
+  );
   const shown = await submitAndRead(page);
   assert.equal(shown.outcome, 'ok');
   assert.equal(shown.result.verificationPassed, true);
@@ -155,8 +159,10 @@ test('a bypass key finishes without proof-of-work', async () => {
 });
 
 test('failover: a widget that cannot reach the server, then a server that restarted', async () => {
-  // The widget's server is down: with failover-enabled it makes up a token.
-  const page = await open(`${demoOrigin}/?failover=1`);
+  // The widget's server is down: with failover-enabled it makes up a token. The page loads the
+  // widget from its own site (the server that also serves it is down), as the failover
+  // guidance says to host it.
+  const page = await open(`${demoOrigin}/?failover=1&widget=own`);
   await server.stop();
   await clickWidget(page);
   const token = await widgetOutcome(page);
@@ -173,7 +179,7 @@ test('failover: a widget that cannot reach the server, then a server that restar
 
   // The server was down and restarted: within the grace window the claim gets a FAILOVER result.
   await server.stop();
-  const second = await open(`${demoOrigin}/?failover=1`);
+  const second = await open(`${demoOrigin}/?failover=1&widget=own`);
   await clickWidget(second);
   await widgetOutcome(second);
   server = await startServer({ port: serverPort, demoOrigin, outageBeforeStart: true });

@@ -94,6 +94,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
     pub geoip_database: Option<PathBuf>,
+    /// The official widget's npm package (a directory holding its `dist/` and `LICENSE`), served
+    /// under `/widget/` so that pages need no CDN: e.g. `/widget/dist/bundles/trustcaptcha.umd.min.js`.
+    pub widget_dir: Option<PathBuf>,
     /// Files of networks to block on every site that does not opt out (`reputation_lists =
     /// false`): Tor exit lists, public block lists; see [`NetworkSet::read`] for the formats.
     pub reputation_lists: Vec<PathBuf>,
@@ -348,6 +351,12 @@ impl ServerSettings {
                 format!("{} is not a readable file", path.display()),
             ));
         }
+        if let Some(path) = self.widget_dir.as_ref().filter(|path| !path.is_dir()) {
+            problems.0.push((
+                "widget_dir",
+                format!("{} is not a directory", path.display()),
+            ));
+        }
         for path in &self.reputation_lists {
             if let Err(error) = NetworkSet::read(path) {
                 problems
@@ -490,6 +499,7 @@ impl Default for ServerSettings {
             max_connection_age: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
             geoip_database: None,
+            widget_dir: None,
             reputation_lists: Vec::new(),
             failover_grace: Duration::from_secs(300),
             outage_before_start: false,
@@ -555,6 +565,7 @@ struct RawServer {
     max_connection_age_secs: u64,
     trusted_proxies: Vec<String>,
     geoip_database: Option<PathBuf>,
+    widget_dir: Option<PathBuf>,
     reputation_lists: Vec<PathBuf>,
     failover_grace_secs: u64,
     outage_before_start: bool,
@@ -583,6 +594,7 @@ impl Default for RawServer {
             max_connection_age_secs: d.max_connection_age.as_secs(),
             trusted_proxies: Vec::new(),
             geoip_database: None,
+            widget_dir: None,
             reputation_lists: Vec::new(),
             failover_grace_secs: d.failover_grace.as_secs(),
             outage_before_start: d.outage_before_start,
@@ -834,6 +846,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_connection_age = Duration::from_secs(raw.max_connection_age_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
     server.geoip_database = raw.geoip_database;
+    server.widget_dir = raw.widget_dir;
     server.reputation_lists = raw.reputation_lists;
     server.failover_grace = Duration::from_secs(raw.failover_grace_secs);
     server.outage_before_start = raw.outage_before_start;

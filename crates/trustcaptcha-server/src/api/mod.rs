@@ -28,6 +28,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::state::AppState;
@@ -39,6 +41,8 @@ const RESULTS: &str = "/v2/verifications/{id}/results";
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const RELOAD: &str = "/admin/reload";
+/// Where the official widget's package is served from, when `server.widget_dir` is set.
+const WIDGET: &str = "/widget";
 const METRICS: &str = "/metrics";
 
 /// Every route of the public listener, as the metrics label it and `docs/openapi.json`
@@ -67,9 +71,19 @@ pub fn app(state: AppState) -> App {
     let backend = Router::new()
         .route(RESULTS, get(results::retrieve))
         .route(HEALTHZ, get(ops::healthz));
-    let router = Router::new()
-        .merge(widget)
-        .merge(backend)
+    let mut router = Router::new().merge(widget).merge(backend);
+    if let Some(dir) = &state.settings.widget_dir {
+        // The official widget's files, for pages that must not load it from a CDN. Path
+        // traversal is the file service's to refuse; unknown files are 404.
+        let files = tower::ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ))
+            .service(ServeDir::new(dir));
+        router = router.nest_service(WIDGET, files);
+    }
+    let router = router
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
         // A body that trickles in is cut off (408), so a stalled client cannot hold its memory.

@@ -262,3 +262,63 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let _ = slow.read_to_end(&mut late).await;
     assert!(late.is_empty(), "{}", String::from_utf8_lossy(&late));
 }
+
+#[tokio::test]
+async fn the_widget_package_is_served_when_configured_and_nothing_beside_it() {
+    let dir = std::env::temp_dir().join(format!("trustcaptcha-widget-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("package/dist/bundles")).expect("dir");
+    std::fs::write(
+        dir.join("package/dist/bundles/trustcaptcha.umd.min.js"),
+        "/* widget */",
+    )
+    .expect("write");
+    std::fs::write(dir.join("package/LICENSE"), "Apache License 2.0").expect("write");
+    std::fs::write(
+        dir.join("secret.toml"),
+        "api_keys = [\"ak_beside_the_widget\"]",
+    )
+    .expect("write");
+    let server = TestServer::start(config(&format!(
+        "widget_dir = {:?}",
+        dir.join("package").display().to_string()
+    )))
+    .await;
+    let response = server
+        .http
+        .get(format!(
+            "{}/widget/dist/bundles/trustcaptcha.umd.min.js",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(response.text().await.expect("body"), "/* widget */");
+    assert_eq!(
+        server.get("/widget/LICENSE", None).await.0,
+        200,
+        "its licence notice"
+    );
+    for outside in [
+        "/widget/../secret.toml",
+        "/widget/%2e%2e/secret.toml",
+        "/widget/nope.js",
+    ] {
+        let (status, body) = server.get(outside, None).await;
+        assert!(matches!(status, 400 | 404), "{outside}: {status}");
+        assert!(
+            !body.to_string().contains("ak_beside_the_widget"),
+            "{outside}"
+        );
+    }
+    let unconfigured = TestServer::start(config("")).await;
+    assert_eq!(
+        unconfigured
+            .get("/widget/dist/bundles/trustcaptcha.umd.min.js", None)
+            .await
+            .0,
+        404
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
