@@ -61,10 +61,7 @@ for _ in $(seq "$ROUNDS"); do
     run ceiling "$ceiling" "$(cat "$work/ceiling.pid")"
 done
 
-stats() { # file column -> "min / median / max"
-    sort -g -k "$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR] }'
-}
-median() { sort -g -k "$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'; }
+source scripts/bench-stats.sh
 
 echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION, $ROUNDS alternating rounds; min / median / max"
 echo

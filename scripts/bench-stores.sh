@@ -39,10 +39,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-stats() { # file column -> "min / median / max"
-    sort -g -k "$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR] }'
-}
-median() { sort -g -k "$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'; }
+source scripts/bench-stats.sh
 
 echo "server-bench, $ROUNDS alternating rounds; min / median / max"
 echo

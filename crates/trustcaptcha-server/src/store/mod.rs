@@ -247,6 +247,11 @@ pub(crate) fn millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// The time `millis` made into milliseconds, if it is one.
+pub(crate) fn from_millis(at: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
+}
+
 /// The answer to a retrieval, in the order of the contract.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Retrieval {

@@ -27,7 +27,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE, millis, window,
+    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE, from_millis,
+    millis, window,
 };
 
 /// The longest one store call may take, reconnecting included; then it fails as unavailable.
@@ -250,6 +251,11 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
 }
 
+/// A script's `ok`, or the one refusal it can answer otherwise.
+fn done(answer: &str, refusal: StoreError) -> Result<(), StoreError> {
+    if answer == "ok" { Ok(()) } else { Err(refusal) }
+}
+
 /// The URL is not shown: it may carry a password.
 fn malformed() -> StoreError {
     unavailable("the URL is not a valid Redis URL")
@@ -349,10 +355,7 @@ impl RedisStore {
                     .await
             })
             .await?;
-        match answer.as_str() {
-            "ok" => Ok(()),
-            _ => Err(StoreError::Duplicate),
-        }
+        done(&answer, StoreError::Duplicate)
     }
 
     async fn move_claim(&self, script: &Script, id: Uuid, lease: Lease) -> Result<(), StoreError> {
@@ -366,10 +369,7 @@ impl RedisStore {
                     .await
             })
             .await?;
-        match answer.as_str() {
-            "ok" => Ok(()),
-            _ => Err(StoreError::NotClaimant),
-        }
+        done(&answer, StoreError::NotClaimant)
     }
 }
 
@@ -486,10 +486,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
-        match answer.as_str() {
-            "ok" => Ok(()),
-            _ => Err(StoreError::NotClaimant),
-        }
+        done(&answer, StoreError::NotClaimant)
     }
 
     async fn insert_finished(
@@ -592,9 +589,7 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
-        Ok(at.and_then(|at| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
-        }))
+        Ok(at.and_then(from_millis))
     }
 
     async fn add(

@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use super::counter::Counter;
 use super::record::Record;
-use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, millis};
+use super::{
+    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, from_millis, millis,
+};
 use crate::clock::Clock;
 
 /// The schema this server writes.
@@ -523,9 +525,7 @@ impl Store for SqliteStore {
                     .map_err(unavailable)
             })
             .await?;
-        Ok(at.and_then(|at| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
-        }))
+        Ok(at.and_then(from_millis))
     }
 
     async fn add(
