@@ -364,6 +364,50 @@ fn raw(value: &Value) -> Box<serde_json::value::RawValue> {
     serde_json::value::RawValue::from_string(value.to_string()).expect("valid JSON")
 }
 
+/// A pending verification of `site_key` handed out at `now`, expiring at `expires_at`, shaped as
+/// a create stores it: for filling a store in benchmarks without the HTTP round trips.
+#[must_use]
+pub fn pending_for(site_key: Uuid, now: OffsetDateTime, expires_at: OffsetDateTime) -> Pending {
+    Pending {
+        site_key,
+        inputs: pow::generate(1),
+        difficulty: 1,
+        created_at: now,
+        expires_at,
+        visitor: crate::visitor::Visitor {
+            ip: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+            origin: ORIGIN.to_owned(),
+            country_code: "DE".to_owned(),
+            device_family: "Other".to_owned(),
+            operating_system: "Linux".to_owned(),
+            browser: "Chrome 131.0.0.0".to_owned(),
+        },
+        signals: crate::scoring::Signals::default(),
+        access_rule: None,
+    }
+}
+
+/// Counts one solve for each of `networks` client networks (IPv4 addresses from 10.0.0.0 on)
+/// in `store`, for the adaptive-difficulty window `window`, as that many submissions would.
+///
+/// # Errors
+///
+/// When the store refuses.
+pub async fn track_networks(
+    store: &dyn Store,
+    networks: u32,
+    window: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for network in 0..networks {
+        let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + network));
+        store
+            .add(&crate::rules::solves_counter(ip, window), window, 1, now)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A token for any id, as a widget or attacker could make it.
 pub fn token_for(id: &str, extra: &str) -> String {
     base64::engine::general_purpose::STANDARD

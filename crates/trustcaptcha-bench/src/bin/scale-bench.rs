@@ -1,0 +1,176 @@
+//! Does a request cost more when the server holds more? The same requests against a small
+//! server (one site, nothing stored) and a large one (10 000 sites, 1 000 000 stored
+//! verifications, 1 000 000 client networks tracked for adaptive difficulty), and the largest
+//! stall a request sees while the large server forgets 800 000 expired verifications.
+//!
+//! ```sh
+//! cargo run --release -p trustcaptcha-bench --bin scale-bench
+//! ```
+//!
+//! The server is embedded (memory store, manual clock) and the client is sequential, one
+//! request at a time: the figures are per-request latencies on loopback, client included.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, sequential};
+use trustcaptcha_server::clock::Clock as _;
+use trustcaptcha_server::config::{Config, Site};
+use trustcaptcha_server::secret::KeyHash;
+use trustcaptcha_server::store::Store;
+use trustcaptcha_server::store::memory::MemoryStore;
+use trustcaptcha_server::testing::{self, TestServer};
+
+const REQUESTS: usize = 20_000;
+const CREATES: usize = 5_000;
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct Scale {
+    name: &'static str,
+    sites: usize,
+    stored: usize,
+    networks: u32,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| server | GET /results p50 / p99 / max | create p50 / p99 / max |");
+    println!("|---|---|---|");
+    let small = Scale {
+        name: "small: 1 site, nothing stored",
+        sites: 1,
+        stored: 0,
+        networks: 0,
+    };
+    let large = Scale {
+        name: "large: 10 000 sites, 1 000 000 stored, 1 000 000 networks",
+        sites: 10_000,
+        stored: 1_000_000,
+        networks: 1_000_000,
+    };
+    let small = runtime.block_on(measure(&small));
+    let large = runtime.block_on(measure(&large));
+    println!();
+    println!(
+        "large ÷ small, p50: GET /results {:.2}×, create {:.2}×",
+        large.0.as_secs_f64() / small.0.as_secs_f64(),
+        large.1.as_secs_f64() / small.1.as_secs_f64()
+    );
+}
+
+fn config(sites: usize) -> Config {
+    let bench = Site {
+        api_keys: vec![KeyHash::of(API_KEY)],
+        difficulty: 1,
+        tasks: 1,
+        max_retrievals: 1_000_000_000,
+        ..Site::new("bench", SITE_KEY.parse().expect("site key"))
+    };
+    let others = (1..sites).map(|i| Site {
+        api_keys: vec![KeyHash::of(&format!("ak_other_site_key_{i:08}"))],
+        ..Site::new(format!("site-{i}"), uuid::Uuid::new_v4())
+    });
+    let mut config = Config::new(std::iter::once(bench).chain(others).collect());
+    config.server.max_verifications = 2_000_000;
+    config.server.widget_requests_per_minute = 100_000_000;
+    config.server.widget_burst = 100_000_000;
+    config.server.max_pending_per_network = 2_000_000;
+    config.server.max_pending_per_site = 2_000_000;
+    config
+}
+
+/// The p50s of GET /results and of create, after printing the scale's row.
+async fn measure(scale: &Scale) -> (Duration, Duration) {
+    let mut made: Option<Arc<MemoryStore>> = None;
+    let server = TestServer::start_with(config(scale.sites), |clock| {
+        let store = Arc::new(MemoryStore::new(2_000_000, clock));
+        made = Some(Arc::clone(&store));
+        Some(store)
+    })
+    .await;
+    let store = made.expect("the store was made");
+    let now = server.clock.now();
+    let site_key = SITE_KEY.parse().expect("site key");
+    for i in 0..scale.stored {
+        // Most expire after a minute (the stall test lets them), the rest later.
+        let lifetime = if i % 5 == 4 { 600 } else { 60 };
+        let pending = testing::pending_for(site_key, now, now + Duration::from_secs(lifetime));
+        store
+            .insert_pending(uuid::Uuid::new_v4(), pending, now)
+            .await
+            .expect("room");
+    }
+    testing::track_networks(&*store, scale.networks, WINDOW, now)
+        .await
+        .expect("counted");
+
+    let token = server.solve(SITE_KEY).await;
+    let id = trustcaptcha::VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
+    let results = format!("{}/v2/verifications/{id}/results", server.url);
+    let fetch = || {
+        let request = server.http.get(&results).bearer_auth(API_KEY);
+        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+    };
+    let mut warm = Vec::new();
+    sequential(1_000, &mut warm, fetch).await;
+    let mut fetches = Vec::new();
+    sequential(REQUESTS, &mut fetches, fetch).await;
+    let create = || {
+        let request = server
+            .http
+            .post(format!("{}/v2/verifications", server.url))
+            .header("origin", testing::ORIGIN)
+            .json(&testing::create_request(SITE_KEY, false));
+        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+    };
+    let mut creates = Vec::new();
+    sequential(CREATES, &mut creates, create).await;
+    let fetch_max = *fetches.iter().max().expect("samples");
+    let create_max = *creates.iter().max().expect("samples");
+    let fetched = latency(&mut fetches);
+    let created = latency(&mut creates);
+    println!(
+        "| {} | {} / {} / {} | {} / {} / {} |",
+        scale.name,
+        ms(fetched.p50),
+        ms(fetched.p99),
+        ms(fetch_max),
+        ms(created.p50),
+        ms(created.p99),
+        ms(create_max),
+    );
+
+    if scale.stored > 0 {
+        // 800 000 verifications expire; requests go on while the sweeper (every 5 s) forgets
+        // them. The longest request shows the largest stall.
+        server.clock.advance(Duration::from_secs(61));
+        let before = store.count().await.expect("count");
+        let started = Instant::now();
+        let mut during = Vec::new();
+        while started.elapsed() < Duration::from_secs(12) {
+            sequential(100, &mut during, fetch).await;
+        }
+        let after = store.count().await.expect("count");
+        let longest = *during.iter().max().expect("samples");
+        let count = during.len();
+        let during = latency(&mut during);
+        println!(
+            "| while {} expired verifications were forgotten ({} requests) | {} / {} / {} | |",
+            before - after,
+            count,
+            ms(during.p50),
+            ms(during.p99),
+            ms(longest)
+        );
+    }
+    (fetched.p50, created.p50)
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
