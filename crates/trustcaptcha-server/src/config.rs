@@ -680,7 +680,8 @@ struct RawAdaptive {
     max_extra: u8,
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file, with the process environment's overrides of any key (see
+/// [`with_environment`]).
 ///
 /// # Errors
 ///
@@ -689,6 +690,14 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         problems: vec![(path.display().to_string(), format!("cannot be read: {e}"))],
     })?;
+    // The file as written is checked first, so that its problems are named by its own lines.
+    parse(&text, env).map_err(|mut error| {
+        for (location, _) in &mut error.problems {
+            *location = format!("{}: {location}", path.display());
+        }
+        error
+    })?;
+    let text = with_environment(&text, std::env::vars())?;
     let mut config = parse(&text, env).map_err(|mut error| {
         for (location, _) in &mut error.problems {
             *location = format!("{}: {location}", path.display());
@@ -708,6 +717,111 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         )
     });
     Ok(config)
+}
+
+/// Environment variables that override the configuration, prefix `TRUSTCAPTCHA_`: any key of
+/// `[server]` as `TRUSTCAPTCHA_SERVER__<KEY>`, of `[store]` as `TRUSTCAPTCHA_STORE__<KEY>`, and of
+/// the site named NAME as `TRUSTCAPTCHA_SITE__<NAME>__<KEY>` (NAME in upper case, every other
+/// character than letters and digits as `_`), e.g. `TRUSTCAPTCHA_SERVER__MAX_CONNECTIONS=2048`,
+/// `TRUSTCAPTCHA_SITE__SHOP__LOCKED=true`, `TRUSTCAPTCHA_SITE__SHOP__ALLOW_IPS='["10.0.0.0/8"]'`.
+/// A value is read as a TOML value when it is one (numbers, booleans, arrays, inline tables),
+/// otherwise as a string. Returns `text` with the overrides applied.
+///
+/// # Errors
+///
+/// When `text` is not TOML, or a variable names a site the file does not have.
+pub fn with_environment(
+    text: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<String, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+        problems: vec![explain(text, &e)],
+    })?;
+    let mut applied = Vec::new();
+    let mut problems = Vec::new();
+    for (name, value) in vars {
+        let Some(path) = name.strip_prefix("TRUSTCAPTCHA_") else {
+            continue;
+        };
+        let value = toml_value(&value);
+        let Some((section @ ("SERVER" | "STORE" | "SITE"), rest)) = path.split_once("__") else {
+            continue;
+        };
+        let target = match section {
+            "SITE" => {
+                let Some((site, _)) = rest.split_once("__") else {
+                    problems.push((
+                        name.clone(),
+                        "names no key: TRUSTCAPTCHA_SITE__<NAME>__<KEY>".into(),
+                    ));
+                    continue;
+                };
+                let site_table = table
+                    .get_mut("sites")
+                    .and_then(toml::Value::as_array_mut)
+                    .and_then(|sites| {
+                        sites.iter_mut().find_map(|entry| {
+                            let entry = entry.as_table_mut()?;
+                            let named = entry.get("name")?.as_str()?;
+                            (env_name(named) == site).then_some(entry)
+                        })
+                    });
+                let Some(site_table) = site_table else {
+                    problems.push((name.clone(), format!("no site is named so ({site})")));
+                    continue;
+                };
+                site_table
+            }
+            section => table
+                .entry(section.to_ascii_lowercase())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError {
+                    problems: vec![(name.clone(), format!("[{section}] is not a table"))],
+                })?,
+        };
+        let key = rest.rsplit_once("__").map_or(rest, |(_, key)| key);
+        target.insert(key.to_ascii_lowercase(), value);
+        applied.push(name);
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    if applied.is_empty() {
+        return Ok(text.to_owned());
+    }
+    // The values are not shown: they may be keys.
+    let unfit = || ConfigError {
+        problems: vec![(
+            applied.join(", "),
+            "a value has the wrong type for its key, or a key is unknown".into(),
+        )],
+    };
+    let text = toml::to_string(&table).map_err(|_| unfit())?;
+    toml::from_str::<RawConfig>(&text).map_err(|_| unfit())?;
+    Ok(text)
+}
+
+/// A variable's value as TOML: itself when it is a TOML value, otherwise a string.
+fn toml_value(text: &str) -> toml::Value {
+    format!("v = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// A site name as environment variables spell it: upper case, other characters as `_`.
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Parses and validates configuration text; `env` looks up secret overrides.
@@ -877,17 +991,7 @@ fn validate_site(
         return None;
     };
     let mut site = Site::new(raw.name.clone(), site_key);
-    let env_name = raw
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>();
+    let env_name = env_name(&raw.name);
     let split = |value: String| -> Vec<String> {
         value
             .split(',')
@@ -1268,5 +1372,65 @@ mod tests {
             error.problems[0].1.contains("unknown field `colour`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_environment_overrides_any_key_of_the_server_the_store_and_a_named_site() {
+        let text = "[server]\nmax_connections = 10\n\n[[sites]]\nname = \"web shop\"\nsite_key = \"0b6c6b8e-2f5a-4c1e-9a3d-5f7e8d9c0a1b\"\napi_keys = [\"ak_environment_test_key\"]\n";
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect()
+        };
+        let text = with_environment(
+            text,
+            vars(&[
+                ("TRUSTCAPTCHA_SERVER__MAX_CONNECTIONS", "2048"),
+                ("TRUSTCAPTCHA_SERVER__LISTEN", "0.0.0.0:8080"),
+                ("TRUSTCAPTCHA_STORE__URL", "memory://"),
+                ("TRUSTCAPTCHA_SITE__WEB_SHOP__LOCKED", "true"),
+                (
+                    "TRUSTCAPTCHA_SITE__WEB_SHOP__ALLOW_IPS",
+                    r#"["10.0.0.0/8"]"#,
+                ),
+                (
+                    "TRUSTCAPTCHA_SITE__WEB_SHOP__ADAPTIVE_DIFFICULTY",
+                    "{ window_secs = 30, free_solves = 5, step = 1, max_extra = 4 }",
+                ),
+                ("TRUSTCAPTCHA_STORE_URL", "not an override of this form"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("applied");
+        let config = parse(&text, &no_env).expect("valid");
+        assert_eq!(config.server.max_connections, 2048);
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.store_url.as_deref(), Some("memory://"));
+        let site = &config.sites[0];
+        assert!(site.locked);
+        assert!(site.allow_ips.contains("10.1.2.3".parse().expect("ip")));
+        assert_eq!(site.adaptive.free_solves, 5);
+
+        let unknown_site =
+            with_environment(&text, vars(&[("TRUSTCAPTCHA_SITE__NOPE__LOCKED", "true")]));
+        assert!(
+            unknown_site
+                .expect_err("no such site")
+                .to_string()
+                .contains("NOPE")
+        );
+        let secret = "ak_must_never_be_echoed_0123";
+        let unfit = with_environment(
+            &text,
+            vars(&[("TRUSTCAPTCHA_SERVER__MAX_CONNECTIONS", secret)]),
+        )
+        .expect_err("a string where a number belongs");
+        let message = unfit.to_string();
+        assert!(
+            message.contains("TRUSTCAPTCHA_SERVER__MAX_CONNECTIONS"),
+            "{message}"
+        );
+        assert!(!message.contains(secret), "{message}");
     }
 }
