@@ -49,6 +49,7 @@ mod server;
 #[cfg(feature = "solve")]
 pub mod solve;
 mod state;
+pub mod statistics;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;

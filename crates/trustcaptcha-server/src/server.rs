@@ -42,8 +42,18 @@ pub async fn serve(
     let settings = state.settings.clone();
     crate::failover::on_start(&state).await;
     let heartbeats = tokio::spawn(crate::failover::heartbeats(state.clone()));
-    accept(listener, crate::app(state), settings, shutdown).await;
+    let statistics = tokio::spawn(crate::statistics::flush_periodically(state.clone()));
+    accept(listener, crate::app(state.clone()), settings, shutdown).await;
     heartbeats.abort();
+    statistics.abort();
+    // What was counted since the last flush is not lost with the process.
+    if let Err(error) = state
+        .statistics
+        .flush(&state.store, state.clock.now())
+        .await
+    {
+        tracing::warn!(%error, "the last statistics were not stored");
+    }
 }
 
 /// Connections the admin listener serves at once.

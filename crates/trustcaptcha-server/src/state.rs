@@ -19,6 +19,7 @@ use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
 use crate::networks::NetworkSet;
 use crate::secret::KeyHash;
+use crate::statistics::Statistics;
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, Tracked};
 use crate::visitor::Inspector;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub(crate) limits: SharedLimits,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
+    /// Per-site statistics on their way to the store.
+    pub(crate) statistics: Statistics,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
     /// Process-wide settings (a reload leaves them as they are).
@@ -321,6 +324,7 @@ impl AppStateBuilder {
             outages,
             limits,
             metrics: Metrics::default(),
+            statistics: Statistics::default(),
             inspector,
             settings: server,
         })))

@@ -240,9 +240,14 @@ pub(crate) async fn create(
         };
         let id = Uuid::new_v4();
         let finished = finished(&site, id, visitor, (now, now), verdict);
+        let result = finished.result.clone();
         state.store.insert_finished(id, finished, now).await?;
         count_finished(state, &site, None, now).await;
         state.metrics.solved(&site.name, "bypass_key");
+        state.statistics.count(&site.name, "solved");
+        state
+            .statistics
+            .finished(&site.name, &result, Duration::ZERO);
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
 
@@ -307,6 +312,7 @@ pub(crate) async fn create(
         return Err(error.into());
     }
     state.metrics.created(&site.name);
+    state.statistics.count(&site.name, "created");
     Ok(Created::Challenge(ChallengeBody {
         challenge: Challenge {
             verification_id: id,
@@ -356,6 +362,7 @@ pub(crate) async fn submit(
     if let Err(error) = pow::verify(&pending.inputs, pending.difficulty, &request.tasks) {
         claim.abandon().await?;
         state.metrics.failed(&site.name, error.label());
+        state.statistics.count(&site.name, "failed");
         return Err(Refusal::ProofOfWork(error));
     }
 
@@ -379,9 +386,13 @@ pub(crate) async fn submit(
         (pending.created_at, now),
         verdict,
     );
+    let result = finished.result.clone();
     claim.finish(finished).await?;
     count_finished(state, &site, visitor_ip, now).await;
     state.metrics.solved(&site.name, "proof_of_work");
+    state.statistics.count(&site.name, "solved");
+    let solve = (now - pending.created_at).try_into().unwrap_or_default();
+    state.statistics.finished(&site.name, &result, solve);
     Ok((token_for(&site, id, now), site))
 }
 

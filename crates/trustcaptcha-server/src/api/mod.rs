@@ -41,6 +41,7 @@ const RESULTS: &str = "/v2/verifications/{id}/results";
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const RELOAD: &str = "/admin/reload";
+const STATISTICS: &str = "/admin/statistics";
 /// Where the official widget's package is served from, when `server.widget_dir` is set.
 const WIDGET: &str = "/widget";
 const METRICS: &str = "/metrics";
@@ -126,6 +127,7 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics))
         .route(RELOAD, post(ops::reload))
+        .route(STATISTICS, get(ops::statistics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn(move |request, next| {
             ops::guard(access, request, next)

@@ -62,6 +62,53 @@ pub(crate) async fn reload(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The query of `GET /admin/statistics`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct StatisticsQuery {
+    site: String,
+    #[serde(default = "day")]
+    window: String,
+}
+
+fn day() -> String {
+    "day".to_owned()
+}
+
+/// `GET /admin/statistics?site=NAME&window=hour|day|week`: the site's counts over that window,
+/// from the store (every instance's), this instance's latest counts included.
+pub(crate) async fn statistics(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<StatisticsQuery>,
+) -> Result<Response, ApiError> {
+    if !crate::statistics::WINDOWS
+        .iter()
+        .any(|(name, _)| *name == query.window)
+    {
+        return Err(ApiError::bad_request("window must be hour, day or week"));
+    }
+    let now = state.clock.now();
+    let unavailable = |_| {
+        ApiError::from(crate::verification::Refusal::Store(
+            StoreError::Unavailable("statistics".into()),
+        ))
+    };
+    state
+        .statistics
+        .flush(&state.store, now)
+        .await
+        .map_err(unavailable)?;
+    let counts = crate::statistics::Statistics::read(
+        &state.store,
+        &query.site,
+        &query.window,
+        &crate::statistics::reported_events(),
+        now,
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(Json(json!({"site": query.site, "window": query.window, "counts": counts})).into_response())
+}
+
 /// Who may use the admin listener.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum AdminAccess {

@@ -30,13 +30,16 @@ pub(crate) async fn retrieve(
         .sites_for_key(&key)
         .and_then(|sites| sites.sites.first().map(|site| site.name.clone()));
     let answer = verification::retrieve(&state, &key, &id, client_failover, ip).await;
-    state.metrics.retrieved(
-        site.as_deref().unwrap_or("none"),
-        match &answer {
-            Ok(retrieved) => retrieved.outcome,
-            Err(refusal) => refusal.label(),
-        },
-    );
+    let outcome = match &answer {
+        Ok(retrieved) => retrieved.outcome,
+        Err(refusal) => refusal.label(),
+    };
+    state
+        .metrics
+        .retrieved(site.as_deref().unwrap_or("none"), outcome);
+    if let Some(site) = &site {
+        state.statistics.count(site, format!("retrieval:{outcome}"));
+    }
     let mut response = match answer {
         Ok(retrieved) => sized_json(&retrieved.result)?,
         Err(refusal) => ApiError::from(refusal).into_response(),

@@ -43,7 +43,14 @@ pub(crate) async fn create(
     let mut response = match answer {
         Ok(Created::Challenge(body)) => Json(body).into_response(),
         Ok(Created::Finished(body)) => (StatusCode::CREATED, Json(body)).into_response(),
-        Err(refusal) => ApiError::from(refusal).into_response(),
+        Err(refusal) => {
+            if let Some(SiteName(site)) = &site {
+                state
+                    .statistics
+                    .count(site, format!("refused:{}", refusal.label()));
+            }
+            ApiError::from(refusal).into_response()
+        }
     };
     if let Some(site) = site {
         response.extensions_mut().insert(site);

@@ -322,3 +322,84 @@ async fn the_widget_package_is_served_when_configured_and_nothing_beside_it() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn statistics_are_kept_in_the_store_and_read_by_any_instance() {
+    use std::sync::Arc;
+    use trustcaptcha_server::store::Store;
+    use trustcaptcha_server::store::memory::MemoryStore;
+
+    let mut shared: Option<Arc<dyn Store>> = None;
+    let first = TestServer::start_with(config(""), |clock| {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1_000, clock));
+        shared = Some(Arc::clone(&store));
+        Some(store)
+    })
+    .await;
+    let shared = shared.expect("made");
+    let second = TestServer::start_with(config(""), |_| Some(Arc::clone(&shared))).await;
+
+    for server in [&first, &second] {
+        let token = server.solve(SITE_A).await;
+        server.fetch(KEY_A, &token).await;
+    }
+    let challenge = first.challenge(SITE_A).await;
+    let input = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        challenge["tasks"][0]["input"].as_str().expect("input"),
+    )
+    .expect("base64");
+    let difficulty =
+        u8::try_from(challenge["difficulty"].as_u64().expect("difficulty")).expect("u8");
+    let failing = (0..)
+        .map(|n| format!("tcn{n}"))
+        .find(|nonce| !trustcaptcha_server::pow::check(&input, nonce, difficulty))
+        .expect("some nonce fails");
+    let mut wrong = answers(&challenge);
+    wrong[0]["nonce"] = failing.into();
+    assert_eq!(first.submit(&challenge, &wrong).await.0, 409);
+
+    // The second instance's counts reach the store when it flushes (this read flushes it);
+    // the first instance reads everything, its own included.
+    let read = |server: &TestServer, window: &str| {
+        let url = format!(
+            "{}/admin/statistics?site=a&window={window}",
+            server.admin.url
+        );
+        let http = server.http.clone();
+        async move {
+            let response = http.get(url).send().await.expect("statistics");
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    let _ = read(&second, "hour").await;
+    let hour = read(&first, "hour").await;
+    let counts = &hour["counts"];
+    assert_eq!(counts["created"], 3, "{hour}");
+    assert_eq!(counts["solved"], 2, "{hour}");
+    assert_eq!(counts["passed"], 2, "{hour}");
+    assert_eq!(counts["failed"], 1, "{hour}");
+    assert_eq!(counts["retrieval:ok"], 2, "{hour}");
+    assert_eq!(
+        counts["score:0.0"].as_u64().unwrap_or(0)
+            + counts["score:0.1"].as_u64().unwrap_or(0)
+            + counts["score:0.2"].as_u64().unwrap_or(0)
+            + counts["score:0.3"].as_u64().unwrap_or(0)
+            + counts["score:0.4"].as_u64().unwrap_or(0)
+            + counts["score:0.5"].as_u64().unwrap_or(0),
+        2,
+        "{hour}"
+    );
+    assert_eq!(read(&first, "week").await["counts"]["created"], 3);
+    let bad = first
+        .http
+        .get(format!(
+            "{}/admin/statistics?site=a&window=year",
+            first.admin.url
+        ))
+        .send()
+        .await
+        .expect("statistics");
+    assert_eq!(bad.status(), 400);
+}
