@@ -97,13 +97,13 @@ async function start(bin, args, pattern, env = {}) {
 }
 
 /** trustcaptcha-server on `port` with the e2e config. */
-export async function startServer({ port, demoOrigin, outageBeforeStart = false, extraServer = '' }) {
+export async function startServer({ port, demoOrigin, outageBeforeStart = false, extraServer = '', adminPort = 0 }) {
   const dir = mkdtempSync(join(tmpdir(), 'tc-e2e-'));
   const config = join(dir, 'server.toml');
   writeFileSync(config, serverConfig({ demoOrigin, outageBeforeStart, extraServer }));
   return start(
     SERVER_BIN,
-    ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0'],
+    ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`],
     /listening on (http:\/\/\S+)/,
   );
 }

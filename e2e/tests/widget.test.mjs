@@ -244,3 +244,38 @@ test('a network on a reputation list is blocked on every site', async () => {
     await listed.stop();
   }
 });
+
+test('the console draws the numbers the visitors produced, loading nothing from elsewhere', async () => {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const demoPort = await freePort();
+  const origin = `http://127.0.0.1:${demoPort}`;
+  const console_ = await startServer({ port, demoOrigin: origin, adminPort });
+  const consoleDemo = await startDemo({ port: demoPort, apiUrl: console_.url });
+  try {
+    for (let i = 0; i < 2; i += 1) {
+      const shown = await solveAndSubmit(await open(`${origin}/`));
+      assert.equal(shown.outcome, 'ok');
+    }
+    const page = await open(`http://127.0.0.1:${adminPort}/?site=e2e&window=hour`);
+    const count = async (chart, label) => Number(
+      await page.locator(`#${chart} g[data-label="${label}"]`).getAttribute('data-count'),
+    );
+    assert.equal(await count('verifications', 'created'), 2);
+    assert.equal(await count('verifications', 'solved'), 2);
+    assert.equal(await count('verifications', 'passed'), 2);
+    assert.equal(await count('retrievals', 'ok'), 2);
+    assert.equal(await count('browsers', 'Chrome'), 2);
+    assert.match(await page.locator('#pass-rate').innerText(), /100\.0 % passed \(2 of 2\)/);
+    // The bars are drawn: the solved bar is as wide as the created one.
+    const width = async (label) => Number(
+      await page.locator(`#verifications g[data-label="${label}"] rect`).getAttribute('width'),
+    );
+    assert.ok((await width('solved')) > 0);
+    assert.equal(await width('solved'), await width('created'));
+    await screenshot(page, '11-console');
+  } finally {
+    await consoleDemo.stop();
+    await console_.stop();
+  }
+});

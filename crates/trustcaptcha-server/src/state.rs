@@ -88,6 +88,11 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// The sites' names, in configuration order.
+    pub(crate) fn site_names(&self) -> impl Iterator<Item = &str> {
+        self.sites.iter().map(|site| site.name.as_str())
+    }
+
     /// The catalog of `sites`, reading the reputation lists `settings` names.
     fn new(sites: Vec<Site>, settings: &ServerSettings) -> Result<Self, ConfigError> {
         let mut reputation = Vec::new();

@@ -7,6 +7,7 @@
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
 pub(crate) mod body_rate;
+pub(crate) mod console;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod ops;
@@ -42,6 +43,7 @@ const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const RELOAD: &str = "/admin/reload";
 const STATISTICS: &str = "/admin/statistics";
+const CONSOLE: &str = "/";
 /// Where the official widget's package is served from, when `server.widget_dir` is set.
 const WIDGET: &str = "/widget";
 const METRICS: &str = "/metrics";
@@ -128,6 +130,7 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
         .route(METRICS, get(ops::metrics))
         .route(RELOAD, post(ops::reload))
         .route(STATISTICS, get(ops::statistics))
+        .route(CONSOLE, get(console::page))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn(move |request, next| {
             ops::guard(access, request, next)

@@ -403,3 +403,36 @@ async fn statistics_are_kept_in_the_store_and_read_by_any_instance() {
         .expect("statistics");
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn the_console_draws_a_sites_numbers() {
+    let server = TestServer::start(config("")).await;
+    for _ in 0..2 {
+        let token = server.solve(SITE_A).await;
+        server.fetch(KEY_A, &token).await;
+    }
+    let (status, page) = server.admin.get("/?site=a&window=hour", None).await;
+    assert_eq!(status, 200);
+    let page = page.as_str().expect("html").to_owned();
+    for drawn in [
+        r#"data-label="created" data-count="2""#,
+        r#"data-label="solved" data-count="2""#,
+        r#"data-label="passed" data-count="2""#,
+        r#"data-label="ok" data-count="2""#,
+        "100.0 % passed (2 of 2)",
+        "<svg",
+    ] {
+        assert!(page.contains(drawn), "missing {drawn}");
+    }
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "loads nothing"
+    );
+    assert_eq!(server.admin.get("/?site=nope", None).await.0, 404);
+    assert_eq!(server.admin.get("/?window=year", None).await.0, 400);
+    assert_eq!(
+        server.get("/", None).await.0,
+        404,
+        "not on the public listener"
+    );
+}
