@@ -49,7 +49,7 @@ mod server;
 #[cfg(feature = "solve")]
 pub mod solve;
 mod state;
-pub mod statistics;
+mod statistics;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -20,7 +20,7 @@ use crate::store::{StoreError, Tracked};
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The windows statistics are kept in, by name: the last hour, day and week.
-pub const WINDOWS: [(&str, Duration); 3] = [
+pub(crate) const WINDOWS: [(&str, Duration); 3] = [
     ("hour", Duration::from_secs(3_600)),
     ("day", Duration::from_secs(86_400)),
     ("week", Duration::from_secs(604_800)),
@@ -136,7 +136,7 @@ impl Statistics {
 /// The events [`Statistics::read`] reports for a site: everything counted but the visitors'
 /// countries, browsers and operating systems (those are counted by name).
 #[must_use]
-pub fn reported_events() -> Vec<String> {
+pub(crate) fn reported_events() -> Vec<String> {
     let fixed = ["created", "solved", "passed", "blocked", "failed"];
     let refused = [
         "origin_not_allowed",
