@@ -29,7 +29,7 @@ use crate::protocol::{
 use crate::rules::{self, QUOTA_WINDOW, origin_allowed};
 use crate::scoring::{self, Signals, Verdict};
 use crate::secret::KeyHash;
-use crate::state::AppState;
+use crate::state::{AppState, KeySites};
 use crate::store::{Finished, Lease, Pending, Retrieval, StoreError, Tracked};
 use crate::visitor::{MAX_FIELD_BYTES, Visitor, truncated};
 
@@ -475,7 +475,8 @@ pub(crate) struct Retrieved {
     pub outcome: &'static str,
 }
 
-/// The backend's retrieval of a result with `key`.
+/// The backend's retrieval of a result with a key valid for the sites in `for_key` (`None`: a key
+/// of no site).
 ///
 /// A key may be valid for several sites: it sees the verifications of all of them, and a
 /// synthesized failover answer names the first of them in configuration order.
@@ -487,7 +488,7 @@ pub(crate) struct Retrieved {
 /// that a key cannot probe which ids exist elsewhere.
 pub(crate) async fn retrieve(
     state: &AppState,
-    key: &KeyHash,
+    for_key: Option<Arc<KeySites>>,
     id: &str,
     client_failover: bool,
     ip: Option<IpAddr>,
@@ -495,7 +496,7 @@ pub(crate) async fn retrieve(
     // A network locked out for guessing is refused before its key is looked at, so a correct
     // guess then is refused too.
     state.limits.guessing(ip)?;
-    let Some(for_key) = state.sites_for_key(key) else {
+    let Some(for_key) = for_key else {
         state.limits.failed_guess(ip);
         return Err(Refusal::InvalidKey);
     };

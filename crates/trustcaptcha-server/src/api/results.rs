@@ -26,10 +26,12 @@ pub(crate) async fn retrieve(
             .split('&')
             .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
     });
-    let site = state
-        .sites_for_key(&key)
+    // Looked up once: the core judges the key by it, the metrics and the log name its site.
+    let for_key = state.sites_for_key(&key);
+    let site = for_key
+        .as_ref()
         .and_then(|sites| sites.sites.first().map(|site| site.name.clone()));
-    let answer = verification::retrieve(&state, &key, &id, client_failover, ip).await;
+    let answer = verification::retrieve(&state, for_key, &id, client_failover, ip).await;
     let outcome = match &answer {
         Ok(retrieved) => retrieved.outcome,
         Err(refusal) => refusal.label(),
