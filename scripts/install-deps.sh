@@ -2,7 +2,8 @@
 # Installs what the test suite needs beyond the Rust toolchain, on a fresh machine:
 # * OpenSSL headers: the official `trustcaptcha` 3.0.0 crate, built by the compatibility test
 #   and the benchmark, uses native TLS (our own crates use rustls and need none of this);
-# * Debian's Chromium for the browser tests (no browser downloads);
+# * Debian's Chromium for the browser tests (no browser downloads), and Xvfb: the detection
+#   benchmark's human-like sessions run a headful Chromium on a virtual display;
 # * Debian's Redis 7 (`redis-server`, `redis-cli`): the Redis store's tests start their own
 #   servers and clusters on free loopback ports;
 # * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
@@ -14,6 +15,7 @@ missing=()
 pkg-config --exists openssl 2> /dev/null || missing+=(libssl-dev pkg-config)
 command -v chromium > /dev/null || missing+=(chromium fonts-dejavu-core)
 command -v redis-server > /dev/null || missing+=(redis-server)
+command -v Xvfb > /dev/null || missing+=(xvfb)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -14,8 +14,10 @@
 //!    challenge, and the [`store`] (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
-//!    `scoring` (with [`integrity`]) judges the visitor, and the store marks it finished; the
-//!    widget gets a verification token.
+//!    `detection` finds the signals of automation in both requests (what the page reports,
+//!    checked against the HTTP requests, the input events, the proof-of-work's duration and
+//!    [`integrity`]), `scoring` weighs them into the score, and the store marks it finished;
+//!    the widget gets a verification token.
 //! 3. The site's backend calls `GET …/results` (e.g. with the `trustcaptcha` crate).
 //!    `verification::retrieve` checks the key, the store counts the retrieval atomically, and
 //!    `api::results` renders the 20-field result. A widget's own failover claim gets a flagged
@@ -35,6 +37,7 @@ pub mod access;
 mod api;
 pub mod clock;
 pub mod config;
+mod detection;
 mod failover;
 pub mod integrity;
 mod limits;

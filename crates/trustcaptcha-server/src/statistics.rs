@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::scoring::Signals;
 use crate::store::{StoreError, Tracked};
 
 /// How often counts in memory are added to the store.
@@ -42,12 +43,14 @@ impl Statistics {
         *pending.entry((site.to_owned(), event.into())).or_default() += 1;
     }
 
-    /// Counts a finished verification: passed or blocked, its score (in tenths), its solve
-    /// time, and the visitor's country, browser and operating system families.
+    /// Counts a finished verification: passed or blocked, its score (in tenths), the
+    /// detection signals that fired, its solve time, and the visitor's country, browser and
+    /// operating system families.
     pub(crate) fn finished(
         &self,
         site: &str,
         result: &trustcaptcha::VerificationResult,
+        signals: &Signals,
         solve: Duration,
     ) {
         let blocked = !result.verification_passed
@@ -55,6 +58,9 @@ impl Statistics {
         self.count(site, if blocked { "blocked" } else { "passed" });
         let tenths = (result.score.clamp(0.0, 1.0) * 10.0).round();
         self.count(site, format!("score:{:.1}", tenths / 10.0));
+        for signal in signals.fired() {
+            self.count(site, format!("signal:{signal}"));
+        }
         let millis = u64::try_from(solve.as_millis()).unwrap_or(u64::MAX);
         let bucket = SOLVE_BUCKETS_MS
             .iter()
@@ -176,6 +182,7 @@ pub(crate) fn reported_events() -> Vec<String> {
                 .map(|outcome| format!("retrieval:{outcome}")),
         )
         .chain(scores)
+        .chain(Signals::all_names().map(|signal| format!("signal:{signal}")))
         .chain(solves)
         .collect()
 }

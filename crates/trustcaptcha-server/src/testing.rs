@@ -69,8 +69,12 @@ impl std::ops::Deref for TestServer {
 pub struct Remote {
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
-    /// A plain HTTP client, for requests the helpers do not cover.
+    /// An HTTP client that presents itself as the browser of [`create_request`] (its
+    /// User-Agent, `Accept-Language` and fetch metadata), for requests the helpers do not cover.
     pub http: reqwest::Client,
+    /// The server's clock, when the test holds it: [`Remote::submit`] moves it by the time a
+    /// browser would have needed for the answers, as a browser's submission would come later.
+    pace: Option<Arc<ManualClock>>,
 }
 
 impl TestServer {
@@ -118,10 +122,13 @@ impl TestServer {
             .await
             .expect("spawn");
         TestServer {
+            remote: Remote {
+                pace: Some(clock.clone()),
+                ..Remote::new(&server.url)
+            },
             clock,
             state,
             admin: Remote::new(&server.admin_url),
-            remote: Remote::new(&server.url),
             _server: server,
         }
     }
@@ -163,8 +170,11 @@ impl Remote {
             url: url.to_owned(),
             http: reqwest::Client::builder()
                 .no_proxy()
+                .user_agent(USER_AGENT)
+                .default_headers(browser_headers())
                 .build()
                 .expect("http client"),
+            pace: None,
         }
     }
 
@@ -267,9 +277,31 @@ impl Remote {
             .expect("result")
     }
 
-    /// Submits `tasks` as the answers to `challenge`.
+    /// Submits `tasks` as the answers to `challenge`, no sooner than a browser could have
+    /// found them (on the server's clock when the test holds it, else by waiting that long;
+    /// some milliseconds at test difficulties).
     pub async fn submit(&self, challenge: &Value, tasks: &Value) -> (u16, Value) {
         let id = challenge["verificationId"].as_str().expect("id");
+        let largest = tasks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|task| {
+                task["nonce"]
+                    .as_str()?
+                    .strip_prefix("tcn")?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        let browser = std::time::Duration::from_secs_f64(
+            f64::from(largest + 1) / crate::detection::BROWSER_ATTEMPTS_PER_SECOND,
+        ) + std::time::Duration::from_millis(1);
+        match &self.pace {
+            Some(clock) => clock.advance(browser),
+            None => tokio::time::sleep(browser).await,
+        }
         self.post(
             &format!("/v2/verifications/{id}/challenges"),
             &submit_body(tasks),
@@ -279,16 +311,78 @@ impl Remote {
     }
 }
 
+/// The User-Agent of the browser the helpers play.
+pub const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+/// The headers a browser's `fetch` from the test origin's page carries besides its
+/// User-Agent: its languages and fetch metadata.
+#[must_use]
+pub fn browser_headers() -> reqwest::header::HeaderMap {
+    [
+        ("accept-language", "en-US,en;q=0.9"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-site", "cross-site"),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        (
+            reqwest::header::HeaderName::from_static(name),
+            reqwest::header::HeaderValue::from_static(value),
+        )
+    })
+    .collect()
+}
+
+/// What a person's hand leaves in the widget's event log on the way to the checkbox: a
+/// pointer slowing down as it arrives (steps of varying length), then a click that is held
+/// for 85 ms. Page time in milliseconds; the window sits at (10, 97) on the screen.
+#[must_use]
+pub fn human_events() -> Vec<UserEvent> {
+    let mouse = |kind: &str, time: f64, (x, y): (f64, f64), detail: u8| {
+        UserEvent(raw(&json!({
+            "isTrusted": true, "timeStamp": time, "type": kind, "detail": detail,
+            "x": x, "y": y, "screenX": x + 10.0, "screenY": y + 97.0,
+        })))
+    };
+    let path = [
+        (212.0, 340.0),
+        (236.0, 331.0),
+        (271.0, 318.0),
+        (300.0, 309.0),
+        (318.0, 305.0),
+        (326.0, 303.0),
+    ];
+    let mut events: Vec<UserEvent> = path
+        .iter()
+        .zip(0u8..)
+        .map(|(point, step)| {
+            mouse(
+                "mousemove",
+                16.6f64.mul_add(f64::from(step), 1000.0),
+                *point,
+                0,
+            )
+        })
+        .collect();
+    let target = path[path.len() - 1];
+    events.push(mouse("mousedown", 1180.0, target, 1));
+    events.push(mouse("mouseup", 1265.0, target, 1));
+    events.push(mouse("click", 1265.0, target, 1));
+    events
+}
+
 /// A create request shaped like the widget's (standard or minimal mode), with a correct
-/// integrity hash, clean honeypots, human-like timing and, in standard mode, one user event.
+/// integrity hash, clean honeypots, human-like timing and, in standard mode, the events of
+/// [`human_events`].
 pub fn create_request(site_key: &str, minimal: bool) -> CreateRequest {
     let info: BrowserInformation = [
-        (
-            "window-navigator-userAgent",
-            json!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"),
-        ),
+        ("window-navigator-userAgent", json!(USER_AGENT)),
         ("window-origin", json!(ORIGIN)),
-        ("window-location-href", json!(format!("{ORIGIN}/signup?step=2#form"))),
+        (
+            "window-location-href",
+            json!(format!("{ORIGIN}/signup?step=2#form")),
+        ),
         ("window-navigator-languages", json!(["en-US", "en"])),
         ("window-devicePixelRatio", json!(1.25)),
         ("dom-automationNote", json!(false)),
@@ -298,13 +392,7 @@ pub fn create_request(site_key: &str, minimal: bool) -> CreateRequest {
     .map(|(key, value)| (key.to_owned(), raw(&value)))
     .collect();
     let now = OffsetDateTime::now_utc();
-    let events = if minimal {
-        Vec::new()
-    } else {
-        vec![UserEvent(raw(
-            &json!({"isTrusted": true, "timeStamp": 12.5, "type": "mousemove"}),
-        ))]
-    };
+    let events = if minimal { Vec::new() } else { human_events() };
     CreateRequest {
         site_key: site_key.to_owned(),
         widget: WidgetInfo {
@@ -325,11 +413,12 @@ pub fn create_body(site_key: &str, minimal: bool) -> Value {
     serde_json::to_value(create_request(site_key, minimal)).expect("serializable")
 }
 
-/// A submission of `tasks` (answers as JSON) with plausible timing.
+/// A submission of `tasks` (answers as JSON) with plausible timing: solving claimed to have
+/// taken 300 ms.
 pub fn submit_body(tasks: &Value) -> Value {
     let now = OffsetDateTime::now_utc();
     let request = SubmitRequest {
-        start_solving_timestamp: Some(now),
+        start_solving_timestamp: Some(now - time::Duration::milliseconds(300)),
         solved_timestamp: Some(now),
         tasks: serde_json::from_value(tasks.clone()).unwrap_or_default(),
         honeypot_fields: HoneypotField::untouched(),
@@ -631,7 +720,7 @@ impl Store for FaultStore {
 pub mod fuzz {
     use crate::integrity::integrity_hash;
     use crate::protocol::{CreateRequest, SubmitRequest};
-    use crate::{config, pow, scoring};
+    use crate::{config, detection, pow};
 
     /// A verification token: any text decodes to a token or to a token error.
     pub fn token(data: &[u8]) {
@@ -655,16 +744,8 @@ pub mod fuzz {
         if let Some(hash) = integrity_hash(&request.browser_information) {
             assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
         }
-        let _ = scoring::honeypot_touched(&request.honeypot_fields);
-        let _ = scoring::integrity_broken(
-            &request.browser_information,
-            request.integrity_hash.as_deref(),
-        );
-        let _ = scoring::automation_flagged(&request.browser_information);
-        let _ = scoring::create_timing_implausible(
-            request.widget.box_creation_timestamp,
-            request.widget.start_solving_timestamp,
-        );
+        let signals = detection::at_create(&request, &axum::http::HeaderMap::new(), false);
+        assert!((0.0..=1.0).contains(&signals.score()));
     }
 
     /// A submission: arbitrary answers never pass proof-of-work at difficulty 32.
@@ -673,6 +754,12 @@ pub mod fuzz {
             return;
         };
         assert!(pow::verify(&pow::generate(3), 32, &request.tasks).is_err());
+        let signals = detection::at_submit(
+            crate::scoring::Signals::default(),
+            &request,
+            std::time::Duration::from_millis(500),
+        );
+        assert!((0.0..=1.0).contains(&signals.score()));
     }
 
     /// A configuration file: it is accepted and then also valid as a whole, or refused with at

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::access::{self, Seen};
 use crate::config::Site;
+use crate::detection;
 use crate::limits::Limited;
 use crate::pow::{self, PowError};
 use crate::protocol::{
@@ -180,7 +181,7 @@ pub(crate) async fn create(
     // A browser always sends `Origin` (`null` from a sandboxed frame or a file); only a client
     // without one, which is not a browser, is judged by the origin its body claims.
     let header_origin = context.origin.as_deref();
-    let page_origin = string_field(&request.browser_information, "window-origin");
+    let page_origin = detection::text(&request.browser_information, "window-origin");
     if !origin_allowed(
         &site.allowed_origins,
         header_origin.or(page_origin.as_deref()),
@@ -247,23 +248,11 @@ pub(crate) async fn create(
         state.statistics.count(&site.name, "solved");
         state
             .statistics
-            .finished(&site.name, &result, Duration::ZERO);
+            .finished(&site.name, &result, &Signals::default(), Duration::ZERO);
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
 
-    let signals = Signals {
-        honeypot: scoring::honeypot_touched(&request.honeypot_fields),
-        integrity: scoring::integrity_broken(
-            &request.browser_information,
-            request.integrity_hash.as_deref(),
-        ),
-        automation: scoring::automation_flagged(&request.browser_information),
-        timing: scoring::create_timing_implausible(
-            request.widget.box_creation_timestamp,
-            request.widget.start_solving_timestamp,
-        ),
-        no_events: !site.minimal_data_mode && request.user_events.is_empty(),
-    };
+    let mut signals = detection::at_create(&request, &context.headers, site.minimal_data_mode);
     // Outstanding challenges count like solves, so that creating many first and solving them
     // later does not keep the base difficulty.
     let outstanding = state.limits.outstanding(ip, now);
@@ -279,6 +268,7 @@ pub(crate) async fn create(
         }
         None => 0,
     };
+    signals.velocity = detection::busy_network(solved, &site.adaptive);
     let extra = rules::extra_bits(solved, outstanding, &site.adaptive);
     let difficulty =
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
@@ -323,6 +313,17 @@ pub(crate) async fn create(
     }))
 }
 
+/// What a submission that solved the proof-of-work gets, and what the access log names.
+#[derive(Debug)]
+pub(crate) struct Solved {
+    /// The verification token (201).
+    pub body: FinishedBody,
+    /// The site it was for.
+    pub site: Arc<Site>,
+    /// The detection signals that fired.
+    pub signals: Signals,
+}
+
 /// Verifies a submission and finishes the verification.
 ///
 /// # Errors
@@ -335,7 +336,7 @@ pub(crate) async fn submit(
     id: Uuid,
     request: SubmitRequest,
     ip: Option<IpAddr>,
-) -> Result<(FinishedBody, Arc<Site>), Refusal> {
+) -> Result<Solved, Refusal> {
     let now = state.clock.now();
     state.limits.submit(ip)?;
     let lease = Lease::new(now, CLAIM_LEASE);
@@ -366,17 +367,8 @@ pub(crate) async fn submit(
         return Err(Refusal::ProofOfWork(error));
     }
 
-    let signals = Signals {
-        honeypot: pending.signals.honeypot || scoring::honeypot_touched(&request.honeypot_fields),
-        timing: pending.signals.timing
-            || scoring::submit_timing_implausible(
-                request.start_solving_timestamp,
-                request.solved_timestamp,
-                now - pending.created_at,
-            ),
-        no_events: pending.signals.no_events && request.user_events.is_empty(),
-        ..pending.signals
-    };
+    let observed = (now - pending.created_at).try_into().unwrap_or_default();
+    let signals = detection::at_submit(pending.signals, &request, observed);
     let verdict = scoring::verdict(&site, pending.access_rule, &signals);
     let visitor_ip = pending.visitor.ip.or(ip);
     let finished = finished(
@@ -392,8 +384,14 @@ pub(crate) async fn submit(
     state.metrics.solved(&site.name, "proof_of_work");
     state.statistics.count(&site.name, "solved");
     let solve = (now - pending.created_at).try_into().unwrap_or_default();
-    state.statistics.finished(&site.name, &result, solve);
-    Ok((token_for(&site, id, now), site))
+    state
+        .statistics
+        .finished(&site.name, &result, &signals, solve);
+    Ok(Solved {
+        body: token_for(&site, id, now),
+        site,
+        signals,
+    })
 }
 
 /// Counts a finished verification in the store, for every server sharing it: against the
@@ -609,16 +607,16 @@ fn visitor(
     header_origin: Option<&str>,
 ) -> Visitor {
     let info = &request.browser_information;
-    let page = string_field(info, "window-location-href")
+    let page = detection::text(info, "window-location-href")
         .map(|href| href.split(['?', '#']).next().unwrap_or_default().to_owned())
         .or_else(|| header_origin.map(str::to_owned))
-        .or_else(|| string_field(info, "window-origin"))
+        .or_else(|| detection::text(info, "window-origin"))
         .unwrap_or_default();
     let page = truncated(&page, MAX_FIELD_BYTES).to_owned();
     let user_agent = context
         .user_agent
         .clone()
-        .or_else(|| string_field(info, "window-navigator-userAgent"))
+        .or_else(|| detection::text(info, "window-navigator-userAgent"))
         .unwrap_or_default();
     let device = state.inspector.device(&user_agent);
     Visitor {
@@ -632,12 +630,6 @@ fn visitor(
         operating_system: device.operating_system,
         browser: device.browser,
     }
-}
-
-fn string_field(info: &crate::integrity::BrowserInformation, key: &str) -> Option<String> {
-    info.get(key)
-        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-        .filter(|s| !s.is_empty())
 }
 
 /// A result made up for a widget's failover claim during or after an outage.

@@ -175,6 +175,11 @@ fn charts(counts: &BTreeMap<String, u64>) -> String {
             nonzero(with_prefix("refused:")),
         ),
         ("scores", "Score", with_prefix("score:")),
+        (
+            "signals",
+            "Detection signals",
+            nonzero(with_prefix("signal:")),
+        ),
         ("solve-times", "Solve time", with_prefix("solve:")),
         ("countries", "Top countries", top("country:")),
         ("browsers", "Browsers", top("browser:")),

@@ -33,6 +33,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::scoring::Signals;
 use crate::state::AppState;
 use error::ApiError;
 
@@ -148,7 +149,8 @@ pub(crate) struct SiteName(pub(crate) String);
 pub(crate) struct Reason(pub(crate) &'static str);
 
 /// The edge of every request: one access log line at info level (method, route, status,
-/// latency, site, and the reason of a refusal; never a header or body, so no key or token), the
+/// latency, site, the reason of a refusal and the detection signals of a finished verification;
+/// never a header or body, so no key or token), the
 /// request metrics, and `Cache-Control: no-store` on every answer.
 async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
@@ -172,6 +174,9 @@ async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Re
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let extensions = response.extensions();
+    let signals = extensions
+        .get::<Signals>()
+        .map(|signals| signals.fired().collect::<Vec<_>>().join(","));
     tracing::info!(
         target: "trustcaptcha::access",
         method,
@@ -180,6 +185,7 @@ async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Re
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         site = extensions.get::<SiteName>().map(|site| site.0.as_str()),
         reason = extensions.get::<Reason>().map(|reason| reason.0),
+        signals,
     );
     state
         .metrics

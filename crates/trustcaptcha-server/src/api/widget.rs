@@ -65,10 +65,10 @@ pub(crate) async fn submit(
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let (body, site) = verification::submit(&state, id, request, ip).await?;
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response
-        .extensions_mut()
-        .insert(SiteName(site.name.clone()));
+    let solved = verification::submit(&state, id, request, ip).await?;
+    let mut response = (StatusCode::CREATED, Json(solved.body)).into_response();
+    let extensions = response.extensions_mut();
+    extensions.insert(SiteName(solved.site.name.clone()));
+    extensions.insert(solved.signals);
     Ok(response)
 }

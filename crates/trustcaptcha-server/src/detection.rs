@@ -1,0 +1,913 @@
+//! Finding the signals that [`crate::scoring`] weighs: what tells a person's browser from a
+//! script.
+//!
+//! The widget's code is public, so what it *says* about the browser can be reproduced by anyone.
+//! The detectors therefore prefer what the server observes itself, or what must agree with it:
+//!
+//! * the HTTP request against the page's claims ([`request_inconsistent`]): a browser's `fetch`
+//!   carries its own `User-Agent`, an `Accept-Language` led by its first language, fetch
+//!   metadata (`Sec-Fetch-*`) in every current engine, and in Chromium client hints that name
+//!   the same brands as `navigator.userAgentData`. Absent client hints are never held against a
+//!   browser (Firefox and Safari send none; some Chromium builds turn them off), only hints that
+//!   disagree, or a Chromium page whose request lacks the hints its page reports;
+//! * a browser that declares itself headless ([`headless`]), or whose window has no browser UI
+//!   around the page on a desktop ([`windowless`]: headless browsers, and also a person in
+//!   full-screen mode, so it weighs little alone);
+//! * the recorded input events ([`Events`]): events a page's script dispatched
+//!   (`isTrusted: false`), event types the widget never records, time running backwards, events
+//!   spread over more time than passed, pointer positions that imply a window jumping around
+//!   the screen; and input that no hand produces: a click with no pointer movement before it,
+//!   or a pointer moving in equal steps along a line;
+//! * the proof-of-work's duration against the work its nonces show ([`solved_too_fast`]): each
+//!   task is solved by one browser worker counting nonces up from zero, one WebCrypto digest per
+//!   attempt, so the largest nonce bounds from below how long a browser needed. A native solver
+//!   is two orders of magnitude faster;
+//! * the client network's recent solves ([`busy_network`]).
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::integrity::{BrowserInformation, integrity_hash};
+use crate::protocol::{Answer, CreateRequest, HoneypotField, SubmitRequest, UserEvent};
+use crate::rules::AdaptiveDifficulty;
+use crate::scoring::Signals;
+
+/// Faster than this from the box appearing to solving is not a person.
+const MIN_HUMAN_START: Duration = Duration::from_millis(100);
+
+/// Allowance for clock resolution and network time between the widget and the server.
+const TIMING_SLACK: Duration = Duration::from_secs(5);
+
+/// Proof-of-work attempts per second that no browser's worker exceeds: the widget awaits one
+/// WebCrypto digest per attempt, which headless Chromium on the 2-core benchmark machine does
+/// some 125 000 times a second per worker (`BENCHMARKS.md`, "Detection"). Eight times that
+/// leaves room for the fastest desktops; a native solver does 10–20 million.
+pub(crate) const BROWSER_ATTEMPTS_PER_SECOND: f64 = 1_000_000.0;
+
+/// Event types the widget records; anything else was not produced by it.
+const RECORDED_EVENTS: [&str; 22] = [
+    "click",
+    "mousedown",
+    "mouseup",
+    "mousemove",
+    "touchstart",
+    "touchend",
+    "touchmove",
+    "touchcancel",
+    "keydown",
+    "keyup",
+    "resize",
+    "scroll",
+    "copy",
+    "paste",
+    "visibilitychange",
+    "wheel",
+    "pointerdown",
+    "pointermove",
+    "pointerup",
+    "pointercancel",
+    "focus",
+    "blur",
+];
+
+/// Solves by one network in the adaptive window beyond this many times the free ones make the
+/// network busy.
+const BUSY_FACTOR: u64 = 3;
+
+/// The signals of a create request. `headers` are the request's own.
+#[must_use]
+pub(crate) fn at_create(
+    request: &CreateRequest,
+    headers: &HeaderMap,
+    minimal_data_mode: bool,
+) -> Signals {
+    let info = &request.browser_information;
+    let standard = !minimal_data_mode;
+    let widget = &request.widget;
+    let events = standard.then(|| {
+        // Every recorded event happened between the box's creation and the start of solving.
+        let span = match (
+            widget.box_creation_timestamp,
+            widget.start_solving_timestamp,
+        ) {
+            (Some(created), Some(started)) => (started - created).try_into().unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        Events::read(&request.user_events, span)
+    });
+    Signals {
+        honeypot: honeypot_touched(&request.honeypot_fields),
+        integrity: integrity_broken(info, request.integrity_hash.as_deref()),
+        automation: automation_flagged(info),
+        timing: create_timing_implausible(
+            widget.box_creation_timestamp,
+            widget.start_solving_timestamp,
+        ),
+        no_events: standard && request.user_events.is_empty(),
+        headless: headless(headers, info),
+        request: request_inconsistent(headers, info),
+        window: standard && windowless(info),
+        events: events.as_ref().is_some_and(|events| events.implausible),
+        synthetic: events
+            .as_ref()
+            .is_some_and(|events| events.teleported || events.mechanical),
+        ..Signals::default()
+    }
+}
+
+/// The signals after a submission that solved the proof-of-work: those of the create request
+/// and what the submission adds. `observed` is the time the server saw pass since it handed out
+/// the challenge.
+#[must_use]
+pub(crate) fn at_submit(before: Signals, request: &SubmitRequest, observed: Duration) -> Signals {
+    let claimed = match (request.start_solving_timestamp, request.solved_timestamp) {
+        (Some(start), Some(solved)) => (solved - start).try_into().ok(),
+        _ => None,
+    };
+    // Events recorded since the create request, read for their plausibility only: the click
+    // that started the widget came before it.
+    let events = (!request.user_events.is_empty())
+        .then(|| Events::read(&request.user_events, observed + TIMING_SLACK));
+    Signals {
+        honeypot: before.honeypot || honeypot_touched(&request.honeypot_fields),
+        timing: before.timing
+            || submit_timing_implausible(
+                request.start_solving_timestamp,
+                request.solved_timestamp,
+                observed,
+            ),
+        no_events: before.no_events && request.user_events.is_empty(),
+        events: before.events || events.as_ref().is_some_and(|events| events.implausible),
+        synthetic: before.synthetic || events.as_ref().is_some_and(|events| events.mechanical),
+        too_fast: solved_too_fast(&request.tasks, observed, claimed),
+        ..before
+    }
+}
+
+/// Whether any honeypot was filled or touched.
+#[must_use]
+pub(crate) fn honeypot_touched(fields: &[HoneypotField]) -> bool {
+    fields.iter().any(|f| {
+        f.value.as_deref().is_some_and(|v| !v.is_empty()) || f.first_interaction_event.is_some()
+    })
+}
+
+/// Whether `claimed` is missing or differs from the hash of `info`.
+#[must_use]
+pub(crate) fn integrity_broken(info: &BrowserInformation, claimed: Option<&str>) -> bool {
+    match (claimed, integrity_hash(info)) {
+        (Some(claimed), Some(actual)) => !claimed.eq_ignore_ascii_case(&actual),
+        _ => true,
+    }
+}
+
+/// Whether the browser's automation probes said `true`.
+#[must_use]
+pub(crate) fn automation_flagged(info: &BrowserInformation) -> bool {
+    ["dom-automationNote", "window-navigator-webdriver"]
+        .iter()
+        .any(|key| info.get(*key).is_some_and(|v| v.get() == "true"))
+}
+
+/// Whether the create request's timestamps are impossible for a person.
+#[must_use]
+pub(crate) fn create_timing_implausible(
+    box_created: Option<OffsetDateTime>,
+    start_solving: Option<OffsetDateTime>,
+) -> bool {
+    match (box_created, start_solving) {
+        (Some(created), Some(start)) => start < created || start - created < MIN_HUMAN_START,
+        _ => true,
+    }
+}
+
+/// Whether a submission's claimed solving time is impossible given what the server observed
+/// between handing out the challenge and receiving the answer.
+#[must_use]
+pub(crate) fn submit_timing_implausible(
+    start_solving: Option<OffsetDateTime>,
+    solved: Option<OffsetDateTime>,
+    observed: Duration,
+) -> bool {
+    match (start_solving, solved) {
+        (Some(start), Some(solved)) => solved < start || solved - start > observed + TIMING_SLACK,
+        _ => true,
+    }
+}
+
+/// Whether the browser says it is headless, in its request or in what its page reports.
+#[must_use]
+pub(crate) fn headless(headers: &HeaderMap, info: &BrowserInformation) -> bool {
+    let said = |text: Option<&str>| text.is_some_and(|text| text.contains("HeadlessChrome"));
+    said(header_text(headers, header::USER_AGENT))
+        || said(header_text(headers, "sec-ch-ua"))
+        || said(text(info, "window-navigator-userAgent").as_deref())
+        || said(text(info, "window-navigator-userAgentData-brands").as_deref())
+}
+
+/// Whether the request disagrees with the browser the page describes (see the module docs).
+#[must_use]
+pub(crate) fn request_inconsistent(headers: &HeaderMap, info: &BrowserInformation) -> bool {
+    let Some(user_agent) = text(info, "window-navigator-userAgent") else {
+        // Every browser has one, and the widget always reports it.
+        return true;
+    };
+    if header_text(headers, header::USER_AGENT) != Some(user_agent.as_str()) {
+        return true;
+    }
+    let first_language = strings(info, "window-navigator-languages")
+        .into_iter()
+        .next()
+        .or_else(|| text(info, "window-navigator-language"));
+    match (
+        header_text(headers, header::ACCEPT_LANGUAGE),
+        first_language,
+    ) {
+        (None, _) => return true,
+        (Some(accepted), Some(first)) if primary_language(accepted) != primary_language(&first) => {
+            return true;
+        }
+        _ => {}
+    }
+    match header_text(headers, "sec-fetch-mode") {
+        // The widget's requests are CORS fetches, also when the page and server share an origin.
+        Some(mode)
+            if mode != "cors"
+                || header_text(headers, "sec-fetch-dest").is_some_and(|d| d != "empty") =>
+        {
+            return true;
+        }
+        None if sends_fetch_metadata(&user_agent) => return true,
+        _ => {}
+    }
+    let brands = text(info, "window-navigator-userAgentData-brands");
+    match (header_text(headers, "sec-ch-ua"), brands) {
+        (Some(hint), Some(brands)) => {
+            let mut said = hint_brands(hint);
+            let mut reported: Vec<String> = brands.split('|').map(str::to_owned).collect();
+            said.sort_unstable();
+            reported.sort_unstable();
+            if said != reported {
+                return true;
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => return true,
+        (None, None) => {}
+    }
+    let mobile = info
+        .get("window-navigator-userAgentData-mobile")
+        .map(|raw| raw.get());
+    matches!(
+        (header_text(headers, "sec-ch-ua-mobile"), mobile),
+        (Some("?1"), Some("false")) | (Some("?0"), Some("true"))
+    )
+}
+
+/// Whether a desktop browser's window has no browser UI around the page: outer and inner
+/// sizes equal, as in a headless browser (or a full-screen window).
+#[must_use]
+pub(crate) fn windowless(info: &BrowserInformation) -> bool {
+    let size = |key| number(info, key).filter(|n| *n > 0.0);
+    let touch = number(info, "window-navigator-maxTouchPoints").is_some_and(|n| n > 0.0);
+    let mobile = info
+        .get("window-navigator-userAgentData-mobile")
+        .is_some_and(|raw| raw.get() == "true")
+        || text(info, "window-navigator-userAgent").is_some_and(|ua| ua.contains("Mobile"));
+    let equal = |outer, inner| matches!((size(outer), size(inner)), (Some(o), Some(i)) if o == i);
+    !touch
+        && !mobile
+        && equal("window-outerWidth", "window-innerWidth")
+        && equal("window-outerHeight", "window-innerHeight")
+}
+
+/// Whether the submission came sooner, or claims to have been solved sooner, than a browser
+/// could have counted up to its largest nonce.
+#[must_use]
+pub(crate) fn solved_too_fast(
+    answers: &[Answer],
+    observed: Duration,
+    claimed: Option<Duration>,
+) -> bool {
+    let Some(largest) = answers
+        .iter()
+        .filter_map(|answer| answer.nonce.strip_prefix("tcn")?.parse::<u64>().ok())
+        .max()
+    else {
+        return false;
+    };
+    #[allow(clippy::cast_precision_loss)] // nonces stay far below 2^52
+    let least = Duration::from_secs_f64((largest as f64 + 1.0) / BROWSER_ATTEMPTS_PER_SECOND);
+    observed < least || claimed.is_some_and(|claimed| claimed < least)
+}
+
+/// Whether a network solved far more than its free share in the adaptive window.
+#[must_use]
+pub(crate) fn busy_network(solved: u64, adaptive: &AdaptiveDifficulty) -> bool {
+    solved > BUSY_FACTOR * u64::from(adaptive.free_solves.max(1))
+}
+
+/// What one request's recorded events show.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Events {
+    /// Events the widget cannot have recorded (see the module docs).
+    pub implausible: bool,
+    /// A pointer click with no pointer movement before it, on a device without touch or pen.
+    pub teleported: bool,
+    /// The pointer moved in equal steps along a straight line.
+    pub mechanical: bool,
+}
+
+/// The fields of a recorded event the detectors read.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "isTrusted")]
+    trusted: Option<bool>,
+    #[serde(rename = "timeStamp")]
+    time: Option<f64>,
+    x: Option<f64>,
+    y: Option<f64>,
+    #[serde(rename = "screenX")]
+    screen_x: Option<f64>,
+    #[serde(rename = "screenY")]
+    screen_y: Option<f64>,
+    detail: Option<f64>,
+}
+
+/// Equal steps along a line this many times in a row are mechanical.
+const MECHANICAL_RUN: usize = 4;
+/// Steps shorter than this (pixels) are ignored: a slow hand moves one pixel at a time.
+const MECHANICAL_MIN_STEP: f64 = 5.0;
+/// Positions that agree within this many pixels are the same (rounding, fractional scaling).
+const PIXEL_TOLERANCE: f64 = 2.0;
+/// The window may move once between events (dragged to another screen); more often means the
+/// positions were made up.
+const MAX_WINDOW_POSITIONS: usize = 2;
+
+impl Events {
+    /// Reads `events`, which all happened within `span` (plus slack for clock resolution).
+    pub(crate) fn read(events: &[UserEvent], span: Duration) -> Events {
+        let mut report = Events::default();
+        let mut first_time = None;
+        let mut last_time = f64::NEG_INFINITY;
+        let mut window_positions: Vec<(f64, f64)> = Vec::new();
+        let mut moves = 0usize;
+        let mut other_pointers = false;
+        let mut last_position: Option<(f64, f64)> = None;
+        let mut last_step: Option<(f64, f64)> = None;
+        let mut run = 0usize;
+        for event in events {
+            let Ok(event) = serde_json::from_str::<Event<'_>>(event.0.get()) else {
+                report.implausible = true;
+                continue;
+            };
+            let kind = event.kind.as_deref().unwrap_or_default();
+            let time = event.time.filter(|t| t.is_finite() && *t >= 0.0);
+            if !RECORDED_EVENTS.contains(&kind) || event.trusted != Some(true) {
+                report.implausible = true;
+            }
+            match time {
+                Some(time) if time >= last_time => {
+                    first_time.get_or_insert(time);
+                    last_time = time;
+                }
+                _ => report.implausible = true,
+            }
+            let is_mouse = matches!(kind, "mousemove" | "mousedown" | "mouseup" | "click");
+            if let (true, Some(x), Some(y), Some(sx), Some(sy)) =
+                (is_mouse, event.x, event.y, event.screen_x, event.screen_y)
+            {
+                let offset = (sx - x, sy - y);
+                let known = window_positions.iter().any(|seen| {
+                    (seen.0 - offset.0).abs() <= PIXEL_TOLERANCE
+                        && (seen.1 - offset.1).abs() <= PIXEL_TOLERANCE
+                });
+                if !known {
+                    window_positions.push(offset);
+                }
+            }
+            match kind {
+                "mousemove" => {
+                    moves += 1;
+                    if let (Some(x), Some(y)) = (event.x, event.y) {
+                        if let Some(previous) = last_position {
+                            let step = (x - previous.0, y - previous.1);
+                            let long = step.0.hypot(step.1) >= MECHANICAL_MIN_STEP;
+                            let same = last_step.is_some_and(|last: (f64, f64)| {
+                                (last.0 - step.0).abs() <= 1.0 && (last.1 - step.1).abs() <= 1.0
+                            });
+                            run = if long && same { run + 1 } else { 0 };
+                            if run + 1 >= MECHANICAL_RUN {
+                                report.mechanical = true;
+                            }
+                            last_step = Some(step);
+                        }
+                        last_position = Some((x, y));
+                    }
+                }
+                "click" if event.detail.is_some_and(|d| d >= 1.0) && moves < 2 => {
+                    report.teleported = true;
+                }
+                kind if kind.starts_with("touch") || kind.starts_with("pointer") => {
+                    other_pointers = true;
+                }
+                _ => {}
+            }
+        }
+        if other_pointers {
+            // Touch screens and pens click where they touch, without moving there first.
+            report.teleported = false;
+        }
+        if window_positions.len() > MAX_WINDOW_POSITIONS {
+            report.implausible = true;
+        }
+        if let Some(first) = first_time {
+            let spread = Duration::from_secs_f64(((last_time - first) / 1000.0).max(0.0));
+            if spread > span + TIMING_SLACK {
+                report.implausible = true;
+            }
+        }
+        report
+    }
+}
+
+/// A header's text, if present and readable.
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// A string value of `browserInformation`, if present and not empty.
+#[must_use]
+pub(crate) fn text(info: &BrowserInformation, key: &str) -> Option<String> {
+    info.get(key)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// A numeric value of `browserInformation`.
+fn number(info: &BrowserInformation, key: &str) -> Option<f64> {
+    info.get(key)
+        .and_then(|raw| serde_json::from_str::<f64>(raw.get()).ok())
+}
+
+/// An array of strings in `browserInformation` (empty when absent or of another shape).
+fn strings(info: &BrowserInformation, key: &str) -> Vec<String> {
+    info.get(key)
+        .and_then(|raw| serde_json::from_str::<Vec<String>>(raw.get()).ok())
+        .unwrap_or_default()
+}
+
+/// `en` of `en-US,en;q=0.9` (lowercase).
+fn primary_language(tags: &str) -> String {
+    tags.split([',', ';', '-', '_'])
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `["Brand;8", "Chromium;156"]` of `"Brand";v="8", "Chromium";v="156"`, in the form the widget
+/// reports `navigator.userAgentData.brands`.
+fn hint_brands(hint: &str) -> Vec<String> {
+    hint.split(',')
+        .filter_map(|item| {
+            let (brand, version) = item.split_once(";v=")?;
+            Some(format!(
+                "{};{}",
+                brand.trim().trim_matches('"'),
+                version.trim().trim_matches('"')
+            ))
+        })
+        .collect()
+}
+
+/// Whether the engine a User-Agent names sends fetch metadata: Chromium since 80, Firefox
+/// since 90, Safari since 16.4 (taken as 17). Unknown engines are given the benefit of the
+/// doubt.
+fn sends_fetch_metadata(user_agent: &str) -> bool {
+    let major = |marker: &str| {
+        let at = user_agent.find(marker)? + marker.len();
+        user_agent[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse::<u32>()
+            .ok()
+    };
+    if let Some(version) = major("Chrome/").or_else(|| major("Chromium/")) {
+        return version >= 80;
+    }
+    if let Some(version) = major("Firefox/") {
+        return version >= 90;
+    }
+    if user_agent.contains("Safari/") {
+        return major("Version/").is_some_and(|version| version >= 17);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+
+    fn info(json: serde_json::Value) -> BrowserInformation {
+        serde_json::from_value(json).expect("json")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    axum::http::HeaderName::from_static(name),
+                    value.parse().expect("header value"),
+                )
+            })
+            .collect()
+    }
+
+    fn chrome_headers() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("user-agent", CHROME),
+            ("accept-language", "en-US,en;q=0.9"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+            ("sec-ch-ua", r#""Not:A-Brand";v="8", "Chromium";v="156""#),
+            ("sec-ch-ua-mobile", "?0"),
+        ]
+    }
+
+    fn chrome_page() -> serde_json::Value {
+        serde_json::json!({
+            "window-navigator-userAgent": CHROME,
+            "window-navigator-languages": ["en-US", "en"],
+            "window-navigator-userAgentData-brands": "Not:A-Brand;8|Chromium;156",
+            "window-navigator-userAgentData-mobile": false,
+        })
+    }
+
+    #[test]
+    fn a_browsers_own_request_is_consistent() {
+        assert!(!request_inconsistent(
+            &headers(&chrome_headers()),
+            &info(chrome_page())
+        ));
+        // Firefox: no client hints, another Accept-Language weighting.
+        let firefox = headers(&[
+            ("user-agent", FIREFOX),
+            ("accept-language", "de-DE,de;q=0.8,en-US;q=0.5"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+        ]);
+        let page = info(serde_json::json!({
+            "window-navigator-userAgent": FIREFOX,
+            "window-navigator-languages": ["de-DE", "de", "en-US"],
+            "window-navigator-userAgentData-brands": null,
+        }));
+        assert!(!request_inconsistent(&firefox, &page));
+        // Chromium with client hints turned off reports no brands and sends no hints.
+        let mut no_hints = chrome_page();
+        no_hints["window-navigator-userAgentData-brands"] = serde_json::Value::Null;
+        no_hints["window-navigator-userAgentData-mobile"] = serde_json::Value::Null;
+        let without: Vec<_> = chrome_headers()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("sec-ch"))
+            .collect();
+        assert!(!request_inconsistent(&headers(&without), &info(no_hints)));
+    }
+
+    #[test]
+    fn a_request_that_disagrees_with_its_page_is_inconsistent() {
+        let page = info(chrome_page());
+        let without = |dropped: &str| -> HeaderMap {
+            headers(
+                &chrome_headers()
+                    .into_iter()
+                    .filter(|(name, _)| *name != dropped)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let replaced = |name: &'static str, value: &'static str| -> HeaderMap {
+            let mut pairs = chrome_headers();
+            pairs.retain(|(n, _)| *n != name);
+            pairs.push((name, value));
+            headers(&pairs)
+        };
+        for (case, request) in [
+            ("no user-agent", without("user-agent")),
+            (
+                "a library's user-agent",
+                replaced("user-agent", "python-requests/2.32"),
+            ),
+            ("no accept-language", without("accept-language")),
+            (
+                "another language",
+                replaced("accept-language", "ru-RU,ru;q=0.9"),
+            ),
+            ("no fetch metadata from chrome", without("sec-fetch-mode")),
+            ("a navigation", replaced("sec-fetch-mode", "navigate")),
+            (
+                "no client hints from a page with brands",
+                without("sec-ch-ua"),
+            ),
+            (
+                "other brands",
+                replaced("sec-ch-ua", r#""Google Chrome";v="120""#),
+            ),
+            (
+                "mobile hint on a desktop page",
+                replaced("sec-ch-ua-mobile", "?1"),
+            ),
+        ] {
+            assert!(request_inconsistent(&request, &page), "{case}");
+        }
+        let no_user_agent = info(serde_json::json!({"window-navigator-languages": ["en-US"]}));
+        assert!(request_inconsistent(
+            &headers(&chrome_headers()),
+            &no_user_agent
+        ));
+    }
+
+    #[test]
+    fn headless_is_read_from_the_request_and_the_page() {
+        let headless_ua = CHROME.replace("Chrome/", "HeadlessChrome/");
+        assert!(headless(
+            &headers(&[("user-agent", headless_ua.as_str())]),
+            &info(serde_json::json!({}))
+        ));
+        assert!(headless(
+            &HeaderMap::new(),
+            &info(
+                serde_json::json!({"window-navigator-userAgentData-brands": "HeadlessChrome;156"})
+            )
+        ));
+        assert!(!headless(&headers(&chrome_headers()), &info(chrome_page())));
+    }
+
+    #[test]
+    fn windowless_desktops_only() {
+        let sizes = |outer: (u32, u32), inner: (u32, u32), extra: serde_json::Value| {
+            let mut page = serde_json::json!({
+                "window-navigator-userAgent": CHROME,
+                "window-outerWidth": outer.0, "window-outerHeight": outer.1,
+                "window-innerWidth": inner.0, "window-innerHeight": inner.1,
+                "window-navigator-maxTouchPoints": 0,
+            });
+            for (key, value) in extra.as_object().expect("object") {
+                page[key] = value.clone();
+            }
+            info(page)
+        };
+        let none = serde_json::json!({});
+        assert!(windowless(&sizes((1280, 720), (1280, 720), none.clone())));
+        assert!(!windowless(&sizes((1050, 780), (1050, 637), none.clone())));
+        assert!(!windowless(&sizes(
+            (390, 844),
+            (390, 844),
+            serde_json::json!({"window-navigator-maxTouchPoints": 5})
+        )));
+        assert!(!windowless(&sizes(
+            (390, 844),
+            (390, 844),
+            serde_json::json!({"window-navigator-userAgentData-mobile": true})
+        )));
+        assert!(!windowless(&info(serde_json::json!({}))), "unknown sizes");
+    }
+
+    fn event(json: serde_json::Value) -> UserEvent {
+        UserEvent(serde_json::value::to_raw_value(&json).expect("raw"))
+    }
+
+    fn mouse(kind: &str, time: f64, x: f64, y: f64) -> UserEvent {
+        event(serde_json::json!({
+            "type": kind, "isTrusted": true, "timeStamp": time, "detail": u8::from(kind != "mousemove"),
+            "x": x, "y": y, "screenX": x + 10.0, "screenY": y + 97.0,
+        }))
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_hands_events_are_plausible_and_not_synthetic() {
+        let events: Vec<UserEvent> = [
+            (212.0, 340.0),
+            (236.0, 331.0),
+            (271.0, 318.0),
+            (300.0, 309.0),
+            (318.0, 305.0),
+        ]
+        .iter()
+        .zip(0u8..)
+        .map(|((x, y), i)| mouse("mousemove", 17.0f64.mul_add(f64::from(i), 100.0), *x, *y))
+        .chain([
+            mouse("mousedown", 300.0, 318.0, 305.0),
+            mouse("mouseup", 380.0, 318.0, 305.0),
+            mouse("click", 380.0, 318.0, 305.0),
+            event(serde_json::json!({"type": "keydown", "isTrusted": true, "timeStamp": 900.0})),
+        ])
+        .collect();
+        assert_eq!(Events::read(&events, SECOND), Events::default());
+        // A touch screen taps where it touches.
+        let tap = [
+            event(serde_json::json!({"type": "touchstart", "isTrusted": true, "timeStamp": 10.0})),
+            event(serde_json::json!({"type": "touchend", "isTrusted": true, "timeStamp": 90.0})),
+            mouse("click", 95.0, 50.0, 60.0),
+        ];
+        assert_eq!(Events::read(&tap, SECOND), Events::default());
+        // A keyboard user activates the checkbox without a pointer (detail 0).
+        let keyboard = [event(
+            serde_json::json!({"type": "click", "isTrusted": true, "timeStamp": 10.0, "detail": 0}),
+        )];
+        assert_eq!(Events::read(&keyboard, SECOND), Events::default());
+    }
+
+    #[test]
+    fn made_up_events_are_implausible() {
+        let implausible = |events: &[UserEvent], span| Events::read(events, span).implausible;
+        let dispatched =
+            event(serde_json::json!({"type": "click", "isTrusted": false, "timeStamp": 5.0}));
+        assert!(implausible(&[dispatched], SECOND), "dispatched by a script");
+        let unknown =
+            event(serde_json::json!({"type": "dblclick", "isTrusted": true, "timeStamp": 5.0}));
+        assert!(
+            implausible(&[unknown], SECOND),
+            "not recorded by the widget"
+        );
+        assert!(
+            implausible(&[event(serde_json::json!([1, 2]))], SECOND),
+            "not an event"
+        );
+        let backwards = [
+            mouse("mousemove", 50.0, 1.0, 1.0),
+            mouse("mousemove", 40.0, 9.0, 9.0),
+        ];
+        assert!(implausible(&backwards, SECOND), "time ran backwards");
+        let spread = [
+            mouse("mousemove", 0.0, 1.0, 1.0),
+            mouse("mousemove", 60_000.0, 9.0, 9.0),
+        ];
+        assert!(
+            implausible(&spread, SECOND),
+            "a minute of events in one second"
+        );
+        let jumping: Vec<UserEvent> = (0..4u8)
+            .map(|i| {
+                let i = f64::from(i);
+                event(serde_json::json!({
+                    "type": "mousemove", "isTrusted": true, "timeStamp": 10.0 * i,
+                    "x": 100.0, "y": 100.0, "screenX": 300.0f64.mul_add(i, 100.0), "screenY": 300.0,
+                }))
+            })
+            .collect();
+        assert!(implausible(&jumping, SECOND), "the window jumps around");
+    }
+
+    #[test]
+    fn scripted_pointers_are_synthetic() {
+        // One move to the target, then the click: a driver's `click()`.
+        let teleport = [
+            mouse("mousemove", 10.0, 300.0, 200.0),
+            mouse("mousedown", 12.0, 300.0, 200.0),
+            mouse("mouseup", 14.0, 300.0, 200.0),
+            mouse("click", 14.0, 300.0, 200.0),
+        ];
+        assert!(Events::read(&teleport, SECOND).teleported);
+        // Equal steps along a line: a driver's `move(…, {steps})`.
+        let line: Vec<UserEvent> = (0..6u8)
+            .map(|i| {
+                let i = f64::from(i);
+                mouse(
+                    "mousemove",
+                    16.0 * i,
+                    31.0f64.mul_add(i, 10.0),
+                    18.0f64.mul_add(i, 10.0),
+                )
+            })
+            .collect();
+        let read = Events::read(&line, SECOND);
+        assert!(read.mechanical && !read.implausible);
+        // A slow hand moves a pixel at a time: not mechanical.
+        let slow: Vec<UserEvent> = (0..8u8)
+            .map(|i| mouse("mousemove", 16.0 * f64::from(i), 10.0 + f64::from(i), 10.0))
+            .collect();
+        assert!(!Events::read(&slow, SECOND).mechanical);
+    }
+
+    fn answers(nonces: &[u64]) -> Vec<Answer> {
+        nonces
+            .iter()
+            .zip(0u32..)
+            .map(|(nonce, number)| Answer {
+                number,
+                nonce: format!("tcn{nonce}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn proof_of_work_faster_than_a_browser_is_too_fast() {
+        let work = answers(&[4_000, 9_999]);
+        // 10 000 attempts need at least 10 ms in a browser.
+        let ms = Duration::from_millis;
+        assert!(!solved_too_fast(&work, ms(400), Some(ms(300))));
+        assert!(
+            solved_too_fast(&work, ms(2), Some(ms(300))),
+            "arrived too soon"
+        );
+        assert!(
+            solved_too_fast(&work, ms(400), Some(ms(1))),
+            "claims too little"
+        );
+        assert!(
+            !solved_too_fast(&answers(&[3]), ms(1), None),
+            "lucky nonces prove nothing"
+        );
+        assert!(!solved_too_fast(&[], Duration::ZERO, None));
+    }
+
+    #[test]
+    fn busy_networks() {
+        let adaptive = AdaptiveDifficulty::default();
+        assert!(!busy_network(30, &adaptive));
+        assert!(busy_network(31, &adaptive));
+    }
+
+    #[test]
+    fn honeypot_rule() {
+        assert!(!honeypot_touched(&HoneypotField::untouched()));
+        let clean = HoneypotField::untouched().remove(0);
+        let filled = HoneypotField {
+            value: Some("bot@example.com".into()),
+            ..clean.clone()
+        };
+        assert!(honeypot_touched(&[clean.clone(), filled]));
+        let focused = HoneypotField {
+            first_interaction_event: Some("focus".into()),
+            ..clean
+        };
+        assert!(honeypot_touched(&[focused]));
+    }
+
+    #[test]
+    fn integrity_rule() {
+        let data = info(serde_json::json!({"a": 1, "b": "x"}));
+        let good = integrity_hash(&data).expect("shallow");
+        assert!(!integrity_broken(&data, Some(&good)));
+        assert!(!integrity_broken(&data, Some(&good.to_uppercase())));
+        assert!(integrity_broken(&data, None));
+        let altered = info(serde_json::json!({"a": 2, "b": "x"}));
+        assert!(integrity_broken(&altered, Some(&good)));
+        let deep = info(serde_json::json!({"a": [[[[[1]]]]]}));
+        assert!(integrity_broken(&deep, Some(&good)), "too deep to hash");
+    }
+
+    #[test]
+    fn automation_rule() {
+        assert!(automation_flagged(&info(
+            serde_json::json!({"dom-automationNote": true})
+        )));
+        assert!(automation_flagged(&info(
+            serde_json::json!({"window-navigator-webdriver": true})
+        )));
+        assert!(!automation_flagged(&info(
+            serde_json::json!({"dom-automationNote": false, "window-navigator-webdriver": null})
+        )));
+        assert!(!automation_flagged(&info(serde_json::json!({}))));
+    }
+
+    #[test]
+    fn timing_rules() {
+        let t = datetime!(2026-01-01 12:00:00 UTC);
+        let ms = |n: i64| time::Duration::milliseconds(n);
+        assert!(!create_timing_implausible(Some(t), Some(t + ms(2500))));
+        assert!(create_timing_implausible(Some(t), Some(t + ms(20))));
+        assert!(create_timing_implausible(Some(t + ms(1)), Some(t)));
+        assert!(create_timing_implausible(None, Some(t)));
+
+        let observed = Duration::from_millis(900);
+        assert!(!submit_timing_implausible(
+            Some(t),
+            Some(t + ms(800)),
+            observed
+        ));
+        assert!(submit_timing_implausible(
+            Some(t + ms(800)),
+            Some(t),
+            observed
+        ));
+        assert!(submit_timing_implausible(
+            Some(t),
+            Some(t + ms(60_000)),
+            observed
+        ));
+        assert!(submit_timing_implausible(Some(t), None, observed));
+    }
+}
