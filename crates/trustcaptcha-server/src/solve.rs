@@ -2,8 +2,10 @@
 //! natively, submit it, and return the verification token. For automated tests of sites that
 //! use a self-hosted server (`trustcaptcha-server solve`).
 //!
-//! The requests are honest about being automated: no user events are sent, so a site with risk
-//! scoring gives the result a higher score than a person would get.
+//! The requests are honest about being automated (no browser headers, no user events, the
+//! proof-of-work solved far faster than a browser could), so on a site with risk scoring the
+//! result scores above 0.5 and is blocked. Automated tests that must pass use the sandbox site
+//! or a bypass key ([`SolveOptions::bypass_key`]).
 
 use base64::Engine as _;
 use serde_json::json;

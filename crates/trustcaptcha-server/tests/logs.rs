@@ -21,6 +21,9 @@ async fn keys_and_tokens_never_reach_the_logs() {
         .get_verification_result(&token)
         .await
         .expect_err("403");
+    let mut eventless = create_body(SITE_A, false);
+    eventless["userEvents"] = serde_json::json!([]);
+    let bot = server.solve_body(&eventless).await;
     let mut body = create_body(SITE_A, false);
     body["widget"]["bypassToken"] = BYPASS_A.into();
     assert_eq!(server.create(&body).await.0, 201);
@@ -43,9 +46,22 @@ async fn keys_and_tokens_never_reach_the_logs() {
     assert!(created.contains("latency_ms="), "{created}");
     let submitted = access("/v2/verifications/{id}/challenges", 201).expect("a submit line");
     assert!(submitted.contains("site=\"a\""), "{submitted}");
+    // A finished verification's line names the detection signals that fired, if any.
+    assert!(!submitted.contains("signals="), "{submitted}");
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("/challenges") && line.contains("signals=\"no_events\"")),
+        "{logs}"
+    );
     let refused = access("/v2/verifications/{id}/results", 403).expect("a refused fetch line");
     assert!(refused.contains("reason=\"invalid_key\""), "{refused}");
-    for secret in [KEY_A, "ak_wrong_key_for_logs", BYPASS_A, token.as_str()] {
+    for secret in [
+        KEY_A,
+        "ak_wrong_key_for_logs",
+        BYPASS_A,
+        token.as_str(),
+        bot.as_str(),
+    ] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }

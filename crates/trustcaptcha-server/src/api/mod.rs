@@ -176,7 +176,8 @@ async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Re
     let extensions = response.extensions();
     let signals = extensions
         .get::<Signals>()
-        .map(|signals| signals.fired().collect::<Vec<_>>().join(","));
+        .map(|signals| signals.fired().collect::<Vec<_>>().join(","))
+        .filter(|fired| !fired.is_empty());
     tracing::info!(
         target: "trustcaptcha::access",
         method,

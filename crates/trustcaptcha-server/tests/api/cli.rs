@@ -139,6 +139,19 @@ fn solve_fails_clearly_for_an_unknown_site() {
     server.terminate();
 }
 
+#[test]
+fn solve_help_points_automated_tests_to_the_sandbox_and_bypass_keys() {
+    let output = Command::new(BIN)
+        .args(["solve", "--help"])
+        .output()
+        .expect("help");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in ["above 0.5", "--sandbox", "bypass key", "BYPASS_KEY"] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
+
 fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("trustcaptcha-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, contents).expect("write");

@@ -2,6 +2,7 @@
 //! area. `logs.rs` has its own binary (tracing's callsite cache is per process).
 
 mod cli;
+mod detection;
 mod fuzz_corpus;
 mod geoip;
 mod hostile;

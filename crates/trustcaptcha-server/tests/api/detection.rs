@@ -1,0 +1,306 @@
+//! Detection through the real server: each signal fires for the forgery that shows it and adds
+//! its documented weight; protocol bots (the `solve` command, a replaying HTTP client) are
+//! refused on a site with default settings, while the sandbox and bypass keys keep automated
+//! tests passing.
+
+use serde_json::{Value, json};
+use trustcaptcha::DecisionAction;
+use trustcaptcha_server::config::{self, Config};
+use trustcaptcha_server::solve::{SolveOptions, solve};
+use trustcaptcha_server::testing::*;
+
+const SITE: &str = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const KEY: &str = "ak_detection_site_key_0123456789";
+const BYPASS: &str = "detection-bypass-key-for-ci";
+
+/// One site with default settings but its keys and origin.
+fn site_config() -> Config {
+    config::parse(
+        &format!(
+            r#"
+        [server]
+        widget_requests_per_minute = 60000
+        widget_burst = 10000
+        [[sites]]
+        name = "default"
+        site_key = "{SITE}"
+        api_keys = ["{KEY}"]
+        allowed_origins = ["{ORIGIN}"]
+        bypass_keys = ["{BYPASS}"]
+        "#
+        ),
+        &|_| None,
+    )
+    .expect("valid")
+}
+
+/// A client that sends exactly `headers` (and the test origin), nothing a browser would add.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// The browser's own headers, as [`Remote`]'s client sends them.
+fn browser() -> reqwest::header::HeaderMap {
+    let mut headers = browser_headers();
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        USER_AGENT.parse().expect("value"),
+    );
+    headers
+}
+
+/// Creates with `headers` and `body`, solves natively, submits (after a browser's time on the
+/// server's clock when `paced`), and fetches the result.
+async fn judged(
+    server: &TestServer,
+    headers: reqwest::header::HeaderMap,
+    body: &Value,
+    paced: bool,
+) -> trustcaptcha::VerificationResult {
+    let response = client()
+        .post(format!("{}/v2/verifications", server.url))
+        .headers(headers.clone())
+        .header("origin", ORIGIN)
+        .json(body)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 200);
+    let created: Value = response.json().await.expect("json");
+    let challenge = &created["challenge"];
+    let tasks = answers(challenge);
+    if paced {
+        server.clock.advance(std::time::Duration::from_secs(1));
+    }
+    let id = challenge["verificationId"].as_str().expect("id");
+    let response = client()
+        .post(format!("{}/v2/verifications/{id}/challenges", server.url))
+        .headers(headers)
+        .header("origin", ORIGIN)
+        .json(&submit_body(&tasks))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201);
+    let finished: Value = response.json().await.expect("json");
+    let token = finished["finished"]["verificationToken"]
+        .as_str()
+        .expect("token");
+    server.fetch(KEY, token).await
+}
+
+fn mouse(kind: &str, time: f64, (x, y): (f64, f64)) -> Value {
+    json!({
+        "isTrusted": true, "timeStamp": time, "type": kind, "detail": u8::from(kind != "mousemove"),
+        "x": x, "y": y, "screenX": x + 10.0, "screenY": y + 97.0,
+    })
+}
+
+#[tokio::test]
+async fn each_signal_fires_for_its_forgery_with_its_weight() {
+    let server = TestServer::start(site_config()).await;
+    let person = judged(&server, browser(), &create_body(SITE, false), true).await;
+    assert_eq!(person.score, 0.0, "the harness plays a person");
+    assert_eq!(person.decision_action, DecisionAction::Allow);
+
+    let without = |name: &str| {
+        let mut headers = browser();
+        headers.remove(name);
+        headers
+    };
+    let rehashed = |change: &dyn Fn(&mut Value)| {
+        let mut body = create_body(SITE, false);
+        change(&mut body["browserInformation"]);
+        let info = serde_json::from_value(body["browserInformation"].clone()).expect("info");
+        body["integrityHash"] = trustcaptcha_server::integrity::integrity_hash(&info).into();
+        body
+    };
+    let with_events = |events: Vec<Value>| {
+        let mut body = create_body(SITE, false);
+        body["userEvents"] = Value::Array(events);
+        body
+    };
+    let headless_agent = USER_AGENT.replace("Chrome/", "HeadlessChrome/");
+    let mut headless = browser();
+    headless.insert(
+        reqwest::header::USER_AGENT,
+        headless_agent.parse().expect("value"),
+    );
+    let line: Vec<Value> = (0..6u8)
+        .map(|i| {
+            let i = f64::from(i);
+            mouse(
+                "mousemove",
+                16.0f64.mul_add(i, 100.0),
+                (31.0f64.mul_add(i, 10.0), 18.0f64.mul_add(i, 10.0)),
+            )
+        })
+        .collect();
+    let cases: Vec<(&str, f64, reqwest::header::HeaderMap, Value, bool)> = vec![
+        (
+            "headless",
+            0.6,
+            headless,
+            rehashed(&|info| info["window-navigator-userAgent"] = headless_agent.clone().into()),
+            true,
+        ),
+        (
+            "request",
+            0.4,
+            without("accept-language"),
+            create_body(SITE, false),
+            true,
+        ),
+        (
+            "window",
+            0.3,
+            browser(),
+            rehashed(&|info| {
+                for key in ["Width", "Height"] {
+                    info[format!("window-outer{key}")] = 1000.into();
+                    info[format!("window-inner{key}")] = 1000.into();
+                }
+            }),
+            true,
+        ),
+        (
+            "events",
+            0.4,
+            browser(),
+            with_events(vec![
+                json!({"isTrusted": false, "timeStamp": 5.0, "type": "click", "detail": 0}),
+            ]),
+            true,
+        ),
+        (
+            "synthetic",
+            0.3,
+            browser(),
+            with_events(vec![
+                mouse("mousemove", 100.0, (300.0, 200.0)),
+                mouse("mousedown", 102.0, (300.0, 200.0)),
+                mouse("mouseup", 104.0, (300.0, 200.0)),
+                mouse("click", 104.0, (300.0, 200.0)),
+            ]),
+            true,
+        ),
+        ("synthetic", 0.3, browser(), with_events(line), true),
+        ("too_fast", 0.4, browser(), create_body(SITE, false), false),
+    ];
+    for (signal, weight, headers, body, paced) in cases {
+        let result = judged(&server, headers, &body, paced).await;
+        assert_eq!(result.score, weight, "{signal}");
+        assert!(result.verification_passed, "{signal}");
+        let expected = if weight > 0.5 {
+            DecisionAction::Block
+        } else {
+            DecisionAction::Allow
+        };
+        assert_eq!(result.decision_action, expected, "{signal}");
+    }
+
+    // Every signal is counted in the site's statistics.
+    let response = server
+        .http
+        .get(format!(
+            "{}/admin/statistics?site=default&window=hour",
+            server.admin.url
+        ))
+        .send()
+        .await
+        .expect("statistics");
+    let counts = &response.json::<Value>().await.expect("json")["counts"];
+    for (signal, expected) in [
+        ("headless", 1),
+        ("request", 1),
+        ("window", 1),
+        ("events", 1),
+        ("synthetic", 2),
+        ("too_fast", 1),
+        ("honeypot", 0),
+    ] {
+        assert_eq!(
+            counts[format!("signal:{signal}")],
+            expected,
+            "{signal}: {counts}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_network_that_solves_far_beyond_its_share_is_busy() {
+    let server = TestServer::start(site_config()).await;
+    // Default adaptive difficulty: 10 free solves a minute; more than 30 make a network busy.
+    // The count never overestimates, so the first 31 solves see no busy network; the sliding
+    // estimate may fade solves of the previous fixed window, so a few more may be needed.
+    for _ in 0..31 {
+        let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+        assert_eq!(result.score, 0.0);
+    }
+    let mut busy = None;
+    for _ in 0..15 {
+        let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+        if result.score > 0.0 {
+            busy = Some(result);
+            break;
+        }
+    }
+    let busy = busy.expect("the network became busy");
+    assert_eq!(busy.score, 0.2);
+    assert_eq!(busy.decision_action, DecisionAction::Allow);
+}
+
+#[tokio::test]
+async fn the_solve_command_is_refused_on_a_real_site_and_passes_with_a_bypass_key() {
+    let server = TestServer::start(site_config()).await;
+    let options = SolveOptions {
+        origin: Some(ORIGIN.to_owned()),
+        ..SolveOptions::new(&server.url, SITE)
+    };
+    let token = solve(&options).await.expect("solved");
+    let result = server.fetch(KEY, &token).await;
+    assert!(result.score > 0.5, "score {}", result.score);
+    assert_eq!(result.decision_action, DecisionAction::Block);
+
+    let bypassed = SolveOptions {
+        bypass_key: Some(BYPASS.to_owned()),
+        ..options
+    };
+    let token = solve(&bypassed).await.expect("solved");
+    let result = server.fetch(KEY, &token).await;
+    assert_eq!(
+        (result.score, result.decision_action),
+        (0.0, DecisionAction::Allow)
+    );
+}
+
+#[tokio::test]
+async fn a_client_replaying_a_browsers_request_with_made_up_events_is_refused() {
+    let server = TestServer::start(site_config()).await;
+    // A recorded page description and the browser's headers, copied exactly; events made up
+    // along a straight line; the proof-of-work solved natively and sent at once.
+    let mut body = create_body(SITE, false);
+    body["userEvents"] = (0..8u8)
+        .map(|i| {
+            let i = f64::from(i);
+            mouse(
+                "mousemove",
+                20.0f64.mul_add(i, 500.0),
+                (25.0f64.mul_add(i, 100.0), 10.0f64.mul_add(i, 100.0)),
+            )
+        })
+        .chain(
+            ["mousedown", "mouseup", "click"]
+                .iter()
+                .map(|kind| mouse(kind, 700.0, (275.0, 170.0))),
+        )
+        .collect();
+    for _ in 0..5 {
+        let result = judged(&server, browser(), &body, false).await;
+        assert!(result.score > 0.5, "score {}", result.score);
+        assert_eq!(result.decision_action, DecisionAction::Block);
+    }
+}
