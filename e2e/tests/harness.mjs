@@ -76,7 +76,7 @@ ${site('e2e-harder', HARDER_SITE_KEY, demoOrigin, [
 
 /** Starts a process and resolves with the first stdout line matching `pattern`. */
 async function start(bin, args, pattern, env = {}) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn', ...env } });
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: process.env.E2E_RUST_LOG ?? 'warn', ...env } });
   const lines = createInterface({ input: child.stdout });
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`${bin} exited with ${code}`); });
   const matched = new Promise((resolve) => {

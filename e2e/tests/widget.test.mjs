@@ -10,8 +10,10 @@ import {
   clickWidget, freePort, launchBrowser, newPage,
   onlyLoopback, screenshot, startDemo, startServer, submitAndRead, widgetOutcome,
 } from './harness.mjs';
+import { humanClick, humanType, launchAutomatedBrowser, launchHumanBrowser, startXvfb } from './human.mjs';
 
 let browser;
+let xvfb;
 let server;
 let demo;
 let serverPort;
@@ -24,7 +26,22 @@ before(async () => {
   server = await startServer({ port: serverPort, demoOrigin });
   demo = await startDemo({ port: demoPort, apiUrl: server.url });
   browser = await launchBrowser();
+  xvfb = await startXvfb();
 });
+
+/** A person's browser (see human.mjs) on the demo page; its requests are recorded too. */
+async function openAsPerson(url) {
+  const human = await launchHumanBrowser(xvfb.display);
+  humans.push(human);
+  const { page } = human;
+  page.requests = [];
+  page.on('request', (request) => page.requests.push({ method: request.method(), url: request.url() }));
+  openedPages.push(page);
+  await page.goto(url);
+  await page.waitForSelector('trustcaptcha-component.hydrated');
+  return page;
+}
+const humans = [];
 
 // Every page of every scenario may have contacted loopback only.
 afterEach(() => {
@@ -42,17 +59,19 @@ async function open(url) {
 }
 
 after(async () => {
+  for (const human of humans) await human.close();
+  await xvfb?.stop();
   await browser?.close();
   await demo?.stop();
   await server?.stop();
 });
 
-test('happy path: click, solve, submit, verified result; the same token is refused the second time', async () => {
-  const page = await open(`${demoOrigin}/`);
-  await clickWidget(page);
+test('happy path: a person types, clicks, solves, submits; verified result; the same token is refused the second time', async () => {
+  const page = await openAsPerson(`${demoOrigin}/`);
+  await humanClick(page, '.tc-checkbox-control');
   const token = await widgetOutcome(page);
   // Typing first would have started the widget by itself (autostart on focus).
-  await page.fill('input[name=email]', 'person@example.com');
+  await humanType(page, 'input[name=email]', 'person@example.com');
   assert.ok(token.length > 40);
   const hidden = await page.locator('input[name="tc-verification-token"]').inputValue();
   assert.equal(hidden, token, 'the widget fills the hidden form field');
@@ -69,6 +88,7 @@ test('happy path: click, solve, submit, verified result; the same token is refus
   assert.equal(shown.result.ipAddress, '127.0.0.1');
   assert.match(shown.result.browser, /^Chrome \d+/);
   assert.equal(shown.result.decisionType, 'STANDARD');
+  assert.equal(shown.decision, 'Allow', `a person passes: score ${shown.result.score}`);
   await screenshot(page, '01-result');
   copyFileSync(join(SCREENSHOTS, '01-result.png'), join(SCREENSHOTS, 'readme-demo.png'));
 
@@ -243,6 +263,35 @@ test('a network on a reputation list is blocked on every site', async () => {
     await listedDemo.stop();
     await listed.stop();
   }
+});
+
+test('the demo refuses an automated browser and lets a person through', async () => {
+  for (const hidden of [false, true]) {
+    const automated = await launchAutomatedBrowser({ hidden });
+    try {
+      const page = automated.page;
+      await page.goto(`${demoOrigin}/`);
+      await clickWidget(page);
+      await widgetOutcome(page);
+      await page.fill('input[name=email]', 'bot@example.com');
+      const shown = await submitAndRead(page);
+      assert.equal(shown.outcome, 'ok');
+      assert.equal(shown.result.verificationPassed, true, 'the proof-of-work was done');
+      assert.ok(shown.result.score > 0.5, `hidden=${hidden}: score ${shown.result.score}`);
+      assert.equal(shown.decision, 'Reject');
+      if (hidden) await screenshot(page, '11-automation-refused');
+    } finally {
+      await automated.close();
+    }
+  }
+  const page = await openAsPerson(`${demoOrigin}/`);
+  await humanType(page, 'input[name=email]', 'person@example.com');
+  // Focusing the form started the widget (autostart); the person then sends the form.
+  await widgetOutcome(page);
+  const shown = await submitAndRead(page);
+  assert.equal(shown.result.verificationPassed, true);
+  assert.ok(shown.result.score <= 0.5, `score ${shown.result.score}`);
+  assert.equal(shown.decision, 'Allow');
 });
 
 test('the console draws the numbers the visitors produced, loading nothing from elsewhere', async () => {
