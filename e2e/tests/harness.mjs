@@ -111,15 +111,15 @@ export async function startServer({ port, demoOrigin, outageBeforeStart = false,
 /** The demo backend on `port`, verifying against `apiUrl` (the key goes through the environment,
  * not the command line, where any process could read it). Its pages load the widget from the
  * server, as an air-gapped site would. */
-export async function startDemo({ port, apiUrl }) {
+export async function startDemo({ port, apiUrl, siteKey = SITE_KEY, apiKey = API_KEY }) {
   return start(
     DEMO_BIN,
     [
-      '--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--site-key', SITE_KEY,
+      '--listen', `127.0.0.1:${port}`, '--api-url', apiUrl, '--site-key', siteKey,
       '--widget-url', `${apiUrl}/widget/dist/bundles/trustcaptcha.umd.min.js`,
     ],
     /demo listening on (http:\/\/\S+?)\/?$/,
-    { TRUSTCAPTCHA_API_KEY: API_KEY },
+    { TRUSTCAPTCHA_API_KEY: apiKey },
   );
 }
 

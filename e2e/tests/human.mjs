@@ -59,7 +59,7 @@ export async function launchHumanBrowser(display, args = []) {
     '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-sandbox', '--disable-gpu',
     '--window-size=1280,740', '--disable-blink-features=AutomationControlled', OFFLINE, ...QUIET,
     ...args, 'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DISPLAY: display } });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DISPLAY: display }, detached: true });
   const endpoint = await new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`chromium exited with ${code}`)));
     createInterface({ input: child.stderr }).on('line', (line) => {
@@ -75,10 +75,16 @@ export async function launchHumanBrowser(display, args = []) {
     async close() {
       await browser.close().catch(() => {});
       if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await once(child, 'exit');
+        const exited = once(child, 'exit');
+        // The whole process group: Chromium's helpers write to the profile too.
+        process.kill(-child.pid, 'SIGTERM');
+        await exited;
       }
-      rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+      try {
+        rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+      } catch {
+        // A helper still finishing a write; the temporary directory stays behind.
+      }
     },
   };
 }

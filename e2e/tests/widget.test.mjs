@@ -279,7 +279,7 @@ test('the demo refuses an automated browser and lets a person through', async ()
       assert.equal(shown.result.verificationPassed, true, 'the proof-of-work was done');
       assert.ok(shown.result.score > 0.5, `hidden=${hidden}: score ${shown.result.score}`);
       assert.equal(shown.decision, 'Reject');
-      if (hidden) await screenshot(page, '11-automation-refused');
+      if (hidden) await screenshot(page, '12-automation-refused');
     } finally {
       await automated.close();
     }
@@ -302,20 +302,27 @@ test('the console draws the numbers the visitors produced, loading nothing from 
   const console_ = await startServer({ port, demoOrigin: origin, adminPort });
   const consoleDemo = await startDemo({ port: demoPort, apiUrl: console_.url });
   try {
-    for (let i = 0; i < 2; i += 1) {
-      const shown = await solveAndSubmit(await open(`${origin}/`));
-      assert.equal(shown.outcome, 'ok');
-    }
+    // A person, then a headless browser.
+    const person = await openAsPerson(`${origin}/`);
+    await humanClick(person, '.tc-checkbox-control');
+    await widgetOutcome(person);
+    assert.equal((await submitAndRead(person)).decision, 'Allow');
+    const bot = await solveAndSubmit(await open(`${origin}/`));
+    assert.equal(bot.decision, 'Reject');
     const page = await open(`http://127.0.0.1:${adminPort}/?site=e2e&window=hour`);
     const count = async (chart, label) => Number(
       await page.locator(`#${chart} g[data-label="${label}"]`).getAttribute('data-count'),
     );
     assert.equal(await count('verifications', 'created'), 2);
     assert.equal(await count('verifications', 'solved'), 2);
-    assert.equal(await count('verifications', 'passed'), 2);
+    assert.equal(await count('verifications', 'passed'), 1);
+    assert.equal(await count('verifications', 'blocked'), 1);
     assert.equal(await count('retrievals', 'ok'), 2);
     assert.equal(await count('browsers', 'Chrome'), 2);
-    assert.match(await page.locator('#pass-rate').innerText(), /100\.0 % passed \(2 of 2\)/);
+    // The bot's detection signals, each counted once.
+    assert.equal(await count('signals', 'headless'), 1);
+    assert.equal(await count('signals', 'automation'), 1);
+    assert.match(await page.locator('#pass-rate').innerText(), /50\.0 % passed \(1 of 2\)/);
     // The bars are drawn: the solved bar is as wide as the created one.
     const width = async (label) => Number(
       await page.locator(`#verifications g[data-label="${label}"] rect`).getAttribute('width'),

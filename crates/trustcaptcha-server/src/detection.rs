@@ -17,7 +17,7 @@
 //!   (`isTrusted: false`), event types the widget never records, time running backwards, events
 //!   spread over more time than passed, pointer positions that imply a window jumping around
 //!   the screen; and input that no hand produces: a click with no pointer movement before it,
-//!   or a pointer moving in equal steps along a line;
+//!   or a long pointer movement along a perfectly straight line;
 //! * the proof-of-work's duration against the work its nonces show ([`solved_too_fast`]): each
 //!   task is solved by one browser worker counting nonces up from zero, one WebCrypto digest per
 //!   attempt, so the largest nonce bounds from below how long a browser needed. A native solver
@@ -317,7 +317,7 @@ pub(crate) struct Events {
     pub implausible: bool,
     /// A pointer click with no pointer movement before it, on a device without touch or pen.
     pub teleported: bool,
-    /// The pointer moved in equal steps along a straight line.
+    /// A long pointer movement along a perfectly straight line.
     pub mechanical: bool,
 }
 
@@ -339,10 +339,16 @@ struct Event<'a> {
     detail: Option<f64>,
 }
 
-/// Equal steps along a line this many times in a row are mechanical.
-const MECHANICAL_RUN: usize = 4;
-/// Steps shorter than this (pixels) are ignored: a slow hand moves one pixel at a time.
-const MECHANICAL_MIN_STEP: f64 = 5.0;
+/// A pointer movement (moves without a pause longer than [`MOVEMENT_PAUSE_MS`]) of at least
+/// this many recorded positions …
+const MECHANICAL_POSITIONS: usize = 5;
+/// … covering at least this many pixels …
+const MECHANICAL_DISTANCE: f64 = 100.0;
+/// … whose positions all lie this close (pixels) to the straight line from its first to its
+/// last position was drawn by a program: a hand's path bends.
+const MECHANICAL_DEVIATION: f64 = 1.5;
+/// A pause (milliseconds) that ends one pointer movement.
+const MOVEMENT_PAUSE_MS: f64 = 100.0;
 /// Positions that agree within this many pixels are the same (rounding, fractional scaling).
 const PIXEL_TOLERANCE: f64 = 2.0;
 /// The window may move once between events (dragged to another screen); more often means the
@@ -358,9 +364,8 @@ impl Events {
         let mut window_positions: Vec<(f64, f64)> = Vec::new();
         let mut moves = 0usize;
         let mut other_pointers = false;
-        let mut last_position: Option<(f64, f64)> = None;
-        let mut last_step: Option<(f64, f64)> = None;
-        let mut run = 0usize;
+        let mut movement: Vec<(f64, f64)> = Vec::new();
+        let mut last_move_time = f64::NEG_INFINITY;
         for event in events {
             let Ok(event) = serde_json::from_str::<Event<'_>>(event.0.get()) else {
                 report.implausible = true;
@@ -394,20 +399,13 @@ impl Events {
             match kind {
                 "mousemove" => {
                     moves += 1;
-                    if let (Some(x), Some(y)) = (event.x, event.y) {
-                        if let Some(previous) = last_position {
-                            let step = (x - previous.0, y - previous.1);
-                            let long = step.0.hypot(step.1) >= MECHANICAL_MIN_STEP;
-                            let same = last_step.is_some_and(|last: (f64, f64)| {
-                                (last.0 - step.0).abs() <= 1.0 && (last.1 - step.1).abs() <= 1.0
-                            });
-                            run = if long && same { run + 1 } else { 0 };
-                            if run + 1 >= MECHANICAL_RUN {
-                                report.mechanical = true;
-                            }
-                            last_step = Some(step);
+                    if let (Some(x), Some(y), Some(time)) = (event.x, event.y, time) {
+                        if time - last_move_time > MOVEMENT_PAUSE_MS {
+                            report.mechanical |= drawn(&movement);
+                            movement.clear();
                         }
-                        last_position = Some((x, y));
+                        movement.push((x, y));
+                        last_move_time = time;
                     }
                 }
                 "click" if event.detail.is_some_and(|d| d >= 1.0) && moves < 2 => {
@@ -419,6 +417,7 @@ impl Events {
                 _ => {}
             }
         }
+        report.mechanical |= drawn(&movement);
         if other_pointers {
             // Touch screens and pens click where they touch, without moving there first.
             report.teleported = false;
@@ -434,6 +433,21 @@ impl Events {
         }
         report
     }
+}
+
+/// Whether a pointer movement is long and perfectly straight (see [`MECHANICAL_DEVIATION`]).
+fn drawn(movement: &[(f64, f64)]) -> bool {
+    let (Some(&(x0, y0)), Some(&(x1, y1))) = (movement.first(), movement.last()) else {
+        return false;
+    };
+    let length = (x1 - x0).hypot(y1 - y0);
+    movement.len() >= MECHANICAL_POSITIONS
+        && length >= MECHANICAL_DISTANCE
+        && movement.iter().all(|&(x, y)| {
+            // The distance from the chord: the cross product over the chord's length.
+            (x1 - x0).mul_add(y0 - y, -((x0 - x) * (y1 - y0))).abs() / length
+                <= MECHANICAL_DEVIATION
+        })
 }
 
 /// A header's text, if present and readable.
@@ -794,11 +808,38 @@ mod tests {
             .collect();
         let read = Events::read(&line, SECOND);
         assert!(read.mechanical && !read.implausible);
-        // A slow hand moves a pixel at a time: not mechanical.
-        let slow: Vec<UserEvent> = (0..8u8)
+        // Steps lost to the widget's throttling leave a line a line.
+        let gappy: Vec<UserEvent> = [0u8, 1, 3, 4, 5, 7]
+            .iter()
+            .map(|&i| {
+                let i = f64::from(i);
+                mouse(
+                    "mousemove",
+                    16.0 * i,
+                    31.0f64.mul_add(i, 10.0),
+                    18.0f64.mul_add(i, 10.0),
+                )
+            })
+            .collect();
+        assert!(Events::read(&gappy, SECOND).mechanical);
+        // A hand's path bends, even when its speed is steady for a while.
+        let curved: Vec<UserEvent> = (0..10u8)
+            .map(|i| {
+                let t = f64::from(i) / 9.0;
+                mouse(
+                    "mousemove",
+                    16.0 * f64::from(i),
+                    300.0f64.mul_add(t, 10.0),
+                    (40.0 * t).mul_add(-t, 40.0f64.mul_add(t, 10.0)),
+                )
+            })
+            .collect();
+        assert!(!Events::read(&curved, SECOND).mechanical);
+        // Short movements prove nothing.
+        let short: Vec<UserEvent> = (0..6u8)
             .map(|i| mouse("mousemove", 16.0 * f64::from(i), 10.0 + f64::from(i), 10.0))
             .collect();
-        assert!(!Events::read(&slow, SECOND).mechanical);
+        assert!(!Events::read(&short, SECOND).mechanical);
     }
 
     fn answers(nonces: &[u64]) -> Vec<Answer> {

@@ -13,7 +13,7 @@
 //! | `events` | 0.4 | input events the widget cannot have recorded: dispatched by a script, of unknown types, running backwards in time, spread over more time than passed, or from a window jumping around the screen |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
 //! | `automation` | 0.3 | `dom-automationNote` or `window-navigator-webdriver` is `true` |
-//! | `synthetic` | 0.3 | input no hand produces: a pointer click without any movement before it (not on touch or pen devices), or the pointer moving in equal steps along a line |
+//! | `synthetic` | 0.3 | input no hand produces: a pointer click without any movement before it (not on touch or pen devices), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
 //! | `window` | 0.3 | a desktop window without browser UI around the page (outer size = inner size): headless browsers, and a person in full-screen mode |
 //! | `no_events` | 0.3 | standard mode, and neither request carried a single user event (a person moves, clicks, types or scrolls) |
 //! | `timing` | 0.2 | timestamps are impossible: start before box creation, solving claimed to end before it began or to take longer than the server observed, or solving started within 100 ms of the box appearing |
