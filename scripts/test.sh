@@ -60,9 +60,12 @@ echo "examples ok"
 step "a fresh project depends on the client crate as the README says"
 ./scripts/install-check.sh
 
-step "browser tests (official widget in headless Debian Chromium)"
+step "browser tests (official widget in Debian Chromium: headless, and headful on Xvfb)"
 cargo build --locked --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e
+
+step "detection, short form: bots refused, people pass (full figures: scripts/bench-detection.sh)"
+npm run --silent --prefix e2e bench:detection -- --sessions 3 --humans 8 --check
 
 step "the official Python client (PyPI trustcaptcha 3.0.0) against trustcaptcha-server"
 python3 -m venv target/python-compat

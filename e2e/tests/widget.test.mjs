@@ -1,4 +1,5 @@
-// The whole system as a user sees it: the official widget in headless Chromium, talking to
+// The whole system as a user sees it: the official widget in Chromium (headless through
+// Playwright, and as a person's browser on a virtual display: human.mjs), talking to
 // trustcaptcha-server, and the demo backend verifying tokens with the trustcaptcha crate.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';

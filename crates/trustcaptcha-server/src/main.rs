@@ -59,8 +59,9 @@ enum Command {
     ///
     /// Its requests are a script's, and the server's detection says so: on a site with risk
     /// scoring the result scores above 0.5 and a backend following the guide rejects it. For
-    /// automated tests that must pass, use the sandbox site (`serve --sandbox`) or a bypass key
-    /// of the site (`--bypass-key-env`), which finish with score 0 and decision BYPASS_KEY.
+    /// automated tests that must pass, use the sandbox site (`serve --sandbox`, no risk scoring)
+    /// or a bypass key of the site (`--bypass-key-env`): both finish with score 0, a bypass
+    /// key's result with decision type BYPASS_KEY.
     #[cfg(feature = "solve")]
     Solve {
         /// The server's base URL.
