@@ -794,33 +794,25 @@ mod tests {
             mouse("click", 14.0, 300.0, 200.0),
         ];
         assert!(Events::read(&teleport, SECOND).teleported);
-        // Equal steps along a line: a driver's `move(…, {steps})`.
-        let line: Vec<UserEvent> = (0..6u8)
-            .map(|i| {
-                let i = f64::from(i);
-                mouse(
-                    "mousemove",
-                    16.0 * i,
-                    31.0f64.mul_add(i, 10.0),
-                    18.0f64.mul_add(i, 10.0),
-                )
-            })
-            .collect();
-        let read = Events::read(&line, SECOND);
+        // Equal steps along a line: a driver's `move(…, {steps})`; steps lost to the widget's
+        // throttling leave a line a line.
+        let along_line = |steps: &[u8]| -> Vec<UserEvent> {
+            steps
+                .iter()
+                .map(|&i| {
+                    let i = f64::from(i);
+                    mouse(
+                        "mousemove",
+                        16.0 * i,
+                        31.0f64.mul_add(i, 10.0),
+                        18.0f64.mul_add(i, 10.0),
+                    )
+                })
+                .collect()
+        };
+        let read = Events::read(&along_line(&[0, 1, 2, 3, 4, 5]), SECOND);
         assert!(read.mechanical && !read.implausible);
-        // Steps lost to the widget's throttling leave a line a line.
-        let gappy: Vec<UserEvent> = [0u8, 1, 3, 4, 5, 7]
-            .iter()
-            .map(|&i| {
-                let i = f64::from(i);
-                mouse(
-                    "mousemove",
-                    16.0 * i,
-                    31.0f64.mul_add(i, 10.0),
-                    18.0f64.mul_add(i, 10.0),
-                )
-            })
-            .collect();
+        let gappy = along_line(&[0, 1, 3, 4, 5, 7]);
         assert!(Events::read(&gappy, SECOND).mechanical);
         // A hand's path bends, even when its speed is steady for a while.
         let curved: Vec<UserEvent> = (0..10u8)

@@ -92,6 +92,21 @@ async fn judged(
     server.fetch(KEY, token).await
 }
 
+/// `count` pointer positions in equal steps along a straight line, 16 ms apart from `start`
+/// (page time), as a script draws them.
+fn drawn_line(count: u8, start: f64, from: (f64, f64), step: (f64, f64)) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let i = f64::from(i);
+            mouse(
+                "mousemove",
+                16.0f64.mul_add(i, start),
+                (step.0.mul_add(i, from.0), step.1.mul_add(i, from.1)),
+            )
+        })
+        .collect()
+}
+
 fn mouse(kind: &str, time: f64, (x, y): (f64, f64)) -> Value {
     json!({
         "isTrusted": true, "timeStamp": time, "type": kind, "detail": u8::from(kind != "mousemove"),
@@ -129,16 +144,7 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
         reqwest::header::USER_AGENT,
         headless_agent.parse().expect("value"),
     );
-    let line: Vec<Value> = (0..6u8)
-        .map(|i| {
-            let i = f64::from(i);
-            mouse(
-                "mousemove",
-                16.0f64.mul_add(i, 100.0),
-                (31.0f64.mul_add(i, 10.0), 18.0f64.mul_add(i, 10.0)),
-            )
-        })
-        .collect();
+    let line = drawn_line(6, 100.0, (10.0, 10.0), (31.0, 18.0));
     let cases: Vec<(&str, f64, reqwest::header::HeaderMap, Value, bool)> = vec![
         (
             "headless",
@@ -283,15 +289,8 @@ async fn a_client_replaying_a_browsers_request_with_made_up_events_is_refused() 
     // A recorded page description and the browser's headers, copied exactly; events made up
     // along a straight line; the proof-of-work solved natively and sent at once.
     let mut body = create_body(SITE, false);
-    body["userEvents"] = (0..8u8)
-        .map(|i| {
-            let i = f64::from(i);
-            mouse(
-                "mousemove",
-                20.0f64.mul_add(i, 500.0),
-                (25.0f64.mul_add(i, 100.0), 10.0f64.mul_add(i, 100.0)),
-            )
-        })
+    body["userEvents"] = drawn_line(8, 500.0, (100.0, 100.0), (25.0, 10.0))
+        .into_iter()
         .chain(
             ["mousedown", "mouseup", "click"]
                 .iter()
