@@ -94,7 +94,7 @@ impl Default for Metrics {
         let stored = Gauge::default();
         registry.register(
             "stored_verifications",
-            "Verifications currently held by the store",
+            "Pending and finished verifications held by the store (spent ones leave a marker only)",
             stored.clone(),
         );
         Metrics {

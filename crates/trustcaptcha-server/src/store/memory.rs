@@ -1,6 +1,11 @@
 //! The in-memory store: sharded maps behind short-held mutexes, bounded in size. It owns a
 //! sweeper task that forgets entries no answer depends on any more; the task ends when the store
 //! is dropped. For one process, tests and `--sandbox`; its state ends with the process.
+//!
+//! A verification whose retrievals are used up leaves its slot: what later answers need (its
+//! site and expiry, 40 bytes with the map's own) moves to a map of markers, bounded apart
+//! ([`MARKERS_PER_SLOT`] per slot of capacity), so the capacity bounds what is pending or
+//! finished, not the traffic of the last 25 minutes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
@@ -13,7 +18,7 @@ use uuid::Uuid;
 
 use super::counter::Counter;
 use super::record::Record;
-use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
+use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
 use crate::clock::Clock;
 
 /// Shards spread lock contention across cores and keep each sweep of one shard short (a
@@ -23,6 +28,19 @@ const SHARDS: usize = 256;
 
 /// How often the sweeper looks for entries to forget. Each pass locks one shard at a time.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Markers of spent verifications kept per slot of capacity. Beyond that a spent verification
+/// is forgotten at once, and a later retrieval of it answers not found instead of limit
+/// reached: refused either way.
+pub const MARKERS_PER_SLOT: usize = 16;
+
+/// What a spent verification leaves behind.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    site_key: Uuid,
+    /// The result's expiry, in Unix milliseconds.
+    expires_at: i64,
+}
 
 /// A bounded, sharded in-memory [`Store`].
 #[derive(Debug)]
@@ -38,6 +56,9 @@ struct Shards {
     maps: [Mutex<HashMap<Uuid, Record>>; SHARDS],
     len: AtomicUsize,
     capacity: usize,
+    /// Spent verifications, sharded like `maps`; at most `capacity * MARKERS_PER_SLOT`.
+    markers: [Mutex<HashMap<Uuid, Marker>>; SHARDS],
+    marked: AtomicUsize,
     /// Counters, sharded by their name's hash; at most `capacity` of them.
     counters: [Mutex<HashMap<String, Counter>>; SHARDS],
     counted: AtomicUsize,
@@ -55,6 +76,8 @@ impl MemoryStore {
             maps: std::array::from_fn(|_| Mutex::default()),
             len: AtomicUsize::new(0),
             capacity,
+            markers: std::array::from_fn(|_| Mutex::default()),
+            marked: AtomicUsize::new(0),
             counters: std::array::from_fn(|_| Mutex::default()),
             counted: AtomicUsize::new(0),
             hasher: RandomState::new(),
@@ -99,12 +122,44 @@ async fn sweep(shards: Weak<Shards>, clock: Arc<dyn Clock>) {
     }
 }
 
+/// The shard of `id`: ids are random, so one byte spreads them evenly.
+fn shard_of(id: Uuid) -> usize {
+    usize::from(id.as_bytes()[15]) % SHARDS
+}
+
 impl Shards {
     fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Record>> {
-        let index = usize::from(id.as_bytes()[15]) % SHARDS;
         // Every update under the lock is a single insert, remove or assignment, so a map seen
         // after a panic elsewhere is never half-updated.
-        self.maps[index].lock().unwrap_or_else(|e| e.into_inner())
+        self.maps[shard_of(id)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn markers(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Marker>> {
+        self.markers[shard_of(id)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves a verification that was just spent out of its slot, into a marker if there is
+    /// room for one. `shard` is the locked shard that holds it.
+    fn spend(&self, shard: &mut HashMap<Uuid, Record>, id: Uuid, expires_at: OffsetDateTime) {
+        let Some(record) = shard.remove(&id) else {
+            return;
+        };
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        if self.marked.fetch_add(1, Ordering::AcqRel) >= self.capacity * MARKERS_PER_SLOT {
+            self.marked.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let marker = Marker {
+            site_key: record.site_key,
+            expires_at: super::millis(expires_at),
+        };
+        if self.markers(id).insert(id, marker).is_some() {
+            self.marked.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Forgets what no answer depends on; one shard locked at a time.
@@ -117,6 +172,16 @@ impl Shards {
             forgotten += before - map.len();
         }
         self.len.fetch_sub(forgotten, Ordering::AcqRel);
+        let tombstone = i64::try_from(TOMBSTONE.as_millis()).unwrap_or(i64::MAX);
+        let until = super::millis(now).saturating_sub(tombstone);
+        for markers in &self.markers {
+            let mut markers = markers.lock().unwrap_or_else(|e| e.into_inner());
+            let before = markers.len();
+            markers.retain(|_, marker| marker.expires_at > until);
+            self.marked
+                .fetch_sub(before - markers.len(), Ordering::AcqRel);
+            forgotten += before - markers.len();
+        }
         let now = super::millis(now);
         for counters in &self.counters {
             let mut counters = counters.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,12 +209,31 @@ impl Shards {
             return Err(StoreError::Full);
         }
         let mut shard = self.shard(id);
-        if shard.contains_key(&id) {
+        if shard.contains_key(&id) || self.markers(id).contains_key(&id) {
             self.len.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Duplicate);
         }
         shard.insert(id, record);
         Ok(())
+    }
+
+    /// Answers a retrieval: from the record of `id`, or from its marker once spent.
+    fn retrieve(&self, id: Uuid, authorized: &[Uuid], now: OffsetDateTime) -> Retrieval {
+        let mut shard = self.shard(id);
+        if let Some(record) = shard.get_mut(&id) {
+            let answer = record.retrieve(authorized, now);
+            if let Some(expires_at) = record.spent_until() {
+                self.spend(&mut shard, id, expires_at);
+            }
+            return answer;
+        }
+        drop(shard);
+        let Some(marker) = self.markers(id).get(&id).copied() else {
+            return Retrieval::NotFound;
+        };
+        let expires_at =
+            super::from_millis(marker.expires_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Record::spent(marker.site_key, expires_at).retrieve(authorized, now)
     }
 
     /// Runs `transition` on the record of `id`, if there is one.
@@ -224,10 +308,7 @@ impl Store for MemoryStore {
         authorized: &[Uuid],
         now: OffsetDateTime,
     ) -> Result<Retrieval, StoreError> {
-        Ok(self
-            .shards
-            .with_record(id, |record| record.retrieve(authorized, now))
-            .unwrap_or(Retrieval::NotFound))
+        Ok(self.shards.retrieve(id, authorized, now))
     }
 
     async fn count(&self) -> Result<usize, StoreError> {

@@ -23,8 +23,12 @@
 //!   finish, release or abandon it. A lease that lapses (its `until` passed) lets the next
 //!   submission claim it again, so a claimant that vanished (a crashed process) strands nothing.
 //! * **finished**: the result is ready and counts its retrievals.
-//! * **spent**: every allowed retrieval was made; a backend may drop the result and keep a
-//!   small marker that answers [`Retrieval::LimitReached`].
+//! * **spent**: every allowed retrieval was made; a backend drops the result and keeps a small
+//!   marker that answers [`Retrieval::LimitReached`] (then `Expired`, then `NotFound`, as
+//!   below). A spent verification no longer counts against the capacity, which bounds the
+//!   pending and finished ones ([`Store::count`]); a backend may bound its markers apart and
+//!   forget a spent verification early when they are full (a later retrieval then answers
+//!   `NotFound`: refused either way).
 //!
 //! Every transition and every counted retrieval is atomic: of any number of concurrent claims
 //! of one verification exactly one succeeds, and of concurrent retrievals exactly
@@ -368,9 +372,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<Retrieval, StoreError>;
 
-    /// How many verifications are held (including those waiting to be forgotten). A backend
-    /// that keeps counters and marks as entries of the same kind (Redis: keys) may count those
-    /// too.
+    /// How many pending and finished verifications are held (including those waiting to be
+    /// forgotten; spent ones are not counted). A backend that keeps markers, counters and marks
+    /// as entries of the same kind (Redis: keys) may count those too.
     ///
     /// # Errors
     ///

@@ -57,6 +57,22 @@ impl Record {
         }
     }
 
+    /// A spent verification, as a backend that keeps spent ones apart brings it back.
+    pub(crate) fn spent(site_key: Uuid, expires_at: OffsetDateTime) -> Self {
+        Record {
+            site_key,
+            state: State::Spent { expires_at },
+        }
+    }
+
+    /// The expiry of a spent verification; `None` while its result may still be served.
+    pub(crate) fn spent_until(&self) -> Option<OffsetDateTime> {
+        match self.state {
+            State::Spent { expires_at } => Some(expires_at),
+            _ => None,
+        }
+    }
+
     /// When no answer depends on the record any more, so that a backend may forget it.
     pub(crate) fn forgettable_after(&self) -> OffsetDateTime {
         match &self.state {

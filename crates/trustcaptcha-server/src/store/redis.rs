@@ -703,11 +703,19 @@ mod tests {
         fn store(&self) -> &dyn Store {
             &self.store
         }
+
+        fn counts_capacity(&self) -> bool {
+            false
+        }
     }
 
     impl conformance::Fixture for OnCluster {
         fn store(&self) -> &dyn Store {
             &self.store
+        }
+
+        fn counts_capacity(&self) -> bool {
+            false
         }
     }
 

@@ -7,8 +7,10 @@
 //! on a second connection on Tokio's blocking pool (WAL lets them proceed beside the writer).
 //! Nothing blocks an async worker.
 //!
-//! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper), and
-//! its record as JSON. The transitions are the ones every backend shares
+//! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper),
+//! whether it is spent, and its record as JSON. A spent verification's row shrinks to what later
+//! answers need and no longer counts against the capacity (rows on disk are bounded by the
+//! retrieval rate times the result lifetime plus the tombstone time). The transitions are the ones every backend shares
 //! (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
 //! server knows is refused, an older one migrated.
 
@@ -31,7 +33,7 @@ use super::{
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -54,8 +56,8 @@ pub struct SqliteStore {
 struct Shared {
     /// The reading connection; the writer thread owns the other.
     reader: Mutex<Connection>,
-    /// Rows held, counted once at open and kept in step by every insert and delete (only this
-    /// process writes the file).
+    /// Rows held that are not spent (pending or finished), counted once at open and kept in
+    /// step by every insert, spending retrieval and delete (only this process writes the file).
     len: AtomicUsize,
     capacity: usize,
     /// Every counter, loaded at open and written through (only this process writes the file),
@@ -89,7 +91,11 @@ impl SqliteStore {
         let mut writing = connect(path)?;
         migrate(&mut writing)?;
         let len: i64 = writing
-            .query_row("SELECT COUNT(*) FROM verifications", [], |row| row.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM verifications WHERE spent = 0",
+                [],
+                |row| row.get(0),
+            )
             .map_err(unavailable)?;
         let counters = load_counters(&writing)?;
         let shared = Arc::new(Shared {
@@ -165,21 +171,28 @@ impl SqliteStore {
         id: Uuid,
         transition: impl FnOnce(&mut Record) -> T + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
-        self.transaction(move |tx, _| {
+        self.transaction(move |tx, shared| {
             let Some(mut record) = load(tx, id)? else {
                 return Ok(None);
             };
+            let was_spent = record.spent_until().is_some();
             let outcome = transition(&mut record);
+            let spent = record.spent_until().is_some();
             tx.prepare_cached(
-                "UPDATE verifications SET forget_after = ?2, record = ?3 WHERE id = ?1",
+                "UPDATE verifications SET forget_after = ?2, record = ?3, spent = ?4 WHERE id = ?1",
             )
             .map_err(unavailable)?
             .execute(params![
                 id.as_bytes(),
                 millis(record.forgettable_after()),
-                encode(&record)?
+                encode(&record)?,
+                spent
             ])
             .map_err(unavailable)?;
+            if spent && !was_spent {
+                // A spent verification keeps its small row but leaves the capacity.
+                shared.len.fetch_sub(1, Ordering::AcqRel);
+            }
             Ok(Some(outcome))
         })
         .await
@@ -289,6 +302,20 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(unavailable)?;
     }
+    if version < 4 {
+        // Spent verifications leave the capacity; the column tells them apart without reading
+        // the records.
+        connection
+            .execute_batch(
+                "BEGIN;
+                 ALTER TABLE verifications ADD COLUMN spent INTEGER NOT NULL DEFAULT 0;
+                 UPDATE verifications SET spent = 1
+                     WHERE CAST(record AS TEXT) LIKE '%\"Spent\"%';
+                 PRAGMA user_version = 4;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -392,6 +419,13 @@ async fn sweep(writer: mpsc::WeakSender<Job>, clock: Arc<dyn Clock>) {
         };
         let now = millis(clock.now());
         let forgotten = submit(&writer, move |connection, shared| {
+            let unspent: i64 = connection
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM verifications WHERE forget_after <= ?1 AND spent = 0",
+                )
+                .map_err(unavailable)?
+                .query_row(params![now], |row| row.get(0))
+                .map_err(unavailable)?;
             let forgotten = connection
                 .prepare_cached("DELETE FROM verifications WHERE forget_after <= ?1")
                 .map_err(unavailable)?
@@ -407,7 +441,9 @@ async fn sweep(writer: mpsc::WeakSender<Job>, clock: Arc<dyn Clock>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|_, counter| counter.forgettable_at() > now);
-            shared.len.fetch_sub(forgotten, Ordering::AcqRel);
+            shared
+                .len
+                .fetch_sub(usize::try_from(unspent).unwrap_or(0), Ordering::AcqRel);
             Ok(forgotten)
         })
         .await
