@@ -1,0 +1,182 @@
+//! Full verifications (create, solve, submit, fetch) sustained for minutes against a server at
+//! default settings, in a second process: does the capacity hold real traffic, and what memory
+//! does it take?
+//!
+//! ```sh
+//! cargo run --release -p trustcaptcha-bench --bin capacity-bench
+//! TRUSTCAPTCHA_BENCH_STORE_URL=memory:// TRUSTCAPTCHA_BENCH_SECONDS=60 cargo run --release -p trustcaptcha-bench --bin capacity-bench
+//! ```
+//!
+//! The store is a fresh SQLite file unless `TRUSTCAPTCHA_BENCH_STORE_URL` names another; the run
+//! lasts `TRUSTCAPTCHA_BENCH_SECONDS` (default 300). Everything that bounds state is the default
+//! (capacity 100 000, challenge and result lifetimes, one retrieval per result); the proof-of-work
+//! is one task of one bit, so that two cores can generate the load, and the per-network limits
+//! are lifted, since the load generator is a single client network. Every 30 s a line reports
+//! the flows per second of that interval, the refusals by status, and the server's resident
+//! memory; the file size for SQLite.
+
+// The server child runs this binary: it allocates as the shipped `trustcaptcha-server` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use trustcaptcha_bench::{API_KEY, SITE_KEY, serve_if_child, spawn_server_with};
+use trustcaptcha_server::testing;
+
+const IN_FLIGHT: usize = 64;
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+const SQLITE_FILE: &str = "/tmp/trustcaptcha-capacity-bench.sqlite3";
+
+fn config(store: &str) -> String {
+    format!(
+        r#"
+        [store]
+        url = "{store}"
+
+        [server]
+        # One load generator is one client network: its limits are lifted. Nothing else is.
+        widget_requests_per_minute = 100000000
+        widget_burst = 100000000
+        max_pending_per_network = 2000000
+        max_pending_per_site = 2000000
+        max_connections_per_network = 100000
+        max_requests_in_flight = 100000
+
+        [[sites]]
+        name = "bench"
+        site_key = "{SITE_KEY}"
+        api_keys = ["{API_KEY}"]
+        difficulty = 1
+        tasks = 1
+        adaptive_difficulty = {{ window_secs = 1, free_solves = 4000000000, step = 0, max_extra = 0 }}
+        "#
+    )
+}
+
+fn main() {
+    serve_if_child();
+    let store = std::env::var("TRUSTCAPTCHA_BENCH_STORE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{SQLITE_FILE}"));
+    if store.starts_with("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{SQLITE_FILE}{suffix}"));
+        }
+    }
+    let seconds: u64 = std::env::var("TRUSTCAPTCHA_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(&store, Duration::from_secs(seconds)));
+}
+
+/// The outcome of one flow: `None` when it finished, else the first refusal's status.
+async fn flow(http: &reqwest::Client, url: &str) -> Option<u16> {
+    let created = http
+        .post(format!("{url}/v2/verifications"))
+        .json(&testing::create_body(SITE_KEY, false))
+        .send()
+        .await
+        .ok()?;
+    if created.status() != 200 {
+        return Some(created.status().as_u16());
+    }
+    let challenge = created.json::<Value>().await.ok()?["challenge"].clone();
+    let id = challenge["verificationId"].as_str().unwrap_or_default();
+    let submitted = http
+        .post(format!("{url}/v2/verifications/{id}/challenges"))
+        .json(&testing::submit_body(&testing::answers(&challenge)))
+        .send()
+        .await
+        .ok()?;
+    if submitted.status() != 201 {
+        return Some(submitted.status().as_u16());
+    }
+    let fetched = http
+        .get(format!("{url}/v2/verifications/{id}/results"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .ok()?;
+    (fetched.status() != 200).then(|| fetched.status().as_u16())
+}
+
+async fn run(store: &str, length: Duration) {
+    let server = spawn_server_with(&config(store));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .build()
+        .expect("client");
+    let done = Arc::new(AtomicU64::new(0));
+    let refused: Arc<Mutex<BTreeMap<u16, u64>>> = Arc::default();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (http, url) = (http.clone(), server.url.clone());
+            let (done, refused) = (Arc::clone(&done), Arc::clone(&refused));
+            tokio::spawn(async move {
+                while started.elapsed() < length {
+                    match flow(&http, &url).await {
+                        None => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(status) => {
+                            *refused.lock().expect("lock").entry(status).or_default() += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    println!(
+        "store {store}, {} s, {IN_FLIGHT} flows in flight",
+        length.as_secs()
+    );
+    let mut last = 0;
+    let mut rates = Vec::new();
+    while started.elapsed() < length {
+        tokio::time::sleep(REPORT_EVERY.min(length.saturating_sub(started.elapsed()))).await;
+        let now = done.load(Ordering::Relaxed);
+        let rate = (now - last) as f64 / REPORT_EVERY.as_secs_f64();
+        rates.push(rate);
+        last = now;
+        let file = std::fs::metadata(SQLITE_FILE).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(format!("{SQLITE_FILE}-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+        println!(
+            "{:>4} s: {rate:>7.0} flows/s, {now} done, refused {:?}, server RSS {} MiB{}",
+            started.elapsed().as_secs(),
+            refused.lock().expect("lock"),
+            server.rss_bytes() / (1 << 20),
+            if store.starts_with("sqlite://") {
+                format!(", file + WAL {} MiB", file / (1 << 20))
+            } else {
+                String::new()
+            }
+        );
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let total = done.load(Ordering::Relaxed);
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "total {total} flows in {:.0} s ({:.0}/s); 30-s intervals min / median / max {:.0} / {:.0} / {:.0} flows/s; refused {:?}",
+        started.elapsed().as_secs_f64(),
+        total as f64 / started.elapsed().as_secs_f64(),
+        rates.first().copied().unwrap_or(0.0),
+        rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        rates.last().copied().unwrap_or(0.0),
+        refused.lock().expect("lock"),
+    );
+}
