@@ -49,7 +49,7 @@ example configured 'api_key: "<redacted>"' "passed: true"
 example failover "widget claims an outage: the widget claimed an outage we have no record of: reject" \
     "server unreachable:" "normal: result STANDARD, passed = true, failover-derived = false" \
     "policy for a server this client never reached: Some(Reject)" "probe: the API answers"
-example multi_level "score 0.5"
+example multi_level "score 0: low risk, allow"
 EXAMPLE_ARGS=(--features blocking)
 example blocking "passed: true"
 EXAMPLE_ARGS=()

@@ -79,6 +79,25 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// CPU time the child has used, user and system (Linux; `USER_HZ` is 100 there).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are the 14th and 15th fields: 12th and 13th after the name.
+        (ticks(11) + ticks(12)) as f64 / 100.0
+    }
+
     /// The child's resident set size in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
         let status =

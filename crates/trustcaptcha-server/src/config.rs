@@ -69,7 +69,8 @@ pub struct ServerSettings {
     /// The largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
     /// The most verifications (pending and finished) held at once; beyond it, creating one
-    /// answers 503 until expired ones are evicted.
+    /// answers 503 until expired ones are evicted. A result retrieved as often as allowed
+    /// leaves its place (a small marker stays, bounded apart).
     pub max_verifications: usize,
     /// The most client connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,

@@ -169,7 +169,12 @@ async fn run(store: &str, length: Duration) {
         let _ = worker.await;
     }
     let total = done.load(Ordering::Relaxed);
+    let cpu = server.cpu_seconds();
     rates.sort_by(f64::total_cmp);
+    println!(
+        "server CPU {cpu:.1} s: {:.0} µs per flow",
+        cpu * 1e6 / total.max(1) as f64
+    );
     println!(
         "total {total} flows in {:.0} s ({:.0}/s); 30-s intervals min / median / max {:.0} / {:.0} / {:.0} flows/s; refused {:?}",
         started.elapsed().as_secs_f64(),

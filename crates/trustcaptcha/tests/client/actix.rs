@@ -48,7 +48,7 @@ async fn the_middleware_passes_verified_requests_with_the_body_intact_and_blocks
     )
     .await;
 
-    let token = token(&api).await;
+    let token = token(&server).await;
     let request = test::TestRequest::post()
         .uri("/signup")
         .set_json(json!({"email": "a@b.c", "verificationToken": token}))
@@ -100,14 +100,14 @@ async fn the_form_field_is_read_and_policies_apply() {
         .uri("/form")
         .set_form([
             ("email", "x@y.z"),
-            ("tc-verification-token", token(&api).await.as_str()),
+            ("tc-verification-token", token(&server).await.as_str()),
         ])
         .to_request();
     let response = test::call_service(&app, request).await;
     assert_eq!(
         response.status().as_u16(),
         403,
-        "the scripted solver's 0.5 is above 0.1"
+        "the scripted browser's 0.5 is above 0.1"
     );
     let body: Value = test::read_body_json(response).await;
     assert_eq!(body["error"], "captcha_rejected");
@@ -139,7 +139,7 @@ async fn the_extractor_alone_reads_the_header_and_failover_is_judged() {
     .await;
     let request = test::TestRequest::post()
         .uri("/api")
-        .insert_header(("x-trustcaptcha-token", token(&api).await))
+        .insert_header(("x-trustcaptcha-token", token(&server).await))
         .to_request();
     let body: Value = test::call_and_read_body_json(&app, request).await;
     assert_eq!(body["hasResult"], true);
@@ -165,7 +165,7 @@ async fn the_extractor_alone_reads_the_header_and_failover_is_judged() {
         .await;
         let request = test::TestRequest::post()
             .uri("/api")
-            .insert_header(("x-trustcaptcha-token", token(&api).await))
+            .insert_header(("x-trustcaptcha-token", token(&server).await))
             .to_request();
         assert_eq!(
             test::call_service(&app, request).await.status().as_u16(),

@@ -86,7 +86,7 @@ async fn the_layer_passes_verified_requests_with_the_body_intact_and_blocks_the_
     let (app, runs) = serve_guarded(TrustCaptchaLayer::new(guard(&api))).await;
     let signup = format!("{app}/signup");
 
-    let token = token(&api).await;
+    let token = token(&server).await;
     let (status, body) = post_json(
         &signup,
         &json!({"email": "a@b.c", "verificationToken": token}),
@@ -132,7 +132,7 @@ async fn the_widgets_form_field_is_read_and_the_form_still_parses() {
     let server = start().await;
     let api = server.url.clone();
     let (app, _) = serve_guarded(TrustCaptchaLayer::new(guard(&api))).await;
-    let token = token(&api).await;
+    let token = token(&server).await;
     let response = reqwest::Client::new()
         .post(format!("{app}/form"))
         .form(&[
@@ -151,7 +151,7 @@ async fn the_widgets_form_field_is_read_and_the_form_still_parses() {
 async fn thresholds_decide_between_allow_challenge_and_reject() {
     let server = start().await;
     let api = server.url.clone();
-    // The scripted solver scores 0.5.
+    // The scripted browser scores 0.5.
     let challenge = Policy::new(
         DecisionPolicy::new(0.8).challenge_above(0.4),
         FailoverPolicy::default(),
@@ -159,7 +159,7 @@ async fn thresholds_decide_between_allow_challenge_and_reject() {
     let (app, _) = serve_guarded(TrustCaptchaLayer::new(guard(&api).policy(challenge))).await;
     let (status, body) = post_json(
         &format!("{app}/signup"),
-        &json!({"verificationToken": token(&api).await}),
+        &json!({"verificationToken": token(&server).await}),
     )
     .await;
     assert_eq!(
@@ -171,7 +171,7 @@ async fn thresholds_decide_between_allow_challenge_and_reject() {
     let (app, runs) = serve_guarded(TrustCaptchaLayer::new(guard(&api).policy(strict))).await;
     let (status, body) = post_json(
         &format!("{app}/signup"),
-        &json!({"verificationToken": token(&api).await}),
+        &json!({"verificationToken": token(&server).await}),
     )
     .await;
     assert_eq!(
@@ -184,8 +184,7 @@ async fn thresholds_decide_between_allow_challenge_and_reject() {
 #[tokio::test]
 async fn failover_policy_allows_or_denies_when_the_server_is_unreachable() {
     let server = start().await;
-    let api = server.url.clone();
-    let token = token(&api).await;
+    let token = token(&server).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -304,7 +303,7 @@ async fn the_extractor_works_without_the_layer_from_a_header() {
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{app}/api"))
-        .header("x-captcha", token(&api).await)
+        .header("x-captcha", token(&server).await)
         .send()
         .await
         .expect("request");
@@ -334,7 +333,7 @@ async fn a_misconfigured_api_key_is_a_server_error_without_details() {
     let (app, runs) = serve_guarded(TrustCaptchaLayer::new(wrong_key)).await;
     let (status, body) = post_json(
         &format!("{app}/signup"),
-        &json!({"verificationToken": token(&server.url).await}),
+        &json!({"verificationToken": token(&server).await}),
     )
     .await;
     assert_eq!(status, 500);
