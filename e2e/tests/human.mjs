@@ -119,8 +119,9 @@ export async function humanMove(page, x, y) {
   const [fromX, fromY] = pointers.get(page) ?? [between(200, 900), between(150, 600)];
   const distance = Math.hypot(x - fromX, y - fromY);
   const steps = Math.max(12, Math.round(distance / between(9, 14)));
-  // A control point off the straight line bends the path.
-  const bend = between(-0.3, 0.3) * distance;
+  // A control point off the straight line bends the path: a hand moves in arcs (wrist and
+  // elbow turn), never along a ruler.
+  const bend = (Math.random() < 0.5 ? -1 : 1) * between(0.06, 0.3) * distance;
   const controlX = (fromX + x) / 2 + bend * ((y - fromY) / (distance || 1));
   const controlY = (fromY + y) / 2 - bend * ((x - fromX) / (distance || 1));
   for (let step = 1; step <= steps; step++) {

@@ -43,7 +43,6 @@ fn config(store: &str) -> String {
         widget_requests_per_minute = 100000000
         widget_burst = 100000000
         max_pending_per_network = 2000000
-        max_pending_per_site = 2000000
         max_connections_per_network = 100000
         max_requests_in_flight = 100000
 
