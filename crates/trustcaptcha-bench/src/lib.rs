@@ -36,6 +36,16 @@ pub fn config() -> String {
     config_for(&store_url())
 }
 
+/// `[server]` settings for a load generator that is one client network: the per-network limits,
+/// which would stop it, are lifted.
+pub const ONE_CLIENT_NETWORK: &str = "
+        widget_requests_per_minute = 100000000
+        widget_burst = 100000000
+        max_pending_per_network = 2000000
+        max_connections_per_network = 100000
+        max_requests_in_flight = 100000
+";
+
 /// The bench configuration on the store at `store`.
 pub fn config_for(store: &str) -> String {
     format!(
@@ -45,13 +55,8 @@ pub fn config_for(store: &str) -> String {
 
         [server]
         max_verifications = 2000000
-        # The load generator is one client network; the per-network limits would stop it.
-        widget_requests_per_minute = 100000000
-        widget_burst = 100000000
-        max_pending_per_network = 2000000
         max_pending_per_site = 2000000
-        max_connections_per_network = 100000
-        max_requests_in_flight = 100000
+        {ONE_CLIENT_NETWORK}
 
         [[sites]]
         name = "bench"
