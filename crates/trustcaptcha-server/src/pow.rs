@@ -2,6 +2,7 @@
 //! `tcn<counter>` must start with at least `difficulty` zero bits (see `docs/protocol.md`).
 
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::protocol::Answer;
@@ -12,13 +13,74 @@ pub const INPUT_LEN: usize = 16;
 /// The longest nonce accepted; the widget's longest possible one is 19 bytes.
 const MAX_NONCE_LEN: usize = 32;
 
-/// One task's random input.
+/// One task's input.
 pub type TaskInput = [u8; INPUT_LEN];
 
-/// Fresh random inputs for `count` tasks.
-#[must_use]
-pub fn generate(count: u8) -> Vec<TaskInput> {
-    (0..count).map(|_| rand::random()).collect()
+/// A challenge's task inputs, kept as what they are made from: a random seed and a count. Input
+/// `i` is the first 16 bytes of SHA-256(seed ‖ `i` as four big-endian bytes), as unpredictable
+/// as the seed, which never leaves the server. A pending verification holds 17 bytes for its
+/// tasks, not 16 per task on the heap. (Verifications stored by earlier versions listed their
+/// inputs; those are still read.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tasks(Inputs);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Inputs {
+    Seeded { seed: [u8; 16], count: u8 },
+    Listed(Vec<TaskInput>),
+}
+
+impl Tasks {
+    /// Fresh tasks: `count` inputs from a new random seed.
+    #[must_use]
+    pub fn generate(count: u8) -> Self {
+        Tasks::seeded(rand::random(), count)
+    }
+
+    /// `count` tasks from `seed` (always the same inputs for the same seed).
+    #[must_use]
+    pub fn seeded(seed: [u8; 16], count: u8) -> Self {
+        Tasks(Inputs::Seeded { seed, count })
+    }
+
+    /// How many tasks there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Inputs::Seeded { count, .. } => usize::from(*count),
+            Inputs::Listed(inputs) => inputs.len(),
+        }
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The input of task `index`, if there is one.
+    #[must_use]
+    pub fn input(&self, index: usize) -> Option<TaskInput> {
+        match &self.0 {
+            Inputs::Seeded { seed, count } => (index < usize::from(*count)).then(|| {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let digest = Sha256::new()
+                    .chain_update(seed)
+                    .chain_update(index.to_be_bytes())
+                    .finalize();
+                let mut input = [0; INPUT_LEN];
+                input.copy_from_slice(&digest[..INPUT_LEN]);
+                input
+            }),
+            Inputs::Listed(inputs) => inputs.get(index).copied(),
+        }
+    }
+
+    /// Every task's input, in order.
+    pub fn inputs(&self) -> impl Iterator<Item = TaskInput> + '_ {
+        (0..self.len()).filter_map(|index| self.input(index))
+    }
 }
 
 /// The input as the widget receives it: standard, padded base64.
@@ -113,17 +175,17 @@ impl PowError {
     }
 }
 
-/// Checks that `answers` answer every one of `inputs` (numbered from 0) exactly once, and
+/// Checks that `answers` answer every one of `tasks` (numbered from 0) exactly once, and
 /// correctly.
 ///
 /// # Errors
 ///
 /// [`PowError::Incomplete`] or [`PowError::Wrong`].
-pub fn verify(inputs: &[TaskInput], difficulty: u8, answers: &[Answer]) -> Result<(), PowError> {
-    if answers.len() != inputs.len() {
+pub fn verify(tasks: &Tasks, difficulty: u8, answers: &[Answer]) -> Result<(), PowError> {
+    if answers.len() != tasks.len() {
         return Err(PowError::Incomplete);
     }
-    let mut answered = vec![false; inputs.len()];
+    let mut answered = vec![false; tasks.len()];
     for answer in answers {
         let index = usize::try_from(answer.number).map_err(|_| PowError::Incomplete)?;
         match answered.get_mut(index) {
@@ -131,9 +193,11 @@ pub fn verify(inputs: &[TaskInput], difficulty: u8, answers: &[Answer]) -> Resul
             _ => return Err(PowError::Incomplete),
         }
     }
-    let all_correct = answers
-        .iter()
-        .all(|a| check(&inputs[a.number as usize], &a.nonce, difficulty));
+    let all_correct = answers.iter().all(|a| {
+        tasks
+            .input(a.number as usize)
+            .is_some_and(|input| check(&input, &a.nonce, difficulty))
+    });
     if all_correct {
         Ok(())
     } else {
@@ -197,13 +261,13 @@ mod tests {
 
     #[test]
     fn verify_needs_each_task_exactly_once() {
-        let inputs = generate(3);
+        let inputs = Tasks::generate(3);
         let answers: Vec<Answer> = inputs
-            .iter()
+            .inputs()
             .enumerate()
             .map(|(i, input)| Answer {
                 number: u32::try_from(i).expect("small"),
-                nonce: solve(input, 6),
+                nonce: solve(&input, 6),
             })
             .collect();
         assert_eq!(verify(&inputs, 6, &answers), Ok(()));
@@ -219,6 +283,23 @@ mod tests {
         let mut wrong = answers;
         wrong[1].nonce = "tcn999999999".into();
         assert_eq!(verify(&inputs, 30, &wrong), Err(PowError::Wrong));
-        assert_eq!(encode_input(&inputs[0]).len(), 24);
+        assert_eq!(encode_input(&inputs.input(0).expect("one")).len(), 24);
+    }
+
+    #[test]
+    fn seeded_tasks_are_distinct_stable_and_read_back() {
+        let tasks = Tasks::generate(4);
+        let inputs: Vec<TaskInput> = tasks.inputs().collect();
+        assert_eq!(inputs.len(), 4);
+        assert!(inputs.windows(2).all(|pair| pair[0] != pair[1]));
+        assert_eq!(tasks.input(4), None);
+        let stored = serde_json::to_string(&tasks).expect("json");
+        let read: Tasks = serde_json::from_str(&stored).expect("read back");
+        assert_eq!(read.inputs().collect::<Vec<_>>(), inputs);
+        assert_ne!(Tasks::generate(4), tasks, "a new seed each time");
+        // A pending verification stored by an earlier version lists its inputs.
+        let listed: Tasks =
+            serde_json::from_str("[[7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7]]").expect("list");
+        assert_eq!(listed.inputs().collect::<Vec<_>>(), vec![[7; 16]]);
     }
 }

@@ -459,7 +459,7 @@ fn raw(value: &Value) -> Box<serde_json::value::RawValue> {
 pub fn pending_for(site_key: Uuid, now: OffsetDateTime, expires_at: OffsetDateTime) -> Pending {
     Pending {
         site_key,
-        inputs: pow::generate(1),
+        tasks: pow::Tasks::generate(1),
         difficulty: 1,
         created_at: now,
         expires_at,
@@ -753,7 +753,7 @@ pub mod fuzz {
         let Ok(request) = serde_json::from_slice::<SubmitRequest>(data) else {
             return;
         };
-        assert!(pow::verify(&pow::generate(3), 32, &request.tasks).is_err());
+        assert!(pow::verify(&pow::Tasks::generate(3), 32, &request.tasks).is_err());
         let signals = detection::at_submit(
             crate::scoring::Signals::default(),
             &request,

@@ -274,19 +274,19 @@ pub(crate) async fn create(
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
             .clamp(1, 32);
     let difficulty = u8::try_from(difficulty).unwrap_or(32);
-    let inputs = pow::generate(decision.tasks.unwrap_or(site.tasks));
-    let tasks = inputs
-        .iter()
+    let pow_tasks = pow::Tasks::generate(decision.tasks.unwrap_or(site.tasks));
+    let tasks = pow_tasks
+        .inputs()
         .zip(0u32..)
         .map(|(input, number)| Task {
             number,
-            input: pow::encode_input(input),
+            input: pow::encode_input(&input),
         })
         .collect();
     let id = Uuid::new_v4();
     let pending = Pending {
         site_key: site.site_key,
-        inputs,
+        tasks: pow_tasks,
         difficulty,
         created_at: now,
         expires_at: now + site.challenge_lifetime,
@@ -360,7 +360,7 @@ pub(crate) async fn submit(
         return Err(Refusal::NoPendingVerification);
     };
 
-    if let Err(error) = pow::verify(&pending.inputs, pending.difficulty, &request.tasks) {
+    if let Err(error) = pow::verify(&pending.tasks, pending.difficulty, &request.tasks) {
         claim.abandon().await?;
         state.metrics.failed(&site.name, error.label());
         state.statistics.count(&site.name, "failed");

@@ -22,7 +22,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 pub(crate) fn pending(lifetime: Duration) -> Pending {
     Pending {
         site_key: SITE,
-        inputs: vec![[7; 16], [8; 16]],
+        tasks: crate::pow::Tasks::seeded([7; 16], 2),
         difficulty: 3,
         created_at: T0,
         expires_at: T0 + lifetime,

@@ -70,7 +70,7 @@ use trustcaptcha::VerificationResult;
 use uuid::Uuid;
 
 use crate::access::AccessRule;
-use crate::pow::TaskInput;
+use crate::pow::Tasks;
 use crate::scoring::Signals;
 use crate::visitor::Visitor;
 
@@ -136,8 +136,9 @@ pub const TOMBSTONE: Duration = Duration::from_secs(600);
 pub struct Pending {
     /// The site it belongs to.
     pub site_key: Uuid,
-    /// One random input per task.
-    pub inputs: Vec<TaskInput>,
+    /// The proof-of-work tasks (stored by earlier versions as `inputs`).
+    #[serde(alias = "inputs")]
+    pub tasks: Tasks,
     /// The difficulty the tasks were issued with.
     pub difficulty: u8,
     /// When the challenge was handed out.

@@ -55,7 +55,7 @@ proptest! {
     fn verifying_arbitrary_answers_never_panics_and_never_passes_wrong_work(
         answers in proptest::collection::vec((any::<u32>(), ".{0,40}"), 0..6)
     ) {
-        let inputs = pow::generate(3);
+        let inputs = pow::Tasks::generate(3);
         let answers: Vec<Answer> = answers.into_iter().map(|(number, nonce)| Answer { number, nonce }).collect();
         // At difficulty 32 a random nonce passes with probability 2^-32 per task.
         prop_assert!(pow::verify(&inputs, 32, &answers).is_err());
