@@ -10,7 +10,7 @@
 //! | `headless` | 0.6 | the browser calls itself headless (`HeadlessChrome` in its User-Agent or client hints) |
 //! | `integrity` | 0.4 | `integrityHash` is missing or does not match `browserInformation` (the data was not produced by the widget's code, or was altered) |
 //! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands |
-//! | `events` | 0.4 | input events the widget cannot have recorded: dispatched by a script, of unknown types, running backwards in time, spread over more time than passed, or from a window jumping around the screen |
+//! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
 //! | `automation` | 0.3 | `dom-automationNote` or `window-navigator-webdriver` is `true` |
 //! | `synthetic` | 0.3 | input no hand produces: a pointer click without any movement before it (not on touch or pen devices), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
