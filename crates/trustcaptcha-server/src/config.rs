@@ -370,6 +370,14 @@ impl ServerSettings {
 }
 
 impl Site {
+    /// Whether verifications of this site are scored: risk scoring on and not in minimal-data
+    /// mode (which sends no behavioural data). Otherwise no signal is looked for and the score
+    /// is 0.
+    #[must_use]
+    pub fn scores(&self) -> bool {
+        self.risk_scoring && !self.minimal_data_mode
+    }
+
     /// Every problem with this site, as `(field, message)`.
     #[must_use]
     pub fn check(&self) -> Vec<(&'static str, String)> {

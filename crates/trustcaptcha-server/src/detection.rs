@@ -78,27 +78,21 @@ const RECORDED_EVENTS: [&str; 22] = [
 /// network busy.
 const BUSY_FACTOR: u64 = 3;
 
-/// The signals of a create request. `headers` are the request's own.
+/// The signals of a create request of a scored site (standard mode). `headers` are the
+/// request's own.
 #[must_use]
-pub(crate) fn at_create(
-    request: &CreateRequest,
-    headers: &HeaderMap,
-    minimal_data_mode: bool,
-) -> Signals {
+pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals {
     let info = &request.browser_information;
-    let standard = !minimal_data_mode;
     let widget = &request.widget;
-    let events = standard.then(|| {
-        // Every recorded event happened between the box's creation and the start of solving.
-        let span = match (
-            widget.box_creation_timestamp,
-            widget.start_solving_timestamp,
-        ) {
-            (Some(created), Some(started)) => (started - created).try_into().unwrap_or_default(),
-            _ => Duration::ZERO,
-        };
-        Events::read(&request.user_events, span)
-    });
+    // Every recorded event happened between the box's creation and the start of solving.
+    let span = match (
+        widget.box_creation_timestamp,
+        widget.start_solving_timestamp,
+    ) {
+        (Some(created), Some(started)) => (started - created).try_into().unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let events = Events::read(&request.user_events, span);
     Signals {
         honeypot: honeypot_touched(&request.honeypot_fields),
         integrity: integrity_broken(info, request.integrity_hash.as_deref()),
@@ -107,14 +101,12 @@ pub(crate) fn at_create(
             widget.box_creation_timestamp,
             widget.start_solving_timestamp,
         ),
-        no_events: standard && request.user_events.is_empty(),
+        no_events: request.user_events.is_empty(),
         headless: headless(headers, info),
         request: request_inconsistent(headers, info),
-        window: standard && windowless(info),
-        events: events.as_ref().is_some_and(|events| events.implausible),
-        synthetic: events
-            .as_ref()
-            .is_some_and(|events| events.teleported || events.mechanical),
+        window: windowless(info),
+        events: events.implausible,
+        synthetic: events.teleported || events.mechanical,
         ..Signals::default()
     }
 }

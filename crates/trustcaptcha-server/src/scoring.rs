@@ -146,11 +146,7 @@ pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Si
             decision_action: DecisionAction::Allow,
         },
         None => {
-            let score = if site.risk_scoring && !site.minimal_data_mode {
-                signals.score()
-            } else {
-                0.0
-            };
+            let score = if site.scores() { signals.score() } else { 0.0 };
             Verdict {
                 passed: true,
                 score,

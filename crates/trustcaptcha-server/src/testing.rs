@@ -744,7 +744,7 @@ pub mod fuzz {
         if let Some(hash) = integrity_hash(&request.browser_information) {
             assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
         }
-        let signals = detection::at_create(&request, &axum::http::HeaderMap::new(), false);
+        let signals = detection::at_create(&request, &axum::http::HeaderMap::new());
         assert!((0.0..=1.0).contains(&signals.score()));
     }
 

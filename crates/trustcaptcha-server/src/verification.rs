@@ -252,7 +252,12 @@ pub(crate) async fn create(
         return Ok(Created::Finished(token_for(&site, id, now)));
     }
 
-    let mut signals = detection::at_create(&request, &context.headers, site.minimal_data_mode);
+    // Signals are looked for only where they are scored (nor counted in statistics elsewhere).
+    let mut signals = if site.scores() {
+        detection::at_create(&request, &context.headers)
+    } else {
+        Signals::default()
+    };
     // Outstanding challenges count like solves, so that creating many first and solving them
     // later does not keep the base difficulty.
     let outstanding = state.limits.outstanding(ip, now);
@@ -268,7 +273,7 @@ pub(crate) async fn create(
         }
         None => 0,
     };
-    signals.velocity = detection::busy_network(solved, &site.adaptive);
+    signals.velocity = site.scores() && detection::busy_network(solved, &site.adaptive);
     let extra = rules::extra_bits(solved, outstanding, &site.adaptive);
     let difficulty =
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
@@ -368,7 +373,11 @@ pub(crate) async fn submit(
     }
 
     let observed = (now - pending.created_at).try_into().unwrap_or_default();
-    let signals = detection::at_submit(pending.signals, &request, observed);
+    let signals = if site.scores() {
+        detection::at_submit(pending.signals, &request, observed)
+    } else {
+        pending.signals
+    };
     let verdict = scoring::verdict(&site, pending.access_rule, &signals);
     let visitor_ip = pending.visitor.ip.or(ip);
     let finished = finished(

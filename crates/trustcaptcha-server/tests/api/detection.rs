@@ -15,6 +15,11 @@ const BYPASS: &str = "detection-bypass-key-for-ci";
 
 /// One site with default settings but its keys and origin.
 fn site_config() -> Config {
+    site_config_with("")
+}
+
+/// [`site_config`] with `extra` TOML lines for the site.
+fn site_config_with(extra: &str) -> Config {
     config::parse(
         &format!(
             r#"
@@ -27,6 +32,7 @@ fn site_config() -> Config {
         api_keys = ["{KEY}"]
         allowed_origins = ["{ORIGIN}"]
         bypass_keys = ["{BYPASS}"]
+        {extra}
         "#
         ),
         &|_| None,
@@ -234,6 +240,38 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
             "{signal}: {counts}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_site_without_risk_scoring_looks_for_no_signal() {
+    let server = TestServer::start(site_config_with("risk_scoring = false")).await;
+    let mut eventless = create_body(SITE, false);
+    eventless["userEvents"] = json!([]);
+    let mut headless = browser();
+    headless.remove("sec-fetch-mode");
+    let result = judged(&server, headless, &eventless, false).await;
+    assert_eq!(
+        (result.score, result.decision_action),
+        (0.0, DecisionAction::Allow)
+    );
+    let response = server
+        .http
+        .get(format!(
+            "{}/admin/statistics?site=default&window=hour",
+            server.admin.url
+        ))
+        .send()
+        .await
+        .expect("statistics");
+    let counts = &response.json::<Value>().await.expect("json")["counts"];
+    assert_eq!(counts["solved"], 1, "{counts}");
+    let fired: Vec<_> = counts
+        .as_object()
+        .expect("counts")
+        .iter()
+        .filter(|(event, count)| event.starts_with("signal:") && count.as_u64() != Some(0))
+        .collect();
+    assert!(fired.is_empty(), "{fired:?}");
 }
 
 #[tokio::test]
