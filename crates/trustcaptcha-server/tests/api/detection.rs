@@ -113,6 +113,21 @@ fn drawn_line(count: u8, start: f64, from: (f64, f64), step: (f64, f64)) -> Vec<
         .collect()
 }
 
+/// The site's counts of the last hour, as `/admin/statistics` reports them.
+async fn hour_counts(server: &TestServer) -> Value {
+    let response = server
+        .http
+        .get(format!(
+            "{}/admin/statistics?site=default&window=hour",
+            server.admin.url
+        ))
+        .send()
+        .await
+        .expect("statistics");
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.expect("json")["counts"].take()
+}
+
 fn mouse(kind: &str, time: f64, (x, y): (f64, f64)) -> Value {
     json!({
         "isTrusted": true, "timeStamp": time, "type": kind, "detail": u8::from(kind != "mousemove"),
@@ -215,16 +230,7 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
     }
 
     // Every signal is counted in the site's statistics.
-    let response = server
-        .http
-        .get(format!(
-            "{}/admin/statistics?site=default&window=hour",
-            server.admin.url
-        ))
-        .send()
-        .await
-        .expect("statistics");
-    let counts = &response.json::<Value>().await.expect("json")["counts"];
+    let counts = &hour_counts(&server).await;
     for (signal, expected) in [
         ("headless", 1),
         ("request", 1),
@@ -254,16 +260,7 @@ async fn a_site_without_risk_scoring_looks_for_no_signal() {
         (result.score, result.decision_action),
         (0.0, DecisionAction::Allow)
     );
-    let response = server
-        .http
-        .get(format!(
-            "{}/admin/statistics?site=default&window=hour",
-            server.admin.url
-        ))
-        .send()
-        .await
-        .expect("statistics");
-    let counts = &response.json::<Value>().await.expect("json")["counts"];
+    let counts = &hour_counts(&server).await;
     assert_eq!(counts["solved"], 1, "{counts}");
     let fired: Vec<_> = counts
         .as_object()
