@@ -282,22 +282,7 @@ impl Remote {
     /// some milliseconds at test difficulties).
     pub async fn submit(&self, challenge: &Value, tasks: &Value) -> (u16, Value) {
         let id = challenge["verificationId"].as_str().expect("id");
-        let largest = tasks
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|task| {
-                task["nonce"]
-                    .as_str()?
-                    .strip_prefix("tcn")?
-                    .parse::<u32>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
-        let browser = std::time::Duration::from_secs_f64(
-            f64::from(largest + 1) / crate::detection::BROWSER_ATTEMPTS_PER_SECOND,
-        ) + std::time::Duration::from_millis(1);
+        let browser = browser_time(tasks);
         match &self.pace {
             Some(clock) => clock.advance(browser),
             None => tokio::time::sleep(browser).await,
@@ -413,12 +398,35 @@ pub fn create_body(site_key: &str, minimal: bool) -> Value {
     serde_json::to_value(create_request(site_key, minimal)).expect("serializable")
 }
 
+/// The least time a browser needs to find `tasks` (answers as JSON): its largest nonce counted
+/// up to at the fastest rate a browser's worker reaches, plus a millisecond.
+#[must_use]
+pub fn browser_time(tasks: &Value) -> std::time::Duration {
+    let largest = tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|task| {
+            task["nonce"]
+                .as_str()?
+                .strip_prefix("tcn")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    std::time::Duration::from_secs_f64(
+        f64::from(largest) / crate::detection::BROWSER_ATTEMPTS_PER_SECOND,
+    ) + std::time::Duration::from_millis(1)
+}
+
 /// A submission of `tasks` (answers as JSON) with plausible timing: solving claimed to have
-/// taken 300 ms.
+/// taken 300 ms, or what a browser needs for these answers if that is longer.
 pub fn submit_body(tasks: &Value) -> Value {
     let now = OffsetDateTime::now_utc();
+    let claimed = browser_time(tasks).max(std::time::Duration::from_millis(300));
     let request = SubmitRequest {
-        start_solving_timestamp: Some(now - time::Duration::milliseconds(300)),
+        start_solving_timestamp: Some(now - claimed),
         solved_timestamp: Some(now),
         tasks: serde_json::from_value(tasks.clone()).unwrap_or_default(),
         honeypot_fields: HoneypotField::untouched(),

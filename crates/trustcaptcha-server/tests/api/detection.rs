@@ -79,7 +79,10 @@ async fn judged(
     let challenge = &created["challenge"];
     let tasks = answers(challenge);
     if paced {
-        server.clock.advance(std::time::Duration::from_secs(1));
+        // At least a browser's time: adaptive difficulty raises the work as solves pile up.
+        server
+            .clock
+            .advance(browser_time(&tasks).max(std::time::Duration::from_secs(1)));
     }
     let id = challenge["verificationId"].as_str().expect("id");
     let response = client()
