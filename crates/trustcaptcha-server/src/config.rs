@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -126,8 +127,8 @@ pub struct ServerSettings {
 /// One site (a captcha with its keys and rules).
 #[derive(Debug, Clone)]
 pub struct Site {
-    /// A name for logs and environment overrides.
-    pub name: String,
+    /// A name for logs, metrics and environment overrides (shared, as every request names it).
+    pub name: Arc<str>,
     /// The widget's `sitekey`.
     pub site_key: Uuid,
     /// The `captchaId` of results: by default derived from the site key (stable across
@@ -438,7 +439,7 @@ impl Site {
 
     /// A site with the documented defaults.
     #[must_use]
-    pub fn new(name: impl Into<String>, site_key: Uuid) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, site_key: Uuid) -> Self {
         Site {
             name: name.into(),
             site_key,
@@ -1003,7 +1004,7 @@ fn validate_site(
         problem("site_key", format!("`{}` is not a UUID", raw.site_key));
         return None;
     };
-    let mut site = Site::new(raw.name.clone(), site_key);
+    let mut site = Site::new(raw.name.as_str(), site_key);
     let env_name = env_name(&raw.name);
     let split = |value: String| -> Vec<String> {
         value

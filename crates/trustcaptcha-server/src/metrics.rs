@@ -1,5 +1,7 @@
 //! Prometheus metrics, rendered in the text format by `GET /metrics`.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,20 +22,21 @@ struct EndpointLabels {
 }
 
 /// A site's name: bounded by the configured sites (and `none` for a request no site claims).
+/// Shared with the site, so that counting allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SiteLabels {
-    site: String,
+    site: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
-    site: String,
+    site: Arc<str>,
     reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    site: String,
+    site: Arc<str>,
     outcome: &'static str,
 }
 
@@ -48,6 +51,8 @@ pub(crate) struct Metrics {
     failed: Family<ReasonLabels, Counter>,
     retrievals: Family<OutcomeLabels, Counter>,
     stored: Gauge,
+    /// The site label of a retrieval with a key no site has.
+    no_site: Arc<str>,
 }
 
 impl Default for Metrics {
@@ -106,6 +111,7 @@ impl Default for Metrics {
             failed,
             retrievals,
             stored,
+            no_site: Arc::from("none"),
         }
     }
 }
@@ -133,27 +139,29 @@ impl Metrics {
     }
 
     /// Counts a verification started by a widget for `site`.
-    pub(crate) fn created(&self, site: &str) {
+    pub(crate) fn created(&self, site: &Arc<str>) {
         self.created
-            .get_or_create(&SiteLabels { site: site.into() })
+            .get_or_create(&SiteLabels {
+                site: Arc::clone(site),
+            })
             .inc();
     }
 
     /// Counts a finished verification of `site`: `proof_of_work` or `bypass_key`.
-    pub(crate) fn solved(&self, site: &str, outcome: &'static str) {
+    pub(crate) fn solved(&self, site: &Arc<str>, outcome: &'static str) {
         self.solved
             .get_or_create(&OutcomeLabels {
-                site: site.into(),
+                site: Arc::clone(site),
                 outcome,
             })
             .inc();
     }
 
     /// Counts a rejected submission for `site`.
-    pub(crate) fn failed(&self, site: &str, reason: &'static str) {
+    pub(crate) fn failed(&self, site: &Arc<str>, reason: &'static str) {
         self.failed
             .get_or_create(&ReasonLabels {
-                site: site.into(),
+                site: Arc::clone(site),
                 reason,
             })
             .inc();
@@ -161,10 +169,10 @@ impl Metrics {
 
     /// Counts a result retrieval by outcome (`ok`, `not_found`, `expired`, …) for `site` (the
     /// first site of the caller's key; `none` for a key of no site).
-    pub(crate) fn retrieved(&self, site: &str, outcome: &'static str) {
+    pub(crate) fn retrieved(&self, site: Option<&Arc<str>>, outcome: &'static str) {
         self.retrievals
             .get_or_create(&OutcomeLabels {
-                site: site.into(),
+                site: Arc::clone(site.unwrap_or(&self.no_site)),
                 outcome,
             })
             .inc();

@@ -90,7 +90,7 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// The sites' names, in configuration order.
     pub(crate) fn site_names(&self) -> impl Iterator<Item = &str> {
-        self.sites.iter().map(|site| site.name.as_str())
+        self.sites.iter().map(|site| &*site.name)
     }
 
     /// The catalog of `sites`, reading the reputation lists `settings` names.

@@ -8,6 +8,7 @@
 //! windows: the hour, the day and the week (see [`WINDOWS`]). [`Statistics::read`] gives a site's
 //! counts over the last hour, day or week.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,7 +31,39 @@ pub(crate) const WINDOWS: [(&str, Duration); 3] = [
 /// Counts not yet added to the store, by site and event.
 #[derive(Debug, Default)]
 pub(crate) struct Statistics {
-    pending: Mutex<HashMap<(String, String), u64>>,
+    pending: Mutex<HashMap<String, HashMap<Event, u64>>>,
+}
+
+/// One thing counted: a kind (`created`), or a kind and a name (`retrieval:ok`, `country:DE`).
+/// Kinds and most names are static, so counting them on a request path allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Event {
+    kind: &'static str,
+    name: Option<Cow<'static, str>>,
+}
+
+impl Event {
+    /// `kind:name`.
+    pub(crate) fn named(kind: &'static str, name: impl Into<Cow<'static, str>>) -> Self {
+        Event {
+            kind,
+            name: Some(name.into()),
+        }
+    }
+
+    /// The event as the store's counters and [`Statistics::read`] name it.
+    fn key(&self) -> Cow<'static, str> {
+        match &self.name {
+            Some(name) => Cow::Owned(format!("{}:{name}", self.kind)),
+            None => Cow::Borrowed(self.kind),
+        }
+    }
+}
+
+impl From<&'static str> for Event {
+    fn from(kind: &'static str) -> Self {
+        Event { kind, name: None }
+    }
 }
 
 /// The solve-time buckets, in milliseconds (a solve at or above the last is in `slower`).
@@ -38,9 +71,17 @@ const SOLVE_BUCKETS_MS: [u64; 6] = [250, 500, 1_000, 2_000, 5_000, 10_000];
 
 impl Statistics {
     /// Counts one `event` of `site`.
-    pub(crate) fn count(&self, site: &str, event: impl Into<String>) {
+    pub(crate) fn count(&self, site: &str, event: impl Into<Event>) {
+        self.add(site, event.into(), 1);
+    }
+
+    fn add(&self, site: &str, event: Event, by: u64) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        *pending.entry((site.to_owned(), event.into())).or_default() += 1;
+        let counts = match pending.get_mut(site) {
+            Some(counts) => counts,
+            None => pending.entry(site.to_owned()).or_default(),
+        };
+        *counts.entry(event).or_default() += by;
     }
 
     /// Counts a finished verification: passed or blocked, its score (in tenths), the
@@ -57,16 +98,18 @@ impl Statistics {
             || result.decision_action == trustcaptcha::DecisionAction::Block;
         self.count(site, if blocked { "blocked" } else { "passed" });
         let tenths = (result.score.clamp(0.0, 1.0) * 10.0).round();
-        self.count(site, format!("score:{:.1}", tenths / 10.0));
+        self.count(site, Event::named("score", format!("{:.1}", tenths / 10.0)));
         for signal in signals.fired() {
-            self.count(site, format!("signal:{signal}"));
+            self.count(site, Event::named("signal", signal));
         }
         let millis = u64::try_from(solve.as_millis()).unwrap_or(u64::MAX);
         let bucket = SOLVE_BUCKETS_MS
             .iter()
             .find(|limit| millis < **limit)
-            .map_or_else(|| "slower".to_owned(), |limit| format!("<{limit}ms"));
-        self.count(site, format!("solve:{bucket}"));
+            .map_or(Cow::Borrowed("slower"), |limit| {
+                Cow::Owned(format!("<{limit}ms"))
+            });
+        self.count(site, Event::named("solve", bucket));
         let family = |name: &str| {
             let family = name.split(' ').next().unwrap_or_default();
             if family.is_empty() {
@@ -75,9 +118,9 @@ impl Statistics {
                 family.to_owned()
             }
         };
-        self.count(site, format!("country:{}", family(&result.country_code)));
-        self.count(site, format!("browser:{}", family(&result.browser)));
-        self.count(site, format!("os:{}", family(&result.operating_system)));
+        self.count(site, Event::named("country", family(&result.country_code)));
+        self.count(site, Event::named("browser", family(&result.browser)));
+        self.count(site, Event::named("os", family(&result.operating_system)));
     }
 
     /// Adds the counts in memory to the store. Counts the store does not take are kept for
@@ -92,19 +135,23 @@ impl Statistics {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let counts = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut left = counts.into_iter();
-        while let Some(((site, event), by)) = left.next() {
+        let mut left = counts.into_iter().flat_map(|(site, events)| {
+            events
+                .into_iter()
+                .map(move |(event, by)| (site.clone(), event, by))
+        });
+        while let Some((site, event, by)) = left.next() {
+            let key = event.key();
             for (name, length) in WINDOWS {
                 if let Err(error) = store
-                    .add(&counter(&site, &event, name), length, by, now)
+                    .add(&counter(&site, &key, name), length, by, now)
                     .await
                 {
                     // Put back what was not added (a window may be counted twice on the next
                     // flush; statistics tolerate that, verifications never depend on them).
-                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    *pending.entry((site, event)).or_default() += by;
-                    for (key, by) in left {
-                        *pending.entry(key).or_default() += by;
+                    self.add(&site, event, by);
+                    for (site, event, by) in left {
+                        self.add(&site, event, by);
                     }
                     return Err(error);
                 }

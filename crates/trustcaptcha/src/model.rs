@@ -58,19 +58,19 @@ pub struct VerificationResult {
     #[serde(default, deserialize_with = "null_as_default")]
     pub browser: String,
     /// When the client started the verification.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub verification_started_at: Option<OffsetDateTime>,
     /// When the client finished the verification.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub verification_finished_at: Option<OffsetDateTime>,
     /// When the result stops being retrievable.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub result_expires_at: Option<OffsetDateTime>,
     /// When the result was fetched for the first time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub result_first_fetched_at: Option<OffsetDateTime>,
     /// When the result was fetched most recently (by this call).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub result_last_fetched_at: Option<OffsetDateTime>,
 }
 
@@ -89,6 +89,37 @@ impl VerificationResult {
     }
 }
 
+/// Timestamps in RFC 3339, as the results API writes them (`2026-05-03T13:45:08.214Z`): read
+/// by `time`, and written by `time` into a buffer on the stack, since a server writes five of
+/// them with every result it serves.
+mod rfc3339 {
+    use serde::{Deserializer, Serializer, ser::Error as _};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub(super) fn serialize<S: Serializer>(
+        at: &Option<OffsetDateTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let Some(at) = at else {
+            return serializer.serialize_none();
+        };
+        // The longest: `9999-12-31T23:59:59.999999999+23:59`, 35 bytes.
+        let mut buffer = [0u8; 40];
+        let written = at
+            .format_into(&mut &mut buffer[..], &Rfc3339)
+            .map_err(S::Error::custom)?;
+        let text = std::str::from_utf8(&buffer[..written]).map_err(S::Error::custom)?;
+        serializer.serialize_some(text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        time::serde::rfc3339::option::deserialize(deserializer)
+    }
+}
+
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -104,8 +135,8 @@ macro_rules! wire_enum {
         $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )* }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+        #[serde(from = "String")]
         #[non_exhaustive]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
@@ -147,6 +178,12 @@ macro_rules! wire_enum {
                     $name::Other(other) => other,
                     known => known.as_str().to_owned(),
                 }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
             }
         }
 
@@ -296,5 +333,37 @@ mod tests {
         result.decision_type = DecisionType::Standard;
         result.gateway_failover_active = true;
         assert!(result.is_failover());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_are_written_as_time_writes_them_and_read_back(
+            seconds in 0i64..253_402_300_800, // 0000-01-01 .. 9999-12-31
+            nanos in 0u32..1_000_000_000,
+            rounded in 0u32..4,
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59i32),
+        ) {
+            use time::format_description::well_known::Rfc3339;
+            // Shorter fractions (milliseconds, none) are common and written differently.
+            let nanos = nanos - nanos % [1, 1_000, 1_000_000, 1_000_000_000][rounded as usize];
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).expect("offset");
+            let at = (OffsetDateTime::from_unix_timestamp(seconds - 62_167_219_200).expect("in range")
+                + time::Duration::nanoseconds(i64::from(nanos)))
+                .to_offset(offset);
+            let mut result: VerificationResult = serde_json::from_str(SEED_RESULT).expect("valid");
+            result.result_expires_at = Some(at);
+            let json = serde_json::to_value(&result).expect("serializes");
+            let expected = at.format(&Rfc3339).expect("formats");
+            proptest::prop_assert_eq!(json["resultExpiresAt"].as_str(), Some(expected.as_str()));
+            let back: VerificationResult = serde_json::from_value(json).expect("reads back");
+            proptest::prop_assert_eq!(back.result_expires_at, Some(at));
+        }
+    }
+
+    #[test]
+    fn a_timestamp_outside_rfc_3339_is_an_error_not_a_panic() {
+        let mut result: VerificationResult = serde_json::from_str(SEED_RESULT).expect("valid");
+        result.result_expires_at = Some(time::macros::datetime!(-0001-01-01 0:00 UTC));
+        assert!(serde_json::to_string(&result).is_err());
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod widget;
 
 pub(crate) use ops::AdminAccess;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,8 +25,8 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use tower::Layer as _;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{Layer as _, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -67,10 +68,24 @@ pub fn app(state: AppState) -> App {
         .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
+    // Only the widget's endpoints read bodies, so only they pay for bounding them.
+    let bodies = ServiceBuilder::new()
+        // A body that arrives, but too slowly to be a browser's, is cut off (408)…
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_rate::minimum_rate,
+        ))
+        // …and so is one that trickles in for too long: a stalled client cannot hold memory.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.settings.body_read_timeout,
+        ))
+        .map_request(|request: Request<_>| request.map(axum::body::Body::new))
+        .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
+        .layer(cors);
     let widget = Router::new()
         .route(CREATE, post(widget::create))
         .route(SUBMIT, post(widget::submit))
-        .layer(cors);
+        .layer(bodies);
     // Readiness and metrics are the operator's: they answer on the admin listener.
     let backend = Router::new()
         .route(RESULTS, get(results::retrieve))
@@ -79,7 +94,7 @@ pub fn app(state: AppState) -> App {
     if let Some(dir) = &state.settings.widget_dir {
         // The official widget's files, for pages that must not load it from a CDN. Path
         // traversal is the file service's to refuse; unknown files are 404.
-        let files = tower::ServiceBuilder::new()
+        let files = ServiceBuilder::new()
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=3600"),
@@ -87,26 +102,19 @@ pub fn app(state: AppState) -> App {
             .service(ServeDir::new(dir));
         router = router.nest_service(WIDGET, files);
     }
-    let router = router
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
-        // A body that trickles in is cut off (408), so a stalled client cannot hold its memory.
-        .layer(RequestBodyTimeoutLayer::new(
-            state.settings.body_read_timeout,
-        ))
-        // And one that arrives, but too slowly to be a browser's, too.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            body_rate::minimum_rate,
-        ))
-        // Requests beyond this wait before their bodies are read: body memory stays bounded.
-        .layer(GlobalConcurrencyLimitLayer::new(
-            state.settings.max_requests_in_flight,
-        ))
+    // One stack, so that a request passes one boxed service, not one per layer.
+    let every_request = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         // A bug must cost one request a 500, never the connection (which the client would read
         // as an outage) or the process.
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        // Requests beyond this wait before their bodies are read: body memory stays bounded.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.settings.max_requests_in_flight,
+        ));
+    let router = router
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(every_request)
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
@@ -142,7 +150,7 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
 
 /// The site a request was for, when a handler knows it: the access log names it.
 #[derive(Debug, Clone)]
-pub(crate) struct SiteName(pub(crate) String);
+pub(crate) struct SiteName(pub(crate) Arc<str>);
 
 /// Why a request was refused (the error code of the answer): the access log names it.
 #[derive(Debug, Clone, Copy)]
@@ -184,7 +192,7 @@ async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Re
         route = endpoint,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
-        site = extensions.get::<SiteName>().map(|site| site.0.as_str()),
+        site = extensions.get::<SiteName>().map(|site| &*site.0),
         reason = extensions.get::<Reason>().map(|reason| reason.0),
         signals,
     );

@@ -11,6 +11,7 @@ use super::SiteName;
 use super::error::ApiError;
 use super::extract::{BearerKey, ClientIp};
 use crate::state::AppState;
+use crate::statistics::Event;
 use crate::verification;
 
 /// `GET /v2/verifications/{id}/results`.
@@ -36,11 +37,11 @@ pub(crate) async fn retrieve(
         Ok(retrieved) => retrieved.outcome,
         Err(refusal) => refusal.label(),
     };
-    state
-        .metrics
-        .retrieved(site.as_deref().unwrap_or("none"), outcome);
+    state.metrics.retrieved(site.as_ref(), outcome);
     if let Some(site) = &site {
-        state.statistics.count(site, format!("retrieval:{outcome}"));
+        state
+            .statistics
+            .count(site, Event::named("retrieval", outcome));
     }
     let mut response = match answer {
         Ok(retrieved) => sized_json(&retrieved.result)?,

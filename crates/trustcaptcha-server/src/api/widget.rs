@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::extract::{ClientIp, JsonBody, VerificationId};
 use crate::protocol::{CreateRequest, SubmitRequest};
 use crate::state::AppState;
+use crate::statistics::Event;
 use crate::verification::{self, Created, RequestContext};
 
 /// `POST /v2/verifications`.
@@ -47,7 +48,7 @@ pub(crate) async fn create(
             if let Some(SiteName(site)) = &site {
                 state
                     .statistics
-                    .count(site, format!("refused:{}", refusal.label()));
+                    .count(site, Event::named("refused", refusal.label()));
             }
             ApiError::from(refusal).into_response()
         }

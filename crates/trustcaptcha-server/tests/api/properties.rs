@@ -84,7 +84,7 @@ proptest! {
             Ok(config) => {
                 prop_assert_eq!(config.sites.len(), sites.len());
                 for (parsed, written) in config.sites.iter().zip(&sites) {
-                    prop_assert_eq!(&parsed.name, &written.name);
+                    prop_assert_eq!(&*parsed.name, written.name.as_str());
                     prop_assert_eq!(parsed.difficulty, written.difficulty);
                     prop_assert_eq!(parsed.tasks, written.tasks);
                     prop_assert_eq!(parsed.max_retrievals, written.max_retrievals);

@@ -292,7 +292,7 @@ async fn a_failover_answer_for_a_key_of_several_sites_names_the_first_in_configu
     // KEY_B is valid for the sites "b", "minimal" and "lists", in this order.
     let config = config("").tap_outage_before_start();
     let first = config.sites[1].clone();
-    assert_eq!(first.name, "b");
+    assert_eq!(&*first.name, "b");
     let server = TestServer::start(config).await;
     let failover = token_for(
         "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
