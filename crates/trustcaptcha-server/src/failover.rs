@@ -124,7 +124,9 @@ impl Outages {
         &self,
         at: impl FnOnce() -> OffsetDateTime,
     ) -> Option<OffsetDateTime> {
-        if !self.ongoing.swap(false, Ordering::AcqRel) {
+        // Read before writing: every store answer passes here, and a write would move the
+        // cache line between cores on each one.
+        if !self.ongoing.load(Ordering::Acquire) || !self.ongoing.swap(false, Ordering::AcqRel) {
             return None;
         }
         self.state().ongoing_since.take()?;

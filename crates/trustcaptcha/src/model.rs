@@ -89,13 +89,13 @@ impl VerificationResult {
     }
 }
 
-/// Timestamps in RFC 3339, as the results API writes them (`2026-05-03T13:45:08.214Z`): read
-/// by `time`, and written by `time` into a buffer on the stack, since a server writes five of
-/// them with every result it serves.
+/// Timestamps in RFC 3339, as the results API writes them (`2026-05-03T13:45:08.214Z`: the
+/// fraction without trailing zeros, `Z` for UTC), exactly as `time` formats them. Read by `time`;
+/// written here into a buffer on the stack, since a server writes five with every result it
+/// serves and `time`'s formatting, through `io::Write` digit by digit, showed in its profile.
 mod rfc3339 {
     use serde::{Deserializer, Serializer, ser::Error as _};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, UtcOffset};
 
     pub(super) fn serialize<S: Serializer>(
         at: &Option<OffsetDateTime>,
@@ -104,19 +104,87 @@ mod rfc3339 {
         let Some(at) = at else {
             return serializer.serialize_none();
         };
-        // The longest: `9999-12-31T23:59:59.999999999+23:59`, 35 bytes.
-        let mut buffer = [0u8; 40];
-        let written = at
-            .format_into(&mut &mut buffer[..], &Rfc3339)
-            .map_err(S::Error::custom)?;
-        let text = std::str::from_utf8(&buffer[..written]).map_err(S::Error::custom)?;
-        serializer.serialize_some(text)
+        let mut text = Text {
+            bytes: [0; 35],
+            len: 0,
+        };
+        text.timestamp(*at)
+            .ok_or_else(|| S::Error::custom("the timestamp has no RFC 3339 form"))?;
+        serializer.serialize_some(text.as_str())
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<OffsetDateTime>, D::Error> {
         time::serde::rfc3339::option::deserialize(deserializer)
+    }
+
+    /// ASCII written into a fixed buffer, as long as the longest timestamp
+    /// (`9999-12-31T23:59:59.999999999+23:59`).
+    struct Text {
+        bytes: [u8; 35],
+        len: usize,
+    }
+
+    impl Text {
+        /// `None` for what RFC 3339 cannot express: a year outside 0–9999, an offset with
+        /// seconds or beyond ±23:59.
+        fn timestamp(&mut self, at: OffsetDateTime) -> Option<()> {
+            let (year, month, day) = at.to_calendar_date();
+            let offset = at.offset();
+            let year = u32::try_from(year).ok().filter(|year| *year < 10_000)?;
+            if offset.seconds_past_minute() != 0 || offset.whole_hours().unsigned_abs() > 23 {
+                return None;
+            }
+            self.digits(year, 4);
+            self.byte(b'-');
+            self.digits(u32::from(u8::from(month)), 2);
+            self.byte(b'-');
+            self.digits(u32::from(day), 2);
+            self.byte(b'T');
+            self.digits(u32::from(at.hour()), 2);
+            self.byte(b':');
+            self.digits(u32::from(at.minute()), 2);
+            self.byte(b':');
+            self.digits(u32::from(at.second()), 2);
+            let (mut fraction, mut width) = (at.nanosecond(), 9);
+            if fraction != 0 {
+                while fraction % 10 == 0 {
+                    fraction /= 10;
+                    width -= 1;
+                }
+                self.byte(b'.');
+                self.digits(fraction, width);
+            }
+            if offset == UtcOffset::UTC {
+                self.byte(b'Z');
+            } else {
+                self.byte(if offset.is_negative() { b'-' } else { b'+' });
+                self.digits(u32::from(offset.whole_hours().unsigned_abs()), 2);
+                self.byte(b':');
+                self.digits(u32::from(offset.minutes_past_hour().unsigned_abs()), 2);
+            }
+            Some(())
+        }
+
+        fn byte(&mut self, byte: u8) {
+            self.bytes[self.len] = byte;
+            self.len += 1;
+        }
+
+        /// `value` in `width` decimal digits, zero-padded (`value` has no more digits).
+        fn digits(&mut self, mut value: u32, width: usize) {
+            for slot in self.bytes[self.len..self.len + width].iter_mut().rev() {
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+            self.len += width;
+        }
+
+        fn as_str(&self) -> &str {
+            // Only ASCII digits and separators are ever written.
+            std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        }
     }
 }
 
@@ -363,7 +431,18 @@ mod tests {
     #[test]
     fn a_timestamp_outside_rfc_3339_is_an_error_not_a_panic() {
         let mut result: VerificationResult = serde_json::from_str(SEED_RESULT).expect("valid");
-        result.result_expires_at = Some(time::macros::datetime!(-0001-01-01 0:00 UTC));
-        assert!(serde_json::to_string(&result).is_err());
+        for beyond in [
+            time::macros::datetime!(-0001-01-01 0:00 UTC),
+            time::macros::datetime!(2026-01-01 0:00 +01:00:30),
+            time::macros::datetime!(2026-01-01 0:00 +24:00),
+        ] {
+            result.result_expires_at = Some(beyond);
+            assert!(serde_json::to_string(&result).is_err(), "{beyond}");
+            assert!(
+                beyond
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .is_err()
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod body_rate;
 pub(crate) mod console;
+pub(crate) mod edge;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod ops;
@@ -17,12 +18,12 @@ pub(crate) mod widget;
 pub(crate) use ops::AdminAccess;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -34,7 +35,6 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use crate::scoring::Signals;
 use crate::state::AppState;
 use error::ApiError;
 
@@ -104,7 +104,7 @@ pub fn app(state: AppState) -> App {
     }
     // One stack, so that a request passes one boxed service, not one per layer.
     let every_request = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .layer(edge::EdgeLayer(state.clone()))
         // A bug must cost one request a 500, never the connection (which the client would read
         // as an outage) or the process.
         .layer(CatchPanicLayer::custom(panicked))
@@ -155,54 +155,3 @@ pub(crate) struct SiteName(pub(crate) Arc<str>);
 /// Why a request was refused (the error code of the answer): the access log names it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reason(pub(crate) &'static str);
-
-/// The edge of every request: one access log line at info level (method, route, status,
-/// latency, site, the reason of a refusal and the detection signals of a finished verification;
-/// never a header or body, so no key or token), the
-/// request metrics, and `Cache-Control: no-store` on every answer.
-async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let endpoint = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| ROUTES.into_iter().find(|route| *route == path.as_str()))
-        .unwrap_or("unmatched");
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::OPTIONS => "OPTIONS",
-        Method::HEAD => "HEAD",
-        _ => "other",
-    };
-    let span = tracing::debug_span!("request", %method, route = %endpoint);
-    let started = Instant::now();
-    let mut response = {
-        use tracing::Instrument as _;
-        next.run(request).instrument(span).await
-    };
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let extensions = response.extensions();
-    let signals = extensions
-        .get::<Signals>()
-        .map(|signals| signals.fired().collect::<Vec<_>>().join(","))
-        .filter(|fired| !fired.is_empty());
-    tracing::info!(
-        target: "trustcaptcha::access",
-        method,
-        route = endpoint,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        site = extensions.get::<SiteName>().map(|site| &*site.0),
-        reason = extensions.get::<Reason>().map(|reason| reason.0),
-        signals,
-    );
-    state
-        .metrics
-        .request(endpoint, method, status, elapsed.as_secs_f64());
-    if !response.headers().contains_key(header::CACHE_CONTROL) {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}

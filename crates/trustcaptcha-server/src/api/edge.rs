@@ -1,0 +1,136 @@
+//! The edge of every request: one access log line at info level (method, route, status,
+//! latency, site, the reason of a refusal and the detection signals of a finished verification;
+//! never a header or body, so no key or token), the request metrics, and
+//! `Cache-Control: no-store` on every answer.
+//!
+//! A tower layer rather than a `from_fn` middleware: it sits on every request, and as a plain
+//! future around the inner one it costs neither a boxed future nor a clone of the router.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::Response;
+use tower::{Layer, Service};
+use tracing::Span;
+
+use super::{ROUTES, Reason, SiteName};
+use crate::scoring::Signals;
+use crate::state::AppState;
+
+/// Wraps a service in [`Edge`].
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeLayer(pub(crate) AppState);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+/// Logs and counts each request the inner service answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Edge<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S, B> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // Routing happened: the route is known, and labels stay a closed set.
+        let endpoint = request
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|path| ROUTES.into_iter().find(|route| *route == path.as_str()))
+            .unwrap_or("unmatched");
+        let method = match *request.method() {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::OPTIONS => "OPTIONS",
+            Method::HEAD => "HEAD",
+            _ => "other",
+        };
+        let span = tracing::debug_span!("request", %method, route = %endpoint);
+        let inner = span.in_scope(|| self.inner.call(request));
+        EdgeFuture {
+            inner,
+            span,
+            started: Instant::now(),
+            endpoint,
+            method,
+            state: self.state.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's answer, logged and counted when it is ready.
+    pub(crate) struct EdgeFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        started: Instant,
+        endpoint: &'static str,
+        method: &'static str,
+        state: AppState,
+    }
+}
+
+impl<F, B, E> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = {
+            let _entered = this.span.enter();
+            ready!(this.inner.poll(cx))?
+        };
+        let status = response.status().as_u16();
+        let elapsed = this.started.elapsed();
+        let extensions = response.extensions();
+        let signals = extensions
+            .get::<Signals>()
+            .map(|signals| signals.fired().collect::<Vec<_>>().join(","))
+            .filter(|fired| !fired.is_empty());
+        tracing::info!(
+            target: "trustcaptcha::access",
+            method = *this.method,
+            route = *this.endpoint,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            site = extensions.get::<SiteName>().map(|site| &*site.0),
+            reason = extensions.get::<Reason>().map(|reason| reason.0),
+            signals,
+        );
+        this.state
+            .metrics
+            .request(this.endpoint, this.method, status, elapsed.as_secs_f64());
+        if !response.headers().contains_key(header::CACHE_CONTROL) {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
