@@ -1,7 +1,8 @@
 //! Does a request cost more when the server holds more? The same requests against a small
 //! server (one site, nothing stored) and a large one (10 000 sites, 1 000 000 stored
-//! verifications, 1 000 000 client networks tracked for adaptive difficulty), and the largest
-//! stall a request sees while the large server forgets 800 000 expired verifications.
+//! verifications, 1 000 000 client networks tracked for adaptive difficulty), and the stalls
+//! requests see while the large server forgets 800 000 expired verifications, beside the stalls
+//! they see for as long with nothing expiring (this machine's own).
 //!
 //! ```sh
 //! cargo run --release -p trustcaptcha-bench --bin scale-bench
@@ -24,6 +25,8 @@ use trustcaptcha_server::testing::{self, TestServer};
 const REQUESTS: usize = 20_000;
 const CREATES: usize = 5_000;
 const WINDOW: Duration = Duration::from_secs(60);
+/// A request slower than this counts as stalled.
+const STALL: Duration = Duration::from_millis(5);
 
 struct Scale {
     name: &'static str,
@@ -146,29 +149,54 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
     );
 
     if scale.stored > 0 {
-        // 800 000 verifications expire; requests go on while the sweeper (every 5 s) forgets
-        // them. The longest request shows the largest stall.
+        // The same requests for as long, first with nothing to forget (what this machine's
+        // scheduler alone does to a request), then while 800 000 verifications expire and the
+        // sweeper (every 5 s) forgets them. Stalls beyond the first row's are background work's.
+        let quiet = during_window(&fetch).await;
+        report("nothing expiring (12 s)", &quiet);
         server.clock.advance(Duration::from_secs(61));
         let before = store.count().await.expect("count");
-        let started = Instant::now();
-        let mut during = Vec::new();
-        while started.elapsed() < Duration::from_secs(12) {
-            sequential(100, &mut during, fetch).await;
-        }
+        let expiring = during_window(&fetch).await;
         let after = store.count().await.expect("count");
-        let longest = *during.iter().max().expect("samples");
-        let count = during.len();
-        let during = latency(&mut during);
-        println!(
-            "| while {} expired verifications were forgotten ({} requests) | {} / {} / {} | |",
-            before - after,
-            count,
-            ms(during.p50),
-            ms(during.p99),
-            ms(longest)
+        report(
+            &format!(
+                "while {} expired verifications were forgotten (12 s)",
+                before - after
+            ),
+            &expiring,
         );
     }
     (fetched.p50, created.p50)
+}
+
+/// Requests one after another for 12 seconds; their latencies.
+async fn during_window<F, Fut>(fetch: &F) -> Vec<Duration>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(12) {
+        sequential(100, &mut samples, fetch).await;
+    }
+    samples
+}
+
+/// A row of latencies, with how many requests took longer than [`STALL`].
+fn report(name: &str, samples: &[Duration]) {
+    let longest = *samples.iter().max().expect("samples");
+    let stalled = samples.iter().filter(|sample| **sample > STALL).count();
+    let mut sorted = samples.to_vec();
+    let figures = latency(&mut sorted);
+    println!(
+        "| {name}: {} requests, {stalled} over {} | {} / {} / {} | |",
+        samples.len(),
+        ms(STALL),
+        ms(figures.p50),
+        ms(figures.p99),
+        ms(longest)
+    );
 }
 
 fn ms(duration: Duration) -> String {
