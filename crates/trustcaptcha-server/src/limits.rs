@@ -69,9 +69,10 @@ impl std::fmt::Debug for Limits {
 
 #[derive(Debug, Default)]
 struct Outstanding {
-    /// Expiry times of the outstanding challenges, oldest first.
-    by_network: HashMap<IpNet, VecDeque<OffsetDateTime>>,
-    by_site: HashMap<Uuid, VecDeque<OffsetDateTime>>,
+    /// Expiry times of the outstanding challenges (Unix milliseconds, half the size of a
+    /// timestamp: one of each per pending verification), oldest first.
+    by_network: HashMap<IpNet, VecDeque<i64>>,
+    by_site: HashMap<Uuid, VecDeque<i64>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +87,7 @@ fn network_of(ip: Option<IpAddr>) -> IpNet {
 }
 
 /// Removes the oldest entry under `key`, and the key once it has none.
-fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<OffsetDateTime>>, key: &K) {
+fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<i64>>, key: &K) {
     let emptied = map.get_mut(key).is_some_and(|times| {
         times.pop_front();
         times.is_empty()
@@ -96,7 +97,8 @@ fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<OffsetDateTime
     }
 }
 
-fn prune(times: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime) {
+fn prune(times: &mut VecDeque<i64>, now: OffsetDateTime) {
+    let now = crate::store::millis(now);
     while times.front().is_some_and(|expiry| *expiry <= now) {
         times.pop_front();
     }
@@ -171,6 +173,7 @@ impl Limits {
         if network.len() >= self.max_per_network || site.len() >= self.max_per_site {
             return Err(Limited::Outstanding);
         }
+        let expires_at = crate::store::millis(expires_at);
         network.push_back(expires_at);
         site.push_back(expires_at);
         Ok(())

@@ -28,7 +28,7 @@ pub struct Tasks(Inputs);
 #[serde(untagged)]
 enum Inputs {
     Seeded { seed: [u8; 16], count: u8 },
-    Listed(Vec<TaskInput>),
+    Listed(Box<[TaskInput]>),
 }
 
 impl Tasks {

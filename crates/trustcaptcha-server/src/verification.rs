@@ -577,12 +577,12 @@ fn finished(
         gateway_failover_active: false,
         risk_scoring_enabled: site.risk_scoring,
         minimal_data_mode_enabled: site.minimal_data_mode,
-        origin: visitor.origin,
+        origin: visitor.origin.into(),
         ip_address: visitor.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        country_code: visitor.country_code,
-        device_family: visitor.device_family,
-        operating_system: visitor.operating_system,
-        browser: visitor.browser,
+        country_code: visitor.country_code.into(),
+        device_family: visitor.device_family.to_string(),
+        operating_system: visitor.operating_system.to_string(),
+        browser: visitor.browser.to_string(),
         verification_started_at: Some(started_at),
         verification_finished_at: Some(now),
         result_expires_at: Some(now + site.result_lifetime),
@@ -621,7 +621,7 @@ fn visitor(
         .or_else(|| header_origin.map(str::to_owned))
         .or_else(|| detection::text(info, "window-origin"))
         .unwrap_or_default();
-    let page = truncated(&page, MAX_FIELD_BYTES).to_owned();
+    let page = Box::from(truncated(&page, MAX_FIELD_BYTES));
     let user_agent = context
         .user_agent
         .clone()
