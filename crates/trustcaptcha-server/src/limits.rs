@@ -15,9 +15,10 @@
 //! record keeps at most [`MAX_TRACKED_NETWORKS`] networks, forgetting finished windows first.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -51,7 +52,7 @@ pub(crate) enum Limited {
 pub(crate) struct Limits {
     creates: DefaultKeyedRateLimiter<IpNet>,
     submits: DefaultKeyedRateLimiter<IpNet>,
-    outstanding: Mutex<Outstanding>,
+    outstanding: Outstanding,
     guesses: Mutex<HashMap<IpNet, Guesses>>,
     max_per_network: usize,
     max_per_site: usize,
@@ -67,12 +68,32 @@ impl std::fmt::Debug for Limits {
     }
 }
 
-#[derive(Debug, Default)]
+/// Expiry times of the outstanding challenges (Unix milliseconds, half the size of a timestamp:
+/// one per pending verification in each map), oldest first. Networks are sharded, so that
+/// forgetting expired ones (a million networks, with a botnet) locks a sliver at a time; sites
+/// are few and share one lock, always taken after a network shard's.
+#[derive(Debug)]
 struct Outstanding {
-    /// Expiry times of the outstanding challenges (Unix milliseconds, half the size of a
-    /// timestamp: one of each per pending verification), oldest first.
-    by_network: HashMap<IpNet, VecDeque<i64>>,
-    by_site: HashMap<Uuid, VecDeque<i64>>,
+    by_network: [Mutex<HashMap<IpNet, VecDeque<i64>>>; NETWORK_SHARDS],
+    by_site: Mutex<HashMap<Uuid, VecDeque<i64>>>,
+    hasher: std::hash::RandomState,
+}
+
+/// Shards of [`Outstanding::by_network`].
+const NETWORK_SHARDS: usize = 64;
+
+impl Outstanding {
+    fn network(&self, network: &IpNet) -> MutexGuard<'_, HashMap<IpNet, VecDeque<i64>>> {
+        let index =
+            usize::try_from(self.hasher.hash_one(network) % NETWORK_SHARDS as u64).unwrap_or(0);
+        lock(&self.by_network[index])
+    }
+}
+
+/// Locks `mutex`; every update under these locks is a single push or pop, so a map seen after
+/// a panic elsewhere is never half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +118,14 @@ fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<i64>>, key: &K
     }
 }
 
+/// Prunes every entry of `map`, and forgets the keys left without any.
+fn prune_all<K>(map: &mut HashMap<K, VecDeque<i64>>, now: OffsetDateTime) {
+    map.retain(|_, times| {
+        prune(times, now);
+        !times.is_empty()
+    });
+}
+
 fn prune(times: &mut VecDeque<i64>, now: OffsetDateTime) {
     let now = crate::store::millis(now);
     while times.front().is_some_and(|expiry| *expiry <= now) {
@@ -116,7 +145,11 @@ impl Limits {
         Limits {
             creates: DefaultKeyedRateLimiter::keyed(quota()),
             submits: DefaultKeyedRateLimiter::keyed(quota()),
-            outstanding: Mutex::default(),
+            outstanding: Outstanding {
+                by_network: std::array::from_fn(|_| Mutex::default()),
+                by_site: Mutex::default(),
+                hasher: std::hash::RandomState::new(),
+            },
             guesses: Mutex::default(),
             max_per_network: settings.max_pending_per_network,
             max_per_site: settings.max_pending_per_site,
@@ -142,10 +175,10 @@ impl Limits {
 
     /// How many challenges `ip`'s network has outstanding at `now`.
     pub(crate) fn outstanding(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> usize {
-        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
-        outstanding
-            .by_network
-            .get_mut(&network_of(ip))
+        let network = network_of(ip);
+        self.outstanding
+            .network(&network)
+            .get_mut(&network)
             .map_or(0, |times| {
                 prune(times, now);
                 times.len()
@@ -161,13 +194,11 @@ impl Limits {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), Limited> {
-        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
-        let Outstanding {
-            by_network,
-            by_site,
-        } = &mut *outstanding;
-        let network = by_network.entry(network_of(ip)).or_default();
+        let network = network_of(ip);
+        let mut by_network = self.outstanding.network(&network);
+        let network = by_network.entry(network).or_default();
         prune(network, now);
+        let mut by_site = lock(&self.outstanding.by_site);
         let site = by_site.entry(site).or_default();
         prune(site, now);
         if network.len() >= self.max_per_network || site.len() >= self.max_per_site {
@@ -181,14 +212,15 @@ impl Limits {
 
     /// Forgets one outstanding challenge of `ip` for `site` (it was submitted, or not stored).
     pub(crate) fn settle(&self, ip: Option<IpAddr>, site: Uuid) {
-        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
-        pop_one(&mut outstanding.by_network, &network_of(ip));
-        pop_one(&mut outstanding.by_site, &site);
+        let network = network_of(ip);
+        let mut by_network = self.outstanding.network(&network);
+        pop_one(&mut by_network, &network);
+        pop_one(&mut lock(&self.outstanding.by_site), &site);
     }
 
     /// Whether `ip`'s network is locked out for guessing keys, and for how long.
     pub(crate) fn guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        let guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+        let guesses = lock(&self.guesses);
         match guesses.get(&network_of(ip)) {
             Some(record) if record.failed >= self.guesses_per_window => {
                 let over = GUESS_WINDOW.saturating_sub(record.window_start.elapsed());
@@ -204,7 +236,7 @@ impl Limits {
 
     /// Counts a failed key guess of `ip`'s network.
     pub(crate) fn failed_guess(&self, ip: Option<IpAddr>) {
-        let mut guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guesses = lock(&self.guesses);
         if guesses.len() >= MAX_TRACKED_NETWORKS {
             guesses.retain(|_, record| record.window_start.elapsed() < GUESS_WINDOW);
         }
@@ -233,19 +265,14 @@ impl Limits {
     }
 
     /// Forgets what no longer limits anyone: rate budgets that are full again, expired
-    /// outstanding challenges.
+    /// outstanding challenges. One shard locked at a time.
     fn forget(&self, now: OffsetDateTime) {
         self.creates.retain_recent();
         self.submits.retain_recent();
-        let mut outstanding = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
-        for times in outstanding.by_network.values_mut() {
-            prune(times, now);
+        for shard in &self.outstanding.by_network {
+            prune_all(&mut lock(shard), now);
         }
-        outstanding.by_network.retain(|_, times| !times.is_empty());
-        for times in outstanding.by_site.values_mut() {
-            prune(times, now);
-        }
-        outstanding.by_site.retain(|_, times| !times.is_empty());
+        prune_all(&mut lock(&self.outstanding.by_site), now);
     }
 }
 
@@ -279,7 +306,10 @@ impl SharedLimits {
                     let Some(limits) = weak.upgrade() else {
                         return;
                     };
-                    limits.forget(clock.now());
+                    let now = clock.now();
+                    // On the blocking pool: with a million networks a pass is long, and must
+                    // not take a runtime worker from requests.
+                    let _ = tokio::task::spawn_blocking(move || limits.forget(now)).await;
                 }
             });
         }
@@ -367,6 +397,34 @@ mod tests {
             limits.hand_out(a, site, t0 + minute, t0 + 2 * minute),
             Ok(())
         );
+    }
+
+    #[test]
+    fn forgetting_drops_the_expired_challenges_of_every_network_and_keeps_live_ones() {
+        let limits = Limits::new(&ServerSettings {
+            max_pending_per_site: 10_000,
+            ..settings()
+        });
+        let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let minute = Duration::from_secs(60);
+        let site = Uuid::from_u128(1);
+        for i in 0..1_000u16 {
+            let [high, low] = i.to_be_bytes();
+            let ip = Some(IpAddr::from([10, 0, high, low]));
+            assert_eq!(limits.hand_out(ip, site, t0, t0 + minute), Ok(()));
+        }
+        let live = Some(IpAddr::from([192, 0, 2, 9]));
+        assert_eq!(limits.hand_out(live, site, t0, t0 + 3 * minute), Ok(()));
+        limits.forget(t0 + 2 * minute);
+        let networks: usize = limits
+            .outstanding
+            .by_network
+            .iter()
+            .map(|shard| lock(shard).len())
+            .sum();
+        assert_eq!(networks, 1, "only the live network is left");
+        assert_eq!(limits.outstanding(live, t0 + 2 * minute), 1);
+        assert_eq!(lock(&limits.outstanding.by_site)[&site].len(), 1);
     }
 
     #[test]
