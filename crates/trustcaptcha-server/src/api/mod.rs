@@ -1,9 +1,12 @@
 //! The HTTP layer: handlers that extract what the [service core](crate::verification) needs
-//! and render what it returns, one module per endpoint group, assembled by [`router`].
+//! and render what it returns, one module per endpoint group, assembled by [`app`] (and
+//! [`admin`] for the operator's listener).
 //!
-//! * [`widget`]: the browser widget's create and submit endpoints (with CORS);
+//! * [`widget`]: the browser widget's create and submit endpoints (with CORS, and the bounds on
+//!   their bodies: size, time, and [`body_rate`]);
 //! * [`results`]: the backend's results endpoint;
-//! * [`ops`]: health, readiness, metrics;
+//! * [`ops`] and [`console`]: health, readiness, metrics, reload, statistics and their page;
+//! * [`edge`]: what every request passes on its way in and out (access log, metrics);
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
 pub(crate) mod body_rate;

@@ -126,7 +126,7 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', keep), 'GT')
 return v[4]
 ";
 
-/// The lease check shared by the scripts that move a claim: ARGV[1] token, ARGV[2] until.
+/// The lease check shared by the scripts that move a claim: `ARGV[1]` token, `ARGV[2]` until.
 const HELD: &str = r"#!lua flags=allow-oom
 local v = redis.call('HMGET', KEYS[1], 'st', 'lt', 'lu')
 if v[1] ~= 'o' or v[2] ~= ARGV[1] or v[3] ~= ARGV[2] then return 'not_claimant' end
