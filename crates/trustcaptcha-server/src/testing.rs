@@ -505,6 +505,23 @@ pub async fn track_networks(
     Ok(())
 }
 
+/// Records one outstanding challenge for `site` from each of `networks` client networks
+/// (10.0.0.0 onwards) in `state`'s limits, handed out at `now` and expiring at `expires_at`, as
+/// that many create requests would.
+pub fn hand_out_challenges(
+    state: &AppState,
+    networks: u32,
+    site: Uuid,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) {
+    for network in 0..networks {
+        let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + network));
+        // Only a network or site at its limit refuses; the caller sizes them.
+        let _ = state.limits.hand_out(Some(ip), site, now, expires_at);
+    }
+}
+
 /// A token for any id, as a widget or attacker could make it.
 pub fn token_for(id: &str, extra: &str) -> String {
     base64::engine::general_purpose::STANDARD

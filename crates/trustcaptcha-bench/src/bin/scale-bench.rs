@@ -1,6 +1,7 @@
 //! Does a request cost more when the server holds more? The same requests against a small
 //! server (one site, nothing stored) and a large one (10 000 sites, 1 000 000 stored
-//! verifications, 1 000 000 client networks tracked for adaptive difficulty), and the stalls
+//! verifications, 1 000 000 client networks tracked for adaptive difficulty, each with a
+//! challenge outstanding in the per-network limits), and the stalls
 //! requests see while the large server forgets 800 000 expired verifications, beside the stalls
 //! they see for as long with nothing expiring (this machine's own).
 //!
@@ -109,6 +110,14 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
     testing::track_networks(&*store, scale.networks, WINDOW, now)
         .await
         .expect("counted");
+    // Each network also has a challenge outstanding, expiring with most of the stored ones.
+    testing::hand_out_challenges(
+        &server.state,
+        scale.networks,
+        site_key,
+        now,
+        now + Duration::from_secs(60),
+    );
 
     let token = server.solve(SITE_KEY).await;
     let id = trustcaptcha::VerificationToken::decode(&token)
