@@ -78,6 +78,23 @@ pub struct Remote {
 }
 
 impl TestServer {
+    /// `site`'s statistics over `window` (`hour`, `day`, `week`) as `/admin/statistics`
+    /// answers them; panics unless the answer is 200.
+    pub async fn statistics(&self, site: &str, window: &str) -> Value {
+        let response = self
+            .admin
+            .http
+            .get(format!(
+                "{}/admin/statistics?site={site}&window={window}",
+                self.admin.url
+            ))
+            .send()
+            .await
+            .expect("statistics");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
     /// Starts a server for `config` with a manual clock standing at the current time.
     ///
     /// # Panics
@@ -507,19 +524,27 @@ pub async fn track_networks(
 
 /// Records one outstanding challenge for `site` from each of `networks` client networks
 /// (10.0.0.0 onwards) in `state`'s limits, handed out at `now` and expiring at `expires_at`, as
-/// that many create requests would.
+/// that many create requests would. Returns how many were recorded: fewer when the site's
+/// `max_pending_per_site` is reached.
 pub fn hand_out_challenges(
     state: &AppState,
     networks: u32,
     site: Uuid,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
-) {
+) -> u32 {
+    let mut recorded = 0;
     for network in 0..networks {
         let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + network));
-        // Only a network or site at its limit refuses; the caller sizes them.
-        let _ = state.limits.hand_out(Some(ip), site, now, expires_at);
+        if state
+            .limits
+            .hand_out(Some(ip), site, now, expires_at)
+            .is_ok()
+        {
+            recorded += 1;
+        }
     }
+    recorded
 }
 
 /// A token for any id, as a widget or attacker could make it.

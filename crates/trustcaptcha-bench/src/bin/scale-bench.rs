@@ -111,13 +111,14 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
         .await
         .expect("counted");
     // Each network also has a challenge outstanding, expiring with most of the stored ones.
-    testing::hand_out_challenges(
+    let recorded = testing::hand_out_challenges(
         &server.state,
         scale.networks,
         site_key,
         now,
         now + Duration::from_secs(60),
     );
+    assert_eq!(recorded, scale.networks, "every network has its challenge");
 
     let token = server.solve(SITE_KEY).await;
     let id = trustcaptcha::VerificationToken::decode(&token)

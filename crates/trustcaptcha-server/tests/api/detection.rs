@@ -118,17 +118,7 @@ fn drawn_line(count: u8, start: f64, from: (f64, f64), step: (f64, f64)) -> Vec<
 
 /// The site's counts of the last hour, as `/admin/statistics` reports them.
 async fn hour_counts(server: &TestServer) -> Value {
-    let response = server
-        .http
-        .get(format!(
-            "{}/admin/statistics?site=default&window=hour",
-            server.admin.url
-        ))
-        .send()
-        .await
-        .expect("statistics");
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.expect("json")["counts"].take()
+    server.statistics("default", "hour").await["counts"].take()
 }
 
 fn mouse(kind: &str, time: f64, (x, y): (f64, f64)) -> Value {

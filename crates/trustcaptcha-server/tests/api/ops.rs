@@ -362,20 +362,8 @@ async fn statistics_are_kept_in_the_store_and_read_by_any_instance() {
 
     // The second instance's counts reach the store when it flushes (this read flushes it);
     // the first instance reads everything, its own included.
-    let read = |server: &TestServer, window: &str| {
-        let url = format!(
-            "{}/admin/statistics?site=a&window={window}",
-            server.admin.url
-        );
-        let http = server.http.clone();
-        async move {
-            let response = http.get(url).send().await.expect("statistics");
-            assert_eq!(response.status(), 200);
-            response.json::<serde_json::Value>().await.expect("json")
-        }
-    };
-    let _ = read(&second, "hour").await;
-    let hour = read(&first, "hour").await;
+    let _ = second.statistics("a", "hour").await;
+    let hour = first.statistics("a", "hour").await;
     let counts = &hour["counts"];
     assert_eq!(counts["created"], 3, "{hour}");
     assert_eq!(counts["solved"], 2, "{hour}");
@@ -392,7 +380,7 @@ async fn statistics_are_kept_in_the_store_and_read_by_any_instance() {
         2,
         "{hour}"
     );
-    assert_eq!(read(&first, "week").await["counts"]["created"], 3);
+    assert_eq!(first.statistics("a", "week").await["counts"]["created"], 3);
     let bad = first
         .http
         .get(format!(
