@@ -44,6 +44,15 @@ impl Tasks {
         Tasks(Inputs::Seeded { seed, count })
     }
 
+    /// The seed and count the tasks are made from; `None` for tasks listed by an earlier version.
+    #[must_use]
+    pub fn seed(&self) -> Option<([u8; 16], u8)> {
+        match &self.0 {
+            Inputs::Seeded { seed, count } => Some((*seed, *count)),
+            Inputs::Listed(_) => None,
+        }
+    }
+
     /// How many tasks there are.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -95,6 +95,43 @@ impl Signals {
             .map(|(name, _, _)| name)
     }
 
+    /// The signals as the bits of one number (for compact storage; see [`Signals::from_bits`]).
+    pub(crate) fn bits(self) -> u16 {
+        let mut signals = self;
+        signals
+            .flags_mut()
+            .into_iter()
+            .enumerate()
+            .fold(0, |bits, (bit, fired)| bits | u16::from(*fired) << bit)
+    }
+
+    /// The signals [`Signals::bits`] made `bits` from.
+    pub(crate) fn from_bits(bits: u16) -> Self {
+        let mut signals = Signals::default();
+        for (bit, fired) in signals.flags_mut().into_iter().enumerate() {
+            *fired = bits & 1 << bit != 0;
+        }
+        signals
+    }
+
+    /// Every flag, in the order of their bits.
+    fn flags_mut(&mut self) -> [&mut bool; 12] {
+        [
+            &mut self.honeypot,
+            &mut self.integrity,
+            &mut self.automation,
+            &mut self.timing,
+            &mut self.no_events,
+            &mut self.headless,
+            &mut self.request,
+            &mut self.window,
+            &mut self.events,
+            &mut self.synthetic,
+            &mut self.too_fast,
+            &mut self.velocity,
+        ]
+    }
+
     /// The score for these signals, in `[0, 1]`, rounded to two decimals.
     #[must_use]
     pub fn score(&self) -> f64 {
@@ -164,6 +201,16 @@ pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Si
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_signal_has_its_own_bit() {
+        for bits in 0..1 << 12 {
+            assert_eq!(Signals::from_bits(bits).bits(), bits);
+        }
+        for bit in 0..12 {
+            assert_eq!(Signals::from_bits(1 << bit).fired().count(), 1);
+        }
+    }
 
     #[test]
     fn weights_add_up_and_cap_at_one() {

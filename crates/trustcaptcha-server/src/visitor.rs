@@ -2,10 +2,8 @@
 //! page, device family, operating system and browser from the User-Agent (parsed with
 //! `woothee`), and the country from an optional MaxMind-format GeoIP database.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 /// The longest text kept per field of a [`Visitor`] (the page URL, the device names): longer
 /// values are cut at a character boundary, so a verification holds a bounded number of bytes
@@ -28,9 +26,8 @@ pub(crate) fn truncated(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// What a result reports about the visitor. Every pending verification holds one, so its texts
-/// are as small as they can be: fixed-size boxes, and the device names shared between all the
-/// visitors with the same device (see [`Inspector::device`]).
+/// What a result reports about the visitor. Every pending verification holds one (the memory
+/// store packs it; see `store::packed`), so its texts are boxes, not growable strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Visitor {
     /// The visitor's IP address.
@@ -40,23 +37,17 @@ pub struct Visitor {
     /// Two-letter country code, or empty.
     pub country_code: Box<str>,
     /// Device family from the User-Agent.
-    pub device_family: Arc<str>,
+    pub device_family: Box<str>,
     /// Operating system from the User-Agent.
-    pub operating_system: Arc<str>,
+    pub operating_system: Box<str>,
     /// Browser from the User-Agent.
-    pub browser: Arc<str>,
+    pub browser: Box<str>,
 }
-
-/// Device names shared at most: beyond this many distinct ones, a name is no longer shared (the
-/// User-Agent is the client's to choose, so the set must not grow with what clients send).
-const MAX_SHARED_NAMES: usize = 4_096;
 
 /// Parses User-Agents and looks up countries.
 pub(crate) struct Inspector {
     user_agents: woothee::parser::Parser,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
-    /// The device names handed out, to share (at most [`MAX_SHARED_NAMES`]).
-    names: Mutex<HashSet<Arc<str>>>,
 }
 
 impl std::fmt::Debug for Inspector {
@@ -71,11 +62,11 @@ impl std::fmt::Debug for Inspector {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Device {
     /// e.g. `Other` (desktop), `Smartphone`, `Spider`.
-    pub family: Arc<str>,
+    pub family: Box<str>,
     /// e.g. `Windows 10`, `Linux`, `iOS 17.0`.
-    pub operating_system: Arc<str>,
+    pub operating_system: Box<str>,
     /// e.g. `Chrome 119.0.0.0`.
-    pub browser: Arc<str>,
+    pub browser: Box<str>,
 }
 
 impl Inspector {
@@ -91,21 +82,18 @@ impl Inspector {
         Ok(Inspector {
             user_agents: woothee::parser::Parser::new(),
             geoip,
-            names: Mutex::default(),
         })
     }
 
-    /// The device described by `user_agent`; unknown parts are `Other`. Names are shared: a
-    /// million visitors with the same browser hold one copy of its name.
+    /// The device described by `user_agent`; unknown parts are `Other`.
     #[must_use]
     pub(crate) fn device(&self, user_agent: &str) -> Device {
         let user_agent = truncated(user_agent, MAX_USER_AGENT_BYTES);
         let Some(parsed) = self.user_agents.parse(user_agent) else {
-            let other = self.shared("Other");
             return Device {
-                family: other.clone(),
-                operating_system: other.clone(),
-                browser: other,
+                family: "Other".into(),
+                operating_system: "Other".into(),
+                browser: "Other".into(),
             };
         };
         let known = |value: &str| value != woothee::woothee::VALUE_UNKNOWN;
@@ -132,23 +120,10 @@ impl Inspector {
             _ => "Other".to_owned(),
         };
         Device {
-            family: self.shared(family),
-            operating_system: self.shared(truncated(&operating_system, MAX_FIELD_BYTES)),
-            browser: self.shared(truncated(&browser, MAX_FIELD_BYTES)),
+            family: family.into(),
+            operating_system: truncated(&operating_system, MAX_FIELD_BYTES).into(),
+            browser: truncated(&browser, MAX_FIELD_BYTES).into(),
         }
-    }
-
-    /// `name`, shared with every earlier caller of the same name while there is room.
-    fn shared(&self, name: &str) -> Arc<str> {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(shared) = names.get(name) {
-            return Arc::clone(shared);
-        }
-        let name = Arc::<str>::from(name);
-        if names.len() < MAX_SHARED_NAMES {
-            names.insert(Arc::clone(&name));
-        }
-        name
     }
 
     /// The ISO 3166-1 alpha-2 country of `ip`, or an empty string when unknown.
@@ -208,27 +183,5 @@ mod tests {
             &*inspector.country_code("192.0.2.1".parse().expect("ip")),
             ""
         );
-    }
-
-    #[test]
-    fn device_names_are_shared_and_their_set_stays_bounded() {
-        let inspector = Inspector::new(None).expect("no database");
-        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36";
-        let (first, second) = (inspector.device(chrome), inspector.device(chrome));
-        assert!(Arc::ptr_eq(&first.browser, &second.browser));
-        assert!(Arc::ptr_eq(
-            &first.operating_system,
-            &second.operating_system
-        ));
-        let chrome_version = |version| chrome.replace("119.0.0.0", &format!("{version}.0.0.0"));
-        for version in 0..MAX_SHARED_NAMES + 100 {
-            let _ = inspector.device(&chrome_version(version));
-        }
-        let shared = inspector.names.lock().expect("not poisoned").len();
-        assert_eq!(shared, MAX_SHARED_NAMES);
-        // Beyond the bound a name is still right, only not shared.
-        let late = inspector.device(&chrome_version(99_999_999));
-        assert_eq!(&*late.browser, "Chrome 99999999.0.0.0");
-        assert_eq!(inspector.names.lock().expect("not poisoned").len(), shared);
     }
 }

@@ -9,13 +9,18 @@
 //! cargo run --release -p trustcaptcha-bench --bin scale-bench
 //! ```
 //!
-//! The server is embedded (memory store, manual clock) and the client is sequential, one
-//! request at a time: the figures are per-request latencies on loopback, client included.
+//! The server is embedded (memory store, manual clock, mimalloc as in the shipped binary) and
+//! the client is sequential, one request at a time: the figures are per-request latencies on
+//! loopback, client included. The process's RSS before and after the mass expiry shows whether
+//! the memory is given back.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, sequential};
+use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, rss_bytes, sequential};
 use trustcaptcha_server::clock::Clock as _;
 use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::secret::KeyHash;
@@ -166,14 +171,22 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
         report("nothing expiring (12 s)", &quiet);
         server.clock.advance(Duration::from_secs(61));
         let before = store.count().await.expect("count");
+        let rss_before = rss_bytes("self");
         let expiring = during_window(&fetch).await;
         let after = store.count().await.expect("count");
+        let rss_after = rss_bytes("self");
         report(
             &format!(
                 "while {} expired verifications were forgotten (12 s)",
                 before - after
             ),
             &expiring,
+        );
+        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        println!(
+            "\nprocess RSS before the expiry {:.0} MiB, after {:.0} MiB\n",
+            mib(rss_before),
+            mib(rss_after)
         );
     }
     (fetched.p50, created.p50)

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::counter::Counter;
+use super::packed;
 use super::record::Record;
 use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
 use crate::clock::Clock;
@@ -47,6 +48,50 @@ struct Marker {
     expires_at: i64,
 }
 
+/// A verification in a shard: open ones packed (see [`packed`]: some 130 bytes where a record
+/// takes over 300), the others as records. 16 bytes, so that a map entry is 32.
+#[derive(Debug)]
+enum Entry {
+    Packed(Box<[u8]>),
+    Unpacked(Box<Record>),
+}
+
+impl Entry {
+    fn new(record: Record) -> Self {
+        match packed::pack(&record) {
+            Some(bytes) => Entry::Packed(bytes),
+            None => Entry::Unpacked(Box::new(record)),
+        }
+    }
+
+    /// Whether no answer depends on the verification any more at `now`.
+    fn forgettable(&self, now: OffsetDateTime) -> bool {
+        match self {
+            // Bytes that do not unpack answer nothing: forgotten.
+            Entry::Packed(bytes) => packed::forgettable_after(bytes).is_none_or(|at| at <= now),
+            Entry::Unpacked(record) => record.forgettable_after() <= now,
+        }
+    }
+
+    /// Runs `transition` on the record, packing it again afterwards if it is still open. `None`
+    /// for bytes that do not unpack, which [`packed::pack`] never makes: the verification is then
+    /// treated as absent (refused), never guessed at.
+    fn with<T>(&mut self, transition: impl FnOnce(&mut Record) -> T) -> Option<T> {
+        match self {
+            Entry::Unpacked(record) => Some(transition(record)),
+            Entry::Packed(bytes) => {
+                let Some(mut record) = packed::unpack(bytes) else {
+                    tracing::error!("a packed verification did not unpack; treated as absent");
+                    return None;
+                };
+                let answer = transition(&mut record);
+                *self = Entry::new(record);
+                Some(answer)
+            }
+        }
+    }
+}
+
 /// A bounded, sharded in-memory [`Store`].
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -61,7 +106,7 @@ pub struct MemoryStore {
 
 #[derive(Debug)]
 struct Shards {
-    maps: [Mutex<HashMap<Uuid, Record>>; SHARDS],
+    maps: [Mutex<HashMap<Uuid, Entry>>; SHARDS],
     len: AtomicUsize,
     capacity: usize,
     /// Spent verifications, sharded like `maps`; at most `capacity * MARKERS_PER_SLOT`.
@@ -142,7 +187,7 @@ fn shard_of(id: Uuid) -> usize {
 }
 
 impl Shards {
-    fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Record>> {
+    fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Entry>> {
         // Every update under the lock is a single insert, remove or assignment, so a map seen
         // after a panic elsewhere is never half-updated.
         self.maps[shard_of(id)]
@@ -158,8 +203,9 @@ impl Shards {
 
     /// Moves a verification that was just spent out of its slot, into a marker if there is
     /// room for one. `shard` is the locked shard that holds it.
-    fn spend(&self, shard: &mut HashMap<Uuid, Record>, id: Uuid, expires_at: OffsetDateTime) {
-        let Some(record) = shard.remove(&id) else {
+    fn spend(&self, shard: &mut HashMap<Uuid, Entry>, id: Uuid, expires_at: OffsetDateTime) {
+        let Some(Entry::Unpacked(record)) = shard.remove(&id) else {
+            // Only a finished verification is spent, and a finished one is never packed.
             return;
         };
         self.len.fetch_sub(1, Ordering::AcqRel);
@@ -187,7 +233,7 @@ impl Shards {
         for map in &self.maps {
             let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
             let before = map.len();
-            map.retain(|_, record| record.forgettable_after() > now);
+            map.retain(|_, entry| !entry.forgettable(now));
             forgotten += before - map.len();
             drop(map);
             if !between_shards() {
@@ -244,16 +290,20 @@ impl Shards {
             self.len.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Duplicate);
         }
-        shard.insert(id, record);
+        shard.insert(id, Entry::new(record));
         Ok(())
     }
 
     /// Answers a retrieval: from the record of `id`, or from its marker once spent.
     fn retrieve(&self, id: Uuid, authorized: &[Uuid], now: OffsetDateTime) -> Retrieval {
         let mut shard = self.shard(id);
-        if let Some(record) = shard.get_mut(&id) {
-            let answer = record.retrieve(authorized, now);
-            if let Some(expires_at) = record.spent_until() {
+        if let Some(entry) = shard.get_mut(&id) {
+            let Some((answer, spent)) =
+                entry.with(|record| (record.retrieve(authorized, now), record.spent_until()))
+            else {
+                return Retrieval::NotFound;
+            };
+            if let Some(expires_at) = spent {
                 self.spend(&mut shard, id, expires_at);
             }
             return answer;
@@ -269,7 +319,7 @@ impl Shards {
 
     /// Runs `transition` on the record of `id`, if there is one.
     fn with_record<T>(&self, id: Uuid, transition: impl FnOnce(&mut Record) -> T) -> Option<T> {
-        self.shard(id).get_mut(&id).map(transition)
+        self.shard(id).get_mut(&id)?.with(transition)
     }
 }
 
@@ -325,7 +375,10 @@ impl Store for MemoryStore {
 
     async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
         let mut shard = self.shards.shard(id);
-        if !shard.get(&id).is_some_and(|record| record.held_by(lease)) {
+        let held = shard
+            .get_mut(&id)
+            .and_then(|entry| entry.with(|record| record.held_by(lease)));
+        if held != Some(true) {
             return Err(StoreError::NotClaimant);
         }
         shard.remove(&id);
@@ -444,6 +497,35 @@ mod tests {
                 .expect("ok")
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn open_verifications_are_held_packed_in_small_entries() {
+        assert_eq!(std::mem::size_of::<(Uuid, Entry)>(), 32);
+        let store = store(10);
+        let id = Uuid::new_v4();
+        let minute = Duration::from_secs(60);
+        let pending = conformance::pending(minute);
+        store
+            .insert_pending(id, pending.clone(), conformance::T0)
+            .await
+            .expect("insert");
+        let packed =
+            |store: &MemoryStore| matches!(store.shards.shard(id).get(&id), Some(Entry::Packed(_)));
+        assert!(packed(&store));
+        let lease = conformance::lease();
+        let claimed = store
+            .claim(id, lease, conformance::T0)
+            .await
+            .expect("claim");
+        assert_eq!(claimed, Some(pending));
+        assert!(packed(&store), "claimed, it stays packed with its lease");
+        assert_eq!(
+            store.release(id, conformance::lease()).await,
+            Err(StoreError::NotClaimant)
+        );
+        assert_eq!(store.release(id, lease).await, Ok(()));
+        assert!(packed(&store));
     }
 
     #[test]

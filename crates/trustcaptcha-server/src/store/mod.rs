@@ -52,6 +52,7 @@
 
 mod counter;
 pub mod memory;
+mod packed;
 mod record;
 #[cfg(feature = "redis")]
 pub mod redis;

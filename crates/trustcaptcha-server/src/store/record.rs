@@ -34,6 +34,15 @@ pub(crate) enum State {
     Spent { expires_at: OffsetDateTime },
 }
 
+/// When no answer depends any more on an open verification that expires at `expires_at`, held
+/// under `lease`: a claim may still finish until its lease lapses.
+pub(crate) fn open_forgettable_after(
+    expires_at: OffsetDateTime,
+    lease: Option<Lease>,
+) -> OffsetDateTime {
+    lease.map_or(expires_at, |lease| expires_at.max(lease.until))
+}
+
 impl Record {
     /// A new pending verification.
     pub(crate) fn pending(pending: Pending) -> Self {
@@ -76,10 +85,7 @@ impl Record {
     /// When no answer depends on the record any more, so that a backend may forget it.
     pub(crate) fn forgettable_after(&self) -> OffsetDateTime {
         match &self.state {
-            // A claim may still finish until its lease lapses.
-            State::Open { pending, lease } => lease.map_or(pending.expires_at, |lease| {
-                pending.expires_at.max(lease.until)
-            }),
+            State::Open { pending, lease } => open_forgettable_after(pending.expires_at, *lease),
             State::Finished { finished, .. } => finished.expires_at() + TOMBSTONE,
             State::Spent { expires_at } => *expires_at + TOMBSTONE,
         }
