@@ -123,8 +123,8 @@ fn pop_one<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<i64>>, key: &K
 }
 
 /// Prunes every entry of `map`, and forgets the keys left without any.
-fn prune_all<K>(map: &mut HashMap<K, VecDeque<i64>>, now: OffsetDateTime) {
-    map.retain(|_, times| {
+fn prune_all<K: std::hash::Hash + Eq>(map: &mut HashMap<K, VecDeque<i64>>, now: OffsetDateTime) {
+    crate::store::retain_shrinking(map, |_, times| {
         prune(times, now);
         !times.is_empty()
     });
@@ -134,6 +134,10 @@ fn prune(times: &mut VecDeque<i64>, now: OffsetDateTime) {
     let now = crate::store::millis(now);
     while times.front().is_some_and(|expiry| *expiry <= now) {
         times.pop_front();
+    }
+    // A site's queue can hold a million expiries at a peak; it gives the memory back after.
+    if times.capacity() > 4 * times.len().max(16) {
+        times.shrink_to(2 * times.len());
     }
 }
 

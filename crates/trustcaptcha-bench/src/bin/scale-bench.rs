@@ -20,6 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
+
 use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, rss_bytes, sequential};
 use trustcaptcha_server::clock::Clock as _;
 use trustcaptcha_server::config::{Config, Site};
@@ -103,15 +105,14 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
     let store = made.expect("the store was made");
     let now = server.clock.now();
     let site_key = SITE_KEY.parse().expect("site key");
-    for i in 0..scale.stored {
-        // Most expire after a minute (the stall test lets them), the rest later.
-        let lifetime = if i % 5 == 4 { 600 } else { 60 };
-        let pending = testing::pending_for(site_key, now, now + Duration::from_secs(lifetime));
-        store
-            .insert_pending(uuid::Uuid::new_v4(), pending, now)
-            .await
-            .expect("room");
-    }
+    // Most expire after a minute (the stall test lets them), the rest later.
+    fill(
+        &store,
+        scale.stored,
+        now,
+        |i| if i % 5 == 4 { 600 } else { 60 },
+    )
+    .await;
     testing::track_networks(&*store, scale.networks, WINDOW, now)
         .await
         .expect("counted");
@@ -182,14 +183,38 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
             ),
             &expiring,
         );
+        // As many new ones as were forgotten: do they fit in the memory the old ones left?
+        fill(&store, before - after, server.clock.now(), |_| 600).await;
+        let rss_refilled = rss_bytes("self");
         let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
         println!(
-            "\nprocess RSS before the expiry {:.0} MiB, after {:.0} MiB\n",
+            "\nprocess RSS before the expiry {:.0} MiB, after it {:.0} MiB, after as many new \
+             verifications as were forgotten {:.0} MiB\n",
             mib(rss_before),
-            mib(rss_after)
+            mib(rss_after),
+            mib(rss_refilled)
         );
     }
     (fetched.p50, created.p50)
+}
+
+/// Stores `count` pending verifications handed out at `now`, the `i`th living `lifetime(i)`
+/// seconds.
+async fn fill(
+    store: &MemoryStore,
+    count: usize,
+    now: OffsetDateTime,
+    lifetime: impl Fn(usize) -> u64,
+) {
+    let site_key = SITE_KEY.parse().expect("site key");
+    for i in 0..count {
+        let expires_at = now + Duration::from_secs(lifetime(i));
+        let pending = testing::pending_for(site_key, now, expires_at);
+        store
+            .insert_pending(uuid::Uuid::new_v4(), pending, now)
+            .await
+            .expect("room");
+    }
 }
 
 /// Requests one after another for 12 seconds; their latencies.

@@ -232,9 +232,7 @@ impl Shards {
         let mut forgotten = 0;
         for map in &self.maps {
             let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-            let before = map.len();
-            map.retain(|_, entry| !entry.forgettable(now));
-            forgotten += before - map.len();
+            forgotten += super::retain_shrinking(&mut map, |_, entry| !entry.forgettable(now));
             drop(map);
             if !between_shards() {
                 return forgotten;
@@ -245,11 +243,9 @@ impl Shards {
         let until = super::millis(now).saturating_sub(tombstone);
         for markers in &self.markers {
             let mut markers = markers.lock().unwrap_or_else(|e| e.into_inner());
-            let before = markers.len();
-            markers.retain(|_, marker| marker.expires_at > until);
-            self.marked
-                .fetch_sub(before - markers.len(), Ordering::AcqRel);
-            forgotten += before - markers.len();
+            let gone = super::retain_shrinking(&mut markers, |_, marker| marker.expires_at > until);
+            self.marked.fetch_sub(gone, Ordering::AcqRel);
+            forgotten += gone;
             drop(markers);
             if !between_shards() {
                 return forgotten;
@@ -258,10 +254,9 @@ impl Shards {
         let now = super::millis(now);
         for counters in &self.counters {
             let mut counters = counters.lock().unwrap_or_else(|e| e.into_inner());
-            let before = counters.len();
-            counters.retain(|_, counter| counter.forgettable_at() > now);
-            self.counted
-                .fetch_sub(before - counters.len(), Ordering::AcqRel);
+            let gone =
+                super::retain_shrinking(&mut counters, |_, counter| counter.forgettable_at() > now);
+            self.counted.fetch_sub(gone, Ordering::AcqRel);
             drop(counters);
             if !between_shards() {
                 return forgotten;

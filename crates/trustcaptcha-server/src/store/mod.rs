@@ -253,6 +253,25 @@ pub(crate) fn millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// Keeps the entries of `map` that `keep` answers true for; returns how many went. Once at most a
+/// quarter of the table is used (after a mass expiry), the table is made half full, so that a
+/// peak does not hold its memory for ever.
+pub(crate) fn retain_shrinking<K, V, S>(
+    map: &mut std::collections::HashMap<K, V, S>,
+    keep: impl FnMut(&K, &mut V) -> bool,
+) -> usize
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    let before = map.len();
+    map.retain(keep);
+    if map.capacity() > 4 * map.len() {
+        map.shrink_to(2 * map.len());
+    }
+    before - map.len()
+}
+
 /// The time `millis` made into milliseconds, if it is one.
 pub(crate) fn from_millis(at: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000).ok()
@@ -445,7 +464,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, retain_shrinking};
+
+    #[test]
+    fn a_table_emptied_by_forgetting_gives_its_memory_back() {
+        let mut map: std::collections::HashMap<u32, u32> = (0..100_000).map(|i| (i, i)).collect();
+        let peak = map.capacity();
+        assert_eq!(retain_shrinking(&mut map, |key, _| key % 2 == 0), 50_000);
+        assert!(map.capacity() > peak / 2, "half full: kept for reuse");
+        assert_eq!(
+            retain_shrinking(&mut map, |key, _| key % 1_000 == 0),
+            49_900
+        );
+        assert!(map.capacity() < peak / 100, "{} of {peak}", map.capacity());
+        assert_eq!(map.len(), 100);
+        assert!(
+            map.iter()
+                .all(|(key, value)| key % 1_000 == 0 && key == value)
+        );
+    }
 
     #[test]
     fn a_shown_url_carries_no_credentials() {
