@@ -48,8 +48,9 @@ struct Marker {
     expires_at: i64,
 }
 
-/// A verification in a shard: open ones packed (see [`packed`]: some 130 bytes where a record
-/// takes over 300), the others as records. 16 bytes, so that a map entry is 32.
+/// A verification in a shard: open ones packed (see [`packed`]: about 110 bytes with a short page
+/// URL, where a record, its pending verification and their texts took some 300), the others as
+/// records. 16 bytes, so that a map entry is 32.
 #[derive(Debug)]
 enum Entry {
     Packed(Box<[u8]>),
@@ -203,20 +204,15 @@ impl Shards {
 
     /// Moves a verification that was just spent out of its slot, into a marker if there is
     /// room for one. `shard` is the locked shard that holds it.
-    fn spend(&self, shard: &mut HashMap<Uuid, Entry>, id: Uuid, expires_at: OffsetDateTime) {
-        let Some(Entry::Unpacked(record)) = shard.remove(&id) else {
-            // Only a finished verification is spent, and a finished one is never packed.
+    fn spend(&self, shard: &mut HashMap<Uuid, Entry>, id: Uuid, marker: Marker) {
+        if shard.remove(&id).is_none() {
             return;
-        };
+        }
         self.len.fetch_sub(1, Ordering::AcqRel);
         if self.marked.fetch_add(1, Ordering::AcqRel) >= self.capacity * MARKERS_PER_SLOT {
             self.marked.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let marker = Marker {
-            site_key: record.site_key,
-            expires_at: super::millis(expires_at),
-        };
         if self.markers(id).insert(id, marker).is_some() {
             self.marked.fetch_sub(1, Ordering::AcqRel);
         }
@@ -293,13 +289,18 @@ impl Shards {
     fn retrieve(&self, id: Uuid, authorized: &[Uuid], now: OffsetDateTime) -> Retrieval {
         let mut shard = self.shard(id);
         if let Some(entry) = shard.get_mut(&id) {
-            let Some((answer, spent)) =
-                entry.with(|record| (record.retrieve(authorized, now), record.spent_until()))
-            else {
+            let Some((answer, spent)) = entry.with(|record| {
+                let answer = record.retrieve(authorized, now);
+                let spent = record.spent_until().map(|expires_at| Marker {
+                    site_key: record.site_key,
+                    expires_at: super::millis(expires_at),
+                });
+                (answer, spent)
+            }) else {
                 return Retrieval::NotFound;
             };
-            if let Some(expires_at) = spent {
-                self.spend(&mut shard, id, expires_at);
+            if let Some(marker) = spent {
+                self.spend(&mut shard, id, marker);
             }
             return answer;
         }
