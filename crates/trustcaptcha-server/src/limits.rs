@@ -283,6 +283,12 @@ impl Limits {
         }
         prune_all(&mut lock(&self.outstanding.by_site), now);
     }
+
+    /// One pass of the housekeeping: [`Limits::forget`] with a [`PAUSE`] after each shard. Blocks
+    /// for as long as the pass takes; it belongs on the blocking pool.
+    pub(crate) fn housekeeping(&self, now: OffsetDateTime) {
+        self.forget(now, &mut || std::thread::sleep(PAUSE));
+    }
 }
 
 /// How often [`Limits`] forgets what no longer limits anyone.
@@ -318,10 +324,7 @@ impl SharedLimits {
                     let now = clock.now();
                     // On the blocking pool: with a million networks a pass is long, and must
                     // not take a runtime worker from requests.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        limits.forget(now, &mut || std::thread::sleep(PAUSE));
-                    })
-                    .await;
+                    let _ = tokio::task::spawn_blocking(move || limits.housekeeping(now)).await;
                 }
             });
         }
