@@ -6,6 +6,10 @@
 //! site and expiry, 40 bytes with the map's own) moves to a map of markers, bounded apart
 //! ([`MARKERS_PER_SLOT`] per slot of capacity), so the capacity bounds what is pending or
 //! finished, not the traffic of the last 25 minutes.
+//!
+//! A pending or claimed verification is held packed (`store/packed.rs`, about 110 bytes) and
+//! unpacked only when a transition touches it; a finished one as its record. Tables that an
+//! expiry leaves at most a quarter used are shrunk, so a peak's memory goes back.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
