@@ -81,8 +81,15 @@ impl TestServer {
     /// `site`'s statistics over `window` (`hour`, `day`, `week`) as `/admin/statistics`
     /// answers them; panics unless the answer is 200.
     pub async fn statistics(&self, site: &str, window: &str) -> Value {
-        let response = self
-            .admin
+        let response = self.statistics_response(site, window).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// The admin listener's answer to `/admin/statistics?site={site}&window={window}`, whatever
+    /// its status.
+    pub async fn statistics_response(&self, site: &str, window: &str) -> reqwest::Response {
+        self.admin
             .http
             .get(format!(
                 "{}/admin/statistics?site={site}&window={window}",
@@ -90,9 +97,7 @@ impl TestServer {
             ))
             .send()
             .await
-            .expect("statistics");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("json")
+            .expect("statistics")
     }
 
     /// Starts a server for `config` with a manual clock standing at the current time.

@@ -381,15 +381,7 @@ async fn statistics_are_kept_in_the_store_and_read_by_any_instance() {
         "{hour}"
     );
     assert_eq!(first.statistics("a", "week").await["counts"]["created"], 3);
-    let bad = first
-        .http
-        .get(format!(
-            "{}/admin/statistics?site=a&window=year",
-            first.admin.url
-        ))
-        .send()
-        .await
-        .expect("statistics");
+    let bad = first.statistics_response("a", "year").await;
     assert_eq!(bad.status(), 400);
 }
 
