@@ -7,11 +7,14 @@
 //! on a second connection on Tokio's blocking pool (WAL lets them proceed beside the writer).
 //! Nothing blocks an async worker.
 //!
-//! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper),
-//! whether it is spent, and its record as JSON. A spent verification's row shrinks to what later
-//! answers need and no longer counts against the capacity (rows on disk are bounded by the
-//! retrieval rate times the result lifetime plus the tombstone time). The transitions are the ones every backend shares
-//! (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
+//! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper), and
+//! its record as JSON. Open and finished verifications live in `verifications`, the rows the
+//! capacity counts; a spent one moves to `spent`, shrunk to what later answers need (rows there
+//! are bounded by the retrieval rate times the result lifetime plus the tombstone time). Ids
+//! begin with their creation time, so both tables grow at one end: a commit writes a few pages,
+//! not one random page per operation, and the pages `spent` fills stay full, where shrinking
+//! rows in place would leave them mostly empty. The transitions are the ones every backend
+//! shares (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
 //! server knows is refused, an older one migrated.
 
 use std::collections::HashMap;
@@ -33,13 +36,20 @@ use super::{
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The most operations one commit takes.
 pub const MAX_BATCH: usize = 256;
+
+/// The statements that write a verification's row (see [`put`]).
+const INSERT: &str =
+    "INSERT OR IGNORE INTO verifications (id, forget_after, record) VALUES (?1, ?2, ?3)";
+const UPDATE: &str = "UPDATE verifications SET forget_after = ?2, record = ?3 WHERE id = ?1";
+const INSERT_SPENT: &str = "INSERT INTO spent (id, forget_after, record) VALUES (?1, ?2, ?3)";
+const UPDATE_SPENT: &str = "UPDATE spent SET forget_after = ?2, record = ?3 WHERE id = ?1";
 
 /// Operations waiting for the writer at most; further callers wait to hand theirs over.
 const QUEUE: usize = 4096;
@@ -56,8 +66,8 @@ pub struct SqliteStore {
 struct Shared {
     /// The reading connection; the writer thread owns the other.
     reader: Mutex<Connection>,
-    /// Rows held that are not spent (pending or finished), counted once at open and kept in
-    /// step by every insert, spending retrieval and delete (only this process writes the file).
+    /// Rows in `verifications` (pending or finished), counted once at open and kept in step by
+    /// every insert, spending retrieval and delete (only this process writes the file).
     len: AtomicUsize,
     capacity: usize,
     /// Every counter, loaded at open and written through (only this process writes the file),
@@ -91,11 +101,7 @@ impl SqliteStore {
         let mut writing = connect(path)?;
         migrate(&mut writing)?;
         let len: i64 = writing
-            .query_row(
-                "SELECT COUNT(*) FROM verifications WHERE spent = 0",
-                [],
-                |row| row.get(0),
-            )
+            .query_row("SELECT COUNT(*) FROM verifications", [], |row| row.get(0))
             .map_err(unavailable)?;
         let counters = load_counters(&writing)?;
         let shared = Arc::new(Shared {
@@ -153,10 +159,12 @@ impl SqliteStore {
             if shared.len.load(Ordering::Acquire) >= shared.capacity {
                 return Err(StoreError::Full);
             }
-            let inserted = tx.prepare_cached("INSERT OR IGNORE INTO verifications (id, forget_after, record) VALUES (?1, ?2, ?3)").map_err(unavailable)?.execute(params![id.as_bytes(), millis(record.forgettable_after()), encode(&record)?],
-                )
+            let spent = tx
+                .prepare_cached("SELECT 1 FROM spent WHERE id = ?1")
+                .map_err(unavailable)?
+                .exists(params![id.as_bytes()])
                 .map_err(unavailable)?;
-            if inserted == 0 {
+            if spent || put(tx, INSERT, id, &record)? == 0 {
                 return Err(StoreError::Duplicate);
             }
             shared.len.fetch_add(1, Ordering::AcqRel);
@@ -177,22 +185,16 @@ impl SqliteStore {
             };
             let was_spent = record.spent_until().is_some();
             let outcome = transition(&mut record);
-            let spent = record.spent_until().is_some();
-            tx.prepare_cached(
-                "UPDATE verifications SET forget_after = ?2, record = ?3, spent = ?4 WHERE id = ?1",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                id.as_bytes(),
-                millis(record.forgettable_after()),
-                encode(&record)?,
-                spent
-            ])
-            .map_err(unavailable)?;
-            if spent && !was_spent {
-                // A spent verification keeps its small row but leaves the capacity.
-                shared.len.fetch_sub(1, Ordering::AcqRel);
-            }
+            match (was_spent, record.spent_until().is_some()) {
+                (true, _) => put(tx, UPDATE_SPENT, id, &record)?,
+                (false, false) => put(tx, UPDATE, id, &record)?,
+                (false, true) => {
+                    // A spent verification leaves the capacity for its small row in `spent`.
+                    delete(tx, id)?;
+                    shared.len.fetch_sub(1, Ordering::AcqRel);
+                    put(tx, INSERT_SPENT, id, &record)?
+                }
+            };
             Ok(Some(outcome))
         })
         .await
@@ -211,9 +213,36 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(unavailable)
 }
 
+/// Writes `record` as the row of `id` with `statement`, an insert or update of either table
+/// that takes the id as `?1`, the time it can be forgotten as `?2` and the record as `?3`;
+/// returns the rows written.
+fn put(tx: &Connection, statement: &str, id: Uuid, record: &Record) -> Result<usize, StoreError> {
+    tx.prepare_cached(statement)
+        .map_err(unavailable)?
+        .execute(params![
+            id.as_bytes(),
+            millis(record.forgettable_after()),
+            encode(record)?
+        ])
+        .map_err(unavailable)
+}
+
+/// Deletes the open or finished verification `id`.
+fn delete(tx: &Connection, id: Uuid) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM verifications WHERE id = ?1")
+        .map_err(unavailable)?
+        .execute(params![id.as_bytes()])
+        .map_err(unavailable)
+        .map(drop)
+}
+
+/// The record of `id`, spent or not.
 fn load(tx: &Connection, id: Uuid) -> Result<Option<Record>, StoreError> {
     let bytes: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT record FROM verifications WHERE id = ?1")
+        .prepare_cached(
+            "SELECT record FROM verifications WHERE id = ?1
+             UNION ALL SELECT record FROM spent WHERE id = ?1",
+        )
         .map_err(unavailable)?
         .query_row(params![id.as_bytes()], |row| row.get(0))
         .optional()
@@ -312,6 +341,26 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
                  UPDATE verifications SET spent = 1
                      WHERE CAST(record AS TEXT) LIKE '%\"Spent\"%';
                  PRAGMA user_version = 4;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
+    if version < 5 {
+        // Spent verifications get a table of their own (see the module's documentation).
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE spent (
+                     id BLOB PRIMARY KEY,
+                     forget_after INTEGER NOT NULL,
+                     record BLOB NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX spent_forget_after ON spent (forget_after);
+                 INSERT INTO spent (id, forget_after, record)
+                     SELECT id, forget_after, record FROM verifications WHERE spent = 1;
+                 DELETE FROM verifications WHERE spent = 1;
+                 ALTER TABLE verifications DROP COLUMN spent;
+                 PRAGMA user_version = 5;
                  COMMIT;",
             )
             .map_err(unavailable)?;
@@ -419,15 +468,13 @@ async fn sweep(writer: mpsc::WeakSender<Job>, clock: Arc<dyn Clock>) {
         };
         let now = millis(clock.now());
         let forgotten = submit(&writer, move |connection, shared| {
-            let unspent: i64 = connection
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM verifications WHERE forget_after <= ?1 AND spent = 0",
-                )
-                .map_err(unavailable)?
-                .query_row(params![now], |row| row.get(0))
-                .map_err(unavailable)?;
-            let forgotten = connection
+            let unspent = connection
                 .prepare_cached("DELETE FROM verifications WHERE forget_after <= ?1")
+                .map_err(unavailable)?
+                .execute(params![now])
+                .map_err(unavailable)?;
+            let spent = connection
+                .prepare_cached("DELETE FROM spent WHERE forget_after <= ?1")
                 .map_err(unavailable)?
                 .execute(params![now])
                 .map_err(unavailable)?;
@@ -441,10 +488,8 @@ async fn sweep(writer: mpsc::WeakSender<Job>, clock: Arc<dyn Clock>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|_, counter| counter.forgettable_at() > now);
-            shared
-                .len
-                .fetch_sub(usize::try_from(unspent).unwrap_or(0), Ordering::AcqRel);
-            Ok(forgotten)
+            shared.len.fetch_sub(unspent, Ordering::AcqRel);
+            Ok(unspent + spent)
         })
         .await
         .unwrap_or(0);
@@ -509,10 +554,7 @@ impl Store for SqliteStore {
             if !load(tx, id)?.is_some_and(|record| record.held_by(lease)) {
                 return Err(StoreError::NotClaimant);
             }
-            tx.prepare_cached("DELETE FROM verifications WHERE id = ?1")
-                .map_err(unavailable)?
-                .execute(params![id.as_bytes()])
-                .map_err(unavailable)?;
+            delete(tx, id)?;
             shared.len.fetch_sub(1, Ordering::AcqRel);
             Ok(())
         })
@@ -661,6 +703,64 @@ mod tests {
     conformance::suite!(store);
 
     #[tokio::test]
+    async fn a_file_of_schema_4_keeps_its_verifications_when_spent_ones_move() {
+        let path = fresh_path();
+        let (open, spent) = (Uuid::new_v4(), Uuid::new_v4());
+        let lifetime = Duration::from_secs(60);
+        {
+            let mut old = Connection::open(&path).expect("create");
+            old.execute_batch(
+                "CREATE TABLE verifications (
+                     id BLOB PRIMARY KEY, forget_after INTEGER NOT NULL, record BLOB NOT NULL,
+                     spent INTEGER NOT NULL DEFAULT 0
+                 ) WITHOUT ROWID;
+                 CREATE INDEX verifications_forget_after ON verifications (forget_after);
+                 CREATE TABLE marks (name TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE counters (
+                     name TEXT PRIMARY KEY, window INTEGER NOT NULL, length INTEGER NOT NULL,
+                     current INTEGER NOT NULL, previous INTEGER NOT NULL, forget_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE INDEX counters_forget_at ON counters (forget_at);
+                 PRAGMA user_version = 4;",
+            )
+            .expect("schema 4");
+            let mut used_up = Record::finished(conformance::finished(spent, 1, lifetime));
+            used_up.retrieve(&[conformance::SITE], conformance::T0);
+            let rows = old.transaction().expect("transaction");
+            for (id, record) in [
+                (
+                    open,
+                    Record::finished(conformance::finished(open, 1, lifetime)),
+                ),
+                (spent, used_up),
+            ] {
+                rows.execute(
+                    "INSERT INTO verifications (id, forget_after, record, spent)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        id.as_bytes(),
+                        millis(record.forgettable_after()),
+                        encode(&record).expect("encode"),
+                        record.spent_until().is_some()
+                    ],
+                )
+                .expect("insert");
+            }
+            rows.commit().expect("commit");
+        }
+        let clock = Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>;
+        let store = SqliteStore::open(&path, 10, clock).expect("migrate");
+        assert_eq!(store.count().await, Ok(1), "only the unspent one counts");
+        let retrieve = |id| store.retrieve(id, &[conformance::SITE], conformance::T0);
+        assert_eq!(retrieve(spent).await, Ok(Retrieval::LimitReached));
+        assert!(matches!(retrieve(open).await, Ok(Retrieval::Found(_))));
+        assert_eq!(retrieve(open).await, Ok(Retrieval::LimitReached));
+        assert_eq!(store.count().await, Ok(0));
+        drop(store);
+        remove(&path);
+    }
+
+    #[tokio::test]
     async fn what_was_stored_is_there_after_reopening_and_counted() {
         let path = fresh_path();
         let clock = || Arc::new(ManualClock::new(conformance::T0)) as Arc<dyn Clock>;
@@ -703,6 +803,11 @@ mod tests {
             Ok(Retrieval::LimitReached)
         );
         drop(store);
+        remove(&path);
+    }
+
+    /// Removes a store's file and its journal.
+    fn remove(path: &Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

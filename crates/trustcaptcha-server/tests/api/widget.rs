@@ -14,7 +14,8 @@ async fn create_hands_out_a_standard_base64_challenge() {
     let id = challenge["verificationId"].as_str().expect("id");
     assert_eq!(
         uuid::Uuid::parse_str(id).expect("uuid").get_version_num(),
-        4
+        7,
+        "time-ordered ids, with 74 random bits"
     );
     assert_eq!(challenge["difficulty"], 4);
     let tasks = challenge["tasks"].as_array().expect("tasks");
