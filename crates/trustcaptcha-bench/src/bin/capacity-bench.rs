@@ -76,10 +76,11 @@ fn main() {
 }
 
 /// The outcome of one flow: `None` when it finished, else the first refusal's status.
-async fn flow(http: &reqwest::Client, url: &str) -> Option<u16> {
+async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> Option<u16> {
     let created = http
         .post(format!("{url}/v2/verifications"))
-        .json(&testing::create_body(SITE_KEY, false))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(create.clone())
         .send()
         .await
         .ok()?;
@@ -115,14 +116,20 @@ async fn run(store: &str, length: Duration) {
         .expect("client");
     let done = Arc::new(AtomicU64::new(0));
     let refused: Arc<Mutex<BTreeMap<u16, u64>>> = Arc::default();
+    // Every flow sends the same create request, serialized once: building it per flow cost the
+    // load generator a quarter of its CPU, taken from the server on the same cores.
+    let create = bytes::Bytes::from(
+        serde_json::to_vec(&testing::create_body(SITE_KEY, false)).expect("serializable"),
+    );
     let started = Instant::now();
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
             let (http, url) = (http.clone(), server.url.clone());
             let (done, refused) = (Arc::clone(&done), Arc::clone(&refused));
+            let create = create.clone();
             tokio::spawn(async move {
                 while started.elapsed() < length {
-                    match flow(&http, &url).await {
+                    match flow(&http, &url, &create).await {
                         None => {
                             done.fetch_add(1, Ordering::Relaxed);
                         }
