@@ -3,7 +3,10 @@
 //! operation waiting (up to [`MAX_BATCH`]), runs each in a savepoint of one transaction (an
 //! operation that fails rolls back alone), commits, and only then answers them, so a result the
 //! server acknowledged (the widget's 201, the backend's 200) was committed and survives the
-//! process being killed (`kill -9`); it is never lost or served twice after a restart. Reads run
+//! process being killed (`kill -9`); it is never lost or served twice after a restart. When the
+//! commit fails, or SQLite abandons the transaction on its own (an I/O error, a full disk), every
+//! operation of the group is answered with an error, none is left committing by itself, and the
+//! count of verifications and the counters are read again from the file. Reads run
 //! on a second connection on Tokio's blocking pool (WAL lets them proceed beside the writer).
 //! Nothing blocks an async worker.
 //!
@@ -100,13 +103,11 @@ impl SqliteStore {
         }
         let mut writing = connect(path)?;
         migrate(&mut writing)?;
-        let len: i64 = writing
-            .query_row("SELECT COUNT(*) FROM verifications", [], |row| row.get(0))
-            .map_err(unavailable)?;
+        let len = count(&writing)?;
         let counters = load_counters(&writing)?;
         let shared = Arc::new(Shared {
             reader: Mutex::new(connect(path)?),
-            len: AtomicUsize::new(usize::try_from(len).unwrap_or(usize::MAX)),
+            len: AtomicUsize::new(len),
             capacity,
             counters: Mutex::new(counters),
         });
@@ -443,18 +444,46 @@ fn write(connection: Connection, shared: &Shared, mut jobs: mpsc::Receiver<Job>)
             batch.clear();
             continue;
         }
-        let replies: Vec<Reply> = batch
-            .drain(..)
-            .map(|job| job(&connection, shared))
-            .collect();
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            if connection.is_autocommit() {
+                // SQLite rolled the transaction back on its own (an I/O error, a full disk):
+                // what follows would commit by itself, behind the failing commit below. The
+                // jobs left are dropped unanswered.
+                break;
+            }
+            replies.push(job(&connection, shared));
+        }
         let committed = execute(&connection, "COMMIT");
         if committed.is_err() {
             let _ = execute(&connection, "ROLLBACK");
+            // The batch's operations kept the count and the counters in step with writes that
+            // are now undone: read both again from what the file holds.
+            if let Err(error) = resync(&connection, shared) {
+                tracing::error!(%error, "the SQLite store could not re-read its counts");
+            }
         }
         for reply in replies {
             reply(committed.as_ref().err());
         }
     }
+}
+
+/// Sets the count of verifications and the counters to what the file holds.
+fn resync(connection: &Connection, shared: &Shared) -> Result<(), StoreError> {
+    shared.len.store(count(connection)?, Ordering::Release);
+    *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = load_counters(connection)?;
+    Ok(())
+}
+
+/// The open and finished verifications in the file (the ones the capacity counts).
+fn count(connection: &Connection) -> Result<usize, StoreError> {
+    connection
+        .query_row("SELECT COUNT(*) FROM verifications", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|len| usize::try_from(len).unwrap_or(usize::MAX))
+        .map_err(unavailable)
 }
 
 /// The sweeper: holds only a weak handle on the writer, so it never keeps a dropped store alive.
@@ -641,14 +670,15 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let name = counter.to_owned();
         self.transaction(move |connection, shared| {
-            let counter = {
-                let mut counters = shared.counters.lock().unwrap_or_else(|e| e.into_inner());
-                let counter = counters
-                    .entry(name.clone())
-                    .or_insert_with(|| Counter::new(length, now));
-                counter.add(by, now);
-                *counter
-            };
+            // Only this thread changes the counters: the new value is kept once it is written.
+            let mut counter = shared
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .copied()
+                .unwrap_or_else(|| Counter::new(length, now));
+            counter.add(by, now);
             connection
                 .prepare_cached(
                     "INSERT OR REPLACE INTO counters
@@ -665,7 +695,13 @@ impl Store for SqliteStore {
                     counter.forgettable_at()
                 ])
                 .map_err(unavailable)?;
-            Ok(counter.current)
+            let current = counter.current;
+            shared
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, counter);
+            Ok(current)
         })
         .await
     }
@@ -772,6 +808,69 @@ mod tests {
                 "live ones stay"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sqlite_abandons_fails_every_operation_in_it_and_leaves_true_counts() {
+        let store = Arc::new(store(10));
+        let hour = Duration::from_secs(3600);
+        // The writer is held, so that the operations below wait for it together and share one
+        // transaction, in which the second rolls everything back, as SQLite does on an I/O
+        // error or a full disk.
+        let (taken, writer_held) = oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = store.writer.clone();
+        let holder = tokio::spawn(async move {
+            submit(&writer, move |_, _| {
+                let _ = taken.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        });
+        writer_held
+            .await
+            .expect("the writer takes the first operation");
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        let insert = |id| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let finished = conformance::finished(id, 1, hour);
+                store.insert_finished(id, finished, conformance::T0).await
+            })
+        };
+        let inserted = insert(first);
+        let counted = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.add("quota", hour, 1, conformance::T0).await })
+        };
+        let abandoned = {
+            let writer = store.writer.clone();
+            tokio::spawn(async move {
+                submit(&writer, |connection, _| execute(connection, "ROLLBACK")).await
+            })
+        };
+        let after = insert(second);
+        while store.writer.max_capacity() - store.writer.capacity() < 4 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release the writer");
+        assert_eq!(holder.await.expect("holder"), Ok(()));
+        for outcome in [inserted, after] {
+            assert!(outcome.await.expect("insert").is_err());
+        }
+        assert!(counted.await.expect("add").is_err());
+        assert!(abandoned.await.expect("rollback").is_err());
+        // Nothing of the batch is in the file, and the counts say so.
+        let retrieve = |id| store.retrieve(id, &[conformance::SITE], conformance::T0);
+        assert_eq!(retrieve(first).await, Ok(Retrieval::NotFound));
+        assert_eq!(retrieve(second).await, Ok(Retrieval::NotFound));
+        assert_eq!(store.count().await, Ok(0));
+        let quota = store.counts("quota", hour, conformance::T0).await;
+        assert_eq!(quota.map(|counts| counts.current), Ok(0));
+        // And the store goes on.
+        insert(first).await.expect("insert").expect("stored");
+        assert_eq!(store.count().await, Ok(1));
     }
 
     #[tokio::test]
