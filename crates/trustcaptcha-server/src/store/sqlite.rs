@@ -746,9 +746,9 @@ mod tests {
 
     /// A fresh file under the build directory (so that test runs leave nothing elsewhere).
     fn fresh_path() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/test-stores")
-            .join(format!("{}.sqlite3", Uuid::new_v4()))
+        let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-stores");
+        std::fs::create_dir_all(&directory).expect("a directory for test stores");
+        directory.join(format!("{}.sqlite3", Uuid::new_v4()))
     }
 
     /// A store in a fresh file of its own.
