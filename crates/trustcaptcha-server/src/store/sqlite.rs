@@ -17,8 +17,8 @@
 //! begin with their creation time, so both tables grow at one end: a commit writes a few pages,
 //! not one random page per operation, and the pages `spent` fills stay full, where shrinking
 //! rows in place would leave them mostly empty. The transitions are the ones every backend
-//! shares (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than this
-//! server knows is refused, an older one migrated.
+//! shares (`store/record.rs`). The schema version is SQLite's `user_version`; a newer file than
+//! this server knows is refused, an older one migrated.
 
 use std::collections::HashMap;
 use std::path::Path;
