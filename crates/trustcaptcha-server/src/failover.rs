@@ -12,10 +12,10 @@
 //! `outage_before_start` is on, the time before this process started. A memory store keeps no
 //! heartbeat across a restart, so only a durable store can show downtime.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 
 use crate::store::Mark;
@@ -100,8 +100,8 @@ impl Outages {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Records that an outage ended at `at` (e.g. this process started).

@@ -18,12 +18,13 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
+use parking_lot::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -90,14 +91,8 @@ impl Outstanding {
     fn network(&self, network: &IpNet) -> MutexGuard<'_, HashMap<IpNet, VecDeque<i64>>> {
         let index =
             usize::try_from(self.hasher.hash_one(network) % NETWORK_SHARDS as u64).unwrap_or(0);
-        lock(&self.by_network[index])
+        self.by_network[index].lock()
     }
-}
-
-/// Locks `mutex`; every update under these locks is a single push or pop, so a map seen after
-/// a panic elsewhere is never half-updated.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -206,7 +201,7 @@ impl Limits {
         let mut by_network = self.outstanding.network(&network);
         let network = by_network.entry(network).or_default();
         prune(network, now);
-        let mut by_site = lock(&self.outstanding.by_site);
+        let mut by_site = self.outstanding.by_site.lock();
         let site = by_site.entry(site).or_default();
         prune(site, now);
         if network.len() >= self.max_per_network || site.len() >= self.max_per_site {
@@ -223,12 +218,12 @@ impl Limits {
         let network = network_of(ip);
         let mut by_network = self.outstanding.network(&network);
         pop_one(&mut by_network, &network);
-        pop_one(&mut lock(&self.outstanding.by_site), &site);
+        pop_one(&mut self.outstanding.by_site.lock(), &site);
     }
 
     /// Whether `ip`'s network is locked out for guessing keys, and for how long.
     pub(crate) fn guessing(&self, ip: Option<IpAddr>) -> Result<(), Limited> {
-        let guesses = lock(&self.guesses);
+        let guesses = self.guesses.lock();
         match guesses.get(&network_of(ip)) {
             Some(record) if record.failed >= self.guesses_per_window => {
                 let over = GUESS_WINDOW.saturating_sub(record.window_start.elapsed());
@@ -244,7 +239,7 @@ impl Limits {
 
     /// Counts a failed key guess of `ip`'s network.
     pub(crate) fn failed_guess(&self, ip: Option<IpAddr>) {
-        let mut guesses = lock(&self.guesses);
+        let mut guesses = self.guesses.lock();
         if guesses.len() >= MAX_TRACKED_NETWORKS {
             guesses.retain(|_, record| record.window_start.elapsed() < GUESS_WINDOW);
         }
@@ -278,10 +273,10 @@ impl Limits {
         self.creates.retain_recent();
         self.submits.retain_recent();
         for shard in &self.outstanding.by_network {
-            prune_all(&mut lock(shard), now);
+            prune_all(&mut shard.lock(), now);
             between_shards();
         }
-        prune_all(&mut lock(&self.outstanding.by_site), now);
+        prune_all(&mut self.outstanding.by_site.lock(), now);
     }
 
     /// One pass of the housekeeping: [`Limits::forget`] with a [`PAUSE`] after each shard. Blocks
@@ -435,11 +430,11 @@ mod tests {
             .outstanding
             .by_network
             .iter()
-            .map(|shard| lock(shard).len())
+            .map(|shard| shard.lock().len())
             .sum();
         assert_eq!(networks, 1, "only the live network is left");
         assert_eq!(limits.outstanding(live, t0 + 2 * minute), 1);
-        assert_eq!(lock(&limits.outstanding.by_site)[&site].len(), 1);
+        assert_eq!(limits.outstanding.by_site.lock()[&site].len(), 1);
     }
 
     #[test]

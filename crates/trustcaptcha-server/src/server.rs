@@ -210,7 +210,7 @@ async fn accept(
 
 /// Open connections per client network.
 #[derive(Debug, Default)]
-struct PerNetwork(std::sync::Mutex<std::collections::HashMap<ipnet::IpNet, usize>>);
+struct PerNetwork(parking_lot::Mutex<std::collections::HashMap<ipnet::IpNet, usize>>);
 
 /// One connection's place; dropping it frees the place (exempt connections count nowhere).
 struct Slot {
@@ -228,7 +228,7 @@ impl PerNetwork {
             });
         }
         let network = crate::rules::network(ip);
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.0.lock();
         let count = counts.entry(network).or_default();
         if *count >= max {
             return None;
@@ -246,7 +246,7 @@ impl Drop for Slot {
         let Some(network) = self.network else {
             return;
         };
-        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.0.lock();
         if let Some(count) = counts.get_mut(&network) {
             *count -= 1;
             if *count == 0 {

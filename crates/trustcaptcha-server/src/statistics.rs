@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 use crate::scoring::Signals;
@@ -76,7 +76,7 @@ impl Statistics {
     }
 
     fn add(&self, site: &str, event: Event, by: u64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.lock();
         let counts = match pending.get_mut(site) {
             Some(counts) => counts,
             None => pending.entry(site.to_owned()).or_default(),
@@ -134,7 +134,7 @@ impl Statistics {
         store: &Tracked,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let counts = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let counts = std::mem::take(&mut *self.pending.lock());
         let mut left = counts.into_iter().flat_map(|(site, events)| {
             events
                 .into_iter()

@@ -569,7 +569,7 @@ pub fn token_for(id: &str, extra: &str) -> String {
 /// while the guard from [`LogCapture::start`] lives. Use it in a current-thread test runtime,
 /// so that the server, the client and the test share the thread.
 #[derive(Debug, Clone, Default)]
-pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct LogCapture(Arc<parking_lot::Mutex<Vec<u8>>>);
 
 impl LogCapture {
     /// Starts capturing; capturing stops when the returned guard is dropped.
@@ -587,16 +587,13 @@ impl LogCapture {
     /// What was logged so far.
     #[must_use]
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        String::from_utf8_lossy(&self.0.lock()).into_owned()
     }
 }
 
 impl std::io::Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock().extend_from_slice(buf);
         Ok(buf.len())
     }
 

@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -109,6 +110,8 @@ pub struct MemoryStore {
     sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The maps behind the store. A panic does not poison their locks (`parking_lot`'s): every
+/// update under them is a single insert, remove or assignment, so none is seen half-done.
 #[derive(Debug)]
 struct Shards {
     maps: [Mutex<HashMap<Uuid, Entry>>; SHARDS],
@@ -193,17 +196,11 @@ fn shard_of(id: Uuid) -> usize {
 
 impl Shards {
     fn shard(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Entry>> {
-        // Every update under the lock is a single insert, remove or assignment, so a map seen
-        // after a panic elsewhere is never half-updated.
-        self.maps[shard_of(id)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.maps[shard_of(id)].lock()
     }
 
     fn markers(&self, id: Uuid) -> MutexGuard<'_, HashMap<Uuid, Marker>> {
-        self.markers[shard_of(id)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.markers[shard_of(id)].lock()
     }
 
     /// Moves a verification that was just spent out of its slot, into a marker if there is
@@ -231,7 +228,7 @@ impl Shards {
     ) -> usize {
         let mut forgotten = 0;
         for map in &self.maps {
-            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = map.lock();
             forgotten += super::retain_shrinking(&mut map, |_, entry| !entry.forgettable(now));
             drop(map);
             if !between_shards() {
@@ -242,7 +239,7 @@ impl Shards {
         let tombstone = i64::try_from(TOMBSTONE.as_millis()).unwrap_or(i64::MAX);
         let until = super::millis(now).saturating_sub(tombstone);
         for markers in &self.markers {
-            let mut markers = markers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut markers = markers.lock();
             let gone = super::retain_shrinking(&mut markers, |_, marker| marker.expires_at > until);
             self.marked.fetch_sub(gone, Ordering::AcqRel);
             forgotten += gone;
@@ -253,7 +250,7 @@ impl Shards {
         }
         let now = super::millis(now);
         for counters in &self.counters {
-            let mut counters = counters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut counters = counters.lock();
             let gone =
                 super::retain_shrinking(&mut counters, |_, counter| counter.forgettable_at() > now);
             self.counted.fetch_sub(gone, Ordering::AcqRel);
@@ -267,9 +264,7 @@ impl Shards {
 
     fn counters(&self, name: &str) -> MutexGuard<'_, HashMap<String, Counter>> {
         let index = usize::try_from(self.hasher.hash_one(name) % SHARDS as u64).unwrap_or(0);
-        self.counters[index]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.counters[index].lock()
     }
 
     /// Inserts a new entry if the id is free and there is room. The size is reserved before the
@@ -400,14 +395,14 @@ impl Store for MemoryStore {
     }
 
     async fn mark(&self, mark: Mark, at: OffsetDateTime) -> Result<(), StoreError> {
-        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marks = self.marks.lock();
         let latest = marks.entry(mark.name()).or_insert(at);
         *latest = (*latest).max(at);
         Ok(())
     }
 
     async fn latest(&self, mark: Mark) -> Result<Option<OffsetDateTime>, StoreError> {
-        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let marks = self.marks.lock();
         Ok(marks.get(mark.name()).copied())
     }
 

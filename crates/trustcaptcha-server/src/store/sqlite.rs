@@ -22,10 +22,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -142,7 +143,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let mut connection = shared.reader.lock().unwrap_or_else(|e| e.into_inner());
+            let mut connection = shared.reader.lock();
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(unavailable)?;
@@ -472,7 +473,7 @@ fn write(connection: Connection, shared: &Shared, mut jobs: mpsc::Receiver<Job>)
 /// Sets the count of verifications and the counters to what the file holds.
 fn resync(connection: &Connection, shared: &Shared) -> Result<(), StoreError> {
     shared.len.store(count(connection)?, Ordering::Release);
-    *shared.counters.lock().unwrap_or_else(|e| e.into_inner()) = load_counters(connection)?;
+    *shared.counters.lock() = load_counters(connection)?;
     Ok(())
 }
 
@@ -546,7 +547,6 @@ async fn forget(writer: &mpsc::Sender<Job>, now: OffsetDateTime) -> usize {
         shared
             .counters
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .retain(|_, counter| counter.forgettable_at() > now);
         Ok(())
     })
@@ -674,7 +674,6 @@ impl Store for SqliteStore {
             let mut counter = shared
                 .counters
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .get(&name)
                 .copied()
                 .unwrap_or_else(|| Counter::new(length, now));
@@ -696,11 +695,7 @@ impl Store for SqliteStore {
                 ])
                 .map_err(unavailable)?;
             let current = counter.current;
-            shared
-                .counters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name, counter);
+            shared.counters.lock().insert(name, counter);
             Ok(current)
         })
         .await
@@ -712,11 +707,7 @@ impl Store for SqliteStore {
         _length: Duration,
         now: OffsetDateTime,
     ) -> Result<Counts, StoreError> {
-        let counters = self
-            .shared
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let counters = self.shared.counters.lock();
         Ok(counters
             .get(counter)
             .map(|counter| counter.counts(now))
