@@ -168,12 +168,9 @@ pub fn spawn_ceiling(body: &str) -> ServerProcess {
 /// Call first in `main`: when this process was started as a server, serve and never return.
 pub fn serve_if_child() {
     if let Ok(config) = std::env::var(SERVE_ENV) {
-        // `default`: the bench configuration (for scripts that start the server themselves).
-        let config = if config == "default" {
-            self::config()
-        } else {
-            config
-        };
+        if config == "print" {
+            print_config();
+        }
         run_server(&config);
     }
     if let Ok(body) = std::env::var(CEILING_ENV) {
@@ -186,6 +183,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// `TRUSTCAPTCHA_BENCH_SERVE=print`: the bench configuration, for scripts that start the
+/// shipped binary with it.
+#[expect(clippy::exit, reason = "a process started only to print")]
+fn print_config() -> ! {
+    print!("{}", config());
+    std::process::exit(0)
 }
 
 #[expect(

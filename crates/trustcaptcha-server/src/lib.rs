@@ -29,7 +29,8 @@
 //! holds what requests share; every store call goes through
 //! [`store::Tracked`], which records outages; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
-//! `test-support`) starts embedded servers for tests.
+//! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
+//! command line's log lines.
 
 #![deny(missing_docs)]
 
@@ -41,6 +42,8 @@ mod detection;
 mod failover;
 pub mod integrity;
 mod limits;
+#[cfg(feature = "cli")]
+pub mod log_output;
 mod metrics;
 pub mod networks;
 pub mod pow;

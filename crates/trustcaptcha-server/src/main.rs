@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
+use trustcaptcha_server::log_output::LogOutput;
 use trustcaptcha_server::secret::KeyHash;
 use trustcaptcha_server::{AppState, serve, serve_admin, shutdown_signal};
 
@@ -96,12 +97,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let (output, _flush_on_exit) = match LogOutput::start(std::io::stderr()) {
+        Ok(started) => started,
+        Err(error) => {
+            eprintln!("error: cannot start the log output: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(output)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cli.log_format {
         LogFormat::Text => logs.init(),
