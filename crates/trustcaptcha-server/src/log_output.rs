@@ -192,6 +192,15 @@ mod tests {
         }
     }
 
+    /// An output into a [`Shared`] writer, flushed every `interval` (an hour: never during a
+    /// test).
+    fn started(interval: Duration) -> (Shared, LogOutput<Shared>, FlushOnDrop<Shared>) {
+        let written = Shared::default();
+        let (output, guard) =
+            LogOutput::start_flushing_every(written.clone(), interval).expect("started");
+        (written, output, guard)
+    }
+
     /// Logs `message` at `level` through `output`, as `tracing_subscriber::fmt` does.
     fn log(output: &LogOutput<Shared>, level: tracing::Level, message: &str) {
         let subscriber = tracing_subscriber::fmt()
@@ -211,11 +220,7 @@ mod tests {
 
     #[test]
     fn info_lines_wait_and_a_warning_writes_them_first_then_itself() {
-        let written = Shared::default();
-        // A flusher that never comes round during the test.
-        let (output, guard) =
-            LogOutput::start_flushing_every(written.clone(), Duration::from_secs(3600))
-                .expect("started");
+        let (written, output, guard) = started(Duration::from_secs(3600));
         log(&output, Level::INFO, "first access line");
         log(&output, Level::DEBUG, "second line");
         assert_eq!(written.text(), "", "lines below warning level wait");
@@ -233,10 +238,7 @@ mod tests {
 
     #[test]
     fn dropping_the_guard_writes_what_waits() {
-        let written = Shared::default();
-        let (output, guard) =
-            LogOutput::start_flushing_every(written.clone(), Duration::from_secs(3600))
-                .expect("started");
+        let (written, output, guard) = started(Duration::from_secs(3600));
         log(&output, Level::INFO, "the last line before exit");
         assert_eq!(written.text(), "");
         drop(guard);
@@ -245,10 +247,7 @@ mod tests {
 
     #[test]
     fn the_flusher_writes_waiting_lines_without_another_line() {
-        let written = Shared::default();
-        let (output, _guard) =
-            LogOutput::start_flushing_every(written.clone(), Duration::from_millis(10))
-                .expect("started");
+        let (written, output, _guard) = started(Duration::from_millis(10));
         log(&output, Level::INFO, "a quiet server's only line");
         // Polled, not slept on: the flusher's own interval is the only wait.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -263,10 +262,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_is_written_without_waiting() {
-        let written = Shared::default();
-        let (output, _guard) =
-            LogOutput::start_flushing_every(written.clone(), Duration::from_secs(3600))
-                .expect("started");
+        let (written, output, _guard) = started(Duration::from_secs(3600));
         let line = "x".repeat(1000);
         for _ in 0..(CAPACITY / 1000 + 2) {
             log(&output, Level::INFO, &line);
@@ -279,10 +275,7 @@ mod tests {
 
     #[test]
     fn a_writer_for_no_particular_line_writes_at_once() {
-        let written = Shared::default();
-        let (output, _guard) =
-            LogOutput::start_flushing_every(written.clone(), Duration::from_secs(3600))
-                .expect("started");
+        let (written, output, _guard) = started(Duration::from_secs(3600));
         output
             .make_writer()
             .write_all(b"no level\n")
