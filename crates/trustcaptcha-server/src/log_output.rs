@@ -77,7 +77,9 @@ impl<W: Write + Send + 'static> LogOutput<W> {
         };
         Ok((output, guard))
     }
+}
 
+impl<W: Write> LogOutput<W> {
     fn flush(&self) {
         // Nowhere to report a failure to write the log; the next write tries again.
         let _ = self.buffer.lock().flush();
@@ -86,7 +88,7 @@ impl<W: Write + Send + 'static> LogOutput<W> {
 
 fn flush_periodically<W: Write>(output: &LogOutput<W>, stopped: &Receiver<()>, every: Duration) {
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-        let _ = output.buffer.lock().flush();
+        output.flush();
     }
 }
 
@@ -139,7 +141,7 @@ impl<W: Write> Write for Line<'_, W> {
 impl<W: Write> Drop for Line<'_, W> {
     fn drop(&mut self) {
         if self.urgent {
-            let _ = self.output.buffer.lock().flush();
+            self.output.flush();
         }
     }
 }
