@@ -30,12 +30,14 @@
 //! [`store::Tracked`], which records outages; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
-//! command line's log lines.
+//! command line's log lines; `background` is the thread of the store's sweeper and the log's
+//! flusher.
 
 #![deny(missing_docs)]
 
 pub mod access;
 mod api;
+mod background;
 pub mod clock;
 pub mod config;
 mod detection;

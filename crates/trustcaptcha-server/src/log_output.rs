@@ -14,12 +14,13 @@
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
+
+use crate::background::BackgroundThread;
 
 /// The longest a line at info level or below waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -65,15 +66,15 @@ impl<W: Write + Send + 'static> LogOutput<W> {
         let output = LogOutput {
             buffer: Arc::new(Mutex::new(BufWriter::with_capacity(CAPACITY, writer))),
         };
-        let (stop, stopped) = std::sync::mpsc::channel();
         let flushed = output.clone();
-        let flusher = std::thread::Builder::new()
-            .name("trustcaptcha-log".to_owned())
-            .spawn(move || flush_periodically(&flushed, &stopped, interval))?;
+        let flusher = BackgroundThread::spawn("trustcaptcha-log", move |running| {
+            while running.wait(interval) {
+                flushed.flush();
+            }
+        })?;
         let guard = FlushOnDrop {
             output: output.clone(),
-            stop: Some(stop),
-            flusher: Some(flusher),
+            _flusher: flusher,
         };
         Ok((output, guard))
     }
@@ -86,18 +87,11 @@ impl<W: Write> LogOutput<W> {
     }
 }
 
-fn flush_periodically<W: Write>(output: &LogOutput<W>, stopped: &Receiver<()>, every: Duration) {
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-        output.flush();
-    }
-}
-
-/// Stops the flusher thread and writes what is left in the buffer.
+/// Writes what is left in the buffer, and stops the flusher thread.
 pub struct FlushOnDrop<W: Write + Send + 'static> {
     output: LogOutput<W>,
-    /// Dropped first: ends the flusher's wait.
-    stop: Option<Sender<()>>,
-    flusher: Option<std::thread::JoinHandle<()>>,
+    /// Stopped after the last flush, with the guard's fields.
+    _flusher: BackgroundThread,
 }
 
 impl<W: Write + Send + 'static> std::fmt::Debug for FlushOnDrop<W> {
@@ -108,10 +102,6 @@ impl<W: Write + Send + 'static> std::fmt::Debug for FlushOnDrop<W> {
 
 impl<W: Write + Send + 'static> Drop for FlushOnDrop<W> {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(flusher) = self.flusher.take() {
-            let _ = flusher.join();
-        }
         self.output.flush();
     }
 }
@@ -165,46 +155,27 @@ impl<'a, W: Write + 'a> MakeWriter<'a> for LogOutput<W> {
     }
 }
 
-#[cfg(test)]
+// The tests write into `testing::LogCapture`, a writer they can read.
+#[cfg(all(test, feature = "test-support"))]
 mod tests {
     use std::time::Instant;
 
     use tracing_subscriber::fmt::MakeWriter as _;
 
     use super::*;
+    use crate::testing::LogCapture;
 
-    /// A writer whose output the test can read.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Shared {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock()).into_owned()
-        }
-    }
-
-    /// An output into a [`Shared`] writer, flushed every `interval` (an hour: never during a
+    /// An output into a [`LogCapture`], flushed every `interval` (an hour: never during a
     /// test).
-    fn started(interval: Duration) -> (Shared, LogOutput<Shared>, FlushOnDrop<Shared>) {
-        let written = Shared::default();
+    fn started(interval: Duration) -> (LogCapture, LogOutput<LogCapture>, FlushOnDrop<LogCapture>) {
+        let written = LogCapture::default();
         let (output, guard) =
             LogOutput::start_flushing_every(written.clone(), interval).expect("started");
         (written, output, guard)
     }
 
     /// Logs `message` at `level` through `output`, as `tracing_subscriber::fmt` does.
-    fn log(output: &LogOutput<Shared>, level: tracing::Level, message: &str) {
+    fn log(output: &LogOutput<LogCapture>, level: tracing::Level, message: &str) {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(output.clone())
             .with_max_level(Level::TRACE)
@@ -222,7 +193,7 @@ mod tests {
 
     #[test]
     fn info_lines_wait_and_a_warning_writes_them_first_then_itself() {
-        let (written, output, guard) = started(Duration::from_secs(3600));
+        let (written, output, _guard) = started(Duration::from_secs(3600));
         log(&output, Level::INFO, "first access line");
         log(&output, Level::DEBUG, "second line");
         assert_eq!(written.text(), "", "lines below warning level wait");
@@ -235,7 +206,6 @@ mod tests {
         log(&output, Level::INFO, "after the warning");
         log(&output, Level::ERROR, "an error");
         assert!(written.text().ends_with("an error\n"), "{}", written.text());
-        drop(guard);
     }
 
     #[test]

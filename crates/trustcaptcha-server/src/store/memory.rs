@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use super::counter::Counter;
 use super::packed;
 use super::record::Record;
 use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use crate::background::{BackgroundThread, Running};
 use crate::clock::Clock;
 
 /// Shards spread lock contention across cores and keep each sweep of one shard short (a
@@ -104,10 +104,8 @@ pub struct MemoryStore {
     shards: Arc<Shards>,
     /// Live and die with the process, so a heartbeat is never evidence across a restart.
     marks: Mutex<HashMap<&'static str, OffsetDateTime>>,
-    /// Closed when the store is dropped, which ends the sweeper.
-    stop: Option<Sender<()>>,
-    /// The sweeper, joined when the store is dropped.
-    sweeper: Option<std::thread::JoinHandle<()>>,
+    /// The sweeper, stopped and joined when the store is dropped; none if it could not start.
+    _sweeper: Option<BackgroundThread>,
 }
 
 /// The maps behind the store. A panic does not poison their locks (`parking_lot`'s): every
@@ -141,31 +139,19 @@ impl MemoryStore {
             counted: AtomicUsize::new(0),
             hasher: RandomState::new(),
         });
-        let (stop, stopped) = std::sync::mpsc::channel();
         let weak = Arc::downgrade(&shards);
-        let sweeper = std::thread::Builder::new()
-            .name("trustcaptcha-sweeper".into())
-            .spawn(move || sweep(&weak, &*clock, &stopped))
-            .inspect_err(|error| {
-                // Answers stay right (expiry is judged at read time); memory is not reclaimed.
-                tracing::error!(%error, "the memory store's sweeper did not start");
-            })
-            .ok();
+        let sweeper = BackgroundThread::spawn("trustcaptcha-sweeper", move |running| {
+            sweep(&weak, &*clock, &running);
+        })
+        .inspect_err(|error| {
+            // Answers stay right (expiry is judged at read time); memory is not reclaimed.
+            tracing::error!(%error, "the memory store's sweeper did not start");
+        })
+        .ok();
         MemoryStore {
             shards,
             marks: Mutex::default(),
-            stop: Some(stop),
-            sweeper,
-        }
-    }
-}
-
-impl Drop for MemoryStore {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        // The sweeper notices within one shard's work.
-        if let Some(sweeper) = self.sweeper.take() {
-            let _ = sweeper.join();
+            _sweeper: sweeper,
         }
     }
 }
@@ -175,14 +161,14 @@ impl Drop for MemoryStore {
 /// so that forgetting hundreds of thousands of entries at once never holds up a request on the
 /// runtime's workers, with which it shares the cores. It holds only a weak reference between
 /// sweeps, so it never keeps a dropped store alive.
-fn sweep(shards: &Weak<Shards>, clock: &dyn Clock, stopped: &Receiver<()>) {
-    // Waiting for the interval, and each pause, end at once when the store is dropped.
-    let running = |wait| matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
-    while running(SWEEP_INTERVAL) {
+fn sweep(shards: &Weak<Shards>, clock: &dyn Clock, running: &Running) {
+    // Waiting for the interval, and each pause, end at once when the store is dropped (so a
+    // dropped store waits for one shard's work at most).
+    while running.wait(SWEEP_INTERVAL) {
         let Some(shards) = shards.upgrade() else {
             return;
         };
-        let forgotten = shards.forget_expired(clock.now(), &mut || running(PAUSE));
+        let forgotten = shards.forget_expired(clock.now(), &mut || running.wait(PAUSE));
         if forgotten > 0 {
             tracing::debug!(forgotten, "forgot expired verifications");
         }
@@ -525,10 +511,16 @@ mod tests {
 
     #[test]
     fn dropping_the_store_ends_its_sweeper() {
-        let mut store = store(1);
-        let sweeper = store.sweeper.take().expect("started");
-        drop(store);
-        // Returns only once the thread has ended.
-        sweeper.join().expect("the sweeper ended without a panic");
+        let store = store(1);
+        assert!(store._sweeper.is_some(), "the sweeper started");
+        // Dropping the store joins the sweeper, so the drop returns only once the thread has
+        // ended (the sweeper waits 5 s between passes: ending means it heard the drop).
+        let (dropped, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(store);
+            let _ = dropped.send(());
+        });
+        done.recv_timeout(Duration::from_secs(60))
+            .expect("the store's drop returned, its sweeper ended");
     }
 }
