@@ -4,8 +4,10 @@
 # the bottleneck), the servers in alternating runs, min / median / max over the rounds, and each
 # server's CPU time per request read from /proc. Ours runs twice: as shipped (the access log at
 # info level, one line per request, to a file) and with the access log off
-# (RUST_LOG=info,trustcaptcha::access=off). Servers and wrk share this machine's cores; the
-# figures are for comparing the servers, not absolute capacity.
+# (RUST_LOG=info,trustcaptcha::access=off). Between them and hyper runs a minimal axum router (the
+# results route, a handler that answers the same body, no layers): what the framework alone costs.
+# Servers and wrk share this machine's cores; the figures are for comparing the servers, not
+# absolute capacity.
 #
 #   ./scripts/bench-results.sh                 # ROUNDS=5 DURATION=10s CONNECTIONS=64 THREADS=1
 set -euo pipefail
@@ -63,6 +65,8 @@ done
 body=$(curl -sf -H "Authorization: Bearer $key" "$(cat "$work/logged.path")")
 ceiling=$(start TRUSTCAPTCHA_BENCH_CEILING "$body" ceiling)
 echo "$ceiling/v2/verifications/any/results" > "$work/ceiling.path"
+router=$(start TRUSTCAPTCHA_BENCH_ROUTER "$body" router)
+echo "$router/v2/verifications/any/results" > "$work/router.path"
 ticks=$(getconf CLK_TCK)
 
 run() { # name -> appends "rps p99_ms cpu_us_per_request requests" to $work/name.runs
@@ -79,7 +83,7 @@ run() { # name -> appends "rps p99_ms cpu_us_per_request requests" to $work/name
 }
 
 for _ in $(seq "$ROUNDS"); do
-    for server in logged quiet ceiling; do run "$server"; done
+    for server in logged quiet router ceiling; do run "$server"; done
 done
 lines=$(wc -l < "$work/logged.log")
 served=$(awk '{ n += $4 } END { print n }' "$work/logged.runs")
@@ -97,8 +101,10 @@ echo "| server | requests/s | p99 latency (ms) | server CPU per request (µs) |"
 echo "|---|---|---|---|"
 row "trustcaptcha-server as shipped (access log on)" logged
 row "trustcaptcha-server, access log off" quiet
+row "minimal axum router, same body" router
 row "bare hyper, same body" ceiling
 echo
 ratios "as shipped" logged
 ratios "access log off" quiet
+ratios "minimal axum router" router
 echo "the server as shipped wrote $lines log lines for $served measured requests"

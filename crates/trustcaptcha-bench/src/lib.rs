@@ -1,6 +1,7 @@
 //! Shared parts of the benchmarks: the server under test runs in a second process (this
 //! executable started again with an environment variable), a bare hyper server gives the
-//! ceiling, and small timing helpers report latency and throughput.
+//! ceiling, a minimal axum router the framework's share of the distance to it, and small timing
+//! helpers report latency and throughput.
 //!
 //! * `client-bench`: this crate's client vs a raw pooled reqwest GET vs the official 3.0.0 crate.
 //! * `server-bench`: `GET /results` and create→submit under load, beside the hyper ceiling, and
@@ -24,6 +25,7 @@ pub const API_KEY: &str = "ak_bench_0123456789abcdef";
 
 const SERVE_ENV: &str = "TRUSTCAPTCHA_BENCH_SERVE";
 const CEILING_ENV: &str = "TRUSTCAPTCHA_BENCH_CEILING";
+const ROUTER_ENV: &str = "TRUSTCAPTCHA_BENCH_ROUTER";
 
 /// The store the bench server uses: `TRUSTCAPTCHA_BENCH_STORE_URL` (e.g. `sqlite:///tmp/b.db`,
 /// `redis://127.0.0.1:6379`), or memory.
@@ -176,6 +178,9 @@ pub fn serve_if_child() {
     if let Ok(body) = std::env::var(CEILING_ENV) {
         run_ceiling(body);
     }
+    if let Ok(body) = std::env::var(ROUTER_ENV) {
+        run_router(body);
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -212,10 +217,54 @@ fn run_server(config: &str) -> ! {
     std::process::exit(0)
 }
 
+/// The bare hyper ceiling: every request answered with `body`, nothing else done.
 fn run_ceiling(body: String) -> ! {
-    use http_body_util::Full;
-    use hyper::service::service_fn;
     let body = bytes::Bytes::from(body);
+    serve_forever(hyper::service::service_fn(move |_request| {
+        let mut response = hyper::Response::new(http_body_util::Full::new(body.clone()));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        std::future::ready(Ok::<_, std::convert::Infallible>(response))
+    }))
+}
+
+/// The framework's share of the ceiling's distance: an axum router with the results route and a
+/// handler that extracts the id and answers `body`, no layers, on the same connection loop.
+fn run_router(body: String) -> ! {
+    use axum::extract::Path;
+    let body = bytes::Bytes::from(body);
+    let router = axum::Router::new().route(
+        "/v2/verifications/{id}/results",
+        axum::routing::get(move |Path(_id): Path<String>| {
+            let body = body.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    );
+    serve_forever(hyper_util::service::TowerToHyperService::new(router))
+}
+
+/// Serves HTTP/1.1 connections with `service` until the process is killed.
+fn serve_forever<S, B>(service: S) -> !
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -225,19 +274,8 @@ fn run_ceiling(body: String) -> ! {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let body = body.clone();
+            let service = service.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |_request| {
-                    let body = body.clone();
-                    async move {
-                        let mut response = hyper::Response::new(Full::new(body));
-                        response.headers_mut().insert(
-                            "content-type",
-                            hyper::header::HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
