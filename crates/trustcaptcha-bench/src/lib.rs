@@ -139,9 +139,11 @@ fn spawn(env: &str, value: &str) -> ServerProcess {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env(env, value)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start server process");
+    let log = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || forward_warnings(log));
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -149,6 +151,28 @@ fn spawn(env: &str, value: &str) -> ServerProcess {
     ServerProcess {
         url: line.trim().to_owned(),
         child,
+    }
+}
+
+/// Reads a server process's log as a log collector would, and passes on to this process's
+/// standard error every line that is not at info level or below (warnings, errors, panics);
+/// the access lines, millions in a long run, are read and dropped.
+fn forward_warnings(log: impl std::io::Read) {
+    use std::io::Write as _;
+    let mut log = BufReader::with_capacity(64 * 1024, log);
+    let mut line = Vec::new();
+    // Read to the end whatever the bytes: a reader that stopped would block the server once
+    // the pipe is full.
+    while log.read_until(b'\n', &mut line).is_ok_and(|read| read > 0) {
+        // A text line: timestamp, level, target, fields.
+        let level = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|word| !word.is_empty())
+            .nth(1);
+        if !matches!(level, Some(b"INFO" | b"DEBUG" | b"TRACE")) {
+            let _ = std::io::stderr().write_all(&line);
+        }
+        line.clear();
     }
 }
 
@@ -204,6 +228,10 @@ fn print_config() -> ! {
 )]
 fn run_server(config: &str) -> ! {
     let config = trustcaptcha_server::config::parse(config, &|_| None).expect("bench config");
+    // The shipped binary's log, access lines included: what it costs is part of the figures.
+    let _flush_on_exit =
+        trustcaptcha_server::log_output::install(trustcaptcha_server::log_output::LogFormat::Text)
+            .expect("log output");
     runtime().block_on(async {
         let state = trustcaptcha_server::AppState::builder(config)
             .build()

@@ -1,5 +1,7 @@
 //! Where the command line's log lines go: one buffer in front of a writer (standard error),
 //! so that an access log line costs a copy into memory instead of a `write(2)` of its own.
+//! [`install`] sets the log up as the binary ships it; the benchmarks' server processes call it
+//! too, so that they measure the log's cost with the rest.
 //!
 //! Written one by one, the access log's lines took a fifth of the server's CPU per request
 //! at 60 000 requests per second (`scripts/bench-results.sh`, the server as shipped beside the
@@ -21,6 +23,40 @@ use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::background::BackgroundThread;
+
+/// How log lines are written: text for people, JSON for log collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event; colours only on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the command line's log as the process's global subscriber: `RUST_LOG` (default
+/// `info`, which includes one access line per request) chooses what is written, in `format`,
+/// to a buffered standard error. Keep the returned guard until the process ends: dropping it
+/// writes what waits in the buffer.
+///
+/// # Errors
+///
+/// When the flusher thread cannot be started, or the process already has a global subscriber.
+pub fn install(format: LogFormat) -> std::io::Result<FlushOnDrop<std::io::Stderr>> {
+    let (output, guard) = LogOutput::start(std::io::stderr())?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(output)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    }
+    .map_err(std::io::Error::other)?;
+    Ok(guard)
+}
 
 /// The longest a line at info level or below waits in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
-use trustcaptcha_server::log_output::LogOutput;
+use trustcaptcha_server::log_output::{self, LogFormat};
 use trustcaptcha_server::secret::KeyHash;
 use trustcaptcha_server::{AppState, serve, serve_admin, shutdown_signal};
 
@@ -24,16 +24,9 @@ use trustcaptcha_server::{AppState, serve, serve_admin, shutdown_signal};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// How log lines are written to standard error: `text` (colours only on a terminal) or
-    /// `json` (one object per line, for log collectors).
+    /// How log lines are written to standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TRUSTCAPTCHA_LOG_FORMAT")]
     log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,24 +90,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (output, _flush_on_exit) = match LogOutput::start(std::io::stderr()) {
-        Ok(started) => started,
+    let _flush_on_exit = match log_output::install(cli.log_format) {
+        Ok(guard) => guard,
         Err(error) => {
             eprintln!("error: cannot start the log output: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(output)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
