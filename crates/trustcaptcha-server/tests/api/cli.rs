@@ -307,6 +307,55 @@ fn help_explains_every_command_including_itself() {
     assert!(!output.status.success());
 }
 
+#[test]
+fn json_logs_carry_every_access_line_to_a_graceful_exit() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start server");
+    let mut announcement = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut announcement)
+        .expect("announcement");
+    let address = announcement
+        .trim()
+        .strip_prefix("trustcaptcha-server listening on http://")
+        .expect("url line")
+        .to_owned();
+    for _ in 0..3 {
+        let mut connection = std::net::TcpStream::connect(&address).expect("connect");
+        connection
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut connection, &mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // Info lines wait in a buffer; a graceful exit writes them.
+    let output = child.wait_with_output().expect("exit");
+    assert!(output.status.success());
+    let logs = String::from_utf8(output.stderr).expect("utf8");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let health = lines
+        .iter()
+        .filter(|line| {
+            line["target"] == "trustcaptcha::access" && line["fields"]["route"] == "/healthz"
+        })
+        .count();
+    assert_eq!(health, 3, "{logs}");
+}
+
 #[tokio::test]
 async fn health_answers_on_the_admin_listener_while_the_public_one_is_saturated() {
     use tokio::io::AsyncWriteExt as _;
