@@ -1,7 +1,7 @@
 //! The `trustcaptcha-server` binary as other tools drive it.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use trustcaptcha_server::testing::{Remote, create_body};
 
@@ -13,18 +13,37 @@ pub(crate) struct Server {
     lines: Vec<String>,
 }
 
-/// Starts `serve` on a free port and reads its announcement lines.
-pub(crate) fn serve(args: &[&str], announced: usize) -> Server {
+/// Starts the binary with `args` and `RUST_LOG=log`, its log going to `stderr`; returns it with
+/// a reader of its standard output.
+fn start(args: &[&str], log: &str, stderr: Stdio) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start server");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdout)
+}
+
+/// The URL in `serve`'s first line.
+fn listening_on(announcement: &str) -> &str {
+    announcement
+        .trim()
+        .strip_prefix("trustcaptcha-server listening on ")
+        .expect("url line")
+}
+
+/// The `host:port` of an `http://` URL.
+fn address_of(url: &str) -> &str {
+    url.strip_prefix("http://").expect("an http URL")
+}
+
+/// Starts `serve` on a free port and reads its announcement lines.
+pub(crate) fn serve(args: &[&str], announced: usize) -> Server {
+    let serve = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
+    let (child, mut stdout) = start(&serve, "warn", Stdio::null());
     let lines = (0..announced)
         .map(|_| {
             let mut line = String::new();
@@ -37,9 +56,7 @@ pub(crate) fn serve(args: &[&str], announced: usize) -> Server {
 
 impl Server {
     pub(crate) fn url(&self) -> &str {
-        self.lines[0]
-            .strip_prefix("trustcaptcha-server listening on ")
-            .expect("url line")
+        listening_on(&self.lines[0])
     }
 
     /// SIGTERM, then the exit status.
@@ -264,24 +281,18 @@ fn check_config_names_the_key_and_what_it_expects() {
 
 #[test]
 fn serve_listens_on_a_host_name() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--sandbox", "--listen", "localhost:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
+    let (mut child, mut stdout) = start(
+        &["serve", "--sandbox", "--listen", "localhost:0"],
+        "warn",
+        Stdio::null(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("announcement");
+    stdout.read_line(&mut line).expect("announcement");
     let _ = child.kill();
     let _ = child.wait();
-    let url = line
-        .trim()
-        .strip_prefix("trustcaptcha-server listening on http://")
-        .expect("listening");
-    let address: std::net::SocketAddr = url.parse().expect("a resolved address");
+    let address: std::net::SocketAddr = address_of(listening_on(&line))
+        .parse()
+        .expect("a resolved address");
     assert!(address.ip().is_loopback(), "{address}");
 }
 
@@ -309,24 +320,16 @@ fn help_explains_every_command_including_itself() {
 
 #[test]
 fn json_logs_carry_every_access_line_to_a_graceful_exit() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start server");
+    let (child, mut stdout) = start(
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
+        "info",
+        Stdio::piped(),
+    );
     let mut announcement = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut announcement)
-        .expect("announcement");
-    let address = announcement
-        .trim()
-        .strip_prefix("trustcaptcha-server listening on http://")
-        .expect("url line")
-        .to_owned();
+    stdout.read_line(&mut announcement).expect("announcement");
     for _ in 0..3 {
-        let mut connection = std::net::TcpStream::connect(&address).expect("connect");
+        let mut connection =
+            std::net::TcpStream::connect(address_of(listening_on(&announcement))).expect("connect");
         connection
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
             .expect("request");
