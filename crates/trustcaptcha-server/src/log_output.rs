@@ -6,8 +6,8 @@
 //! Written one by one, the access log's lines took a fifth of the server's CPU per request
 //! at 60 000 requests per second (`scripts/bench-results.sh`, the server as shipped beside the
 //! same server with the access log off). Lines at info level and below now wait in a 64-KiB
-//! buffer, written when it is full, by a flusher thread at most [`FLUSH_EVERY`] later, and when
-//! the [`FlushOnDrop`] guard goes; a warning or an error is written at once, with every line
+//! buffer, written when it is full, by a flusher thread at most 100 ms later, and when the
+//! [`FlushOnDrop`] guard goes; a warning or an error is written at once, with every line
 //! before it, so what an operator must see is never held back.
 //!
 //! `tracing-appender`'s non-blocking writer was measured first: a channel send, an allocation
@@ -42,7 +42,7 @@ pub enum LogFormat {
 ///
 /// When the flusher thread cannot be started, or the process already has a global subscriber.
 pub fn install(format: LogFormat) -> std::io::Result<FlushOnDrop<std::io::Stderr>> {
-    let (output, guard) = LogOutput::start(std::io::stderr())?;
+    let (output, guard) = LogOutput::start(std::io::stderr(), FLUSH_EVERY)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -59,14 +59,14 @@ pub fn install(format: LogFormat) -> std::io::Result<FlushOnDrop<std::io::Stderr
 }
 
 /// The longest a line at info level or below waits in the buffer.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// What the buffer holds before it is written.
 const CAPACITY: usize = 64 * 1024;
 
 /// A `MakeWriter` for `tracing_subscriber::fmt` that buffers lines below warning level; cheap
 /// to clone, every clone writes into the same buffer.
-pub struct LogOutput<W: Write> {
+pub(crate) struct LogOutput<W: Write> {
     buffer: Arc<Mutex<BufWriter<W>>>,
 }
 
@@ -85,20 +85,13 @@ impl<W: Write> std::fmt::Debug for LogOutput<W> {
 }
 
 impl<W: Write + Send + 'static> LogOutput<W> {
-    /// An output into `writer`, and the guard that flushes it: every [`FLUSH_EVERY`] from a
-    /// thread of its own, and when the guard is dropped (keep it until the process ends).
+    /// An output into `writer`, and the guard that flushes it: every `interval` from a thread
+    /// of its own, and when the guard is dropped (keep it until the process ends).
     ///
     /// # Errors
     ///
     /// When the flusher thread cannot be started.
-    pub fn start(writer: W) -> std::io::Result<(Self, FlushOnDrop<W>)> {
-        Self::start_flushing_every(writer, FLUSH_EVERY)
-    }
-
-    fn start_flushing_every(
-        writer: W,
-        interval: Duration,
-    ) -> std::io::Result<(Self, FlushOnDrop<W>)> {
+    fn start(writer: W, interval: Duration) -> std::io::Result<(Self, FlushOnDrop<W>)> {
         let output = LogOutput {
             buffer: Arc::new(Mutex::new(BufWriter::with_capacity(CAPACITY, writer))),
         };
@@ -145,7 +138,7 @@ impl<W: Write + Send + 'static> Drop for FlushOnDrop<W> {
 /// One line's writer: copies into the buffer, and writes the buffer out when dropped if the
 /// line is a warning or an error.
 #[derive(Debug)]
-pub struct Line<'a, W: Write> {
+pub(crate) struct Line<'a, W: Write> {
     output: &'a LogOutput<W>,
     urgent: bool,
 }
@@ -205,8 +198,7 @@ mod tests {
     /// test).
     fn started(interval: Duration) -> (LogCapture, LogOutput<LogCapture>, FlushOnDrop<LogCapture>) {
         let written = LogCapture::default();
-        let (output, guard) =
-            LogOutput::start_flushing_every(written.clone(), interval).expect("started");
+        let (output, guard) = LogOutput::start(written.clone(), interval).expect("started");
         (written, output, guard)
     }
 
