@@ -29,6 +29,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::access::{Action, Rule};
+pub use crate::client_address::ClientAddressHeader;
 use crate::networks::NetworkSet;
 use crate::rules::{AdaptiveDifficulty, OriginPattern};
 use crate::secret::KeyHash;
@@ -92,8 +93,12 @@ pub struct ServerSettings {
     /// After this long a connection is closed gracefully (its requests finish), so that idle
     /// HTTP/2 connections do not hold a slot for ever.
     pub max_connection_age: Duration,
-    /// Peers whose `X-Forwarded-For` is believed.
+    /// Reverse proxies in front of the server: from these peers (and only these) the client's
+    /// address is read from `client_address_header`. See [`crate::client_address`].
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header the trusted proxies set to the client's address; required with
+    /// `trusted_proxies`. No other forwarding header is ever read.
+    pub client_address_header: Option<ClientAddressHeader>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
     pub geoip_database: Option<PathBuf>,
     /// The official widget's npm package (a directory holding its `dist/` and `LICENSE`), served
@@ -273,6 +278,14 @@ impl Problems {
 }
 
 impl ServerSettings {
+    /// Where client addresses come from.
+    pub(crate) fn proxies(&self) -> crate::client_address::Proxies<'_> {
+        crate::client_address::Proxies {
+            trusted: &self.trusted_proxies,
+            header: self.client_address_header,
+        }
+    }
+
     /// Every problem with these settings, as `(field, message)`.
     #[must_use]
     pub fn check(&self) -> Vec<(&'static str, String)> {
@@ -341,6 +354,18 @@ impl ServerSettings {
             (1..=self.max_verifications).contains(&self.max_pending_per_site),
             "max_pending_per_site",
             "must be between 1 and max_verifications",
+        );
+        problems.require(
+            self.trusted_proxies.is_empty() == self.client_address_header.is_none(),
+            "client_address_header",
+            "is required with trusted_proxies, and means nothing without them: name the one \
+             header your proxy sets (\"x-forwarded-for\", \"forwarded\" or \"x-real-ip\")",
+        );
+        problems.require(
+            self.trusted_proxies.iter().all(|net| net.prefix_len() > 0),
+            "trusted_proxies",
+            "must not trust every address (0.0.0.0/0, ::/0): every client could then write its own \
+             address; list your proxies' addresses or networks",
         );
         problems.require(
             self.failed_keys_per_hour >= 1,
@@ -512,6 +537,7 @@ impl Default for ServerSettings {
             max_requests_in_flight: 512,
             max_connection_age: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
+            client_address_header: None,
             geoip_database: None,
             widget_dir: None,
             reputation_lists: Vec::new(),
@@ -578,6 +604,7 @@ struct RawServer {
     max_requests_in_flight: usize,
     max_connection_age_secs: u64,
     trusted_proxies: Vec<String>,
+    client_address_header: Option<ClientAddressHeader>,
     geoip_database: Option<PathBuf>,
     widget_dir: Option<PathBuf>,
     reputation_lists: Vec<PathBuf>,
@@ -607,6 +634,7 @@ impl Default for RawServer {
             max_requests_in_flight: d.max_requests_in_flight,
             max_connection_age_secs: d.max_connection_age.as_secs(),
             trusted_proxies: Vec::new(),
+            client_address_header: None,
             geoip_database: None,
             widget_dir: None,
             reputation_lists: Vec::new(),
@@ -973,6 +1001,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_requests_in_flight = raw.max_requests_in_flight;
     server.max_connection_age = Duration::from_secs(raw.max_connection_age_secs);
     server.trusted_proxies = networks("server.trusted_proxies", &raw.trusted_proxies, problems);
+    server.client_address_header = raw.client_address_header;
     server.geoip_database = raw.geoip_database;
     server.widget_dir = raw.widget_dir;
     server.reputation_lists = raw.reputation_lists;

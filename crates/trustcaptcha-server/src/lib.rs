@@ -38,6 +38,7 @@
 pub mod access;
 mod api;
 mod background;
+pub mod client_address;
 pub mod clock;
 pub mod config;
 mod detection;

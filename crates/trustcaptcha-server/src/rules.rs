@@ -1,11 +1,10 @@
 //! The per-site rules applied when a widget starts a verification: which origins may use the
-//! site, which client IPs are allowed or blocked outright, where the client IP comes from behind
-//! trusted proxies, and how the difficulty rises for clients that solve very often.
+//! site, which client IPs are allowed or blocked outright, and how the difficulty rises for
+//! clients that solve very often.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 /// One entry of a site's `allowed_origins`.
@@ -86,68 +85,6 @@ pub(crate) fn origin_allowed(patterns: &[OriginPattern], origin: Option<&str>) -
     }
 }
 
-/// The client's IP: the peer address, unless the peer is a trusted proxy; then the right-most
-/// hop of the proxies' forwarding header (RFC 7239 `Forwarded` if present, else
-/// `X-Forwarded-For`) that is not itself a trusted proxy. Hops may carry ports (`ip:port`,
-/// `[v6]:port`). `None` when that hop cannot be read (`unknown`, an obfuscated name, garbage)
-/// or is missing: the client is then unknown, never mistaken for the proxy.
-#[must_use]
-pub(crate) fn client_ip(
-    peer: IpAddr,
-    headers: &HeaderMap,
-    trusted_proxies: &[IpNet],
-) -> Option<IpAddr> {
-    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
-    let peer = crate::networks::canonical(peer);
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    let values = |name| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>()
-    };
-    let forwarded = values("forwarded");
-    let hops: Vec<Option<IpAddr>> = if forwarded.is_empty() {
-        values("x-forwarded-for").into_iter().map(hop).collect()
-    } else {
-        forwarded
-            .into_iter()
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.trim().split_once('='))
-                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, value)| hop(value))
-            })
-            .collect()
-    };
-    for hop in hops.into_iter().rev() {
-        match hop.map(crate::networks::canonical) {
-            Some(ip) if trusted(&ip) => {}
-            other => return other,
-        }
-    }
-    // Only trusted proxies (or nothing) forwarded: the request came from the proxy itself.
-    Some(peer)
-}
-
-/// One forwarded hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`, optionally quoted.
-fn hop(text: &str) -> Option<IpAddr> {
-    let text = text.trim().trim_matches('"');
-    if let Some(rest) = text.strip_prefix('[') {
-        let (inside, _) = rest.split_once(']')?;
-        return inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
-    }
-    text.parse::<IpAddr>()
-        .ok()
-        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-}
-
 /// How the difficulty rises for a client that solves often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdaptiveDifficulty {
@@ -218,7 +155,6 @@ pub(crate) fn network(ip: IpAddr) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[test]
     fn origin_patterns() {
@@ -249,58 +185,6 @@ mod tests {
         assert!(origin_allowed(&[null], Some("null")));
         assert!(!origin_allowed(std::slice::from_ref(&exact), None));
         assert!(origin_allowed(&[exact], Some("https://example.com")));
-    }
-
-    #[test]
-    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        let from = |name: &'static str, value: &'static str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(name, HeaderValue::from_static(value));
-            client_ip(ip("127.0.0.1"), &headers, &trusted)
-        };
-        let xff = "x-forwarded-for";
-        assert_eq!(
-            from(xff, "198.51.100.7, 203.0.113.9, 127.0.0.2"),
-            Some(ip("203.0.113.9"))
-        );
-        assert_eq!(from(xff, "203.0.113.9:4711"), Some(ip("203.0.113.9")));
-        assert_eq!(from(xff, "[2001:db8::7]:4711"), Some(ip("2001:db8::7")));
-        assert_eq!(from(xff, "2001:db8::7"), Some(ip("2001:db8::7")));
-        assert_eq!(from(xff, "garbage"), None, "never the proxy's own address");
-        assert_eq!(from(xff, "unknown, 127.0.0.3"), None);
-        assert_eq!(
-            from(xff, "127.0.0.3"),
-            Some(ip("127.0.0.1")),
-            "only proxies"
-        );
-        let fwd = "forwarded";
-        assert_eq!(
-            from(
-                fwd,
-                r#"for=198.51.100.7, for="[2001:db8:cafe::17]:4711";proto=https"#
-            ),
-            Some(ip("2001:db8:cafe::17"))
-        );
-        assert_eq!(
-            from(fwd, "for=192.0.2.60;by=127.0.0.1"),
-            Some(ip("192.0.2.60"))
-        );
-        assert_eq!(from(fwd, "for=unknown"), None);
-        assert_eq!(from(fwd, "for=_hidden"), None);
-
-        let mut headers = HeaderMap::new();
-        headers.insert(xff, HeaderValue::from_static("203.0.113.9"));
-        assert_eq!(
-            client_ip(ip("192.0.2.1"), &headers, &trusted),
-            Some(ip("192.0.2.1")),
-            "an untrusted peer's header is ignored"
-        );
-        assert_eq!(
-            client_ip(ip("127.0.0.1"), &headers, &[]),
-            Some(ip("127.0.0.1"))
-        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn config() -> String {
         r#"
         [server]
         trusted_proxies = ["127.0.0.1/32"]
+        client_address_header = "x-forwarded-for"
 
         [[sites]]
         name = "bench"

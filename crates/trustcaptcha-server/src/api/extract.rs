@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::rules::client_ip;
 use crate::secret::KeyHash;
 use crate::state::AppState;
 
@@ -87,7 +86,7 @@ impl FromRequestParts<AppState> for ClientIp {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(ClientIp(peer.and_then(|peer| {
-            client_ip(peer.0.ip(), &parts.headers, &state.settings.trusted_proxies)
+            state.settings.proxies().client(peer.0.ip(), &parts.headers)
         })))
     }
 }

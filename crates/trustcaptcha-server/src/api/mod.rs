@@ -5,6 +5,7 @@
 //! * [`widget`]: the browser widget's create and submit endpoints (with CORS, and the bounds on
 //!   their bodies: size, time, and [`body_rate`]);
 //! * [`results`]: the backend's results endpoint;
+//! * [`widget_files`]: the official widget's package, when `widget_dir` is set;
 //! * [`ops`] and [`console`]: health, readiness, metrics, reload, statistics and their page;
 //! * [`edge`]: what every request passes on its way in and out (access log, metrics);
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
@@ -17,6 +18,7 @@ pub(crate) mod extract;
 pub(crate) mod ops;
 pub(crate) mod results;
 pub(crate) mod widget;
+pub(crate) mod widget_files;
 
 pub(crate) use ops::AdminAccess;
 
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
@@ -34,8 +36,6 @@ use tower::{Layer as _, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
-use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::state::AppState;
@@ -91,19 +91,19 @@ pub fn app(state: AppState) -> App {
         .layer(bodies);
     // Readiness and metrics are the operator's: they answer on the admin listener.
     let backend = Router::new()
-        .route(RESULTS, get(results::retrieve))
+        // axum answers HEAD with the GET handler; here that would spend a retrieval.
+        .route(RESULTS, get(results::retrieve).head(results::head))
         .route(HEALTHZ, get(ops::healthz));
     let mut router = Router::new().merge(widget).merge(backend);
     if let Some(dir) = &state.settings.widget_dir {
-        // The official widget's files, for pages that must not load it from a CDN. Path
-        // traversal is the file service's to refuse; unknown files are 404.
-        let files = ServiceBuilder::new()
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            ))
-            .service(ServeDir::new(dir));
-        router = router.nest_service(WIDGET, files);
+        let files = widget_files::WidgetFiles::new(dir);
+        router = router.nest_service(
+            WIDGET,
+            tower::service_fn(move |request| {
+                let files = files.clone();
+                async move { Ok::<_, std::convert::Infallible>(files.serve(request).await) }
+            }),
+        );
     }
     // One stack, so that a request passes one boxed service, not one per layer.
     let every_request = ServiceBuilder::new()

@@ -53,6 +53,16 @@ pub(crate) async fn retrieve(
     Ok(response)
 }
 
+/// `HEAD` on the results endpoint: 405. Retrieving a result spends one of its retrievals, so it
+/// has no side-effect-free header-only form.
+pub(crate) async fn head() -> Response {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "GET")],
+    )
+        .into_response()
+}
+
 /// A result as JSON.
 fn sized_json(result: &trustcaptcha::VerificationResult) -> Result<Response, ApiError> {
     // A result is about 700 bytes of JSON: written into a buffer that size, it is never grown

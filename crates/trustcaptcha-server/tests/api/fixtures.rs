@@ -16,6 +16,7 @@ pub(crate) fn config_text(extra_server: &str) -> String {
         r#"
         [server]
         trusted_proxies = ["127.0.0.2/32"]
+        client_address_header = "x-forwarded-for"
         failover_grace_secs = 300
         # The tests make many requests from one address; the limits have tests of their own.
         widget_requests_per_minute = 60000

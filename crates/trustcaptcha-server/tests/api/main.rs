@@ -11,6 +11,7 @@ mod ops;
 mod properties;
 mod redis;
 mod results;
+mod reverse_proxy;
 mod security_rules;
 mod store_outage;
 mod widget;

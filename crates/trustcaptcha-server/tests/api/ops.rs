@@ -279,6 +279,21 @@ async fn the_widget_package_is_served_when_configured_and_nothing_beside_it() {
         "api_keys = [\"ak_beside_the_widget\"]",
     )
     .expect("write");
+    // Links that lead out of the package, under names a widget page would load, and files in
+    // it that no widget page loads.
+    let link = |target: &std::path::Path, name: &str| {
+        let _ = std::fs::remove_file(dir.join("package/dist").join(name));
+        std::os::unix::fs::symlink(target, dir.join("package/dist").join(name)).expect("symlink");
+    };
+    link(&dir.join("secret.toml"), "secret.js");
+    link(&dir, "up");
+    std::fs::write(dir.join("package/package.json"), "{}").expect("write");
+    std::fs::write(
+        dir.join("package/dist/state.sqlite3"),
+        "ak_beside_the_widget",
+    )
+    .expect("write");
+    std::fs::write(dir.join("package/dist/.env.js"), "ak_beside_the_widget").expect("write");
     let server = TestServer::start(config(&format!(
         "widget_dir = {:?}",
         dir.join("package").display().to_string()
@@ -295,6 +310,11 @@ async fn the_widget_package_is_served_when_configured_and_nothing_beside_it() {
         .expect("get");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     assert_eq!(response.text().await.expect("body"), "/* widget */");
     assert_eq!(
         server.get("/widget/LICENSE", None).await.0,
@@ -305,13 +325,38 @@ async fn the_widget_package_is_served_when_configured_and_nothing_beside_it() {
         "/widget/../secret.toml",
         "/widget/%2e%2e/secret.toml",
         "/widget/nope.js",
+        "/widget/dist/secret.js",
+        "/widget/dist/up/secret.toml",
+        "/widget/dist/up/package/dist/secret.js",
+        "/widget/dist/%73ecret.js",
+        "/widget/package.json",
+        "/widget/dist/state.sqlite3",
+        "/widget/dist/.env.js",
+        "/widget/dist",
+        "/widget/dist/",
+        "/widget/",
     ] {
-        let (status, body) = server.get(outside, None).await;
+        let response = server
+            .http
+            .get(format!("{}{outside}", server.url))
+            .send()
+            .await
+            .expect("get");
+        let status = response.status().as_u16();
         assert!(matches!(status, 400 | 404), "{outside}: {status}");
         assert!(
-            !body.to_string().contains("ak_beside_the_widget"),
-            "{outside}"
+            response.headers().get("location").is_none(),
+            "{outside}: no redirect"
         );
+        assert!(
+            response
+                .headers()
+                .get("cache-control")
+                .is_none_or(|value| !value.to_str().unwrap_or_default().contains("public")),
+            "{outside}: not cached"
+        );
+        let body = response.text().await.expect("body");
+        assert!(!body.contains("ak_beside_the_widget"), "{outside}");
     }
     let unconfigured = TestServer::start(config("")).await;
     assert_eq!(

@@ -180,6 +180,34 @@ async fn missing_malformed_and_wrong_keys_are_403_before_anything_else() {
     assert_eq!(status, 403, "{body}");
 }
 
+#[tokio::test]
+async fn head_never_spends_a_retrieval() {
+    let server = TestServer::start(config("")).await;
+    // Site A allows one retrieval.
+    let token = server.solve(SITE_A).await;
+    let id = VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
+    let url = format!("{}/v2/verifications/{id}/results", server.url);
+    for _ in 0..3 {
+        let response = server
+            .http
+            .head(&url)
+            .bearer_auth(KEY_A)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET");
+    }
+    let result = server.fetch(KEY_A, &token).await;
+    assert!(result.verification_passed);
+    assert_eq!(
+        server.get(&url[server.url.len()..], Some(KEY_A)).await.0,
+        429
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_200_concurrent_fetches_with_limit_one_exactly_one_succeeds() {
     let server = TestServer::start(config("")).await;
