@@ -107,7 +107,8 @@ pub struct ServerSettings {
     /// Files of networks to block on every site that does not opt out (`reputation_lists =
     /// false`): Tor exit lists, public block lists; see [`NetworkSet::read`] for the formats.
     pub reputation_lists: Vec<PathBuf>,
-    /// How long after an outage failover answers are given.
+    /// How long after downtime on record failover claims are answered (at most 15 minutes, the
+    /// life of a widget's failover token); `docs/operators.md`, "Failover", says when.
     pub failover_grace: Duration,
     /// Whether the time before this process started counts as an outage (off by default: a
     /// start is no evidence that widgets failed to reach the server). When on, widgets'
@@ -336,9 +337,10 @@ impl ServerSettings {
             "must be between 10 and 86400",
         );
         problems.require(
-            self.failover_grace <= Duration::from_secs(86_400),
+            self.failover_grace <= crate::failover::MAX_FAILOVER_GRACE,
             "failover_grace_secs",
-            "must be at most 86400",
+            "must be at most 900: a widget's failover token lives 15 minutes, so no honest claim \
+             comes later",
         );
         problems.require(
             self.widget_requests_per_minute >= 1 && self.widget_burst >= 1,
@@ -1292,6 +1294,7 @@ mod tests {
         [server]
         listen = "127.0.0.1:9000"
         trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+        client_address_header = "x-forwarded-for"
 
         [[sites]]
         name = "shop-eu"
@@ -1303,6 +1306,48 @@ mod tests {
         block_ips = ["192.0.2.0/24"]
         adaptive_difficulty = { window_secs = 30, free_solves = 5, step = 1, max_extra = 4 }
     "#;
+
+    #[test]
+    fn the_client_address_header_is_named_with_trusted_proxies_and_never_trusts_everyone() {
+        let with = |server: &str| {
+            let text = VALID.replace(
+                "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n        client_address_header = \"x-forwarded-for\"",
+                server,
+            );
+            parse(&text, &no_env).map(|config| config.server.client_address_header)
+        };
+        let problem = |server: &str| {
+            with(server)
+                .expect_err(server)
+                .problems
+                .into_iter()
+                .map(|(location, _)| location)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            problem("trusted_proxies = [\"127.0.0.1\"]"),
+            ["server.client_address_header"]
+        );
+        assert_eq!(
+            problem("client_address_header = \"x-real-ip\""),
+            ["server.client_address_header"]
+        );
+        for everyone in ["0.0.0.0/0", "::/0"] {
+            assert_eq!(
+                problem(&format!(
+                    "trusted_proxies = [\"{everyone}\"]\nclient_address_header = \"forwarded\""
+                )),
+                ["server.trusted_proxies"],
+                "{everyone}"
+            );
+        }
+        assert!(with("client_address_header = \"x-forwarded\"").is_err());
+        assert_eq!(
+            with("trusted_proxies = [\"10.0.0.0/8\"]\nclient_address_header = \"forwarded\"")
+                .expect("valid"),
+            Some(ClientAddressHeader::Forwarded)
+        );
+    }
 
     #[test]
     fn parses_a_valid_file_with_defaults() {

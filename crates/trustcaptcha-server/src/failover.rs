@@ -1,21 +1,32 @@
 //! The outage record behind failover answers.
 //!
 //! A widget that cannot reach the server makes up a token with `clientFailover: true`; the
-//! site's backend then asks with `?clientFailover=true`. Within a grace window after a recorded
-//! outage such a claim gets a flagged `FAILOVER` result (stored, so it is retrieved only as often
-//! as any result, and only for sites with `failover_answers`); outside it, 412. Nothing else is
-//! ever synthesized: an id the store does not know is 404, and a store that cannot answer is 503.
+//! site's backend then asks with `?clientFailover=true`. The widget does this only when its
+//! request throws (no connection, a CORS failure, a broken body), never on an HTTP error
+//! status: while this server answers, even with 503, no widget fails over. So the only evidence
+//! that widgets failed is **downtime**: a time in which no server sharing the store answered.
+//! Anything else that claims failover is a page that chose not to reach us (a blocked request
+//! is the cheapest way to skip a captcha), and gets 412.
 //!
-//! Recorded outages, from evidence only: any period in which the store failed (noticed by
-//! [`crate::store::Tracked`]); downtime, when a server starts and the store's last heartbeat
-//! (servers write one every [`HEARTBEAT_INTERVAL`]) is older than [`DOWNTIME_GAP`]; and, when
-//! `outage_before_start` is on, the time before this process started. A memory store keeps no
-//! heartbeat across a restart, so only a durable store can show downtime.
+//! Downtime is on record when a server starts and the store's last heartbeat (servers write one
+//! every [`HEARTBEAT_INTERVAL`], and at once when their store answers again after failing) is
+//! older than [`DOWNTIME_GAP`]: shorter gaps are restarts a widget's user would not notice. With
+//! `outage_before_start`, the time before this process started counts too. Claims are answered
+//! for a margin after the downtime ended, `failover_grace`, which is at most
+//! [`MAX_FAILOVER_GRACE`] (a widget's failover token lives that long, so no honest claim comes
+//! later). Such a claim gets a flagged `FAILOVER` result once (stored, retrievable one time, and
+//! only for sites with `failover_answers`); every other claim is 412. A store that fails opens
+//! nothing: the server answered 503 throughout. A memory store keeps no heartbeat across a
+//! restart, so only a durable store can show downtime.
+//!
+//! The server never learns which visitors failed over (the backend's request carries only the
+//! made-up id), so a claim within the window is not tied to a network: a backend that must not
+//! let an unverified visitor through treats `FAILOVER` results by its own policy
+//! (`docs/operators.md`, "Failover").
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 use crate::store::Mark;
@@ -25,6 +36,10 @@ pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A gap this long between the store's last heartbeat and a start is downtime on record.
 pub(crate) const DOWNTIME_GAP: Duration = Duration::from_secs(30);
+
+/// The longest margin after downtime in which failover claims are answered: the lifetime of the
+/// token a widget makes when it fails over (15 minutes).
+pub(crate) const MAX_FAILOVER_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Once per state, before serving: records downtime the store's heartbeat shows (for every
 /// server sharing the store), learns of outages other servers recorded, then writes a heartbeat
@@ -77,72 +92,34 @@ pub(crate) struct Outages {
     grace: Duration,
     /// Set once the start-up evidence has been looked at.
     started: tokio::sync::OnceCell<()>,
-    /// Lets the hot path (every successful store call) skip the lock when nothing is ongoing.
-    ongoing: AtomicBool,
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    last_ended: Option<OffsetDateTime>,
-    ongoing_since: Option<OffsetDateTime>,
+    /// When the latest downtime on record ended.
+    last_ended: Mutex<Option<OffsetDateTime>>,
 }
 
 impl Outages {
-    /// No outage on record yet.
+    /// No outage on record yet; claims answered for `grace` (at most [`MAX_FAILOVER_GRACE`])
+    /// after one.
     #[must_use]
     pub(crate) fn new(grace: Duration) -> Self {
         Outages {
-            grace,
+            grace: grace.min(MAX_FAILOVER_GRACE),
             started: tokio::sync::OnceCell::new(),
-            ongoing: AtomicBool::new(false),
-            state: Mutex::default(),
+            last_ended: Mutex::default(),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
-    }
-
-    /// Records that an outage ended at `at` (e.g. this process started).
+    /// Records that downtime ended at `at` (e.g. this process started after it).
     pub(crate) fn ended_at(&self, at: OffsetDateTime) {
-        let mut state = self.state();
-        state.last_ended = Some(state.last_ended.map_or(at, |last| last.max(at)));
+        let mut last = self.last_ended.lock();
+        *last = Some(last.map_or(at, |last| last.max(at)));
     }
 
-    /// Records that the store failed at `at`; the outage lasts until [`Outages::store_recovered`].
-    pub(crate) fn store_failed(&self, at: OffsetDateTime) {
-        self.state().ongoing_since.get_or_insert(at);
-        self.ongoing.store(true, Ordering::Release);
-    }
-
-    /// Records that the store works again at `at`, ending an ongoing outage.
-    /// `at` is asked for only when an outage was ongoing, so that the hot path (every
-    /// successful store call) costs one atomic swap.
-    /// Returns when the outage ended, if this ended one.
-    pub(crate) fn store_recovered(
-        &self,
-        at: impl FnOnce() -> OffsetDateTime,
-    ) -> Option<OffsetDateTime> {
-        // Read before writing: every store answer passes here, and a write would move the
-        // cache line between cores on each one.
-        if !self.ongoing.load(Ordering::Acquire) || !self.ongoing.swap(false, Ordering::AcqRel) {
-            return None;
-        }
-        self.state().ongoing_since.take()?;
-        let ended = at();
-        self.ended_at(ended);
-        Some(ended)
-    }
-
-    /// Whether an outage is ongoing or ended within the grace window before `now`.
+    /// Whether `now` is within the grace window after the latest downtime.
     #[must_use]
     pub(crate) fn grace_active(&self, now: OffsetDateTime) -> bool {
-        let state = self.state();
-        state.ongoing_since.is_some()
-            || state
-                .last_ended
-                .is_some_and(|ended| now <= ended + self.grace)
+        self.last_ended
+            .lock()
+            .is_some_and(|ended| now <= ended + self.grace)
     }
 }
 
@@ -151,7 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grace_window_follows_recorded_outages() {
+    fn grace_window_follows_recorded_downtime_and_is_bounded() {
         let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
         let minute = Duration::from_secs(60);
         let outages = Outages::new(5 * minute);
@@ -159,12 +136,18 @@ mod tests {
         outages.ended_at(t0);
         assert!(outages.grace_active(t0 + 5 * minute));
         assert!(!outages.grace_active(t0 + 6 * minute));
-        outages.store_failed(t0 + 10 * minute);
-        assert!(outages.grace_active(t0 + 60 * minute), "ongoing");
-        outages.store_recovered(|| t0 + 61 * minute);
-        assert!(outages.grace_active(t0 + 66 * minute));
-        assert!(!outages.grace_active(t0 + 67 * minute));
-        outages.store_recovered(|| t0 + 90 * minute);
-        assert!(!outages.grace_active(t0 + 91 * minute), "no outage to end");
+        outages.ended_at(t0 - minute);
+        assert!(
+            !outages.grace_active(t0 + 6 * minute),
+            "an older end moves nothing"
+        );
+
+        let long = Outages::new(24 * 60 * minute);
+        long.ended_at(t0);
+        assert!(long.grace_active(t0 + 15 * minute));
+        assert!(
+            !long.grace_active(t0 + 16 * minute),
+            "no honest claim outlives the widget's token"
+        );
     }
 }

@@ -21,13 +21,16 @@
 //! 3. The site's backend calls `GET …/results` (e.g. with the `trustcaptcha` crate).
 //!    `verification::retrieve` checks the key, the store counts the retrieval atomically, and
 //!    `api::results` renders the 20-field result. A widget's own failover claim gets a flagged
-//!    result only while an outage is on record (`failover`: store failures, and downtime shown
-//!    by the store's heartbeat).
+//!    result only for a bounded margin after downtime on record (`failover`: a gap in the
+//!    store's heartbeat; a store that fails is answered with 503 and opens nothing).
+//!
+//! The client's address, which every limit and IP rule keys on, comes from one rule in
+//! [`client_address`]: the peer, or the one header a trusted proxy sets.
 //!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
 //! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own. `state`
 //! holds what requests share; every store call goes through
-//! [`store::Tracked`], which records outages; [`clock`] lets tests move time; `metrics` feeds
+//! [`store::Tracked`], which logs the store's failures and beats once it recovers; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
 //! command line's log lines; `background` is the thread of the store's sweeper and the log's

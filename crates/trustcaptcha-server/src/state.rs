@@ -37,7 +37,7 @@ pub struct Shared {
     catalog: ArcSwap<Catalog>,
     /// The configuration file a reload reads, when the state was built from one.
     config_file: Option<PathBuf>,
-    /// Verification storage; every call records the store's health in `outages`.
+    /// Verification storage; every call goes through its health tracking.
     pub(crate) store: Tracked,
     /// The time source.
     pub(crate) clock: Arc<dyn Clock>,
@@ -324,7 +324,7 @@ impl AppStateBuilder {
         Ok(AppState(Arc::new(Shared {
             catalog: ArcSwap::from_pointee(catalog),
             config_file: self.config_file,
-            store: Tracked::new(store, Arc::clone(&outages), Arc::clone(&self.clock)),
+            store: Tracked::new(store, Arc::clone(&self.clock)),
             clock: self.clock,
             outages,
             limits,

@@ -536,16 +536,15 @@ pub(crate) async fn retrieve(
     }
     if client_failover {
         // The widget could not reach us and made the id up: nothing proves it solved anything.
-        // Only with an outage on record, and only for a site that allows it, is it answered
-        // with a (flagged) FAILOVER result, which is then stored so that it is retrieved only as
-        // often as any result.
+        // Only within the margin after downtime on record, and only for a site that allows it,
+        // is it answered with a (flagged) FAILOVER result, stored so that it is answered once.
         if !first_site.failover_answers || !state.outages.grace_active(now) {
             return Err(Refusal::NoOutageOnRecord);
         }
         let synthesized = Finished {
             result: synthesized(first_site, id, now, DecisionType::Failover),
             site_key: first_site.site_key,
-            max_retrievals: first_site.max_retrievals,
+            max_retrievals: 1,
         };
         match state.store.insert_finished(id, synthesized, now).await {
             Ok(()) | Err(StoreError::Duplicate) => {}

@@ -1,8 +1,11 @@
 //! [`Tracked`]: the store as the server uses it. Every call goes through it, and every answer
-//! feeds the outage record: a failure starts (or continues) an outage, the next success ends
-//! it. So an outage is noticed wherever it shows, and no handler has to remember to report it.
+//! tells whether the store works: a failure is logged, and the first success after failures
+//! writes a heartbeat at once. While the store failed no server could write its heartbeat,
+//! although every server kept answering (with 503); the fresh heartbeat keeps a server that
+//! starts next from reading that gap as downtime (see [`crate::failover`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -10,13 +13,14 @@ use uuid::Uuid;
 
 use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
 use crate::clock::Clock;
-use crate::failover::Outages;
 
-/// A [`Store`] whose failures and recoveries are recorded in the outage record. Cheap to clone.
+/// A [`Store`] whose failures are logged and whose recoveries write a heartbeat. Cheap to clone.
 #[derive(Clone)]
 pub struct Tracked {
     inner: Arc<dyn Store>,
-    outages: Arc<Outages>,
+    /// Whether the latest answer was a failure; read before written, since every store answer
+    /// passes here and a write would move the cache line between cores on each one.
+    failing: Arc<AtomicBool>,
     clock: Arc<dyn Clock>,
 }
 
@@ -24,18 +28,18 @@ impl std::fmt::Debug for Tracked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracked")
             .field("inner", &self.inner)
-            .field("outages", &self.outages)
+            .field("failing", &self.failing)
             .finish_non_exhaustive()
     }
 }
 
 impl Tracked {
-    /// Tracks `inner`'s health in `outages`, timed by `clock`.
+    /// Tracks `inner`'s health, timed by `clock`.
     #[must_use]
-    pub(crate) fn new(inner: Arc<dyn Store>, outages: Arc<Outages>, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Tracked {
             inner,
-            outages,
+            failing: Arc::default(),
             clock,
         }
     }
@@ -44,17 +48,21 @@ impl Tracked {
         match &result {
             Err(StoreError::Unavailable(reason)) => {
                 tracing::error!(%reason, "store unavailable");
-                self.outages.store_failed(self.clock.now());
+                if !self.failing.load(Ordering::Acquire) {
+                    self.failing.store(true, Ordering::Release);
+                }
             }
             // Any answer from the store, even a refusal, shows that it works.
             _ => {
-                if let Some(ended) = self.outages.store_recovered(|| self.clock.now()) {
-                    // Every server sharing the store learns of the outage from this mark.
-                    let store = Arc::clone(&self.inner);
+                if self.failing.load(Ordering::Acquire)
+                    && self.failing.swap(false, Ordering::AcqRel)
+                {
+                    tracing::warn!("store available again");
+                    let (store, now) = (Arc::clone(&self.inner), self.clock.now());
                     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                         runtime.spawn(async move {
-                            if let Err(error) = store.mark(Mark::OutageEnded, ended).await {
-                                tracing::warn!(%error, "the end of an outage was not recorded");
+                            if let Err(error) = store.mark(Mark::Heartbeat, now).await {
+                                tracing::warn!(%error, "the heartbeat after recovery was not written");
                             }
                         });
                     }

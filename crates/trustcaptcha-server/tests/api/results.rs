@@ -322,11 +322,12 @@ async fn a_failover_answer_for_a_key_of_several_sites_names_the_first_in_configu
     let first = config.sites[1].clone();
     assert_eq!(&*first.name, "b");
     let server = TestServer::start(config).await;
-    let failover = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
-    for _ in 0..8 {
+    for i in 0..8 {
+        // Each claim is answered once: eight claims, each asked for once.
+        let failover = token_for(
+            &format!("6f1c2d3e-4b5a-4c6d-8e7f-0123456789a{i}"),
+            r#","clientFailover":true"#,
+        );
         let result = server.fetch(KEY_B, &failover).await;
         assert_eq!(result.captcha_id, first.captcha_id);
         assert!(!result.minimal_data_mode_enabled, "not the minimal site");

@@ -1,5 +1,5 @@
-//! Failover after the server's own store fails: a store that can be switched off stands in
-//! for a remote store (e.g. Redis) becoming unreachable.
+//! The server's own store failing, and downtime: a store that can be switched off stands in for
+//! a remote store (e.g. Redis) becoming unreachable. Only downtime opens a failover window.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use trustcaptcha::{DecisionType, ErrorKind};
 use trustcaptcha_server::testing::*;
 
 #[tokio::test]
-async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
+async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
     let (server, store) = TestServer::with_fault_store(config("")).await;
     let clock = server.clock.clone();
     let http = reqwest::Client::new();
@@ -69,15 +69,20 @@ async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
         ErrorKind::VerificationNotFound,
         "an id the store does not know never passes, outage or not"
     );
-    // The outage is on record: the widget's failover claim gets a flagged FAILOVER result.
-    let claimed_result = client
-        .get_verification_result(&claimed)
-        .await
-        .expect("grace window");
-    assert_eq!(claimed_result.decision_type, DecisionType::Failover);
-    assert!(claimed_result.gateway_failover_active);
-
-    clock.advance(Duration::from_secs(301));
+    // The server answered throughout (503, with CORS headers), and a widget fails over only
+    // when its request throws: a claim now, or during the outage, is a page that chose not to
+    // reach us.
+    assert_eq!(
+        client
+            .get_verification_result(&claimed)
+            .await
+            .expect_err("no widget failed over")
+            .kind(),
+        ErrorKind::ClientReportedServerUnreachable
+    );
+    store.set_down(true);
+    clock.advance(Duration::from_secs(600));
+    store.set_down(false);
     let another_claim = token_for(
         "7a2d3e4f-5b6c-4d7e-8f90-123456789abc",
         r#","clientFailover":true"#,
@@ -86,7 +91,7 @@ async fn a_store_outage_is_a_503_and_then_on_record_for_failover_claims() {
         client
             .get_verification_result(&another_claim)
             .await
-            .expect_err("grace over")
+            .expect_err("a long store outage is no downtime either")
             .kind(),
         ErrorKind::ClientReportedServerUnreachable
     );
@@ -148,6 +153,11 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
             false,
         ),
         (
+            "a restart of 25 s, too short for a widget's user to give up",
+            Some(now - Duration::from_secs(25)),
+            false,
+        ),
+        (
             "no server for 10 minutes",
             Some(now - Duration::from_secs(600)),
             true,
@@ -172,6 +182,41 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
         if outage {
             let result = answer.expect(case);
             assert_eq!(result.decision_type, DecisionType::Failover, "{case}");
+            assert!(result.gateway_failover_active && result.verification_passed);
+            // Site B allows 1 000 retrievals of its results; a claim is answered once.
+            let claim_b = token_for(
+                "8b3e4f50-6c7d-4e8f-9a01-23456789abcd",
+                r#","clientFailover":true"#,
+            );
+            let client_b = server.client(KEY_B);
+            client_b
+                .get_verification_result(&claim_b)
+                .await
+                .expect(case);
+            assert_eq!(
+                client_b
+                    .get_verification_result(&claim_b)
+                    .await
+                    .expect_err("once")
+                    .kind(),
+                ErrorKind::VerificationResultRetrievalLimitReached
+            );
+            // The margin is bounded: the configured 300 s, then nothing.
+            server.clock.advance(Duration::from_secs(301));
+            let late = token_for(
+                "9c4f5061-7d8e-4f90-8b12-3456789abcde",
+                r#","clientFailover":true"#,
+            );
+            assert_eq!(
+                server
+                    .client(KEY_A)
+                    .get_verification_result(&late)
+                    .await
+                    .expect_err("after the margin")
+                    .kind(),
+                ErrorKind::ClientReportedServerUnreachable,
+                "{case}"
+            );
         } else {
             assert_eq!(
                 answer.expect_err(case).kind(),
