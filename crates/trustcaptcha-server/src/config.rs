@@ -128,6 +128,9 @@ pub struct ServerSettings {
     /// Failed API-key or bypass-key guesses one client network may make per hour; past them
     /// it is locked out for the rest of the hour, even with a correct key.
     pub failed_keys_per_hour: u32,
+    /// A block's budgets (an IPv4 /24, an IPv6 /48) as a multiple of one network's (an IPv4
+    /// address, an IPv6 /64): request rates, open challenges and failed key guesses.
+    pub block_budget_multiple: u32,
 }
 
 /// One site (a captcha with its keys and rules).
@@ -374,6 +377,11 @@ impl ServerSettings {
             "failed_keys_per_hour",
             "must be at least 1",
         );
+        problems.require(
+            (1..=65_536).contains(&self.block_budget_multiple),
+            "block_budget_multiple",
+            "must be between 1 and 65536 (a /48 holds 65 536 /64s)",
+        );
         if let Some(path) = self.geoip_database.as_ref().filter(|path| !path.is_file()) {
             problems.0.push((
                 "geoip_database",
@@ -550,6 +558,7 @@ impl Default for ServerSettings {
             max_pending_per_network: 100,
             max_pending_per_site: 50_000,
             failed_keys_per_hour: 20,
+            block_budget_multiple: 16,
         }
     }
 }
@@ -617,6 +626,7 @@ struct RawServer {
     max_pending_per_network: usize,
     max_pending_per_site: usize,
     failed_keys_per_hour: u32,
+    block_budget_multiple: u32,
 }
 
 impl Default for RawServer {
@@ -647,6 +657,7 @@ impl Default for RawServer {
             max_pending_per_network: d.max_pending_per_network,
             max_pending_per_site: d.max_pending_per_site,
             failed_keys_per_hour: d.failed_keys_per_hour,
+            block_budget_multiple: d.block_budget_multiple,
         }
     }
 }
@@ -1014,6 +1025,7 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_pending_per_network = raw.max_pending_per_network;
     server.max_pending_per_site = raw.max_pending_per_site;
     server.failed_keys_per_hour = raw.failed_keys_per_hour;
+    server.block_budget_multiple = raw.block_budget_multiple;
     problems.extend(
         server
             .check()

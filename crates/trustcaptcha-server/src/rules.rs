@@ -122,6 +122,11 @@ pub(crate) fn quota_counter(site_key: uuid::Uuid) -> String {
     format!("quota:{site_key}")
 }
 
+/// The store counter of the part of a site's quota that one client block spent, per clock hour.
+pub(crate) fn quota_block_counter(site_key: uuid::Uuid, ip: IpAddr) -> String {
+    format!("quota:{site_key}:{}", block(ip))
+}
+
 /// A quota counts per clock hour.
 pub(crate) const QUOTA_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -141,13 +146,26 @@ pub(crate) fn extra_bits(solved: u64, outstanding: usize, rule: &AdaptiveDifficu
     u8::try_from(extra.min(u32::from(rule.max_extra))).unwrap_or(rule.max_extra)
 }
 
-/// The network a client is counted under: its IPv4 address, or its IPv6 /64.
+/// The network a client is counted under: its IPv4 address, or its IPv6 /64 (what one
+/// household or one server is given).
 pub(crate) fn network(ip: IpAddr) -> IpNet {
-    let prefix = match crate::networks::canonical(ip) {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 64,
+    truncated(ip, 32, 64)
+}
+
+/// The block a client's network belongs to: its IPv4 /24, or its IPv6 /48 (what one site or
+/// one customer of a provider is given, 65 536 /64s), counted with a budget of its own so that
+/// whoever holds a block cannot multiply a network's budget by the networks in it.
+pub(crate) fn block(ip: IpAddr) -> IpNet {
+    truncated(ip, 24, 48)
+}
+
+fn truncated(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
+    let ip = crate::networks::canonical(ip);
+    let prefix = match ip {
+        IpAddr::V4(_) => v4,
+        IpAddr::V6(_) => v6,
     };
-    IpNet::new(crate::networks::canonical(ip), prefix)
+    IpNet::new(ip, prefix)
         .map(|net| net.trunc())
         .unwrap_or_else(|_| IpNet::from(ip))
 }
@@ -201,6 +219,28 @@ mod tests {
         assert_eq!(extra_bits(5, 0, &rule), 4);
         assert_eq!(extra_bits(12, 0, &rule), 5, "capped at max_extra");
         assert_eq!(extra_bits(u64::MAX, usize::MAX, &rule), 5);
+    }
+
+    #[test]
+    fn networks_and_blocks_group_addresses_as_they_are_handed_out() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            block(ip("2001:db8:1:2::1")),
+            block(ip("2001:db8:1:ffff::1"))
+        );
+        assert_ne!(block(ip("2001:db8:1::1")), block(ip("2001:db8:2::1")));
+        assert_eq!(block(ip("192.0.2.1")), block(ip("192.0.2.254")));
+        assert_ne!(block(ip("192.0.2.1")), block(ip("192.0.3.1")));
+        assert_eq!(block(ip("::ffff:192.0.2.1")), block(ip("192.0.2.9")));
+        assert_eq!(block(ip("192.0.2.1")).to_string(), "192.0.2.0/24");
     }
 
     #[test]

@@ -204,16 +204,8 @@ pub(crate) async fn create(
     if site.locked {
         return Err(Refusal::SiteLocked);
     }
-    // The quota is counted when a verification finishes (work done), so starting many and
-    // solving none cannot use it up; here it is only checked.
-    if let Some(limit) = site.hourly_quota {
-        let counter = rules::quota_counter(site.site_key);
-        let used = state.store.counts(&counter, QUOTA_WINDOW, now).await?;
-        if used.current >= u64::from(limit) {
-            return Err(Refusal::QuotaExhausted);
-        }
-    }
     let ip = context.ip;
+    check_quota(state, &site, ip, now).await?;
     state.limits.create(ip)?;
 
     let mut visitor = visitor(state, &context, &request, header_origin);
@@ -238,9 +230,9 @@ pub(crate) async fn create(
         .as_deref()
         .filter(|key| !key.trim().is_empty())
     {
-        state.limits.guessing(ip)?;
+        state.limits.guessing(ip, now)?;
         if !KeyHash::of(key).is_among(&site.bypass_keys) {
-            state.limits.failed_guess(ip);
+            state.limits.failed_guess(ip, now);
             return Err(Refusal::BypassKeyRejected);
         }
         let verdict = Verdict {
@@ -253,7 +245,7 @@ pub(crate) async fn create(
         let finished = finished(&site, id, visitor, (now, now), verdict);
         let result = finished.result.clone();
         state.store.insert_finished(id, finished, now).await?;
-        count_finished(state, &site, None, now).await;
+        count_finished(state, &site, ip, Counted::Bypass, now).await;
         state.metrics.solved(&site.name, "bypass_key");
         state.statistics.count(&site.name, "solved");
         state
@@ -389,6 +381,12 @@ pub(crate) async fn submit(
         pending.signals
     };
     let verdict = scoring::verdict(&site, pending.access_rule, &signals);
+    // Only an access rule fails a verification; one that fails spends no one's quota.
+    let counted = if !verdict.passed {
+        Counted::Blocked
+    } else {
+        Counted::Solved
+    };
     let visitor_ip = pending.visitor.ip.or(ip);
     let finished = finished(
         &site,
@@ -399,7 +397,7 @@ pub(crate) async fn submit(
     );
     let result = finished.result.clone();
     claim.finish(finished).await?;
-    count_finished(state, &site, visitor_ip, now).await;
+    count_finished(state, &site, visitor_ip, counted, now).await;
     state.metrics.solved(&site.name, "proof_of_work");
     state.statistics.count(&site.name, "solved");
     let solve = (now - pending.created_at).try_into().unwrap_or_default();
@@ -413,21 +411,84 @@ pub(crate) async fn submit(
     })
 }
 
+/// Whether `site`'s hourly quota has room at `now` for a verification from `ip`. The quota is
+/// counted when a verification finishes (work done), so starting many and solving none cannot
+/// use it up; here it is only checked. Once half of it is used, the rest goes only to blocks
+/// below an equal share of that half ([`crate::limits::fair`]), so that a few blocks cannot spend
+/// a site's hour.
+async fn check_quota(
+    state: &AppState,
+    site: &Site,
+    ip: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    let Some(limit) = site.hourly_quota else {
+        return Ok(());
+    };
+    let as_usize = |count: u64| usize::try_from(count).unwrap_or(usize::MAX);
+    let (limit, counter) = (
+        as_usize(u64::from(limit)),
+        rules::quota_counter(site.site_key),
+    );
+    let used = as_usize(
+        state
+            .store
+            .counts(&counter, QUOTA_WINDOW, now)
+            .await?
+            .current,
+    );
+    if used >= limit {
+        return Err(Refusal::QuotaExhausted);
+    }
+    if used >= limit / 2 {
+        let spender = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let counter = rules::quota_block_counter(site.site_key, spender);
+        let held = as_usize(
+            state
+                .store
+                .counts(&counter, QUOTA_WINDOW, now)
+                .await?
+                .current,
+        );
+        if !crate::limits::fair(held, used, limit, state.limits.active_blocks()) {
+            return Err(Refusal::QuotaExhausted);
+        }
+    }
+    Ok(())
+}
+
+/// How a finished verification counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// Solved: against the quota, and as a solve of the client's network.
+    Solved,
+    /// Finished by a bypass key: against the quota only.
+    Bypass,
+    /// Refused by an access rule: nothing; a blocked visitor spends no one's quota.
+    Blocked,
+}
+
 /// Counts a finished verification in the store, for every server sharing it: against the
-/// site's hourly quota (counted for work done, not for challenges started), and as a solve of
-/// the client's network (adaptive difficulty). The result is stored already, so a failure here
-/// is logged, not returned.
+/// site's hourly quota and the client block's part of it, and as a solve of the client's network
+/// (adaptive difficulty). The result is stored already, so a failure here is logged, not
+/// returned.
 async fn count_finished(
     state: &AppState,
     site: &Site,
-    solver: Option<IpAddr>,
+    ip: Option<IpAddr>,
+    counted: Counted,
     now: OffsetDateTime,
 ) {
-    let mut counters = Vec::with_capacity(2);
-    if site.hourly_quota.is_some() {
+    let mut counters = Vec::with_capacity(3);
+    if site.hourly_quota.is_some() && counted != Counted::Blocked {
+        let spender = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         counters.push((rules::quota_counter(site.site_key), QUOTA_WINDOW));
+        counters.push((
+            rules::quota_block_counter(site.site_key, spender),
+            QUOTA_WINDOW,
+        ));
     }
-    if let Some(ip) = solver {
+    if let (Some(ip), Counted::Solved | Counted::Blocked) = (ip, counted) {
         let window = site.adaptive.window;
         counters.push((rules::solves_counter(ip, window), window));
     }
@@ -512,9 +573,10 @@ pub(crate) async fn retrieve(
 ) -> Result<Retrieved, Refusal> {
     // A network locked out for guessing is refused before its key is looked at, so a correct
     // guess then is refused too.
-    state.limits.guessing(ip)?;
+    let now = state.clock.now();
+    state.limits.guessing(ip, now)?;
     let Some(for_key) = for_key else {
-        state.limits.failed_guess(ip);
+        state.limits.failed_guess(ip, now);
         return Err(Refusal::InvalidKey);
     };
     let (sites, authorized) = (&for_key.sites, &for_key.site_keys);
@@ -522,7 +584,6 @@ pub(crate) async fn retrieve(
         return Err(Refusal::InvalidKey);
     };
     let id = Uuid::parse_str(id).map_err(|_| Refusal::NotFound)?;
-    let now = state.clock.now();
 
     if let Some(answer) = sites
         .iter()

@@ -433,3 +433,48 @@ async fn a_body_that_keeps_coming_too_slowly_is_cut_off_with_408() {
     let answer = until_closed(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_few_networks_cannot_spend_a_sites_hourly_quota_and_blocked_visitors_spend_none() {
+    let mut config = config("");
+    // Site "lists" blocks 127.0.0.9; site "b" is open.
+    config.sites[3].hourly_quota = Some(3);
+    config.sites[1].hourly_quota = Some(10);
+    let server = TestServer::start(config).await;
+    let finish_from = async |client: &str, site: &str| {
+        let (status, created, _) = create_from(&server, client, &create_body(site, false)).await;
+        if status != 200 {
+            return status;
+        }
+        server.finish(&created["challenge"]).await;
+        201
+    };
+    for _ in 0..6 {
+        assert_eq!(finish_from("127.0.0.9", SITE_LISTS).await, 201);
+    }
+    // Three visitors of three blocks (the site allows 127.0.0.0/8) spend the three.
+    for visitor in ["127.0.0.10", "127.0.1.10", "127.0.2.10"] {
+        assert_eq!(
+            finish_from(visitor, SITE_LISTS).await,
+            201,
+            "the blocked visitor spent nothing"
+        );
+    }
+    assert_eq!(
+        finish_from("127.0.3.10", SITE_LISTS).await,
+        402,
+        "now it is spent"
+    );
+
+    // One /24, many networks: half of the hour goes first come, then the block is held to its
+    // share, and another block's visitor still gets in.
+    let mut finished = 0;
+    for host in 1..=20 {
+        if finish_from(&format!("198.51.100.{host}"), SITE_B).await == 201 {
+            finished += 1;
+        }
+    }
+    assert_eq!(finished, 5, "the first half");
+    assert_eq!(finish_from("203.0.113.9", SITE_B).await, 201);
+    assert_eq!(finish_from("2001:db8:77::1", SITE_B).await, 201);
+}
