@@ -552,6 +552,15 @@ pub fn hand_out_challenges(
     recorded
 }
 
+/// Records one failed key guess from each of `networks` client networks (10.0.0.0 onwards) at
+/// `now`, as that many requests with a wrong key would: fills the guess record for benchmarks.
+pub fn fail_guesses(state: &AppState, networks: u32, now: OffsetDateTime) {
+    for network in 0..networks {
+        let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + network));
+        state.limits.failed_guess(Some(ip), now);
+    }
+}
+
 /// One pass of the limits' housekeeping (forgetting expired outstanding challenges and full
 /// rate budgets, with its pauses), as the server runs it every 30 s on the blocking pool; for
 /// benchmarks that must see it at a known moment. Blocks for as long as the pass takes.

@@ -3,6 +3,9 @@
 //! 1. one client network floods the create endpoint for ten seconds (64 in flight) while a second
 //!    network runs full verifications (create, solve, submit, retrieve) one every 250 ms: how
 //!    many of the flood's requests are refused, and whether the second network's all succeed;
+//!    then the same for twenty seconds from 1 000 networks in 1 000 blocks (/24s), enough to
+//!    fill the site's pool of open challenges many times over were each held only to its
+//!    network's budget, and from 1 000 IPv6 /64s in one /48;
 //! 2. resident memory after 100 000 creates whose page URL and User-Agent are far above what is
 //!    stored (the stored texts are cut to their bound);
 //! 3. the latency of the largest body the default limits admit (1 MiB of user events).
@@ -61,7 +64,21 @@ async fn run() {
     println!("| measurement | figure |\n|---|---|");
 
     let server = spawn_server_with(&config());
-    flood(&http, &server.url).await;
+    flood(&http, &server.url, "one network", FLOOD_FOR, |_| "198.51.100.7".to_owned()).await;
+    drop(server);
+    // 1 000 /24s; at the default limits each may hold 100 open challenges, 100 000 in all,
+    // against a site's pool of 50 000.
+    let server = spawn_server_with(&config());
+    flood(&http, &server.url, "1 000 networks in 1 000 /24s", 2 * FLOOD_FOR, |i| {
+        format!("10.{}.{}.1", i % 1000 / 250, i % 250)
+    })
+    .await;
+    drop(server);
+    let server = spawn_server_with(&config());
+    flood(&http, &server.url, "1 000 /64s in one /48", 2 * FLOOD_FOR, |i| {
+        format!("2001:db8:7:{:x}::1", i % 1000)
+    })
+    .await;
     drop(server);
 
     let server = spawn_server();
@@ -83,21 +100,32 @@ async fn create_as(http: &reqwest::Client, url: &str, network: &str, body: &Valu
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn flood(http: &reqwest::Client, url: &str) {
+/// Floods the create endpoint for `duration` from the networks `network` names (the `i`th
+/// request's), while another network runs full verifications; prints both rows.
+async fn flood(
+    http: &reqwest::Client,
+    url: &str,
+    label: &str,
+    duration: Duration,
+    network: fn(usize) -> String,
+) {
     let body = testing::create_body(SITE_KEY, false);
     let statuses: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
-    let until = Instant::now() + FLOOD_FOR;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let until = Instant::now() + duration;
     let flooders: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
-            let (http, url, body, statuses) = (
+            let (http, url, body, statuses, sent) = (
                 http.clone(),
                 url.to_owned(),
                 body.clone(),
                 Arc::clone(&statuses),
+                Arc::clone(&sent),
             );
             tokio::spawn(async move {
                 while Instant::now() < until {
-                    let slot = match create_as(&http, &url, "198.51.100.7", &body).await.0 {
+                    let from = network(sent.fetch_add(1, Ordering::Relaxed));
+                    let slot = match create_as(&http, &url, &from, &body).await.0 {
                         200 => 0,
                         429 => 1,
                         _ => 2,
@@ -128,13 +156,13 @@ async fn flood(http: &reqwest::Client, url: &str) {
     let [ok, limited, other] = [0, 1, 2].map(|i| statuses[i].load(Ordering::Relaxed));
     let total = ok + limited + other;
     println!(
-        "| flood from one network, {IN_FLIGHT} in flight, {}s | {total} create requests ({:.0}/s): {ok} answered 200, {limited} refused 429, {other} other |",
-        FLOOD_FOR.as_secs(),
-        total as f64 / FLOOD_FOR.as_secs_f64()
+        "| flood from {label}, {IN_FLIGHT} in flight, {}s | {total} create requests ({:.0}/s): {ok} answered 200, {limited} refused 429, {other} other |",
+        duration.as_secs(),
+        total as f64 / duration.as_secs_f64()
     );
     let lat = latency(&mut samples);
     println!(
-        "| a second network meanwhile, one full verification per 250 ms | **{passed} of {tried} succeeded**; flow p50 {}, p99 {} |",
+        "| another network meanwhile, one full verification per 250 ms | **{passed} of {tried} succeeded**; flow p50 {}, p99 {} |",
         ms(lat.p50),
         ms(lat.p99)
     );

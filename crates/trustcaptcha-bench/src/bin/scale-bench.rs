@@ -1,7 +1,9 @@
 //! Does a request cost more when the server holds more? The same requests against a small
 //! server (one site, nothing stored) and a large one (10 000 sites, 1 000 000 stored
 //! verifications, 1 000 000 client networks tracked for adaptive difficulty, each with a
-//! challenge outstanding in the per-network limits), and the stalls
+//! challenge outstanding in the per-network limits and a failed key guess on record), among
+//! them wrong keys from networks never seen before (each one a new entry in a full guess
+//! record), and the stalls
 //! requests see while the large server forgets 800 000 expired verifications, beside the stalls
 //! they see for as long with nothing expiring (this machine's own).
 //!
@@ -48,8 +50,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("| server | GET /results p50 / p99 / max | create p50 / p99 / max |");
-    println!("|---|---|---|");
+    println!(
+        "| server | GET /results p50 / p99 / max | create p50 / p99 / max | wrong key from a new network p50 / p99 / max |"
+    );
+    println!("|---|---|---|---|");
     let small = Scale {
         name: "small: 1 site, nothing stored",
         sites: 1,
@@ -66,9 +70,10 @@ fn main() {
     let large = runtime.block_on(measure(&large));
     println!();
     println!(
-        "large ÷ small, p50: GET /results {:.2}×, create {:.2}×",
+        "large ÷ small, p50: GET /results {:.2}×, create {:.2}×, wrong key from a new network {:.2}×",
         large.0.as_secs_f64() / small.0.as_secs_f64(),
-        large.1.as_secs_f64() / small.1.as_secs_f64()
+        large.1.as_secs_f64() / small.1.as_secs_f64(),
+        large.2.as_secs_f64() / small.2.as_secs_f64()
     );
 }
 
@@ -90,11 +95,17 @@ fn config(sites: usize) -> Config {
     config.server.widget_burst = 100_000_000;
     config.server.max_pending_per_network = 2_000_000;
     config.server.max_pending_per_site = 2_000_000;
+    // The client speaks for many networks through X-Forwarded-For (wrong keys from new ones).
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+    config.server.client_address_header =
+        Some(trustcaptcha_server::client_address::ClientAddressHeader::XForwardedFor);
+    config.server.failed_keys_per_hour = 1_000_000;
     config
 }
 
-/// The p50s of GET /results and of create, after printing the scale's row.
-async fn measure(scale: &Scale) -> (Duration, Duration) {
+/// The p50s of GET /results, of create and of a wrong key from a new network, after printing
+/// the scale's row.
+async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
     let mut made: Option<Arc<MemoryStore>> = None;
     let server = TestServer::start_with(config(scale.sites), |clock| {
         let store = Arc::new(MemoryStore::new(2_000_000, clock));
@@ -125,6 +136,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
         now + Duration::from_secs(60),
     );
     assert_eq!(recorded, scale.networks, "every network has its challenge");
+    testing::fail_guesses(&server.state, scale.networks, now);
 
     let token = server.solve(SITE_KEY).await;
     let id = trustcaptcha::VerificationToken::decode(&token)
@@ -149,12 +161,27 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
     };
     let mut creates = Vec::new();
     sequential(CREATES, &mut creates, create).await;
+    // Each from a network no request came from before (11.0.0.0 onwards).
+    let next = std::sync::atomic::AtomicU32::new(0x0b00_0000);
+    let guess = || {
+        let network = std::net::Ipv4Addr::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let request = server
+            .http
+            .get(&results)
+            .bearer_auth("ak_wrong_key_0123456789")
+            .header("x-forwarded-for", network.to_string());
+        async move { request.send().await.is_ok_and(|r| r.status() == 403) }
+    };
+    let mut guesses = Vec::new();
+    sequential(REQUESTS, &mut guesses, guess).await;
+    let guess_max = *guesses.iter().max().expect("samples");
+    let guessed = latency(&mut guesses);
     let fetch_max = *fetches.iter().max().expect("samples");
     let create_max = *creates.iter().max().expect("samples");
     let fetched = latency(&mut fetches);
     let created = latency(&mut creates);
     println!(
-        "| {} | {} / {} / {} | {} / {} / {} |",
+        "| {} | {} / {} / {} | {} / {} / {} | {} / {} / {} |",
         scale.name,
         ms(fetched.p50),
         ms(fetched.p99),
@@ -162,6 +189,9 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
         ms(created.p50),
         ms(created.p99),
         ms(create_max),
+        ms(guessed.p50),
+        ms(guessed.p99),
+        ms(guess_max),
     );
 
     if scale.stored > 0 {
@@ -214,7 +244,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration) {
             mib(rss_refilled)
         );
     }
-    (fetched.p50, created.p50)
+    (fetched.p50, created.p50, guessed.p50)
 }
 
 /// Stores `count` pending verifications handed out at `now`, the `i`th living `lifetime(i)`
@@ -257,7 +287,7 @@ fn report(name: &str, samples: &[Duration]) {
     let mut sorted = samples.to_vec();
     let figures = latency(&mut sorted);
     println!(
-        "| {name}: {} requests, {stalled} over {} | {} / {} / {} | |",
+        "| {name}: {} requests, {stalled} over {} | {} / {} / {} | | |",
         samples.len(),
         ms(STALL),
         ms(figures.p50),
