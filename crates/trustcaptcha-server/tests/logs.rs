@@ -27,6 +27,7 @@ async fn keys_and_tokens_never_reach_the_logs() {
     let mut body = create_body(SITE_A, false);
     body["widget"]["bypassToken"] = BYPASS_A.into();
     assert_eq!(server.create(&body).await.0, 201);
+    assert_eq!(server.create(&create_body(SITE_MINIMAL, true)).await.0, 200);
 
     let logs = capture.text();
     // One access line per request, naming the route, the status, the site and for a refusal
@@ -43,6 +44,14 @@ async fn keys_and_tokens_never_reach_the_logs() {
         created.contains("INFO") && created.contains("site=\"a\""),
         "{created}"
     );
+    // The client's network, so that an operator can trace a lockout; for a minimal-data site
+    // only its block.
+    assert!(created.contains("network=127.0.0.1/32"), "{created}");
+    let minimal = logs
+        .lines()
+        .find(|line| line.contains("trustcaptcha::access") && line.contains("site=\"minimal\""))
+        .expect("a minimal-data line");
+    assert!(minimal.contains("network=127.0.0.0/24"), "{minimal}");
     // In milliseconds to the microsecond, not a float's every digit.
     let latency = created
         .split("latency_ms=")

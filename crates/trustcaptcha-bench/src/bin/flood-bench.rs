@@ -1,8 +1,9 @@
 //! The server's limits under attack, measured against a server in a second process:
 //!
-//! 1. one client network floods the create endpoint for ten seconds (64 in flight) while a second
-//!    network runs full verifications (create, solve, submit, retrieve) one every 250 ms: how
-//!    many of the flood's requests are refused, and whether the second network's all succeed;
+//! 1. one client network floods the create endpoint for ten seconds (64 in flight) while
+//!    visitors, each from a network of its own, run full verifications (create, solve, submit,
+//!    retrieve) one every 250 ms: how many of the flood's requests are refused, and whether the
+//!    visitors' all succeed;
 //!    then the same for twenty seconds from 1 000 networks in 1 000 blocks (/24s), enough to
 //!    fill the site's pool of open challenges many times over were each held only to its
 //!    network's budget, and from 1 000 IPv6 /64s in one /48;
@@ -64,20 +65,31 @@ async fn run() {
     println!("| measurement | figure |\n|---|---|");
 
     let server = spawn_server_with(&config());
-    flood(&http, &server.url, "one network", FLOOD_FOR, |_| "198.51.100.7".to_owned()).await;
+    flood(&http, &server.url, "one network", FLOOD_FOR, |_| {
+        "198.51.100.7".to_owned()
+    })
+    .await;
     drop(server);
     // 1 000 /24s; at the default limits each may hold 100 open challenges, 100 000 in all,
     // against a site's pool of 50 000.
     let server = spawn_server_with(&config());
-    flood(&http, &server.url, "1 000 networks in 1 000 /24s", 2 * FLOOD_FOR, |i| {
-        format!("10.{}.{}.1", i % 1000 / 250, i % 250)
-    })
+    flood(
+        &http,
+        &server.url,
+        "1 000 networks in 1 000 /24s",
+        2 * FLOOD_FOR,
+        |i| format!("10.{}.{}.1", i % 1000 / 250, i % 250),
+    )
     .await;
     drop(server);
     let server = spawn_server_with(&config());
-    flood(&http, &server.url, "1 000 /64s in one /48", 2 * FLOOD_FOR, |i| {
-        format!("2001:db8:7:{:x}::1", i % 1000)
-    })
+    flood(
+        &http,
+        &server.url,
+        "1 000 /64s in one /48",
+        2 * FLOOD_FOR,
+        |i| format!("2001:db8:7:{:x}::1", i % 1000),
+    )
     .await;
     drop(server);
 
@@ -144,7 +156,9 @@ async fn flood(
     while Instant::now() + Duration::from_millis(250) < until {
         let started = Instant::now();
         tried += 1;
-        if full_flow(http, url, &client, &body).await {
+        // Each flow is another visitor, from a network and block of its own (198.18.0.0/15).
+        let visitor = format!("198.18.{}.{}", tried / 250, tried % 250 + 1);
+        if full_flow(http, url, &client, &body, &visitor).await {
             passed += 1;
             samples.push(started.elapsed());
         }
@@ -162,20 +176,21 @@ async fn flood(
     );
     let lat = latency(&mut samples);
     println!(
-        "| another network meanwhile, one full verification per 250 ms | **{passed} of {tried} succeeded**; flow p50 {}, p99 {} |",
+        "| visitors meanwhile, one full verification per 250 ms, each from a network of its own | **{passed} of {tried} succeeded**; flow p50 {}, p99 {} |",
         ms(lat.p50),
         ms(lat.p99)
     );
 }
 
-/// Create, solve, submit and retrieve as the second network; whether all of it succeeded.
+/// Create, solve, submit and retrieve as a visitor at `visitor`; whether all of it succeeded.
 async fn full_flow(
     http: &reqwest::Client,
     url: &str,
     client: &trustcaptcha::TrustCaptcha,
     body: &Value,
+    visitor: &str,
 ) -> bool {
-    let (status, created) = create_as(http, url, "203.0.113.9", body).await;
+    let (status, created) = create_as(http, url, visitor, body).await;
     if status != 200 {
         return false;
     }
@@ -183,7 +198,7 @@ async fn full_flow(
     let id = challenge["verificationId"].as_str().unwrap_or_default();
     let Ok(response) = http
         .post(format!("{url}/v2/verifications/{id}/challenges"))
-        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-for", visitor)
         .json(&testing::submit_body(&testing::answers(challenge)))
         .send()
         .await

@@ -164,7 +164,8 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
     // Each from a network no request came from before (11.0.0.0 onwards).
     let next = std::sync::atomic::AtomicU32::new(0x0b00_0000);
     let guess = || {
-        let network = std::net::Ipv4Addr::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let network =
+            std::net::Ipv4Addr::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let request = server
             .http
             .get(&results)

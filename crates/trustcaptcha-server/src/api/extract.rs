@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -72,10 +72,19 @@ impl<S: Send + Sync> FromRequestParts<S> for VerificationId {
     }
 }
 
-/// The client's IP: the peer address, or the forwarded one from a trusted proxy. `None` when
-/// the request did not come through a connection (a router driven in-process).
+/// The client's address as [`crate::client_address`] reads it: the peer, or what the trusted
+/// proxy's header says. Worked out once per request, by the edge layer, which logs it too;
+/// `None` when the request did not come through a connection (a router driven in-process) or
+/// the proxy's entry cannot be read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    /// The client of a request from `peer` with `headers`.
+    pub(crate) fn of(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) -> Self {
+        ClientIp(peer.and_then(|peer| state.settings.proxies().client(peer.ip(), headers)))
+    }
+}
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -84,10 +93,11 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<ClientIp>() {
+            return Ok(*client);
+        }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        Ok(ClientIp(peer.and_then(|peer| {
-            state.settings.proxies().client(peer.0.ip(), &parts.headers)
-        })))
+        Ok(ClientIp::of(state, peer.map(|peer| peer.0), &parts.headers))
     }
 }
 

@@ -155,6 +155,11 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
 #[derive(Debug, Clone)]
 pub(crate) struct SiteName(pub(crate) Arc<str>);
 
+/// Set on the answer to a visitor of a minimal-data site: the access log names only the
+/// visitor's block (an IPv4 /24, an IPv6 /48), not its network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MinimalData;
+
 /// Why a request was refused (the error code of the answer): the access log names it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reason(pub(crate) &'static str);

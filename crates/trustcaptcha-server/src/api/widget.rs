@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::SiteName;
 use super::error::ApiError;
 use super::extract::{ClientIp, JsonBody, VerificationId};
+use super::{MinimalData, SiteName};
 use crate::protocol::{CreateRequest, SubmitRequest};
 use crate::state::AppState;
 use crate::statistics::Event;
@@ -33,7 +33,7 @@ pub(crate) async fn create(
     let site = uuid::Uuid::parse_str(request.site_key.trim())
         .ok()
         .and_then(|key| state.site(key))
-        .map(|site| SiteName(site.name.clone()));
+        .map(|site| (SiteName(site.name.clone()), site.minimal_data_mode));
     let context = RequestContext {
         ip,
         origin: header(header::ORIGIN),
@@ -45,7 +45,7 @@ pub(crate) async fn create(
         Ok(Created::Challenge(body)) => Json(body).into_response(),
         Ok(Created::Finished(body)) => (StatusCode::CREATED, Json(body)).into_response(),
         Err(refusal) => {
-            if let Some(SiteName(site)) = &site {
+            if let Some((SiteName(site), _)) = &site {
                 state
                     .statistics
                     .count(site, Event::named("refused", refusal.label()));
@@ -53,8 +53,11 @@ pub(crate) async fn create(
             ApiError::from(refusal).into_response()
         }
     };
-    if let Some(site) = site {
+    if let Some((site, minimal_data)) = site {
         response.extensions_mut().insert(site);
+        if minimal_data {
+            response.extensions_mut().insert(MinimalData);
+        }
     }
     Ok(response)
 }
@@ -70,6 +73,9 @@ pub(crate) async fn submit(
     let mut response = (StatusCode::CREATED, Json(solved.body)).into_response();
     let extensions = response.extensions_mut();
     extensions.insert(SiteName(solved.site.name.clone()));
+    if solved.site.minimal_data_mode {
+        extensions.insert(MinimalData);
+    }
     extensions.insert(solved.signals);
     Ok(response)
 }
