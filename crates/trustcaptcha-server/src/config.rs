@@ -17,7 +17,7 @@
 //! `TRUSTCAPTCHA_<SITE>_BYPASS_KEYS` (comma-separated; `<SITE>` is the site's name in upper case
 //! with other characters than letters and digits as `_`) replace the file's lists.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -434,6 +434,20 @@ impl Site {
             "difficulty",
             "must be at most 32 leading zero bits",
         );
+        // What one browser worker does (headless Chromium on the benchmark machine, BENCHMARKS.md
+        // "Detection"): a challenge that takes it over a minute fails real visitors.
+        let seconds =
+            f64::from(self.tasks) * 2f64.powi(i32::from(self.difficulty.min(32))) / 125_000.0;
+        if self.difficulty <= 32 && seconds > 60.0 {
+            problems.0.push((
+                "difficulty",
+                format!(
+                    "{} bits with {} task(s) take a browser about {seconds:.0} s on average: at most \
+                     60 s, i.e. lower the difficulty or the tasks",
+                    self.difficulty, self.tasks
+                ),
+            ));
+        }
         problems.require(
             (1..=32).contains(&self.tasks),
             "tasks",
@@ -879,6 +893,33 @@ fn env_name(name: &str) -> String {
         .collect()
 }
 
+/// Whether the admin listener may listen on `address`: anywhere with a token, on loopback
+/// without one (beyond loopback it would answer anyone).
+///
+/// # Errors
+///
+/// Why not, for an address beyond loopback without a token or one that is not an address.
+pub fn admin_listener_allowed(address: &str, has_token: bool) -> Result<(), String> {
+    let loopback = match address.parse::<SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => {
+            let (host, port) = address
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{address}` is not an address such as 127.0.0.1:8081"))?;
+            port.parse::<u16>()
+                .map_err(|_| format!("`{address}` has no port from 0 to 65535"))?;
+            host == "localhost"
+        }
+    };
+    if loopback || has_token {
+        return Ok(());
+    }
+    Err(format!(
+        "the admin listener on {address} would be reachable beyond loopback: set \
+         TRUSTCAPTCHA_ADMIN_TOKEN (or server.admin_token), or listen on 127.0.0.1"
+    ))
+}
+
 /// Parses and validates configuration text; `env` looks up secret overrides.
 ///
 /// # Errors
@@ -897,17 +938,30 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         };
         server.admin_token = keys(&[token], "admin_token", &mut problem).first().copied();
     }
-    let mut seen = HashSet::new();
+    let (mut keys_seen, mut names_seen) = (HashSet::new(), HashMap::new());
     let sites = raw
         .sites
         .into_iter()
         .enumerate()
         .filter_map(|(i, site)| {
             let site = validate_site(&format!("sites[{i}]"), site, env, &mut problems)?;
-            if !seen.insert(site.site_key) {
+            if !keys_seen.insert(site.site_key) {
                 problems.push((
                     format!("sites[{i}].site_key"),
                     "is used by an earlier site".into(),
+                ));
+            }
+            // Names key the environment overrides, metrics and logs: two sites whose names
+            // read the same there would share one variable.
+            if let Some(earlier) = names_seen.insert(env_name(&site.name), site.name.clone()) {
+                problems.push((
+                    format!("sites[{i}].name"),
+                    format!(
+                        "`{}` reads as `{earlier}` in environment variables \
+                         (TRUSTCAPTCHA_SITE__{}__…): name sites apart",
+                        site.name,
+                        env_name(&site.name)
+                    ),
                 ));
             }
             Some(site)
@@ -920,8 +974,16 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
                 .into(),
         ));
     }
+    if let Some(address) = &server.admin_listen
+        && let Err(problem) = admin_listener_allowed(address, server.admin_token.is_some())
+    {
+        problems.push(("server.admin_listen".into(), problem));
+    }
+    let store_url = env("TRUSTCAPTCHA_STORE_URL").or(raw.store.url);
+    if let Some(Err(problem)) = store_url.as_deref().map(crate::store::check_url) {
+        problems.push(("store.url".into(), problem));
+    }
     if problems.is_empty() {
-        let store_url = env("TRUSTCAPTCHA_STORE_URL").or(raw.store.url);
         Ok(Config {
             server,
             sites,
@@ -951,7 +1013,9 @@ fn explain(text: &str, error: &toml::de::Error) -> (String, String) {
     let Some((key, value)) = line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
         return (location, error.message().to_owned());
     };
-    let quoted_value = !value.starts_with(['"', '\'', '[', '{']);
+    // A bare word may be text missing its quotes; a number (even a negative one) is not.
+    let quoted_value =
+        !value.starts_with(['"', '\'', '[', '{']) && value.parse::<f64>().is_err();
     if !key.is_empty() && quoted_value {
         let retried = format!(
             "{}{key} = \"{}\"{}",
@@ -1068,6 +1132,17 @@ fn validate_site(
         );
     }
     site.bypass_keys = keys(&bypass_keys, "bypass_keys", &mut problem);
+    if site
+        .bypass_keys
+        .iter()
+        .any(|key| key.is_among(&site.api_keys))
+    {
+        problem(
+            "bypass_keys",
+            "holds a key that is also an API key: a page would then carry the backend's secret"
+                .into(),
+        );
+    }
     site.allowed_origins = raw
         .allowed_origins
         .iter()
@@ -1105,11 +1180,16 @@ fn validate_site(
             )),
         }
     }
-    site.allow_ips = NetworkSet::new(networks(
-        &format!("{at}.allow_ips"),
-        &raw.allow_ips,
-        problems,
-    ));
+    let allow_ips = networks(&format!("{at}.allow_ips"), &raw.allow_ips, problems);
+    if allow_ips.iter().any(|net| net.prefix_len() == 0) {
+        problems.push((
+            format!("{at}.allow_ips"),
+            "allows every address (0.0.0.0/0, ::/0): every visitor would pass with score 0, \
+             which turns the captcha off; list the networks you trust"
+                .into(),
+        ));
+    }
+    site.allow_ips = NetworkSet::new(allow_ips);
     site.block_ips = NetworkSet::new(networks(
         &format!("{at}.block_ips"),
         &raw.block_ips,

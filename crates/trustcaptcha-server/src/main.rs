@@ -246,20 +246,11 @@ async fn run_serve(
     Ok(())
 }
 
-/// An admin listener reachable beyond loopback needs a token.
+/// An admin listener reachable beyond loopback needs a token (the configured address is
+/// checked with the rest of the configuration; this checks a `--admin-listen` and the address
+/// actually bound).
 fn refuse_an_open_admin_listener(address: &str, state: &AppState) -> Result<(), String> {
-    let loopback = address
-        .parse::<std::net::SocketAddr>()
-        .map_or(address.starts_with("localhost:"), |address| {
-            address.ip().is_loopback()
-        });
-    if loopback || state.settings().admin_token.is_some() {
-        return Ok(());
-    }
-    Err(format!(
-        "the admin listener on {address} would be reachable beyond loopback: set \
-         TRUSTCAPTCHA_ADMIN_TOKEN (or server.admin_token), or listen on 127.0.0.1"
-    ))
+    config::admin_listener_allowed(address, state.settings().admin_token.is_some())
 }
 
 /// Re-reads the configuration file on every `SIGHUP` until `stopped` completes; a

@@ -41,19 +41,44 @@ impl OriginPattern {
             || format!("`{entry}` is not `*`, `null` or an origin such as https://example.com");
         let (scheme, rest) = entry.split_once("://").ok_or_else(invalid)?;
         let scheme = scheme.to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "http" | "https") || rest.is_empty() || rest.contains('/') {
+        // An origin is a scheme, a host and a port: nothing a browser would not send.
+        let rest = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "http" | "https")
+            || rest.is_empty()
+            || rest.contains(['/', '?', '#', '@', '\\'])
+            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
-        let rest = rest.to_ascii_lowercase();
-        match rest.strip_prefix("*.") {
-            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+        let (host, port) = match rest.rsplit_once(':') {
+            // An IPv6 literal's colons are inside its brackets.
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
+            _ => (rest.as_str(), None),
+        };
+        if port.is_some_and(|port| port.parse::<u16>().is_err()) {
+            return Err(format!(
+                "`{entry}` has a port that is not a number from 0 to 65535"
+            ));
+        }
+        let labels_ok = |domain: &str| {
+            domain.starts_with('[')
+                || domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        };
+        match host.strip_prefix("*.") {
+            // `*.com` would be every site of a top-level domain: name at least a domain.
+            Some(domain) if labels_ok(domain) && domain.contains('.') => {
                 Ok(OriginPattern::Subdomains {
                     scheme: format!("{scheme}://"),
-                    suffix: format!(".{domain}"),
+                    suffix: format!(".{}", &rest[2..]),
                 })
             }
-            Some(_) => Err(invalid()),
-            None if rest.contains('*') => Err(invalid()),
+            Some(_) => Err(format!(
+                "`{entry}`: a wildcard needs a domain of at least two labels, e.g. https://*.example.com"
+            )),
+            None if !labels_ok(host) => Err(invalid()),
             None => Ok(OriginPattern::Exact(format!("{scheme}://{rest}"))),
         }
     }
@@ -194,6 +219,14 @@ mod tests {
             "https://*",
             "https://a*.b",
             "",
+            "https://*.com",
+            "https://shop .example.com",
+            "https://example.com:99999",
+            "https://user@example.com",
+            "https://example.com?x=1",
+            "https://example.com/path",
+            "https://example.com#top",
+            "https://exa_mple.com",
         ] {
             assert!(OriginPattern::parse(bad).is_err(), "{bad}");
         }

@@ -115,6 +115,44 @@ pub fn open(
     }
 }
 
+/// Whether `url` names a store [`open`] can open, judged without opening it (no file is made,
+/// no server is reached).
+///
+/// # Errors
+///
+/// Why not, with the URL's credentials left out.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let unknown = || {
+        format!(
+            "`{}` is not a store URL: use sqlite://PATH, redis://HOST:PORT, \
+             redis+cluster://HOST:PORT,… or memory://",
+            redacted(url)
+        )
+    };
+    if url == "memory://" {
+        return Ok(());
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return if path.is_empty() {
+            Err(unknown())
+        } else {
+            Ok(())
+        };
+    }
+    if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
+        #[cfg(feature = "redis")]
+        return redis::check_url(url).map_err(|()| {
+            format!(
+                "`{}` is not a Redis URL: redis://[USER:PASSWORD@]HOST:PORT[/DB]",
+                redacted(url)
+            )
+        });
+        #[cfg(not(feature = "redis"))]
+        return Err("this build has no Redis store (feature `redis`)".to_owned());
+    }
+    Err(unknown())
+}
+
 /// A store URL as it may be shown: without the user and password it may carry.
 #[must_use]
 pub fn redacted(url: &str) -> String {

@@ -257,6 +257,31 @@ fn done(answer: &str, refusal: StoreError) -> Result<(), StoreError> {
 }
 
 /// The URL is not shown: it may carry a password.
+/// The `redis://` URL of each node of a `redis+cluster://` URL's node list, each with the
+/// list's credentials.
+fn cluster_nodes(nodes: &str) -> Vec<String> {
+    let (credentials, hosts) = match nodes.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), nodes),
+    };
+    hosts
+        .split(',')
+        .map(|host| format!("redis://{credentials}{host}"))
+        .collect()
+}
+
+/// Whether `url` is a Redis URL [`RedisStore::open`] accepts, judged without connecting.
+pub(crate) fn check_url(url: &str) -> Result<(), ()> {
+    use redis::IntoConnectionInfo as _;
+    let nodes = match url.strip_prefix("redis+cluster://") {
+        Some(nodes) => cluster_nodes(nodes),
+        None => vec![url.to_owned()],
+    };
+    nodes
+        .into_iter()
+        .try_for_each(|node| node.into_connection_info().map(drop).map_err(drop))
+}
+
 fn malformed() -> StoreError {
     unavailable("the URL is not a valid Redis URL")
 }
@@ -288,14 +313,7 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] when the URL is malformed.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let connection = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
-            let (credentials, hosts) = match nodes.rsplit_once('@') {
-                Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
-                None => (String::new(), nodes),
-            };
-            let nodes: Vec<String> = hosts
-                .split(',')
-                .map(|host| format!("redis://{credentials}{host}"))
-                .collect();
+            let nodes = cluster_nodes(nodes);
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(NODE_TIMEOUT)
                 .response_timeout(NODE_TIMEOUT)

@@ -258,6 +258,11 @@ fn check_config_names_the_key_and_what_it_expects() {
             "[server]\nmax_connections = ten\n",
             "`max_connections = ten`: invalid type: string \"ten\", expected a whole number",
         ),
+        (
+            "negative.toml",
+            "[server]\nmax_connections = -5\n",
+            "`max_connections`: invalid value: integer `-5`, expected a whole number",
+        ),
         ("empty.toml", "", "no site is configured"),
         (
             "no-sites.toml",
@@ -577,4 +582,97 @@ async fn sighup_reloads_the_configuration_file() {
     );
     assert!(server.terminate().success());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `check-config` and `serve` share one validation: every file one refuses, the other refuses
+/// too, naming the same place, and `serve` refuses before it listens or opens a store.
+#[test]
+fn check_config_and_serve_refuse_the_same_files_for_the_same_reasons() {
+    let site = |extra: &str| {
+        format!(
+            "[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\
+             api_keys = [\"ak_shop_0123456789abcdef\"]\n{extra}\n"
+        )
+    };
+    let cases = [
+        (
+            "store.url",
+            format!("[store]\nurl = \"postgres://db\"\n{}", site("")),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"redis://:::\"\n{}", site("")),
+        ),
+        (
+            "store.url",
+            format!("[store]\nurl = \"sqlite://\"\n{}", site("")),
+        ),
+        (
+            "server.admin_listen",
+            format!("[server]\nadmin_listen = \"0.0.0.0:0\"\n{}", site("")),
+        ),
+        (
+            "server.client_address_header",
+            format!("[server]\ntrusted_proxies = [\"10.0.0.1\"]\n{}", site("")),
+        ),
+        (
+            "server.trusted_proxies",
+            format!(
+                "[server]\ntrusted_proxies = [\"0.0.0.0/0\"]\nclient_address_header = \"forwarded\"\n{}",
+                site("")
+            ),
+        ),
+        ("sites[0].allow_ips", site("allow_ips = [\"::/0\"]")),
+        (
+            "sites[0].allowed_origins[0]",
+            site("allowed_origins = [\"https://*.com\"]"),
+        ),
+        (
+            "sites[0].allowed_origins[0]",
+            site("allowed_origins = [\"https://shop.example:99999\"]"),
+        ),
+        (
+            "sites[0].allowed_origins[0]",
+            site("allowed_origins = [\"https://user@shop.example\"]"),
+        ),
+        (
+            "sites[0].bypass_keys",
+            site("bypass_keys = [\"ak_shop_0123456789abcdef\"]"),
+        ),
+        ("sites[0].difficulty", site("difficulty = 28")),
+        (
+            "sites[1].name",
+            format!(
+                "{}[[sites]]\nname = \"SHOP\"\nsite_key = \"00000000-0000-4000-8000-000000000002\"\n\
+                 api_keys = [\"ak_other_0123456789abcdef\"]\n",
+                site("")
+            ),
+        ),
+    ];
+    for (i, (location, text)) in cases.iter().enumerate() {
+        let file = temp_file(&format!("shared-{i}.toml"), text);
+        let checked = Command::new(BIN)
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .expect("run");
+        let served = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        for (command, output) in [("check-config", &checked), ("serve", &served)] {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                !output.status.success(),
+                "{command} accepted {location}:\n{text}"
+            );
+            assert!(stderr.contains(location), "{command}, {location}: {stderr}");
+        }
+        assert!(
+            String::from_utf8_lossy(&served.stdout).is_empty(),
+            "serve announced a listener for {location}"
+        );
+        let _ = std::fs::remove_file(file);
+    }
 }
