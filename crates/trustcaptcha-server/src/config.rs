@@ -1014,8 +1014,7 @@ fn explain(text: &str, error: &toml::de::Error) -> (String, String) {
         return (location, error.message().to_owned());
     };
     // A bare word may be text missing its quotes; a number (even a negative one) is not.
-    let quoted_value =
-        !value.starts_with(['"', '\'', '[', '{']) && value.parse::<f64>().is_err();
+    let quoted_value = !value.starts_with(['"', '\'', '[', '{']) && value.parse::<f64>().is_err();
     if !key.is_empty() && quoted_value {
         let retried = format!(
             "{}{key} = \"{}\"{}",

@@ -297,10 +297,7 @@ impl AppStateBuilder {
         } = self.config;
         let inspector =
             Inspector::new(server.geoip_database.as_deref()).map_err(|error| ConfigError {
-                problems: vec![(
-                    "server.geoip_database".into(),
-                    format!("cannot be opened as a MaxMind database: {error}"),
-                )],
+                problems: vec![("server.geoip_database".into(), error)],
             })?;
         let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {

@@ -47,8 +47,37 @@ pub struct Visitor {
 /// Parses User-Agents and looks up countries.
 pub(crate) struct Inspector {
     user_agents: woothee::parser::Parser,
-    geoip: Option<maxminddb::Reader<Vec<u8>>>,
+    geoip: Option<(maxminddb::Reader<Vec<u8>>, CountryPath)>,
 }
+
+/// Where a country database keeps a network's two-letter code: MaxMind's layout
+/// (`country.iso_code`: GeoLite2-Country, GeoIP2, DB-IP's lite files), or at the top level as
+/// `country_code` (IP2Location LITE, IPinfo-style files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CountryPath {
+    MaxMind,
+    TopLevel,
+}
+
+impl CountryPath {
+    fn path(self) -> &'static [maxminddb::PathElement<'static>] {
+        use maxminddb::PathElement::Key;
+        match self {
+            CountryPath::MaxMind => &[Key("country"), Key("iso_code")],
+            CountryPath::TopLevel => &[Key("country_code")],
+        }
+    }
+
+    /// The code this layout finds in `found`, when it is two letters.
+    fn code(self, found: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<Box<str>> {
+        let code = found.decode_path::<String>(self.path()).ok().flatten()?;
+        (code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+            .then(|| code.to_ascii_uppercase().into())
+    }
+}
+
+/// How many of a country database's records are looked at to learn its layout.
+const LAYOUT_PROBES: usize = 10_000;
 
 impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,14 +99,33 @@ pub(crate) struct Device {
 }
 
 impl Inspector {
-    /// An inspector with an optional GeoIP database.
+    /// An inspector with an optional GeoIP database, whose layout is learnt from its records.
     ///
     /// # Errors
     ///
-    /// When the database file cannot be opened or is not a MaxMind DB.
-    pub(crate) fn new(geoip_database: Option<&Path>) -> Result<Self, maxminddb::MaxMindDbError> {
+    /// When the database file cannot be opened, is not a MaxMind DB, or keeps no country code
+    /// where a known layout does: a database read as "no country" would turn
+    /// `countries_allowed` into "nobody" and `countries_blocked` into "everyone".
+    pub(crate) fn new(geoip_database: Option<&Path>) -> Result<Self, String> {
         let geoip = geoip_database
-            .map(maxminddb::Reader::open_readfile)
+            .map(|path| {
+                let reader = maxminddb::Reader::open_readfile(path).map_err(|error| {
+                    format!(
+                        "{} cannot be opened as a MaxMind DB file: {error}",
+                        path.display()
+                    )
+                })?;
+                let layout = layout_of(&reader).ok_or_else(|| {
+                    format!(
+                        "{} ({}) keeps no two-letter country code as `country.iso_code` (MaxMind's \
+                         layout) or `country_code` in its first {LAYOUT_PROBES} networks: use a \
+                         country database of either layout",
+                        path.display(),
+                        reader.metadata().database_type
+                    )
+                })?;
+                Ok::<_, String>((reader, layout))
+            })
             .transpose()?;
         Ok(Inspector {
             user_agents: woothee::parser::Parser::new(),
@@ -131,16 +179,24 @@ impl Inspector {
     pub(crate) fn country_code(&self, ip: IpAddr) -> Box<str> {
         self.geoip
             .as_ref()
-            .and_then(|reader| reader.lookup(ip).ok())
-            .and_then(|found| {
-                found
-                    .decode::<maxminddb::geoip2::Country<'_>>()
-                    .ok()
-                    .flatten()
-            })
-            .and_then(|country| country.country.iso_code.map(Box::from))
+            .and_then(|(reader, layout)| layout.code(&reader.lookup(ip).ok()?))
             .unwrap_or_default()
     }
+}
+
+/// The layout of the first of `reader`'s records (up to [`LAYOUT_PROBES`]) that holds a
+/// country code in a known one.
+fn layout_of(reader: &maxminddb::Reader<Vec<u8>>) -> Option<CountryPath> {
+    reader
+        .networks(maxminddb::WithinOptions::default())
+        .ok()?
+        .take(LAYOUT_PROBES)
+        .filter_map(Result::ok)
+        .find_map(|found| {
+            [CountryPath::MaxMind, CountryPath::TopLevel]
+                .into_iter()
+                .find(|layout| layout.code(&found).is_some())
+        })
 }
 
 #[cfg(test)]

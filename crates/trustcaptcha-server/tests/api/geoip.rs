@@ -1,5 +1,6 @@
 //! `countryCode` from a MaxMind-format database, written for the test with `mmdb-writer` and
-//! read by the server through `maxminddb`, as a GeoLite2-Country file would be.
+//! read by the server through `maxminddb`, as a GeoLite2-Country file would be; the layouts a
+//! country database may have, and the refusal of one the server cannot read.
 
 use crate::fixtures::*;
 use serde::Serialize;
@@ -18,15 +19,22 @@ struct Record {
 /// Writes a country database mapping each network to its country code, as a
 /// GeoLite2-Country file would; `name` keeps the files of concurrent tests apart.
 pub(crate) fn geoip_database(name: &str, entries: &[(&str, &'static str)]) -> std::path::PathBuf {
-    let mut writer = mmdb_writer::Writer::new("GeoLite2-Country");
+    database_of(name, "GeoLite2-Country", entries, |code| Record {
+        country: Country { iso_code: code },
+    })
+}
+
+/// Writes a database of `kind` whose record for each network `record` makes from its code.
+fn database_of<R: Serialize>(
+    name: &str,
+    kind: &str,
+    entries: &[(&str, &'static str)],
+    record: impl Fn(&'static str) -> R,
+) -> std::path::PathBuf {
+    let mut writer = mmdb_writer::Writer::new(kind);
     for (network, code) in entries {
         writer
-            .insert(
-                network.parse::<ipnet::IpNet>().expect("net"),
-                &Record {
-                    country: Country { iso_code: code },
-                },
-            )
+            .insert(network.parse::<ipnet::IpNet>().expect("net"), &record(code))
             .expect("insert");
     }
     let path = std::env::temp_dir().join(format!(
@@ -62,4 +70,55 @@ async fn a_missing_database_is_a_start_up_error() {
             .build()
             .is_err()
     );
+}
+
+#[derive(Serialize)]
+struct TopLevel {
+    country_code: &'static str,
+    country_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct CityOnly {
+    city: &'static str,
+}
+
+#[tokio::test]
+async fn a_database_with_the_code_at_the_top_level_is_read_too() {
+    let path = database_of(
+        "top-level",
+        "IP2LOCATION-LITE-DB1",
+        &[("127.0.0.0/24", "at")],
+        |code| TopLevel {
+            country_code: code,
+            country_name: "Austria",
+        },
+    );
+    let mut config = config("");
+    config.server.geoip_database = Some(path.clone());
+    config.sites[0].countries_blocked = vec!["AT".into()];
+    let server = TestServer::start(config).await;
+    let token = server.solve(SITE_A).await;
+    let result = server.fetch(KEY_A, &token).await;
+    assert_eq!(result.country_code, "AT");
+    assert!(!result.verification_passed, "the country list applies");
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_database_the_server_cannot_read_a_country_from_is_refused_at_start() {
+    // Read as "no country", it would let everyone past countries_blocked.
+    let path = database_of("cities", "Some-City-Only", &[("127.0.0.0/24", "x")], |_| {
+        CityOnly { city: "Vienna" }
+    });
+    let mut config = config("");
+    config.server.geoip_database = Some(path.clone());
+    let error = trustcaptcha_server::AppState::builder(config)
+        .build()
+        .expect_err("refused");
+    let (location, problem) = &error.problems[0];
+    assert_eq!(location, "server.geoip_database");
+    assert!(problem.contains(&path.display().to_string()), "{problem}");
+    assert!(problem.contains("country_code"), "{problem}");
+    let _ = std::fs::remove_file(path);
 }
