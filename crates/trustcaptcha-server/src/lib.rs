@@ -54,6 +54,7 @@ mod metrics;
 pub mod networks;
 pub mod pow;
 pub mod protocol;
+mod readiness;
 mod rules;
 mod scoring;
 pub mod secret;

@@ -43,9 +43,11 @@ pub async fn serve(
     crate::failover::on_start(&state).await;
     let heartbeats = tokio::spawn(crate::failover::heartbeats(state.clone()));
     let statistics = tokio::spawn(crate::statistics::flush_periodically(state.clone()));
+    let readiness = tokio::spawn(crate::readiness::watch(state.clone()));
     accept(listener, crate::app(state.clone()), settings, shutdown).await;
     heartbeats.abort();
     statistics.abort();
+    readiness.abort();
     // What was counted since the last flush is not lost with the process.
     if let Err(error) = state
         .statistics

@@ -21,12 +21,12 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`.
-pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+/// `GET /readyz`: 200 `ready`, or 503 with why not (the admin listener is the operator's).
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(StoreError::Full) => (StatusCode::SERVICE_UNAVAILABLE, "store full"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(StoreError::Full) => (StatusCode::SERVICE_UNAVAILABLE, "store full".to_owned()),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
 }
 

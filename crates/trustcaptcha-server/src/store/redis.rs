@@ -669,7 +669,19 @@ impl Store for RedisStore {
                     .await
             })
             .await?;
-        if texts(&info).iter().any(|info| over_memory_limit(info)) {
+        let texts = texts(&info);
+        // Changed at run time, another policy may drop live verifications to make room.
+        if let Some(policy) = texts.iter().find_map(|info| {
+            info.lines()
+                .find_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
+                .filter(|policy| *policy != "noeviction")
+                .map(str::to_owned)
+        }) {
+            return Err(StoreError::Unavailable(format!(
+                "redis evicts keys (maxmemory-policy {policy}), which could drop live verifications: set it to noeviction"
+            )));
+        }
+        if texts.iter().any(|info| over_memory_limit(info)) {
             return Err(StoreError::Full);
         }
         Ok(())

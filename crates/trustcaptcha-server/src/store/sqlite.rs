@@ -77,6 +77,26 @@ struct Shared {
     /// Every counter, loaded at open and written through (only this process writes the file),
     /// so that reading one costs no query.
     counters: Mutex<HashMap<String, Counter>>,
+    /// The file's path and identity at open: a file deleted or replaced under the server takes
+    /// every write after it into a file no one will open again.
+    file: (std::path::PathBuf, Option<FileIdentity>),
+}
+
+/// What tells one file from another at the same path.
+type FileIdentity = (u64, u64);
+
+fn identity(path: &Path) -> Option<FileIdentity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| (meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 /// One write operation: runs in the writer's transaction and returns how to answer its caller
@@ -111,6 +131,7 @@ impl SqliteStore {
             len: AtomicUsize::new(len),
             capacity,
             counters: Mutex::new(counters),
+            file: (path.to_owned(), identity(path)),
         });
         let (writer, jobs) = mpsc::channel(QUEUE);
         let writing_shared = Arc::clone(&shared);
@@ -714,12 +735,34 @@ impl Store for SqliteStore {
             .unwrap_or_default())
     }
 
+    /// Also checks that the file is still the one opened, and that a write commits (a full
+    /// disk fails it, while reads still work).
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|tx| {
-            tx.prepare_cached("SELECT 1")
-                .map_err(unavailable)?
-                .query_row([], |_| Ok(()))
-                .map_err(unavailable)
+        let (path, opened) = &self.shared.file;
+        match identity(path) {
+            None => {
+                return Err(unavailable(format!(
+                    "the file {} is gone: every write since went nowhere",
+                    path.display()
+                )));
+            }
+            now if now != *opened => {
+                return Err(unavailable(format!(
+                    "the file {} was replaced by another: this server writes into the old one",
+                    path.display()
+                )));
+            }
+            _ => {}
+        }
+        self.transaction(|tx, _| {
+            tx.prepare_cached(
+                "INSERT INTO marks (name, at) VALUES ('ready', 0)
+                 ON CONFLICT (name) DO UPDATE SET at = at + 1",
+            )
+            .map_err(unavailable)?
+            .execute([])
+            .map_err(unavailable)?;
+            Ok(())
         })
         .await?;
         if self.shared.len.load(Ordering::Acquire) >= self.shared.capacity {

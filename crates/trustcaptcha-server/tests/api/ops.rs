@@ -462,3 +462,30 @@ async fn the_console_draws_a_sites_numbers() {
         "not on the public listener"
     );
 }
+
+/// Readiness tells the truth about a SQLite file deleted or replaced under the server: every
+/// write since would go into a file no one opens again.
+#[tokio::test]
+async fn readiness_fails_with_its_reason_when_the_sqlite_file_is_deleted_or_replaced() {
+    for (replaced, reason) in [(false, "is gone"), (true, "was replaced")] {
+        let dir = std::env::temp_dir().join(format!("trustcaptcha-ready-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("state.sqlite3");
+        let mut config = config("");
+        config.store_url = Some(format!("sqlite://{}", path.display()));
+        let server = TestServer::start(config).await;
+        assert_eq!(server.admin.get("/readyz", None).await.0, 200);
+        std::fs::remove_file(&path).expect("delete");
+        if replaced {
+            std::fs::write(&path, b"").expect("another file");
+        }
+        let (status, body) = server.admin.get("/readyz", None).await;
+        assert_eq!(status, 503, "{body}");
+        let body = body.to_string();
+        assert!(
+            body.contains(reason) && body.contains("state.sqlite3"),
+            "{body}"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -296,3 +296,32 @@ async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
         404
     );
 }
+
+/// A Redis whose eviction policy is changed under a running server could drop live
+/// verifications: readiness fails, naming why, and recovers once it is set back.
+#[tokio::test]
+async fn readiness_fails_when_redis_starts_evicting() {
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let mut config = trustcaptcha_server::config::parse(
+        &format!("[[sites]]\nname = \"shop\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n"),
+        &|_| None,
+    )
+    .expect("valid");
+    config.store_url = Some(redis.url());
+    let server = trustcaptcha_server::testing::TestServer::start(config).await;
+    assert_eq!(server.admin.get("/readyz", None).await.0, 200);
+    assert!(
+        redis
+            .command("CONFIG SET maxmemory-policy allkeys-lru")
+            .contains("OK")
+    );
+    let (status, body) = server.admin.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("allkeys-lru"), "{body}");
+    assert!(
+        redis
+            .command("CONFIG SET maxmemory-policy noeviction")
+            .contains("OK")
+    );
+    assert_eq!(server.admin.get("/readyz", None).await.0, 200);
+}
