@@ -59,7 +59,15 @@ pub async fn serve(
 }
 
 /// Connections the admin listener serves at once.
-const ADMIN_CONNECTIONS: usize = 32;
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// Connections one client network may hold on the admin listener: a few dozen half-open
+/// connections from one address must not take every slot from the operator.
+const ADMIN_CONNECTIONS_PER_NETWORK: usize = 8;
+
+/// How long an admin client may take to send its first byte and each request's headers: an
+/// operator's tool sends them at once.
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves the operator's endpoints (`/healthz`, `/readyz`, `/metrics`, `POST /admin/reload`)
 /// of `state` on `listener` until `shutdown` completes. It has a connection budget of its own,
@@ -73,7 +81,8 @@ pub async fn serve_admin(
 ) {
     let settings = crate::config::ServerSettings {
         max_connections: ADMIN_CONNECTIONS,
-        max_connections_per_network: ADMIN_CONNECTIONS,
+        max_connections_per_network: ADMIN_CONNECTIONS_PER_NETWORK,
+        header_read_timeout: ADMIN_HEADER_TIMEOUT,
         ..state.settings.clone()
     };
     let loopback = listener

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
@@ -144,9 +144,12 @@ pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
         .route(STATISTICS, get(ops::statistics))
         .route(CONSOLE, get(console::page))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(middleware::from_fn(move |request, next| {
-            ops::guard(access, request, next)
-        }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |State(state): State<AppState>, request, next| {
+                ops::guard(state, access, request, next)
+            },
+        ))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }

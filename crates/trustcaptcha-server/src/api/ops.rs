@@ -4,14 +4,16 @@
 //! listener only; beyond loopback it wants the admin token.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::extract::ClientIp;
 use crate::secret::KeyHash;
+use crate::verification::Refusal;
 
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -120,26 +122,51 @@ pub(crate) enum AdminAccess {
     Closed,
 }
 
-/// Refuses admin requests without the right token (403), comparing in constant time.
-pub(crate) async fn guard(access: AdminAccess, request: Request, next: Next) -> Response {
-    let allowed = match access {
-        AdminAccess::Open => true,
-        AdminAccess::Closed => false,
-        AdminAccess::Token(expected) => request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().split_once(' '))
-            .is_some_and(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer")
-                    && KeyHash::of(token).is_among(std::slice::from_ref(&expected))
-            }),
+/// Refuses admin requests without the right token (403), comparing in constant time. A wrong
+/// token is a failed key guess of its network (the limits' hourly budget, shared with API and
+/// bypass keys) and is logged with the network; a network past its budget is refused before its
+/// token is looked at, so that guessing learns nothing.
+pub(crate) async fn guard(
+    state: AppState,
+    access: AdminAccess,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refused =
+        || ApiError::forbidden("the admin listener wants Authorization: Bearer <admin token>");
+    let expected = match access {
+        AdminAccess::Open => return next.run(request).await,
+        AdminAccess::Closed => return refused().into_response(),
+        AdminAccess::Token(expected) => expected,
     };
-    if allowed {
-        next.run(request).await
-    } else {
-        ApiError::forbidden("the admin listener wants Authorization: Bearer <admin token>")
-            .into_response()
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|peer| peer.0);
+    let ClientIp(ip) = ClientIp::of(&state, peer, request.headers());
+    let now = state.clock.now();
+    if let Err(limited) = state.limits.guessing(ip, now) {
+        return ApiError::from(Refusal::Limited(limited)).into_response();
+    }
+    let offered = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| KeyHash::of(token));
+    match offered {
+        Some(token) if token.is_among(std::slice::from_ref(&expected)) => next.run(request).await,
+        Some(_) => {
+            state.limits.failed_guess(ip, now);
+            let network = ip.map(crate::rules::network);
+            tracing::warn!(
+                network = network.map(tracing::field::display),
+                "a wrong admin token"
+            );
+            refused().into_response()
+        }
+        None => refused().into_response(),
     }
 }
 
@@ -192,5 +219,37 @@ mod tests {
             403
         );
         assert_eq!(status(AdminAccess::Open, None).await, 200);
+    }
+
+    #[tokio::test]
+    async fn wrong_admin_tokens_lock_their_network_out_even_for_the_right_one() {
+        let mut config = Config::new(vec![Site::sandbox()]);
+        config.server.failed_keys_per_hour = 3;
+        let state = AppState::builder(config).build().expect("state");
+        let token = AdminAccess::Token(KeyHash::of("admin-token-0123456789"));
+        let status = |authorization: &'static str| {
+            let request = Request::get("/metrics")
+                .header("authorization", authorization)
+                .body(Body::empty())
+                .expect("request");
+            let service = crate::api::admin(state.clone(), token);
+            async move {
+                service
+                    .oneshot(request)
+                    .await
+                    .expect("infallible")
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(status("Bearer admin-token-0123456789").await, 200);
+        for _ in 0..3 {
+            assert_eq!(status("Bearer admin-token-guess-0000").await, 403);
+        }
+        assert_eq!(
+            status("Bearer admin-token-0123456789").await,
+            403,
+            "locked out for the hour"
+        );
     }
 }

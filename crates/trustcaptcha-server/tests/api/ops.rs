@@ -489,3 +489,48 @@ async fn readiness_fails_with_its_reason_when_the_sqlite_file_is_deleted_or_repl
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Half-open connections from one address take a few of the admin listener's places, not all:
+/// the operator's request from elsewhere is answered meanwhile.
+#[tokio::test]
+async fn half_open_connections_from_one_address_do_not_starve_the_admin_listener() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start(config("")).await;
+    let admin: std::net::SocketAddr = server
+        .admin
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 5], 0)))
+            .expect("bind");
+        let Ok(mut stream) = socket.connect(admin).await else {
+            continue;
+        };
+        // Headers begun, never finished.
+        let _ = stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        held.push(stream);
+    }
+    let operator = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
+        .no_proxy()
+        .build()
+        .expect("client");
+    // Places held until the header timeout (10 s on the public listener) would keep the
+    // operator waiting at least that long; with its own places it is answered at once.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        operator.get(format!("{}/readyz", server.admin.url)).send(),
+    )
+    .await
+    .expect("answered while attacked")
+    .expect("request");
+    assert_eq!(answer.status(), 200);
+    drop(held);
+}
