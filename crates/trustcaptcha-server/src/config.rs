@@ -56,7 +56,7 @@ pub struct Config {
 }
 
 /// Process-wide settings (`[server]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
     /// Where `serve` listens unless `--listen` says otherwise.
     pub listen: SocketAddr,
@@ -282,6 +282,73 @@ impl Problems {
 }
 
 impl ServerSettings {
+    /// The `[server]` keys whose value in `new` differs from `self`'s among those a running
+    /// server cannot change (every one but `reputation_lists`): a reload that changes one is
+    /// refused, naming them, rather than answered as applied while the old values stay.
+    #[must_use]
+    pub fn needing_restart(&self, new: &ServerSettings) -> Vec<&'static str> {
+        // Destructured, so that a new setting cannot be forgotten here.
+        let ServerSettings {
+            listen,
+            admin_listen,
+            admin_token,
+            body_limit_bytes,
+            max_verifications,
+            max_connections,
+            header_read_timeout,
+            body_read_timeout,
+            min_body_bytes_per_sec,
+            max_connections_per_network,
+            max_requests_in_flight,
+            max_connection_age,
+            trusted_proxies,
+            client_address_header,
+            geoip_database,
+            widget_dir,
+            failover_grace,
+            outage_before_start,
+            widget_requests_per_minute,
+            widget_burst,
+            max_pending_per_network,
+            max_pending_per_site,
+            failed_keys_per_hour,
+            block_budget_multiple,
+            reputation_lists: _,
+        } = new;
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident => $key:literal),*) => {
+                $(if *$field != self.$field { changed.push($key); })*
+            };
+        }
+        compare!(
+        listen => "listen",
+        admin_listen => "admin_listen",
+        admin_token => "admin_token",
+        body_limit_bytes => "body_limit_bytes",
+        max_verifications => "max_verifications",
+        max_connections => "max_connections",
+        header_read_timeout => "header_read_timeout_secs",
+        body_read_timeout => "body_read_timeout_secs",
+        min_body_bytes_per_sec => "min_body_bytes_per_sec",
+        max_connections_per_network => "max_connections_per_network",
+        max_requests_in_flight => "max_requests_in_flight",
+        max_connection_age => "max_connection_age_secs",
+        trusted_proxies => "trusted_proxies",
+        client_address_header => "client_address_header",
+        geoip_database => "geoip_database",
+        widget_dir => "widget_dir",
+        failover_grace => "failover_grace_secs",
+        outage_before_start => "outage_before_start",
+        widget_requests_per_minute => "widget_requests_per_minute",
+        widget_burst => "widget_burst",
+        max_pending_per_network => "max_pending_per_network",
+        max_pending_per_site => "max_pending_per_site",
+        failed_keys_per_hour => "failed_keys_per_hour",
+        block_budget_multiple => "block_budget_multiple"
+        );
+        changed
+    }
     /// Where client addresses come from.
     pub(crate) fn proxies(&self) -> crate::client_address::Proxies<'_> {
         crate::client_address::Proxies {

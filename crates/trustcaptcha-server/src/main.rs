@@ -269,7 +269,7 @@ async fn reload_on_hangup(state: AppState, stopped: impl std::future::Future<Out
                 () = &mut stopped => return,
                 Some(()) = hangups.recv() => {
                     // The outcome is logged by the reload itself.
-                    let _ = state.reload_from_file();
+                    let _ = state.reload_from_file().await;
                 }
             }
         }

@@ -58,6 +58,15 @@ pub async fn serve(
     }
 }
 
+/// The most a connection buffers of a request's head (HTTP/1's read buffer, HTTP/2's header
+/// list): a browser's or a backend's are a few kilobytes. hyper's default buffer grows to some
+/// 400 KiB, so that unfinished headers could hold half a megabyte per connection; this bounds a
+/// network's share at `max_connections_per_network` times it. Bigger heads get 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The most header fields in an HTTP/1 request.
+const MAX_HEADERS: usize = 100;
+
 /// Connections the admin listener serves at once.
 const ADMIN_CONNECTIONS: usize = 64;
 
@@ -122,10 +131,13 @@ async fn accept(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
         .max_concurrent_streams(MAX_STREAMS)
         .keep_alive_interval(Some(settings.header_read_timeout))
         .keep_alive_timeout(settings.header_read_timeout);

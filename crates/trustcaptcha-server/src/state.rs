@@ -195,14 +195,30 @@ impl AppState {
 
     /// Replaces the sites (their keys, bypass keys, lists, rules, lock and quotas) and the
     /// reputation lists with `config`'s. The running catalog stays when `config` does not
-    /// validate or a list cannot be read. `[server]` settings other than the reputation lists
-    /// take effect at the next start.
+    /// validate or a list cannot be read. A running server cannot change its other `[server]`
+    /// settings: a `config` that changes one is refused, naming it.
     ///
     /// # Errors
     ///
     /// Every problem found; nothing was changed.
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
+        let changed = self.settings.needing_restart(&config.server);
+        if !changed.is_empty() {
+            return Err(ConfigError {
+                problems: changed
+                    .into_iter()
+                    .map(|key| {
+                        (
+                            format!("server.{key}"),
+                            "changed, but a running server cannot apply it: restart to apply \
+                             it, or set it back to reload the rest"
+                                .to_owned(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
         let settings = ServerSettings {
             reputation_lists: config.server.reputation_lists.clone(),
             ..self.settings.clone()
@@ -221,8 +237,8 @@ impl AppState {
     ///
     /// When there is no file to read, it cannot be read or parsed, or it does not validate;
     /// the running configuration stays.
-    pub fn reload_from_file(&self) -> Result<(), ConfigError> {
-        let Some(path) = &self.config_file else {
+    pub async fn reload_from_file(&self) -> Result<(), ConfigError> {
+        let Some(path) = self.config_file.clone() else {
             return Err(ConfigError {
                 problems: vec![(
                     "config".into(),
@@ -230,8 +246,19 @@ impl AppState {
                 )],
             });
         };
-        let env = |name: &str| std::env::var(name).ok();
-        let result = crate::config::load(path, &env).and_then(|config| self.reload(config));
+        // Reading the file parses every reputation list in it, which takes a while for large
+        // ones: on the blocking pool, never on a worker that serves requests.
+        let state = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let env = |name: &str| std::env::var(name).ok();
+            crate::config::load(&path, &env).and_then(|config| state.reload(config))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConfigError {
+                problems: vec![("config".into(), "the reload stopped unexpectedly".into())],
+            })
+        });
         if let Err(error) = &result {
             tracing::warn!(%error, "the configuration was not reloaded; the running one stays");
         }

@@ -47,7 +47,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
 /// `POST /admin/reload`: 200 when the configuration file was read and applied; 422 with every
 /// problem when it was not (the running configuration stays).
 pub(crate) async fn reload(State(state): State<AppState>) -> Response {
-    match state.reload_from_file() {
+    match state.reload_from_file().await {
         Ok(()) => Json(json!({"reloaded": true})).into_response(),
         Err(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,

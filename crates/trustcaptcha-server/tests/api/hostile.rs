@@ -478,3 +478,26 @@ async fn a_few_networks_cannot_spend_a_sites_hourly_quota_and_blocked_visitors_s
     assert_eq!(finish_from("203.0.113.9", SITE_B).await, 201);
     assert_eq!(finish_from("2001:db8:77::1", SITE_B).await, 201);
 }
+
+#[tokio::test]
+async fn an_unfinished_head_is_held_to_a_bound_and_refused_past_it() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = TestServer::start(config("")).await;
+    let mut stream = connect_from(&server, [127, 0, 0, 1]).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("send");
+    // 128 KiB of one header, never finished: past the bound, the server answers and closes
+    // instead of buffering what a client keeps sending.
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1024));
+    for _ in 0..128 {
+        if stream.write_all(filler.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}

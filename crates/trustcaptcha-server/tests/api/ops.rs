@@ -119,6 +119,23 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
     assert!(body["problems"].to_string().contains("api_keys"), "{body}");
     server.fetch(NEW_KEY, &server.solve(SITE_A).await).await;
 
+    // A [server] setting a running server cannot change is refused, named, with the rest:
+    // never answered as reloaded while the old value stays.
+    std::fs::write(
+        &path,
+        config_text("max_connections = 77\nmax_pending_per_site = 123"),
+    )
+    .expect("write");
+    let (status, body) = reload().await;
+    assert_eq!(status, 422, "{body}");
+    let problems = body["problems"].to_string();
+    assert!(
+        problems.contains("server.max_connections")
+            && problems.contains("server.max_pending_per_site"),
+        "{body}"
+    );
+    assert!(!problems.contains("server.listen"), "{body}");
+
     let token = server.finish(&in_flight).await;
     server.fetch(NEW_KEY, &token).await;
     let _ = std::fs::remove_file(path);
