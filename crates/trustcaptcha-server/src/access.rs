@@ -165,6 +165,15 @@ impl Rule {
 
 /// Whether `name` (e.g. `Chrome 119.0`, `Mac OSX`) is of `family` (`chrome`, `Mac OSX`): equal,
 /// or followed by a space and a version, ignoring case.
+/// Whether `family` (as a rule names it) matches any operating system (`os`) or browser the
+/// User-Agent parser knows, or `Other` (what an unknown one is shown as).
+pub(crate) fn known_family(family: &str, os: bool) -> bool {
+    family.trim().eq_ignore_ascii_case("Other")
+        || woothee::dataset::DATASET
+            .values()
+            .any(|known| (known.browser_type == "os") == os && is_family(known.name, family.trim()))
+}
+
 fn is_family(name: &str, family: &str) -> bool {
     let (name, family) = (name.as_bytes(), family.as_bytes());
     name.len() >= family.len()
@@ -176,6 +185,27 @@ fn is_family(name: &str, family: &str) -> bool {
 mod tests {
     use super::*;
     use crate::networks::parse_network;
+
+    #[test]
+    fn rules_can_name_only_families_the_parser_knows() {
+        for browser in [
+            "Chrome",
+            "firefox",
+            "Safari",
+            "Edge",
+            "Internet Explorer",
+            "Other",
+        ] {
+            assert!(known_family(browser, false), "{browser}");
+        }
+        for system in ["Windows", "Mac OSX", "Linux", "Android", "iOS", "iPhone"] {
+            assert!(known_family(system, true), "{system}");
+        }
+        for unknown in ["Chrom", "Netscape", "Brave", ""] {
+            assert!(!known_family(unknown, false), "{unknown}");
+        }
+        assert!(!known_family("Chrome", true), "a browser is no system");
+    }
 
     fn set(entries: &[&str]) -> NetworkSet {
         NetworkSet::new(

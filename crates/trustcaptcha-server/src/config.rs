@@ -1395,6 +1395,28 @@ fn validate_rule(at: &str, raw: RawRule, problems: &mut Vec<(String, String)>) -
         }
         (None, None) => None,
     };
+    for (field, names, os) in [
+        ("browsers", &raw.browsers, false),
+        ("operating_systems", &raw.operating_systems, true),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if !crate::access::known_family(name, os) {
+                problems.push((
+                    format!("{at}.{field}[{i}]"),
+                    format!(
+                        "`{name}` names no {} the server recognises (e.g. {}), so the rule \
+                         would never match",
+                        if os { "operating system" } else { "browser" },
+                        if os {
+                            "Windows, Mac OSX, Linux, Android, iOS"
+                        } else {
+                            "Chrome, Firefox, Safari, Edge"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
     Some(Rule {
         networks: (!raw.networks.is_empty())
             .then(|| NetworkSet::new(networks(&format!("{at}.networks"), &raw.networks, problems))),

@@ -641,6 +641,10 @@ fn check_config_and_serve_refuse_the_same_files_for_the_same_reasons() {
         ),
         ("sites[0].difficulty", site("difficulty = 28")),
         (
+            "sites[0].rules[0].browsers[0]",
+            site("[[sites.rules]]\naction = \"block\"\nbrowsers = [\"Chrom\"]"),
+        ),
+        (
             "sites[1].name",
             format!(
                 "{}[[sites]]\nname = \"SHOP\"\nsite_key = \"00000000-0000-4000-8000-000000000002\"\n\
