@@ -1034,6 +1034,24 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             Some(site)
         })
         .collect::<Vec<_>>();
+    // A bypass key is written into pages; one that is some site's API key would hand that
+    // site's results to anyone who reads the page. (Checked once every site is valid, so that
+    // a site's place among `sites` is its place in the file.)
+    if problems.is_empty() {
+        for (i, site) in sites.iter().enumerate() {
+            let reused = site.bypass_keys.iter().any(|key| {
+                sites
+                    .iter()
+                    .any(|other| other.site_key != site.site_key && key.is_among(&other.api_keys))
+            });
+            if reused {
+                problems.push((
+                    format!("sites[{i}].bypass_keys"),
+                    "holds a key that is another site's API key".into(),
+                ));
+            }
+        }
+    }
     if sites.is_empty() && problems.is_empty() {
         problems.push((
             "sites".into(),

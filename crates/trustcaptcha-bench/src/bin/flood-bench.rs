@@ -64,34 +64,22 @@ async fn run() {
         .expect("client");
     println!("| measurement | figure |\n|---|---|");
 
-    let server = spawn_server_with(&config());
-    flood(&http, &server.url, "one network", FLOOD_FOR, |_| {
-        "198.51.100.7".to_owned()
-    })
-    .await;
-    drop(server);
-    // 1 000 /24s; at the default limits each may hold 100 open challenges, 100 000 in all,
-    // against a site's pool of 50 000.
-    let server = spawn_server_with(&config());
-    flood(
-        &http,
-        &server.url,
-        "1 000 networks in 1 000 /24s",
-        2 * FLOOD_FOR,
-        |i| format!("10.{}.{}.1", i % 1000 / 250, i % 250),
-    )
-    .await;
-    drop(server);
-    let server = spawn_server_with(&config());
-    flood(
-        &http,
-        &server.url,
-        "1 000 /64s in one /48",
-        2 * FLOOD_FOR,
-        |i| format!("2001:db8:7:{:x}::1", i % 1000),
-    )
-    .await;
-    drop(server);
+    // One network; then 1 000 /24s, which at 100 open challenges each could hold 100 000,
+    // twice a site's pool of 50 000; then 1 000 /64s of one /48.
+    let floods: [(&str, Duration, fn(usize) -> String); 3] = [
+        ("one network", FLOOD_FOR, |_| "198.51.100.7".to_owned()),
+        ("1 000 networks in 1 000 /24s", 2 * FLOOD_FOR, |i| {
+            format!("10.{}.{}.1", i % 1000 / 250, i % 250)
+        }),
+        ("1 000 /64s in one /48", 2 * FLOOD_FOR, |i| {
+            format!("2001:db8:7:{:x}::1", i % 1000)
+        }),
+    ];
+    for (label, duration, network) in floods {
+        let server = spawn_server_with(&config());
+        flood(&http, &server.url, label, duration, network).await;
+        drop(server);
+    }
 
     let server = spawn_server();
     memory(&http, &server).await;

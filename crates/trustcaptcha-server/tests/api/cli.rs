@@ -645,6 +645,14 @@ fn check_config_and_serve_refuse_the_same_files_for_the_same_reasons() {
             site("[[sites.rules]]\naction = \"block\"\nbrowsers = [\"Chrom\"]"),
         ),
         (
+            "sites[1].bypass_keys",
+            format!(
+                "{}[[sites]]\nname = \"blog\"\nsite_key = \"00000000-0000-4000-8000-000000000002\"\n\
+                 api_keys = [\"ak_other_0123456789abcdef\"]\nbypass_keys = [\"ak_shop_0123456789abcdef\"]\n",
+                site("")
+            ),
+        ),
+        (
             "sites[1].name",
             format!(
                 "{}[[sites]]\nname = \"SHOP\"\nsite_key = \"00000000-0000-4000-8000-000000000002\"\n\
