@@ -85,7 +85,8 @@ fn keys_of(ip: Option<IpAddr>) -> Keys {
 /// gets a place.
 #[must_use]
 pub(crate) fn fair(held: usize, used: usize, cap: usize, active: usize) -> bool {
-    let half = cap / 2;
+    // Rounded up, so that a pool of one place (an hourly quota of 1) is first come too.
+    let half = cap.div_ceil(2);
     used < cap && (used < half || held.saturating_mul(active.max(1)) < half)
 }
 
@@ -561,6 +562,15 @@ mod tests {
             0,
             "expired ones do not count"
         );
+    }
+
+    #[test]
+    fn a_pool_of_one_or_two_places_is_first_come() {
+        assert!(fair(0, 0, 1, 5), "an hourly quota of 1");
+        assert!(!fair(0, 1, 1, 5), "and spent");
+        assert!(fair(3, 0, 2, 1));
+        assert!(fair(0, 1, 2, 1) && !fair(1, 1, 2, 1), "the second place goes by share");
+        assert!(!fair(0, 0, 0, 1), "no pool, no place");
     }
 
     #[test]
