@@ -569,7 +569,10 @@ mod tests {
         assert!(fair(0, 0, 1, 5), "an hourly quota of 1");
         assert!(!fair(0, 1, 1, 5), "and spent");
         assert!(fair(3, 0, 2, 1));
-        assert!(fair(0, 1, 2, 1) && !fair(1, 1, 2, 1), "the second place goes by share");
+        assert!(
+            fair(0, 1, 2, 1) && !fair(1, 1, 2, 1),
+            "the second place goes by share"
+        );
         assert!(!fair(0, 0, 0, 1), "no pool, no place");
     }
 
