@@ -131,6 +131,11 @@ pub struct ServerSettings {
     /// A block's budgets (an IPv4 /24, an IPv6 /48) as a multiple of one network's (an IPv4
     /// address, an IPv6 /64): request rates, open challenges and failed key guesses.
     pub block_budget_multiple: u32,
+    /// The server's public URL (`https://captcha.example.com`), written into every token as
+    /// `apiEndpoint`, which the 2.x backend libraries require. Never taken from a request's
+    /// `Host`: a library that calls the token's endpoint would send its key wherever a client
+    /// pointed it.
+    pub public_url: Option<String>,
 }
 
 /// One site (a captcha with its keys and rules).
@@ -189,6 +194,9 @@ pub struct Site {
     /// Whether a widget's failover claim gets a flagged `FAILOVER` result while an outage is
     /// on record (otherwise always 412).
     pub failover_answers: bool,
+    /// Whether the older results API (`GET /verifications/{id}/assessments`, the 2.x backend
+    /// libraries) answers for this site's verifications.
+    pub older_results_api: bool,
 }
 
 impl fmt::Debug for Config {
@@ -313,6 +321,7 @@ impl ServerSettings {
             max_pending_per_site,
             failed_keys_per_hour,
             block_budget_multiple,
+            public_url,
             reputation_lists: _,
         } = new;
         let mut changed = Vec::new();
@@ -345,7 +354,8 @@ impl ServerSettings {
         max_pending_per_network => "max_pending_per_network",
         max_pending_per_site => "max_pending_per_site",
         failed_keys_per_hour => "failed_keys_per_hour",
-        block_budget_multiple => "block_budget_multiple"
+        block_budget_multiple => "block_budget_multiple",
+        public_url => "public_url"
         );
         changed
     }
@@ -443,6 +453,13 @@ impl ServerSettings {
             self.failed_keys_per_hour >= 1,
             "failed_keys_per_hour",
             "must be at least 1",
+        );
+        problems.require(
+            self.public_url.as_deref().is_none_or(|url| {
+                matches!(OriginPattern::parse(url), Ok(OriginPattern::Exact(exact)) if exact != "null")
+            }),
+            "public_url",
+            "must be the server's public origin, such as https://captcha.example.com",
         );
         problems.require(
             (1..=65_536).contains(&self.block_budget_multiple),
@@ -584,6 +601,7 @@ impl Site {
             locked: false,
             hourly_quota: None,
             failover_answers: true,
+            older_results_api: true,
         }
     }
 
@@ -640,6 +658,7 @@ impl Default for ServerSettings {
             max_pending_per_site: 50_000,
             failed_keys_per_hour: 20,
             block_budget_multiple: 16,
+            public_url: None,
         }
     }
 }
@@ -708,6 +727,7 @@ struct RawServer {
     max_pending_per_site: usize,
     failed_keys_per_hour: u32,
     block_budget_multiple: u32,
+    public_url: Option<String>,
 }
 
 impl Default for RawServer {
@@ -739,6 +759,7 @@ impl Default for RawServer {
             max_pending_per_site: d.max_pending_per_site,
             failed_keys_per_hour: d.failed_keys_per_hour,
             block_budget_multiple: d.block_budget_multiple,
+            public_url: None,
         }
     }
 }
@@ -783,6 +804,7 @@ struct RawSite {
     locked: bool,
     hourly_quota: Option<u32>,
     failover_answers: Option<bool>,
+    older_results_api: Option<bool>,
 }
 
 fn any_origin() -> Vec<String> {
@@ -1174,6 +1196,9 @@ fn validate_server(raw: RawServer, problems: &mut Vec<(String, String)>) -> Serv
     server.max_pending_per_site = raw.max_pending_per_site;
     server.failed_keys_per_hour = raw.failed_keys_per_hour;
     server.block_budget_multiple = raw.block_budget_multiple;
+    server.public_url = raw
+        .public_url
+        .map(|url| url.trim().trim_end_matches('/').to_owned());
     problems.extend(
         server
             .check()
@@ -1308,6 +1333,7 @@ fn validate_site(
     site.locked = raw.locked;
     site.hourly_quota = raw.hourly_quota;
     site.failover_answers = raw.failover_answers.unwrap_or(true);
+    site.older_results_api = raw.older_results_api.unwrap_or(true);
     problems.extend(
         site.check()
             .into_iter()

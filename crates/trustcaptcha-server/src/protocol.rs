@@ -162,3 +162,88 @@ pub struct Finished {
     /// The result's lifetime in milliseconds.
     pub expires_in_ms: u64,
 }
+
+/// `GET /verifications/{id}/assessments`: a result in the older API's shape, for backends on the
+/// 2.x libraries. The same result as v2's, with `reason` derived from its decision (see
+/// [`Assessment::reason_of`]) and other names for the times.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assessment<'a> {
+    /// The site's captcha id.
+    pub captcha_id: Uuid,
+    /// The verification's id.
+    pub verification_id: Uuid,
+    /// Whether it passed.
+    pub verification_passed: bool,
+    /// The bot score, 0 to 1.
+    pub score: f64,
+    /// Why it passed or failed (`BYPASS_KEY`, `CUSTOM_ALLOW_LIST`, `CALCULATED`, …).
+    pub reason: &'static str,
+    /// `STANDARD` or `MINIMAL_DATA`.
+    pub mode: &'static str,
+    /// The page.
+    pub origin: &'a str,
+    /// The visitor's address; empty when unknown.
+    pub ip_address: &'a str,
+    /// From the User-Agent.
+    pub device_family: &'a str,
+    /// From the User-Agent.
+    pub operating_system: &'a str,
+    /// From the User-Agent.
+    pub browser: &'a str,
+    /// When the visitor started the verification.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub creation_timestamp: Option<OffsetDateTime>,
+    /// When it finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub release_timestamp: Option<OffsetDateTime>,
+    /// When the backend retrieved it (now).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retrieval_timestamp: Option<OffsetDateTime>,
+}
+
+impl<'a> Assessment<'a> {
+    /// `result` in the older shape, retrieved at `now`.
+    #[must_use]
+    pub fn of(result: &'a trustcaptcha::VerificationResult, now: OffsetDateTime) -> Self {
+        Assessment {
+            captcha_id: result.captcha_id,
+            verification_id: result.verification_id,
+            verification_passed: result.verification_passed,
+            score: result.score,
+            reason: Self::reason_of(result),
+            mode: if result.minimal_data_mode_enabled {
+                "MINIMAL_DATA"
+            } else {
+                "STANDARD"
+            },
+            origin: &result.origin,
+            ip_address: &result.ip_address,
+            device_family: &result.device_family,
+            operating_system: &result.operating_system,
+            browser: &result.browser,
+            creation_timestamp: result.verification_started_at,
+            release_timestamp: result.verification_finished_at,
+            retrieval_timestamp: Some(now),
+        }
+    }
+
+    /// The older API's `reason` for v2's `decisionType` and `decisionAction` (the table in
+    /// `docs/protocol.md`). Country lists and proof-of-work rules are the site's own rules, as
+    /// its IP lists are: `CUSTOM_*_LIST`.
+    #[must_use]
+    pub fn reason_of(result: &trustcaptcha::VerificationResult) -> &'static str {
+        use trustcaptcha::{DecisionAction, DecisionType};
+        match (&result.decision_type, &result.decision_action) {
+            (DecisionType::BypassKey, _) => "BYPASS_KEY",
+            (DecisionType::CustomAccessRule, DecisionAction::Allow) => "CUSTOM_ALLOW_LIST",
+            (DecisionType::CustomAccessRule, _) => "CUSTOM_BLOCK_LIST",
+            (DecisionType::GlobalIpAccessRule, DecisionAction::Allow) => "GLOBAL_ALLOW_LIST",
+            (DecisionType::GlobalIpAccessRule, _) => "GLOBAL_BLOCK_LIST",
+            _ if !result.risk_scoring_enabled || result.minimal_data_mode_enabled => {
+                "ONLY_PROOF_OF_WORK"
+            }
+            _ => "CALCULATED",
+        }
+    }
+}

@@ -148,9 +148,13 @@ pub(crate) fn quota_counter(site_key: uuid::Uuid) -> String {
 }
 
 /// The store counter of the part of a site's quota that one client block spent, per clock hour.
-pub(crate) fn quota_block_counter(site_key: uuid::Uuid, ip: IpAddr) -> String {
-    format!("quota:{site_key}:{}", block(ip))
+pub(crate) fn quota_block_counter(site_key: uuid::Uuid, ip: Option<IpAddr>) -> String {
+    format!("quota:{site_key}:{}", block(ip.unwrap_or(UNKNOWN_CLIENT)))
 }
+
+/// Where clients whose address is unknown are counted, together: they share one network and
+/// one block, so that not knowing an address never buys a budget of one's own.
+pub(crate) const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// A quota counts per clock hour.
 pub(crate) const QUOTA_WINDOW: Duration = Duration::from_secs(3600);

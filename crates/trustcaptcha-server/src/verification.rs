@@ -251,7 +251,7 @@ pub(crate) async fn create(
         state
             .statistics
             .finished(&site.name, &result, &Signals::default(), Duration::ZERO);
-        return Ok(Created::Finished(token_for(&site, id, now)));
+        return Ok(Created::Finished(token_for(state, &site, id, now)));
     }
 
     // Signals are looked for only where they are scored (nor counted in statistics elsewhere).
@@ -405,7 +405,7 @@ pub(crate) async fn submit(
         .statistics
         .finished(&site.name, &result, &signals, solve);
     Ok(Solved {
-        body: token_for(&site, id, now),
+        body: token_for(state, &site, id, now),
         site,
         signals,
     })
@@ -440,9 +440,8 @@ async fn check_quota(
     if used >= limit {
         return Err(Refusal::QuotaExhausted);
     }
-    if used >= limit / 2 {
-        let spender = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let counter = rules::quota_block_counter(site.site_key, spender);
+    if used >= limit.div_ceil(2) {
+        let counter = rules::quota_block_counter(site.site_key, ip);
         let held = as_usize(
             state
                 .store
@@ -481,12 +480,8 @@ async fn count_finished(
 ) {
     let mut counters = Vec::with_capacity(3);
     if site.hourly_quota.is_some() && counted != Counted::Blocked {
-        let spender = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         counters.push((rules::quota_counter(site.site_key), QUOTA_WINDOW));
-        counters.push((
-            rules::quota_block_counter(site.site_key, spender),
-            QUOTA_WINDOW,
-        ));
+        counters.push((rules::quota_block_counter(site.site_key, ip), QUOTA_WINDOW));
     }
     if let (Some(ip), Counted::Solved | Counted::Blocked) = (ip, counted) {
         let window = site.adaptive.window;
@@ -666,12 +661,22 @@ fn finished(
     }
 }
 
-/// The widget's 201 answer for a verification finished at `now`.
-fn token_for(site: &Site, id: Uuid, now: OffsetDateTime) -> FinishedBody {
+/// The widget's 201 answer for a verification finished at `now`. With a `public_url`, the
+/// token also names it as `apiEndpoint`, which the 2.x backend libraries require (the 3.x ones
+/// ignore it).
+fn token_for(state: &AppState, site: &Site, id: Uuid, now: OffsetDateTime) -> FinishedBody {
+    use base64::Engine as _;
     let expires_in_ms = u64::try_from(site.result_lifetime.as_millis()).unwrap_or(u64::MAX);
+    let token = VerificationToken::new(id, now + site.result_lifetime);
+    let with_endpoint = state.settings.public_url.as_ref().and_then(|url| {
+        let mut json = serde_json::to_value(token).ok()?;
+        json.as_object_mut()?
+            .insert("apiEndpoint".to_owned(), url.clone().into());
+        Some(base64::engine::general_purpose::STANDARD.encode(json.to_string()))
+    });
     FinishedBody {
         finished: FinishedWire {
-            verification_token: VerificationToken::new(id, now + site.result_lifetime).encode(),
+            verification_token: with_endpoint.unwrap_or_else(|| token.encode()),
             expires_in_ms,
         },
     }

@@ -44,6 +44,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// The same answer with another status (an older API's).
+    pub(crate) fn with_status(self, status: StatusCode) -> Self {
+        ApiError { status, ..self }
+    }
+
     /// 404: no such endpoint or verification.
     pub(crate) fn not_found(message: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)

@@ -4,12 +4,13 @@
 //!
 //! * [`widget`]: the browser widget's create and submit endpoints (with CORS, and the bounds on
 //!   their bodies: size, time, and [`body_rate`]);
-//! * [`results`]: the backend's results endpoint;
+//! * [`results`]: the backend's results endpoint, and [`assessments`], the older one;
 //! * [`widget_files`]: the official widget's package, when `widget_dir` is set;
 //! * [`ops`] and [`console`]: health, readiness, metrics, reload, statistics and their page;
 //! * [`edge`]: what every request passes on its way in and out (access log, metrics);
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
+pub(crate) mod assessments;
 pub(crate) mod body_rate;
 pub(crate) mod console;
 pub(crate) mod edge;
@@ -44,6 +45,7 @@ use error::ApiError;
 const CREATE: &str = "/v2/verifications";
 const SUBMIT: &str = "/v2/verifications/{id}/challenges";
 const RESULTS: &str = "/v2/verifications/{id}/results";
+const ASSESSMENTS: &str = "/verifications/{id}/assessments";
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const RELOAD: &str = "/admin/reload";
@@ -55,7 +57,7 @@ const METRICS: &str = "/metrics";
 
 /// Every route of the public listener, as the metrics label it and `docs/openapi.json`
 /// documents it.
-pub(crate) const ROUTES: [&str; 4] = [CREATE, SUBMIT, RESULTS, HEALTHZ];
+pub(crate) const ROUTES: [&str; 5] = [CREATE, SUBMIT, RESULTS, ASSESSMENTS, HEALTHZ];
 
 /// The service the server runs: the router behind path normalisation. The widget joins
 /// `api-url` and `/v2/verifications`, so an `api-url` with a trailing slash asks for
@@ -93,6 +95,7 @@ pub fn app(state: AppState) -> App {
     let backend = Router::new()
         // axum answers HEAD with the GET handler; here that would spend a retrieval.
         .route(RESULTS, get(results::retrieve).head(results::head))
+        .route(ASSESSMENTS, get(assessments::retrieve).head(results::head))
         .route(HEALTHZ, get(ops::healthz));
     let mut router = Router::new().merge(widget).merge(backend);
     if let Some(dir) = &state.settings.widget_dir {

@@ -10,7 +10,9 @@
 //!   first half of a pool is first come, first served; the second half only goes to blocks that
 //!   hold less than an equal share of the first half (see [`fair`]). So a few blocks cannot fill
 //!   a pool however fast they ask: with `k` blocks flooding, each is held to `half / k`, and a new
-//!   visitor's block, holding none, always gets a place;
+//!   visitor's block, holding none, always gets a place. What a block holds, and how many blocks
+//!   hold any, are counted over every site (one table, O(1) to read): a block busy on one site
+//!   has a smaller share of another's pool, never a larger one;
 //! * failed key guesses (API keys on the results endpoint, bypass keys on create): past the
 //!   hourly budget the network (or block) is locked out until the clock hour is over, and while
 //!   locked out even a correct key is refused, so guessing learns nothing.
@@ -28,7 +30,7 @@ mod table;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,9 +72,9 @@ struct Keys {
     block: IpNet,
 }
 
-/// The keys of `ip`; unknown clients share the keys of `0.0.0.0`.
+/// The keys of `ip`; unknown clients share one network and block.
 fn keys_of(ip: Option<IpAddr>) -> Keys {
-    let ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = ip.unwrap_or(crate::rules::UNKNOWN_CLIENT);
     Keys {
         network: network(ip),
         block: block(ip),
@@ -481,6 +483,7 @@ impl SharedLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn settings() -> ServerSettings {
         ServerSettings {

@@ -1,6 +1,7 @@
 //! The server's tests against a real server on loopback: one test binary, one module per
 //! area. `logs.rs` has its own binary (tracing's callsite cache is per process).
 
+mod assessments;
 mod cli;
 mod detection;
 mod fuzz_corpus;
