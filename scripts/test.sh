@@ -73,6 +73,12 @@ target/python-compat/bin/pip install --quiet --disable-pip-version-check -r comp
 TRUSTCAPTCHA_SERVER_BIN=target/debug/trustcaptcha-server \
     target/python-compat/bin/python compat/python/test_official_python_client.py
 
+step "the official Python client of the older API (PyPI trustcaptcha 2.0.2) against trustcaptcha-server"
+python3 -m venv target/python-compat-2
+target/python-compat-2/bin/pip install --quiet --disable-pip-version-check -r compat/python2/requirements.txt
+TRUSTCAPTCHA_SERVER_BIN=target/debug/trustcaptcha-server \
+    target/python-compat-2/bin/python compat/python2/test_official_python_client_2.py
+
 step "the public API against docs/openapi.json (schemathesis: no server errors)"
 ./scripts/schemathesis.sh
 
