@@ -2,7 +2,8 @@
 # Runs schemathesis (PyPI) against a live trustcaptcha-server with docs/openapi.json: every
 # generated request must get an answer that is not a server error (no 5xx, no dropped
 # connection). Limits are raised so that generated requests reach the handlers instead of the
-# rate limiter; the sandbox site's key is sent, so the results endpoint is exercised beyond 403.
+# rate limiter; the sandbox site's key is sent (in both APIs' headers), so the results endpoints
+# are exercised beyond 403.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,5 @@ url=${line#trustcaptcha-server listening on }
 
 target/schemathesis/bin/schemathesis run docs/openapi.json --url "$url" \
     --checks not_a_server_error --generation-deterministic --max-examples 100 \
-    --header "Authorization: Bearer ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    --header "Authorization: Bearer ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+    --header "tc-authorization: ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
