@@ -49,6 +49,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tc-detection-'));
 writeFileSync(join(dir, 'server.toml'), `
 [server]
 trusted_proxies = ["127.0.0.1/32"]
+client_address_header = "x-forwarded-for"
 widget_dir = "${join(import.meta.dirname, 'node_modules', '@trustcomponent', 'trustcaptcha-frontend')}"
 
 [[sites]]
