@@ -6,7 +6,8 @@
 #   benchmark's human-like sessions run a headful Chromium on a virtual display;
 # * Debian's Redis 7 (`redis-server`, `redis-cli`): the Redis store's tests start their own
 #   servers and clusters on free loopback ports;
-# * Debian's nginx: the reverse-proxy tests put one in front of the server on a free port;
+# * Debian's nginx: the reverse-proxy tests put one in front of the server on a free port (and,
+#   with a certificate from a private authority that `openssl` makes, under the hosted name);
 # * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
 # * cargo-deny and cargo-hack, the dependency-policy and feature checks.
 set -euo pipefail
@@ -17,6 +18,7 @@ pkg-config --exists openssl 2> /dev/null || missing+=(libssl-dev pkg-config)
 command -v chromium > /dev/null || missing+=(chromium fonts-dejavu-core)
 command -v redis-server > /dev/null || missing+=(redis-server)
 command -v nginx > /dev/null || missing+=(nginx-light)
+command -v openssl > /dev/null || missing+=(openssl)
 command -v Xvfb > /dev/null || missing+=(xvfb)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

@@ -1,6 +1,7 @@
 """The official Python backend client 2.0.2 (PyPI `trustcaptcha` 2.0.2, the older results API),
 unmodified, against `trustcaptcha-server serve`: solved, refused, bypass-key, unknown, unfinished
-and replayed verifications, each with the exception or fields the library documents.
+and replayed verifications, each with the exception or fields the library documents; and a
+same-hostname deployment (the hosted name, a TLS proxy, a private certificate authority).
 
 The library has the hosted service's address written into it
 (`https://api.trustcomponent.com/verifications/{id}/assessments`). The test points that host at
@@ -15,8 +16,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -174,6 +177,125 @@ class OfficialPythonClient2(unittest.TestCase):
             CaptchaManager.get_verification_result("ak_not_a_key_0123456789", unfinished)
         with self.assertRaises(VerificationTokenInvalidException):
             CaptchaManager.get_verification_result(SECRET, "not base64 at all")
+
+
+NGINX = """
+daemon off;
+worker_processes 1;
+error_log {dir}/error.log;
+pid {dir}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name api.trustcomponent.com;
+    ssl_certificate {dir}/server.pem;
+    ssl_certificate_key {dir}/server.key;
+    location / {{
+      proxy_pass {upstream};
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SameHostname(unittest.TestCase):
+    """A same-hostname deployment, as a network without the hosted service sets it up for
+    clients that cannot be pointed elsewhere: the hosted name resolves to a TLS proxy in front
+    of the server (split-horizon DNS; here the test's name resolution), whose certificate comes
+    from a private authority the backend trusts (`REQUESTS_CA_BUNDLE`). The library runs
+    unmodified, over real TLS, to `https://api.trustcomponent.com`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.directory = tempfile.TemporaryDirectory()
+        dir = cls.directory.name
+        openssl = lambda *args: subprocess.run(
+            ["openssl", *args], check=True, capture_output=True, cwd=dir
+        )
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=Test private CA", "-keyout", "ca.key", "-out", "ca.pem")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=api.trustcomponent.com",
+                "-keyout", "server.key", "-out", "server.csr")
+        with open(os.path.join(dir, "san.ext"), "w") as file:
+            file.write("subjectAltName=DNS:api.trustcomponent.com\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.pem")
+        config = os.path.join(dir, "server.toml")
+        with open(config, "w") as file:
+            file.write(CONFIG.replace(
+                "[server]", '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n'
+                'client_address_header = "x-forwarded-for"'
+            ))
+        cls.server = subprocess.Popen(
+            [SERVER, "serve", "--config", config, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        cls.url = re.search(r"listening on (http://\S+)", cls.server.stdout.readline()).group(1)
+        cls.port = free_port()
+        with open(os.path.join(dir, "nginx.conf"), "w") as file:
+            file.write(NGINX.format(dir=dir, port=cls.port, upstream=cls.url))
+        cls.nginx = subprocess.Popen(
+            ["nginx", "-p", dir, "-e", os.path.join(dir, "error.log"),
+             "-c", os.path.join(dir, "nginx.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or cls.nginx.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        # Split-horizon DNS, for this process: the hosted name is the proxy.
+        cls.original_getaddrinfo = socket.getaddrinfo
+        port = cls.port
+
+        def getaddrinfo(host, service, *args, **kwargs):
+            if host == "api.trustcomponent.com":
+                return cls.original_getaddrinfo("127.0.0.1", port, *args, **kwargs)
+            return cls.original_getaddrinfo(host, service, *args, **kwargs)
+
+        socket.getaddrinfo = getaddrinfo
+
+    @classmethod
+    def tearDownClass(cls):
+        socket.getaddrinfo = cls.original_getaddrinfo
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        cls.nginx.kill()
+        cls.nginx.wait(timeout=10)
+        cls.server.send_signal(signal.SIGTERM)
+        cls.server.wait(timeout=10)
+        cls.directory.cleanup()
+
+    def test_the_unmodified_client_reaches_the_server_under_the_hosted_name(self):
+        token = subprocess.run(
+            [SERVER, "solve", "--api-url", self.url, "--site-key", SITE_KEY],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        # Without the private authority the certificate is refused: TLS is really checked.
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        with self.assertRaises(RuntimeError):
+            CaptchaManager.get_verification_result(SECRET, token)
+        os.environ["REQUESTS_CA_BUNDLE"] = os.path.join(self.directory.name, "ca.pem")
+        result = CaptchaManager.get_verification_result(SECRET, token)
+        self.assertTrue(result.verificationPassed)
+        self.assertEqual(result.reason, "CALCULATED")
 
 
 if __name__ == "__main__":
