@@ -6,10 +6,10 @@
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
 //!    [`protocol::CreateRequest`]) and the visitor's address, and calls
 //!    `verification::create`: the site, origin, mode and hourly quota are checked against the
-//!    [`config`] and its `rules`, `limits` keeps each client network to its share (rates, open
-//!    challenges, key guesses), a bypass key ([`secret`]) finishes at once, `visitor`
-//!    describes the browser, [`access`] applies the site's security rules (IP and country
-//!    lists, proof-of-work rules, the reputation lists, all as [`networks`] sets), the
+//!    [`config`] and its `rules`, `limits` keeps each client network and block to its share
+//!    (rates, open challenges, key guesses, fair shares of the pools and the quota), a bypass
+//!    key ([`secret`]) finishes at once, `visitor` describes the browser, [`access`] applies
+//!    the site's security rules (IP and country lists, proof-of-work rules, the reputation lists, all as [`networks`] sets), the
 //!    difficulty rises for networks that solve often (counted in the store), [`pow`] makes the
 //!    challenge, and the [`store`] (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
@@ -34,7 +34,7 @@
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
 //! command line's log lines; `background` is the thread of the store's sweeper and the log's
-//! flusher.
+//! flusher; `readiness` checks every 10 s that the store can take work, and logs each change.
 
 #![deny(missing_docs)]
 

@@ -568,6 +568,12 @@ pub fn limits_housekeeping(state: &AppState, now: OffsetDateTime) {
     state.limits.housekeeping(now);
 }
 
+/// The token a widget with `failover-enabled` makes up when it cannot reach the server (or a
+/// page that blocked the request claims to have made): `id` with `clientFailover: true`.
+pub fn failover_claim(id: &str) -> String {
+    token_for(id, r#","clientFailover":true"#)
+}
+
 /// A token for any id, as a widget or attacker could make it.
 pub fn token_for(id: &str, extra: &str) -> String {
     base64::engine::general_purpose::STANDARD

@@ -132,10 +132,7 @@ async fn every_error_status_reaches_the_client_as_its_typed_error() {
         ErrorKind::VerificationNotFinished
     );
 
-    let failover = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
+    let failover = failover_claim("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
     assert_eq!(
         kind(
             server
@@ -238,10 +235,7 @@ async fn of_200_concurrent_fetches_with_limit_one_exactly_one_succeeds() {
 async fn failover_answers_follow_the_outage_record_and_never_pass_a_made_up_id() {
     // The default test config records no outage at start; this one does.
     let server = TestServer::start(config("").tap_outage_before_start()).await;
-    let failover = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
+    let failover = failover_claim("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
     let client = server.client(KEY_A);
     let result = client
         .get_verification_result(&failover)
@@ -281,10 +275,7 @@ async fn failover_answers_follow_the_outage_record_and_never_pass_a_made_up_id()
     );
 
     server.clock.advance(Duration::from_secs(301));
-    let later = token_for(
-        "7a2d3e4f-5b6c-4d7e-8f90-123456789abc",
-        r#","clientFailover":true"#,
-    );
+    let later = failover_claim("7a2d3e4f-5b6c-4d7e-8f90-123456789abc");
     assert_eq!(
         client
             .get_verification_result(&later)
@@ -300,10 +291,7 @@ async fn a_site_can_refuse_failover_answers_altogether() {
     let mut config = config("").tap_outage_before_start();
     config.sites[0].failover_answers = false;
     let server = TestServer::start(config).await;
-    let failover = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
+    let failover = failover_claim("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
     assert_eq!(
         server
             .client(KEY_A)
@@ -324,10 +312,7 @@ async fn a_failover_answer_for_a_key_of_several_sites_names_the_first_in_configu
     let server = TestServer::start(config).await;
     for i in 0..8 {
         // Each claim is answered once: eight claims, each asked for once.
-        let failover = token_for(
-            &format!("6f1c2d3e-4b5a-4c6d-8e7f-0123456789a{i}"),
-            r#","clientFailover":true"#,
-        );
+        let failover = failover_claim(&format!("6f1c2d3e-4b5a-4c6d-8e7f-0123456789a{i}"));
         let result = server.fetch(KEY_B, &failover).await;
         assert_eq!(result.captcha_id, first.captcha_id);
         assert!(!result.minimal_data_mode_enabled, "not the minimal site");

@@ -16,10 +16,7 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
         .api_host(&server.url)
         .build()
         .expect("client");
-    let claimed = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
+    let claimed = failover_claim("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
     let lost = token_for("00000000-0000-4000-8000-000000000456", "");
 
     assert_eq!(
@@ -83,10 +80,7 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
     store.set_down(true);
     clock.advance(Duration::from_secs(600));
     store.set_down(false);
-    let another_claim = token_for(
-        "7a2d3e4f-5b6c-4d7e-8f90-123456789abc",
-        r#","clientFailover":true"#,
-    );
+    let another_claim = failover_claim("7a2d3e4f-5b6c-4d7e-8f90-123456789abc");
     assert_eq!(
         client
             .get_verification_result(&another_claim)
@@ -140,10 +134,7 @@ async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification
 #[tokio::test]
 async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
     use trustcaptcha_server::store::{Mark, Store as _};
-    let claim = token_for(
-        "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab",
-        r#","clientFailover":true"#,
-    );
+    let claim = failover_claim("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab");
     let now = time::OffsetDateTime::now_utc();
     for (case, last_heartbeat, outage) in [
         ("a store no server used before", None, false),
@@ -184,10 +175,7 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
             assert_eq!(result.decision_type, DecisionType::Failover, "{case}");
             assert!(result.gateway_failover_active && result.verification_passed);
             // Site B allows 1 000 retrievals of its results; a claim is answered once.
-            let claim_b = token_for(
-                "8b3e4f50-6c7d-4e8f-9a01-23456789abcd",
-                r#","clientFailover":true"#,
-            );
+            let claim_b = failover_claim("8b3e4f50-6c7d-4e8f-9a01-23456789abcd");
             let client_b = server.client(KEY_B);
             client_b
                 .get_verification_result(&claim_b)
@@ -203,10 +191,7 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
             );
             // The margin is bounded: the configured 300 s, then nothing.
             server.clock.advance(Duration::from_secs(301));
-            let late = token_for(
-                "9c4f5061-7d8e-4f90-8b12-3456789abcde",
-                r#","clientFailover":true"#,
-            );
+            let late = failover_claim("9c4f5061-7d8e-4f90-8b12-3456789abcde");
             assert_eq!(
                 server
                     .client(KEY_A)
