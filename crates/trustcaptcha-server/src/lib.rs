@@ -10,8 +10,9 @@
 //!    (rates, open challenges, key guesses, fair shares of the pools and the quota), a bypass
 //!    key ([`secret`]) finishes at once, `visitor` describes the browser, [`access`] applies
 //!    the site's security rules (IP and country lists, proof-of-work rules, the reputation
-//!    lists, all as [`networks`] sets), the difficulty rises for networks that solve often (counted in the store), [`pow`] makes the
-//!    challenge, and the [`store`] (SQLite, Redis or memory) keeps it as pending.
+//!    lists, all as [`networks`] sets), the difficulty rises for networks that solve often
+//!    (counted in the store), [`pow`] makes the challenge, and the [`store`] (SQLite, Redis or
+//!    memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
 //!    `detection` finds the signals of automation in both requests (what the page reports,
