@@ -227,7 +227,7 @@ fn print_config() -> ! {
     reason = "a child process that serves until it is killed"
 )]
 fn run_server(config: &str) -> ! {
-    let config = trustcaptcha_server::config::parse(config, &|_| None).expect("bench config");
+    let config = trustcaptcha_server::config::parse(config).expect("bench config");
     // The shipped binary's log, access lines included: what it costs is part of the figures.
     let _flush_on_exit =
         trustcaptcha_server::log_output::install(trustcaptcha_server::log_output::LogFormat::Text)

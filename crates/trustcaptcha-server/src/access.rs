@@ -14,10 +14,11 @@
 
 use std::net::IpAddr;
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::HeaderMap;
 
-use crate::config::Site;
+use crate::config::{Action, Rule, Site};
 use crate::networks::NetworkSet;
+use crate::visitor::is_family;
 
 /// A decision an access rule made about a visitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,39 +29,6 @@ pub enum AccessRule {
     Blocked,
     /// Blocked by the operator's reputation lists: fails with score 1.
     GloballyBlocked,
-}
-
-/// A proof-of-work rule: conditions (all must match; none matches everyone) and an action.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    /// The client's network is in this set.
-    pub networks: Option<NetworkSet>,
-    /// The client's country (two letters, upper case) is one of these.
-    pub countries: Vec<String>,
-    /// The browser's family (`Chrome`, `Firefox`, …; case-insensitive) is one of these.
-    pub browsers: Vec<String>,
-    /// The operating system's family (`Windows`, `Linux`, `iOS`, …) is one of these.
-    pub operating_systems: Vec<String>,
-    /// The request carries this header, with this value when one is given.
-    pub header: Option<(HeaderName, Option<String>)>,
-    /// What happens to a visitor it matches.
-    pub action: Action,
-}
-
-/// What a matching [`Rule`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// The result fails (`CUSTOM_ACCESS_RULE`, `BLOCK`).
-    Block,
-    /// The result passes (`CUSTOM_ACCESS_RULE`, `ALLOW`).
-    Allow,
-    /// The challenge changes; scoring decides as usual.
-    Adjust {
-        /// Difficulty bits added (negative: removed), after adaptive difficulty.
-        difficulty: i8,
-        /// The number of tasks instead of the site's.
-        tasks: Option<u8>,
-    },
 }
 
 /// What is known about a visitor when its challenge is handed out.
@@ -110,11 +78,11 @@ pub(crate) fn decide(site: &Site, reputation: &NetworkSet, seen: &Seen<'_>) -> D
         match rule.action {
             Action::Block => return decided(AccessRule::Blocked),
             Action::Allow => return decided(AccessRule::Allowed),
-            Action::Adjust { difficulty, tasks } => {
+            Action::Adjust => {
                 return Decision {
                     access: globally_blocked(site, reputation, seen.ip),
-                    difficulty,
-                    tasks,
+                    difficulty: rule.difficulty.unwrap_or(0),
+                    tasks: rule.tasks,
                 };
             }
         }
@@ -136,10 +104,8 @@ fn globally_blocked(
 
 impl Rule {
     fn matches(&self, seen: &Seen<'_>) -> bool {
-        let networks = self
-            .networks
-            .as_ref()
-            .is_none_or(|networks| seen.ip.is_some_and(|ip| networks.contains(ip)));
+        let networks =
+            self.networks.is_empty() || seen.ip.is_some_and(|ip| self.networks.contains(ip));
         let countries =
             self.countries.is_empty() || self.countries.iter().any(|c| c == seen.country);
         let browsers = self.browsers.is_empty()
@@ -152,9 +118,9 @@ impl Rule {
                 .operating_systems
                 .iter()
                 .any(|family| is_family(seen.operating_system, family));
-        let header = self.header.as_ref().is_none_or(|(name, value)| {
+        let header = self.header.as_ref().is_none_or(|name| {
             seen.headers.get_all(name).iter().any(|present| {
-                value
+                self.header_value
                     .as_deref()
                     .is_none_or(|value| present.as_bytes() == value.as_bytes())
             })
@@ -163,49 +129,12 @@ impl Rule {
     }
 }
 
-/// Whether `name` (e.g. `Chrome 119.0`, `Mac OSX`) is of `family` (`chrome`, `Mac OSX`): equal,
-/// or followed by a space and a version, ignoring case.
-/// Whether `family` (as a rule names it) matches any operating system (`os`) or browser the
-/// User-Agent parser knows, or `Other` (what an unknown one is shown as).
-pub(crate) fn known_family(family: &str, os: bool) -> bool {
-    family.trim().eq_ignore_ascii_case("Other")
-        || woothee::dataset::DATASET
-            .values()
-            .any(|known| (known.browser_type == "os") == os && is_family(known.name, family.trim()))
-}
-
-fn is_family(name: &str, family: &str) -> bool {
-    let (name, family) = (name.as_bytes(), family.as_bytes());
-    name.len() >= family.len()
-        && name[..family.len()].eq_ignore_ascii_case(family)
-        && (name.len() == family.len() || name[family.len()] == b' ')
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderName;
+
     use super::*;
     use crate::networks::parse_network;
-
-    #[test]
-    fn rules_can_name_only_families_the_parser_knows() {
-        for browser in [
-            "Chrome",
-            "firefox",
-            "Safari",
-            "Edge",
-            "Internet Explorer",
-            "Other",
-        ] {
-            assert!(known_family(browser, false), "{browser}");
-        }
-        for system in ["Windows", "Mac OSX", "Linux", "Android", "iOS", "iPhone"] {
-            assert!(known_family(system, true), "{system}");
-        }
-        for unknown in ["Chrom", "Netscape", "Brave", ""] {
-            assert!(!known_family(unknown, false), "{unknown}");
-        }
-        assert!(!known_family("Chrome", true), "a browser is no system");
-    }
 
     fn set(entries: &[&str]) -> NetworkSet {
         NetworkSet::new(
@@ -227,12 +156,15 @@ mod tests {
 
     fn rule(action: Action) -> Rule {
         Rule {
-            networks: None,
+            networks: NetworkSet::default(),
             countries: Vec::new(),
             browsers: Vec::new(),
             operating_systems: Vec::new(),
             header: None,
+            header_value: None,
             action,
+            difficulty: None,
+            tasks: None,
         }
     }
 
@@ -284,11 +216,13 @@ mod tests {
         headers.insert("x-load-test", "yes".parse().expect("value"));
         let mut site = Site::sandbox();
         let mut by_header = rule(Action::Block);
-        by_header.header = Some((HeaderName::from_static("x-load-test"), Some("no".into())));
-        let mut firefox = rule(Action::Adjust {
-            difficulty: 3,
+        by_header.header = Some(HeaderName::from_static("x-load-test"));
+        by_header.header_value = Some("no".into());
+        let mut firefox = Rule {
+            difficulty: Some(3),
             tasks: Some(20),
-        });
+            ..rule(Action::Adjust)
+        };
         firefox.browsers = vec!["firefox".into()];
         firefox.operating_systems = vec!["Linux".into()];
         site.rules = vec![by_header, firefox, rule(Action::Allow)];
@@ -305,7 +239,7 @@ mod tests {
                 tasks: Some(20)
             }
         );
-        site.rules[0].header = Some((HeaderName::from_static("x-load-test"), None));
+        site.rules[0].header_value = None;
         assert_eq!(
             decide(
                 &site,
@@ -317,7 +251,7 @@ mod tests {
             "a header's presence"
         );
         site.rules.remove(0);
-        site.rules[0].networks = Some(set(&["10.0.0.0/8"]));
+        site.rules[0].networks = set(&["10.0.0.0/8"]);
         assert_eq!(
             decide(
                 &site,

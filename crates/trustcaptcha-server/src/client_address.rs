@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The header a trusted proxy writes the client's address into (`client_address_header`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientAddressHeader {
     /// `X-Forwarded-For: client, proxy1, …`: nginx's `$proxy_add_x_forwarded_for`, HAProxy's

@@ -49,3 +49,24 @@ impl Clock for ManualClock {
         *self.now.lock()
     }
 }
+
+/// A duration as configuration files write it: whole seconds (keys ending in `_secs`). For
+/// `#[serde(with = "crate::clock::seconds")]`.
+pub(crate) mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_secs())
+    }
+}

@@ -31,9 +31,9 @@ use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::adaptive::AdaptiveDifficulty;
 use crate::integrity::{BrowserInformation, integrity_hash};
 use crate::protocol::{Answer, CreateRequest, HoneypotField, SubmitRequest, UserEvent};
-use crate::rules::AdaptiveDifficulty;
 use crate::scoring::Signals;
 
 /// Faster than this from the box appearing to solving is not a person.

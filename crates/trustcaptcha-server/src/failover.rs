@@ -29,7 +29,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::store::Mark;
+pub(crate) use crate::config::MAX_FAILOVER_GRACE;
 
 /// How often a serving server records in the store that it is alive.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -37,61 +37,12 @@ pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// A gap this long between the store's last heartbeat and a start is downtime on record.
 pub(crate) const DOWNTIME_GAP: Duration = Duration::from_secs(30);
 
-/// The longest margin after downtime in which failover claims are answered: the lifetime of the
-/// token a widget makes when it fails over (15 minutes).
-pub(crate) const MAX_FAILOVER_GRACE: Duration = Duration::from_secs(15 * 60);
-
-/// Once per state, before serving: records downtime the store's heartbeat shows (for every
-/// server sharing the store), learns of outages other servers recorded, then writes a heartbeat
-/// of its own. Later calls do nothing.
-pub(crate) async fn on_start(state: &crate::AppState) {
-    state
-        .outages
-        .started
-        .get_or_init(|| async {
-            let now = state.clock.now();
-            match state.store.latest(Mark::Heartbeat).await {
-                Ok(Some(last)) if now - last > DOWNTIME_GAP => {
-                    tracing::warn!(
-                        since = %last,
-                        "no server used this store for a while: downtime is on record"
-                    );
-                    state.outages.ended_at(now);
-                    let _ = state.store.mark(Mark::OutageEnded, now).await;
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "the store's heartbeat cannot be read"),
-            }
-            beat(state).await;
-        })
-        .await;
-}
-
-/// Beats every [`HEARTBEAT_INTERVAL`], for as long as it runs.
-pub(crate) async fn heartbeats(state: crate::AppState) {
-    let mut interval = tokio::time::interval(HEARTBEAT_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        beat(&state).await;
-    }
-}
-
-/// Writes a heartbeat, and takes over the latest outage any server sharing the store recorded.
-/// A failure is noticed by the store's tracking; the next beat tries again.
-async fn beat(state: &crate::AppState) {
-    let _ = state.store.mark(Mark::Heartbeat, state.clock.now()).await;
-    if let Ok(Some(ended)) = state.store.latest(Mark::OutageEnded).await {
-        state.outages.ended_at(ended);
-    }
-}
-
 /// The outage record and its grace window.
 #[derive(Debug)]
 pub(crate) struct Outages {
     grace: Duration,
-    /// Set once the start-up evidence has been looked at.
-    started: tokio::sync::OnceCell<()>,
+    /// Set once the start-up evidence has been looked at (see `tasks::on_start`).
+    pub(crate) started: tokio::sync::OnceCell<()>,
     /// When the latest downtime on record ended.
     last_ended: Mutex<Option<OffsetDateTime>>,
 }

@@ -5,14 +5,15 @@
 //!
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
 //!    [`protocol::CreateRequest`]) and the visitor's address, and calls
-//!    `verification::create`: the site, origin, mode and hourly quota are checked against the
-//!    [`config`] and its `rules`, `limits` keeps each client network and block to its share
+//!    `verification::create`: the site, mode and hourly quota are checked against the
+//!    [`config`], the page's origin against the site's [`origin`] patterns, `limits` keeps each
+//!    client network and block to its share
 //!    (rates, open challenges, key guesses, fair shares of the pools and the quota), a bypass
 //!    key ([`secret`]) finishes at once, `visitor` describes the browser, [`access`] applies
 //!    the site's security rules (IP and country lists, proof-of-work rules, the reputation
 //!    lists, all as [`networks`] sets), the difficulty rises for networks that solve often
-//!    (counted in the store), [`pow`] makes the challenge, and the [`store`] (SQLite, Redis or
-//!    memory) keeps it as pending.
+//!    ([`adaptive`], from the store's `counters`), [`pow`] makes the challenge, and the
+//!    [`store`] (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
 //!    `detection` finds the signals of automation in both requests (what the page reports,
@@ -35,16 +36,25 @@
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
 //! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
 //! command line's log lines; `background` is the thread of the store's sweeper and the log's
-//! flusher; `readiness` checks every 10 s that the store can take work, and logs each change.
+//! flusher; `tasks` is the work a serving server does beside the requests (the start-up outage
+//! check, heartbeats, statistics flushes, readiness pings).
+//!
+//! The modules form layers without cycles (`tests/architecture.rs` fails on one): [`config`]
+//! and the leaves it is made of ([`networks`], [`origin`], [`adaptive`], [`secret`],
+//! [`client_address`], [`clock`]) know nothing of requests or storage; the [`store`] knows the
+//! records it keeps; the service core (`verification`, `detection`, `scoring`, `limits`) uses
+//! both; `state`, `tasks`, the web layer (`api`) and `server` sit on top.
 
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod adaptive;
 mod api;
 mod background;
 pub mod client_address;
 pub mod clock;
 pub mod config;
+mod counters;
 mod detection;
 mod failover;
 pub mod integrity;
@@ -53,10 +63,10 @@ mod limits;
 pub mod log_output;
 mod metrics;
 pub mod networks;
+pub mod origin;
 pub mod pow;
 pub mod protocol;
-mod readiness;
-mod rules;
+
 mod scoring;
 pub mod secret;
 mod server;
@@ -65,6 +75,7 @@ pub mod solve;
 mod state;
 mod statistics;
 pub mod store;
+mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod verification;

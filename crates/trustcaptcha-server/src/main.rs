@@ -133,7 +133,8 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Command::CheckConfig { file } => config::load(&file, &env)
+        Command::CheckConfig { file } => config::load(&file, config::process_environment())
+            .and_then(|config| config::ServerFiles::read(&config.server).map(|_| config))
             .map(|config| println!("{}: ok, {} site(s)", file.display(), config.sites.len()))
             .map_err(|e| e.to_string()),
         Command::HashKey => hash_key(),
@@ -148,10 +149,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 async fn run_serve(
     config: Option<PathBuf>,
     listen: Option<String>,
@@ -161,7 +158,9 @@ async fn run_serve(
     let mut announce = Vec::new();
     let config_file = config.clone();
     let mut config = match config {
-        Some(path) => config::load(&path, &env).map_err(|e| e.to_string())?,
+        Some(path) => {
+            config::load(&path, config::process_environment()).map_err(|e| e.to_string())?
+        }
         None => {
             let (site, api_key) = development_site();
             announce.push(format!(
@@ -181,8 +180,7 @@ async fn run_serve(
         config.sites.push(site);
     }
     let address = listen.unwrap_or_else(|| config.server.listen.to_string());
-    let store =
-        trustcaptcha_server::store::redacted(config.store_url.as_deref().unwrap_or("memory://"));
+    let store = config::redacted(config.store.url.as_deref().unwrap_or("memory://"));
     let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
     let mut builder = AppState::builder(config);
     if let Some(path) = config_file {

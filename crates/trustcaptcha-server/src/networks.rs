@@ -2,11 +2,15 @@
 //! and the operator's reputation lists (files in the plain formats public block lists and Tor
 //! exit lists are published in). A set is kept as sorted, merged address ranges, so a lookup is
 //! a binary search whatever the number of networks.
+//!
+//! Limits count a client under its **network** (an IPv4 address, an IPv6 /64) and its
+//! **block** (an IPv4 /24, an IPv6 /48): `network` and `block`.
 
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
 
 /// A set of IP networks. IPv4-mapped IPv6 addresses are looked up as the IPv4 address they
 /// carry.
@@ -57,6 +61,13 @@ impl NetworkSet {
         }
     }
 
+    /// Whether the set holds every address of a family (`0.0.0.0/0`, `::/0`, or networks that
+    /// add up to one of them).
+    #[must_use]
+    pub fn contains_everything(&self) -> bool {
+        self.v4.first() == Some(&(0, u32::MAX)) || self.v6.first() == Some(&(0, u128::MAX))
+    }
+
     /// Whether the set holds no network.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -104,6 +115,32 @@ impl NetworkSet {
     }
 }
 
+/// A list of addresses and networks (as [`parse_network`] reads them), e.g. a site's
+/// `block_ips`; an entry that is neither is named by its place in the list.
+impl<'de> Deserialize<'de> for NetworkSet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        list(deserializer).map(NetworkSet::new)
+    }
+}
+
+/// Deserializes a list of addresses and networks, e.g. `trusted_proxies`.
+pub(crate) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    /// One entry, so that an error is named by its index.
+    struct Entry(IpNet);
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let entry = String::deserialize(deserializer)?;
+            parse_network(entry.trim()).map(Entry).ok_or_else(|| {
+                serde::de::Error::custom(format!("`{entry}` is not an IP address or CIDR block"))
+            })
+        }
+    }
+    Ok(Vec::<Entry>::deserialize(deserializer)?
+        .into_iter()
+        .map(|entry| entry.0)
+        .collect())
+}
+
 /// An address (`192.0.2.7`, `2001:db8::1`) or a network in CIDR form.
 #[must_use]
 pub fn parse_network(entry: &str) -> Option<IpNet> {
@@ -143,9 +180,59 @@ fn covered<T: Ord + Copy>(ranges: &[(T, T)], value: T) -> bool {
     after > 0 && value <= ranges[after - 1].1
 }
 
+/// Where clients whose address is unknown are counted, together: they share one network and
+/// one block, so that not knowing an address never buys a budget of one's own.
+pub(crate) const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// The network a client is counted under: its IPv4 address, or its IPv6 /64 (what one
+/// household or one server is given).
+pub(crate) fn network(ip: IpAddr) -> IpNet {
+    truncated(ip, 32, 64)
+}
+
+/// The block a client's network belongs to: its IPv4 /24, or its IPv6 /48 (what one site or
+/// one customer of a provider is given, 65 536 /64s), counted with a budget of its own so that
+/// whoever holds a block cannot multiply a network's budget by the networks in it.
+pub(crate) fn block(ip: IpAddr) -> IpNet {
+    truncated(ip, 24, 48)
+}
+
+fn truncated(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
+    let ip = canonical(ip);
+    let prefix = match ip {
+        IpAddr::V4(_) => v4,
+        IpAddr::V6(_) => v6,
+    };
+    IpNet::new(ip, prefix)
+        .map(|net| net.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_and_blocks_group_addresses_as_they_are_handed_out() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            network(ip("2001:db8:1:2::1")),
+            network(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            block(ip("2001:db8:1:2::1")),
+            block(ip("2001:db8:1:ffff::1"))
+        );
+        assert_ne!(block(ip("2001:db8:1::1")), block(ip("2001:db8:2::1")));
+        assert_eq!(block(ip("192.0.2.1")), block(ip("192.0.2.254")));
+        assert_ne!(block(ip("192.0.2.1")), block(ip("192.0.3.1")));
+        assert_eq!(block(ip("::ffff:192.0.2.1")), block(ip("192.0.2.9")));
+        assert_eq!(block(ip("192.0.2.1")).to_string(), "192.0.2.0/24");
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -56,6 +57,31 @@ impl KeyHash {
                 found | key.0.ct_eq(&self.0)
             })
             .into()
+    }
+}
+
+/// Keys given in clear must be at least this long, so that guessing them is hopeless.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// A configuration entry (`sha256:<hex>`, or a key in clear of at least [`MIN_KEY_CHARS`]).
+/// Errors never repeat the entry: it may be a key.
+impl<'de> Deserialize<'de> for KeyHash {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entry = String::deserialize(deserializer)?;
+        let entry = entry.trim();
+        if !entry.starts_with("sha256:") && entry.chars().count() < MIN_KEY_CHARS {
+            return Err(serde::de::Error::custom(format!(
+                "a key is shorter than {MIN_KEY_CHARS} characters"
+            )));
+        }
+        KeyHash::from_config(entry).map_err(serde::de::Error::custom)
+    }
+}
+
+/// As [`KeyHash::to_config`]: the digest, never a key.
+impl Serialize for KeyHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_config())
     }
 }
 

@@ -40,14 +40,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let settings = state.settings.clone();
-    crate::failover::on_start(&state).await;
-    let heartbeats = tokio::spawn(crate::failover::heartbeats(state.clone()));
-    let statistics = tokio::spawn(crate::statistics::flush_periodically(state.clone()));
-    let readiness = tokio::spawn(crate::readiness::watch(state.clone()));
+    let tasks = crate::tasks::Tasks::start(&state).await;
     accept(listener, crate::app(state.clone()), settings, shutdown).await;
-    heartbeats.abort();
-    statistics.abort();
-    readiness.abort();
+    drop(tasks);
     // What was counted since the last flush is not lost with the process.
     if let Err(error) = state
         .statistics
@@ -82,7 +77,7 @@ const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// of `state` on `listener` until `shutdown` completes. It has a connection budget of its own,
 /// so these answer while the public listener is saturated. On a loopback address anyone who can
 /// connect may use it; on any other, only requests with the admin token
-/// (`TRUSTCAPTCHA_ADMIN_TOKEN`), and nobody when none is configured.
+/// (`server.admin_token`), and nobody when none is configured.
 pub async fn serve_admin(
     listener: TcpListener,
     state: AppState,
@@ -250,7 +245,7 @@ impl PerNetwork {
                 network: None,
             });
         }
-        let network = crate::rules::network(ip);
+        let network = crate::networks::network(ip);
         let mut counts = self.0.lock();
         let count = counts.entry(network).or_default();
         if *count >= max {
@@ -310,7 +305,7 @@ pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spaw
     let admin = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let admin_url = format!("http://{}", admin.local_addr()?);
     // Before returning, so that what a test does next sees the start-up evidence recorded.
-    crate::failover::on_start(&state).await;
+    crate::tasks::on_start(&state).await;
     let (shutdown, stopped) = tokio::sync::watch::channel(());
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
         let _ = stopped.changed().await;

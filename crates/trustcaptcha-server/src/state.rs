@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError, ServerSettings, Site};
+use crate::config::{Config, ConfigError, ServerFiles, ServerSettings, Site};
 use crate::failover::Outages;
 use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
@@ -93,18 +93,8 @@ impl Catalog {
         self.sites.iter().map(|site| &*site.name)
     }
 
-    /// The catalog of `sites`, reading the reputation lists `settings` names.
-    fn new(sites: Vec<Site>, settings: &ServerSettings) -> Result<Self, ConfigError> {
-        let mut reputation = Vec::new();
-        for path in &settings.reputation_lists {
-            let list = NetworkSet::read(path).map_err(|error| ConfigError {
-                problems: vec![(
-                    "server.reputation_lists".into(),
-                    format!("{}: {error}", path.display()),
-                )],
-            })?;
-            reputation.push(list);
-        }
+    /// The catalog of `sites`, with the reputation lists read.
+    fn new(sites: Vec<Site>, reputation: NetworkSet) -> Self {
         let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
         let by_key = sites
             .iter()
@@ -122,15 +112,15 @@ impl Catalog {
                 }
             }
         }
-        Ok(Catalog {
+        Catalog {
             sites,
             by_key,
             by_api_key: by_api_key
                 .into_iter()
                 .map(|(key, sites)| (key, Arc::new(sites)))
                 .collect(),
-            reputation: NetworkSet::union(reputation),
-        })
+            reputation,
+        }
     }
 }
 
@@ -219,11 +209,8 @@ impl AppState {
                     .collect(),
             });
         }
-        let settings = ServerSettings {
-            reputation_lists: config.server.reputation_lists.clone(),
-            ..self.settings.clone()
-        };
-        let catalog = Catalog::new(config.sites, &settings)?;
+        let reputation = crate::config::reputation_lists(&config.server.reputation_lists)?;
+        let catalog = Catalog::new(config.sites, reputation);
         tracing::info!(sites = catalog.sites.len(), "configuration reloaded");
         self.catalog.store(Arc::new(catalog));
         Ok(())
@@ -250,8 +237,8 @@ impl AppState {
         // ones: on the blocking pool, never on a worker that serves requests.
         let state = self.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let env = |name: &str| std::env::var(name).ok();
-            crate::config::load(&path, &env).and_then(|config| state.reload(config))
+            crate::config::load(&path, crate::config::process_environment())
+                .and_then(|config| state.reload(config))
         })
         .await
         .unwrap_or_else(|_| {
@@ -301,7 +288,7 @@ impl AppStateBuilder {
         self
     }
 
-    /// Uses `store` instead of the configuration's (`store_url`), or of a [`MemoryStore`] sized
+    /// Uses `store` instead of the configuration's (`[store] url`), or of a [`MemoryStore`] sized
     /// by `server.max_verifications` when it names none.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -320,17 +307,14 @@ impl AppStateBuilder {
         let Config {
             server,
             sites,
-            store_url,
+            store,
         } = self.config;
-        let inspector =
-            Inspector::new(server.geoip_database.as_deref()).map_err(|error| ConfigError {
-                problems: vec![("server.geoip_database".into(), error)],
-            })?;
+        let files = ServerFiles::read(&server)?;
         let outages = Arc::new(Outages::new(server.failover_grace));
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
         }
-        let store = match (self.store, store_url) {
+        let store = match (self.store, store.url) {
             (Some(store), _) => store,
             (None, Some(url)) => {
                 crate::store::open(&url, server.max_verifications, Arc::clone(&self.clock))
@@ -344,7 +328,7 @@ impl AppStateBuilder {
             )),
         };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
-        let catalog = Catalog::new(sites, &server)?;
+        let catalog = Catalog::new(sites, files.reputation);
         Ok(AppState(Arc::new(Shared {
             catalog: ArcSwap::from_pointee(catalog),
             config_file: self.config_file,
@@ -354,7 +338,7 @@ impl AppStateBuilder {
             limits,
             metrics: Metrics::default(),
             statistics: Statistics::default(),
-            inspector,
+            inspector: files.inspector,
             settings: server,
         })))
     }

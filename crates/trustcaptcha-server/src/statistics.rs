@@ -234,20 +234,6 @@ pub(crate) fn reported_events() -> Vec<String> {
         .collect()
 }
 
-/// Adds the counts in memory to the store every [`FLUSH_INTERVAL`], for as long as it runs.
-pub(crate) async fn flush_periodically(state: crate::AppState) {
-    let mut interval = tokio::time::interval(FLUSH_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        // A failure is recorded by the store's tracking; the counts wait for the next flush.
-        let _ = state
-            .statistics
-            .flush(&state.store, state.clock.now())
-            .await;
-    }
-}
-
 fn counter(site: &str, event: &str, window: &str) -> String {
     format!("stats:{site}:{event}:{window}")
 }

@@ -116,8 +116,8 @@ impl TestServer {
     ///
     /// When the file does not hold a valid configuration.
     pub async fn from_file(path: &std::path::Path) -> Self {
-        let mut config = crate::config::load(path, &|_| None).expect("a valid configuration");
-        config.store_url = None;
+        let mut config = crate::config::load(path, []).expect("a valid configuration");
+        config.store.url = None;
         Self::start_from(AppState::builder(config).config_file(path), |_| None).await
     }
 
@@ -521,7 +521,7 @@ pub async fn track_networks(
     for network in 0..networks {
         let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + network));
         store
-            .add(&crate::rules::solves_counter(ip, window), window, 1, now)
+            .add(&crate::counters::solves_counter(ip, window), window, 1, now)
             .await?;
     }
     Ok(())
@@ -842,7 +842,7 @@ pub mod fuzz {
         let Ok(text) = std::str::from_utf8(data) else {
             return;
         };
-        match config::parse(text, &|_| None) {
+        match config::parse(text) {
             Ok(config) => assert_eq!(config.validate(), Ok(())),
             Err(error) => assert!(!error.problems.is_empty()),
         }

@@ -19,15 +19,17 @@ use trustcaptcha::{DecisionAction, DecisionType, VerificationResult, Verificatio
 use uuid::Uuid;
 
 use crate::access::{self, Seen};
+use crate::adaptive;
 use crate::config::Site;
+use crate::counters::{self, QUOTA_WINDOW};
 use crate::detection;
 use crate::limits::Limited;
+use crate::origin::origin_allowed;
 use crate::pow::{self, PowError};
 use crate::protocol::{
     Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
     Task,
 };
-use crate::rules::{self, QUOTA_WINDOW, origin_allowed};
 use crate::scoring::{self, Signals, Verdict};
 use crate::secret::KeyHash;
 use crate::state::{AppState, KeySites};
@@ -265,8 +267,8 @@ pub(crate) async fn create(
     let outstanding = state.limits.outstanding(ip, now);
     let solved = match ip {
         Some(ip) => {
-            let window = site.adaptive.window;
-            let counter = rules::solves_counter(ip, window);
+            let window = site.adaptive_difficulty.window;
+            let counter = counters::solves_counter(ip, window);
             state
                 .store
                 .counts(&counter, window, now)
@@ -275,8 +277,8 @@ pub(crate) async fn create(
         }
         None => 0,
     };
-    signals.velocity = site.scores() && detection::busy_network(solved, &site.adaptive);
-    let extra = rules::extra_bits(solved, outstanding, &site.adaptive);
+    signals.velocity = site.scores() && detection::busy_network(solved, &site.adaptive_difficulty);
+    let extra = adaptive::extra_bits(solved, outstanding, &site.adaptive_difficulty);
     let difficulty =
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
             .clamp(1, 32);
@@ -428,7 +430,7 @@ async fn check_quota(
     let as_usize = |count: u64| usize::try_from(count).unwrap_or(usize::MAX);
     let (limit, counter) = (
         as_usize(u64::from(limit)),
-        rules::quota_counter(site.site_key),
+        counters::quota_counter(site.site_key),
     );
     let used = as_usize(
         state
@@ -441,7 +443,7 @@ async fn check_quota(
         return Err(Refusal::QuotaExhausted);
     }
     if used >= limit.div_ceil(2) {
-        let counter = rules::quota_block_counter(site.site_key, ip);
+        let counter = counters::quota_block_counter(site.site_key, ip);
         let held = as_usize(
             state
                 .store
@@ -478,16 +480,19 @@ async fn count_finished(
     counted: Counted,
     now: OffsetDateTime,
 ) {
-    let mut counters = Vec::with_capacity(3);
+    let mut raised = Vec::with_capacity(3);
     if site.hourly_quota.is_some() && counted != Counted::Blocked {
-        counters.push((rules::quota_counter(site.site_key), QUOTA_WINDOW));
-        counters.push((rules::quota_block_counter(site.site_key, ip), QUOTA_WINDOW));
+        raised.push((counters::quota_counter(site.site_key), QUOTA_WINDOW));
+        raised.push((
+            counters::quota_block_counter(site.site_key, ip),
+            QUOTA_WINDOW,
+        ));
     }
     if let (Some(ip), Counted::Solved | Counted::Blocked) = (ip, counted) {
-        let window = site.adaptive.window;
-        counters.push((rules::solves_counter(ip, window), window));
+        let window = site.adaptive_difficulty.window;
+        raised.push((counters::solves_counter(ip, window), window));
     }
-    for (counter, window) in counters {
+    for (counter, window) in raised {
         if let Err(error) = state.store.add(&counter, window, 1, now).await {
             tracing::warn!(%error, "a finished verification was not counted");
         }
@@ -582,7 +587,7 @@ pub(crate) async fn retrieve(
 
     if let Some(answer) = sites
         .iter()
-        .find(|site| site.fixtures)
+        .find(|site| site.sandbox_fixtures)
         .and_then(|site| fixture(site, id, now))
     {
         return answer.map(|result| Retrieved {
@@ -633,7 +638,7 @@ fn finished(
     verdict: Verdict,
 ) -> Finished {
     let result = VerificationResult {
-        captcha_id: site.captcha_id,
+        captcha_id: site.captcha_id(),
         verification_id: id,
         verification_passed: verdict.passed,
         score: verdict.score,
@@ -724,7 +729,7 @@ fn synthesized(
     decision_type: DecisionType,
 ) -> VerificationResult {
     VerificationResult {
-        captcha_id: site.captcha_id,
+        captcha_id: site.captcha_id(),
         verification_id: id,
         verification_passed: true,
         score: FAILOVER_SCORE,

@@ -199,9 +199,48 @@ fn layout_of(reader: &maxminddb::Reader<Vec<u8>>) -> Option<CountryPath> {
         })
 }
 
+/// Whether `family` (as a rule names it) matches any operating system (`os`) or browser the
+/// User-Agent parser knows, or `Other` (what an unknown one is shown as).
+pub(crate) fn known_family(family: &str, os: bool) -> bool {
+    family.trim().eq_ignore_ascii_case("Other")
+        || woothee::dataset::DATASET
+            .values()
+            .any(|known| (known.browser_type == "os") == os && is_family(known.name, family.trim()))
+}
+
+/// Whether `name` (e.g. `Chrome 119.0`, `Mac OSX`) is of `family` (`chrome`, `Mac OSX`): equal,
+/// or followed by a space and a version, ignoring case.
+pub(crate) fn is_family(name: &str, family: &str) -> bool {
+    let (name, family) = (name.as_bytes(), family.as_bytes());
+    name.len() >= family.len()
+        && name[..family.len()].eq_ignore_ascii_case(family)
+        && (name.len() == family.len() || name[family.len()] == b' ')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_can_name_only_families_the_parser_knows() {
+        for browser in [
+            "Chrome",
+            "firefox",
+            "Safari",
+            "Edge",
+            "Internet Explorer",
+            "Other",
+        ] {
+            assert!(known_family(browser, false), "{browser}");
+        }
+        for system in ["Windows", "Mac OSX", "Linux", "Android", "iOS", "iPhone"] {
+            assert!(known_family(system, true), "{system}");
+        }
+        for unknown in ["Chrom", "Netscape", "Brave", ""] {
+            assert!(!known_family(unknown, false), "{unknown}");
+        }
+        assert!(!known_family("Chrome", true), "a browser is no system");
+    }
 
     #[test]
     fn long_text_is_cut_at_a_character_boundary() {

@@ -136,7 +136,7 @@ async fn run(store: &str, redis: Option<&RedisServer>) {
     );
     println!(
         "| store | {} |",
-        trustcaptcha_server::store::redacted(store)
+        trustcaptcha_server::config::redacted(store)
     );
     println!("| ratio to ceiling | {:.2} |", ours / floor);
     println!("| create + solve + submit flows, {IN_FLIGHT} in flight | {flows:.0} flows/s |");

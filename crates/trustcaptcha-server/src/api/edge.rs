@@ -128,9 +128,9 @@ where
             .filter(|fired| !fired.is_empty());
         let network = this.client.map(|ip| {
             if extensions.get::<MinimalData>().is_some() {
-                crate::rules::block(ip)
+                crate::networks::block(ip)
             } else {
-                crate::rules::network(ip)
+                crate::networks::network(ip)
             }
         });
         tracing::info!(

@@ -159,7 +159,7 @@ pub(crate) async fn guard(
         Some(token) if token.is_among(std::slice::from_ref(&expected)) => next.run(request).await,
         Some(_) => {
             state.limits.failed_guess(ip, now);
-            let network = ip.map(crate::rules::network);
+            let network = ip.map(crate::networks::network);
             tracing::warn!(
                 network = network.map(tracing::field::display),
                 "a wrong admin token"

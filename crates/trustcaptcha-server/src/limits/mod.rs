@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::ServerSettings;
-use crate::rules::{block, network};
+use crate::networks::{block, network};
 use table::BoundedTable;
 
 /// Networks and blocks whose failed guesses are remembered at most.
@@ -74,7 +74,7 @@ struct Keys {
 
 /// The keys of `ip`; unknown clients share one network and block.
 fn keys_of(ip: Option<IpAddr>) -> Keys {
-    let ip = ip.unwrap_or(crate::rules::UNKNOWN_CLIENT);
+    let ip = ip.unwrap_or(crate::networks::UNKNOWN_CLIENT);
     Keys {
         network: network(ip),
         block: block(ip),

@@ -110,59 +110,8 @@ pub fn open(
         _ => Err(StoreError::Unavailable(format!(
             "`{}` is not a store URL: use sqlite://PATH, redis://HOST:PORT, \
              redis+cluster://HOST:PORT,… or memory://",
-            redacted(url)
+            crate::config::redacted(url)
         ))),
-    }
-}
-
-/// Whether `url` names a store [`open`] can open, judged without opening it (no file is made,
-/// no server is reached).
-///
-/// # Errors
-///
-/// Why not, with the URL's credentials left out.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let unknown = || {
-        format!(
-            "`{}` is not a store URL: use sqlite://PATH, redis://HOST:PORT, \
-             redis+cluster://HOST:PORT,… or memory://",
-            redacted(url)
-        )
-    };
-    if url == "memory://" {
-        return Ok(());
-    }
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        return if path.is_empty() {
-            Err(unknown())
-        } else {
-            Ok(())
-        };
-    }
-    if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
-        #[cfg(feature = "redis")]
-        return redis::check_url(url).map_err(|()| {
-            format!(
-                "`{}` is not a Redis URL: redis://[USER:PASSWORD@]HOST:PORT[/DB]",
-                redacted(url)
-            )
-        });
-        #[cfg(not(feature = "redis"))]
-        return Err("this build has no Redis store (feature `redis`)".to_owned());
-    }
-    Err(unknown())
-}
-
-/// A store URL as it may be shown: without the user and password it may carry.
-#[must_use]
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
     }
 }
 
@@ -502,7 +451,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 #[cfg(test)]
 mod tests {
-    use super::{redacted, retain_shrinking};
+    use super::retain_shrinking;
 
     #[test]
     fn a_table_emptied_by_forgetting_gives_its_memory_back() {
@@ -520,22 +469,5 @@ mod tests {
             map.iter()
                 .all(|(key, value)| key % 1_000 == 0 && key == value)
         );
-    }
-
-    #[test]
-    fn a_shown_url_carries_no_credentials() {
-        assert_eq!(
-            redacted("redis://user:hunter2@cache:6379/0"),
-            "redis://***@cache:6379/0"
-        );
-        assert_eq!(
-            redacted("redis+cluster://:p%40ss@a:1,b:2"),
-            "redis+cluster://***@a:1,b:2"
-        );
-        assert_eq!(
-            redacted("sqlite:///var/lib/x@y.db"),
-            "sqlite:///var/lib/x@y.db"
-        );
-        assert_eq!(redacted("memory://"), "memory://");
     }
 }

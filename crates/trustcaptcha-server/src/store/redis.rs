@@ -257,31 +257,6 @@ fn done(answer: &str, refusal: StoreError) -> Result<(), StoreError> {
 }
 
 /// The URL is not shown: it may carry a password.
-/// The `redis://` URL of each node of a `redis+cluster://` URL's node list, each with the
-/// list's credentials.
-fn cluster_nodes(nodes: &str) -> Vec<String> {
-    let (credentials, hosts) = match nodes.rsplit_once('@') {
-        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
-        None => (String::new(), nodes),
-    };
-    hosts
-        .split(',')
-        .map(|host| format!("redis://{credentials}{host}"))
-        .collect()
-}
-
-/// Whether `url` is a Redis URL [`RedisStore::open`] accepts, judged without connecting.
-pub(crate) fn check_url(url: &str) -> Result<(), ()> {
-    use redis::IntoConnectionInfo as _;
-    let nodes = match url.strip_prefix("redis+cluster://") {
-        Some(nodes) => cluster_nodes(nodes),
-        None => vec![url.to_owned()],
-    };
-    nodes
-        .into_iter()
-        .try_for_each(|node| node.into_connection_info().map(drop).map_err(drop))
-}
-
 fn malformed() -> StoreError {
     unavailable("the URL is not a valid Redis URL")
 }
@@ -312,8 +287,8 @@ impl RedisStore {
     ///
     /// [`StoreError::Unavailable`] when the URL is malformed.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let connection = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
-            let nodes = cluster_nodes(nodes);
+        let mut nodes = crate::config::redis_nodes(url).ok_or_else(malformed)?;
+        let connection = if url.starts_with("redis+cluster://") {
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(NODE_TIMEOUT)
                 .response_timeout(NODE_TIMEOUT)
@@ -328,7 +303,8 @@ impl RedisStore {
                 ),
             )
         } else {
-            let client = redis::Client::open(url).map_err(|_| malformed())?;
+            let node = nodes.pop().ok_or_else(malformed)?;
+            let client = redis::Client::open(node).map_err(|_| malformed())?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(NODE_TIMEOUT))
                 .set_response_timeout(Some(NODE_TIMEOUT))

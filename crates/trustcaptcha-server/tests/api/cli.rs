@@ -180,46 +180,72 @@ fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_config_explains_every_problem_with_its_location() {
+    let check = |file: &std::path::Path, env: &[(&str, &str)]| {
+        let output = Command::new(BIN)
+            .arg("check-config")
+            .arg(file)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // A value of the wrong shape is named by its line and its place.
+    let shape = temp_file(
+        "shape.toml",
+        "[[sites]]\nname = \"shop\"\nsite_key = \"nope\"\n",
+    );
+    let (code, _, stderr) = check(&shape, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("line 3, column 12 (sites[0].site_key)") && stderr.contains("UUID"),
+        "{stderr}"
+    );
+    // Values of the right shape: every problem at once.
     let bad = temp_file(
         "bad.toml",
-        "[[sites]]\nname = \"shop\"\nsite_key = \"nope\"\n\n[[sites]]\nname = \"b\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\napi_keys = [\"k\"]\nallowed_origins = [\"shop.example\"]\n",
+        "[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\n\
+         [[sites]]\nname = \"b\"\nsite_key = \"00000000-0000-4000-8000-000000000002\"\n\
+         api_keys = [\"ak_b_0123456789abcdef\"]\nallowed_origins = []\ndifficulty = 40\n",
     );
-    let output = Command::new(BIN)
-        .arg("check-config")
-        .arg(&bad)
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, _, stderr) = check(&bad, &[]);
+    assert_eq!(code, Some(1));
     assert!(stderr.contains("3 problems"), "{stderr}");
-    assert!(
-        stderr.contains("sites[1].api_keys[0]: is shorter than 16 characters"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("sites[0].site_key: `nope` is not a UUID"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("sites[1].allowed_origins[0]"), "{stderr}");
+    for location in [
+        "sites[0].api_keys: needs at least one key (or set TRUSTCAPTCHA_SITE__SHOP__API_KEYS)",
+        "sites[1].allowed_origins",
+        "sites[1].difficulty",
+    ] {
+        assert!(stderr.contains(location), "{location}: {stderr}");
+    }
 
     let good = temp_file(
         "good.toml",
         "[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n",
     );
-    let output = Command::new(BIN)
-        .arg("check-config")
-        .arg(&good)
-        .env("TRUSTCAPTCHA_SHOP_API_KEYS", "ak_from_env_0123456789")
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("ok, 1 site(s)"));
-    let _ = std::fs::remove_file(bad);
-    let _ = std::fs::remove_file(good);
+    for env in [
+        (
+            "TRUSTCAPTCHA_SITE__SHOP__API_KEYS",
+            "[\"ak_from_env_0123456789\"]",
+        ),
+        // The older name, still read (with a deprecation warning).
+        ("TRUSTCAPTCHA_SHOP_API_KEYS", "ak_from_env_0123456789"),
+    ] {
+        let (code, stdout, stderr) = check(&good, &[env]);
+        assert_eq!(code, Some(0), "{env:?}: {stderr}");
+        assert!(stdout.contains("ok, 1 site(s)"), "{stdout}");
+        assert_eq!(
+            stderr.contains("deprecated"),
+            !env.0.contains("__"),
+            "{env:?}: {stderr}"
+        );
+    }
+    for file in [shape, bad, good] {
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 #[test]
@@ -522,11 +548,15 @@ fn an_admin_listener_beyond_loopback_without_a_token_is_refused() {
             "0.0.0.0:0",
         ])
         .env_remove("TRUSTCAPTCHA_ADMIN_TOKEN")
+        .env_remove("TRUSTCAPTCHA_SERVER__ADMIN_TOKEN")
         .output()
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("TRUSTCAPTCHA_ADMIN_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("TRUSTCAPTCHA_SERVER__ADMIN_TOKEN"),
+        "{stderr}"
+    );
     assert!(
         output.stdout.is_empty(),
         "nothing was announced: nothing listened"

@@ -20,9 +20,8 @@ fn site_config() -> Config {
 
 /// [`site_config`] with `extra` TOML lines for the site.
 fn site_config_with(extra: &str) -> Config {
-    config::parse(
-        &format!(
-            r#"
+    config::parse(&format!(
+        r#"
         [server]
         widget_requests_per_minute = 60000
         widget_burst = 10000
@@ -34,9 +33,7 @@ fn site_config_with(extra: &str) -> Config {
         bypass_keys = ["{BYPASS}"]
         {extra}
         "#
-        ),
-        &|_| None,
-    )
+    ))
     .expect("valid")
 }
 

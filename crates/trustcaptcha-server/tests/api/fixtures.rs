@@ -69,5 +69,5 @@ fn sha2_digest(key: &str) -> [u8; 32] {
 }
 
 pub(crate) fn config(extra_server: &str) -> Config {
-    config::parse(&config_text(extra_server), &|_| None).expect("test config is valid")
+    config::parse(&config_text(extra_server)).expect("test config is valid")
 }

@@ -488,7 +488,7 @@ async fn readiness_fails_with_its_reason_when_the_sqlite_file_is_deleted_or_repl
         let dir = std::env::temp_dir().join(format!("trustcaptcha-ready-{}", uuid::Uuid::new_v4()));
         let path = dir.join("state.sqlite3");
         let mut config = config("");
-        config.store_url = Some(format!("sqlite://{}", path.display()));
+        config.store.url = Some(format!("sqlite://{}", path.display()));
         let server = TestServer::start(config).await;
         assert_eq!(server.admin.get("/readyz", None).await.0, 200);
         std::fs::remove_file(&path).expect("delete");

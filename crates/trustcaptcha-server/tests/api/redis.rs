@@ -302,12 +302,11 @@ async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
 #[tokio::test]
 async fn readiness_fails_when_redis_starts_evicting() {
     let redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
-    let mut config = trustcaptcha_server::config::parse(
-        &format!("[[sites]]\nname = \"shop\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n"),
-        &|_| None,
-    )
+    let mut config = trustcaptcha_server::config::parse(&format!(
+        "[[sites]]\nname = \"shop\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n"
+    ))
     .expect("valid");
-    config.store_url = Some(redis.url());
+    config.store.url = Some(redis.url());
     let server = trustcaptcha_server::testing::TestServer::start(config).await;
     assert_eq!(server.admin.get("/readyz", None).await.0, 200);
     assert!(

@@ -314,7 +314,7 @@ async fn a_failover_answer_for_a_key_of_several_sites_names_the_first_in_configu
         // Each claim is answered once: eight claims, each asked for once.
         let failover = failover_claim(&format!("6f1c2d3e-4b5a-4c6d-8e7f-0123456789a{i}"));
         let result = server.fetch(KEY_B, &failover).await;
-        assert_eq!(result.captcha_id, first.captcha_id);
+        assert_eq!(result.captcha_id, first.captcha_id());
         assert!(!result.minimal_data_mode_enabled, "not the minimal site");
     }
 }

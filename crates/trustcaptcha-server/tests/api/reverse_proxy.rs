@@ -119,7 +119,7 @@ async fn server(header: &str) -> TestServer {
         allow_ips = ["{ALLOWED}"]
         "#
     );
-    TestServer::start(config::parse(&text, &|_| None).expect("valid")).await
+    TestServer::start(config::parse(&text).expect("valid")).await
 }
 
 /// A client connecting from `from`.

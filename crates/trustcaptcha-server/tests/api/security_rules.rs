@@ -19,7 +19,7 @@ async fn server_with(server: &str, site: &str) -> TestServer {
          [[sites]]\nname = \"rules\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n\
          difficulty = 2\ntasks = 1\n{site}\n"
     );
-    TestServer::start(config::parse(&text, &|_| None).expect("valid configuration")).await
+    TestServer::start(config::parse(&text).expect("valid configuration")).await
 }
 
 async fn result_of(server: &TestServer) -> trustcaptcha::VerificationResult {
@@ -166,7 +166,10 @@ fn a_reputation_list_that_cannot_be_read_is_a_configuration_problem() {
         "[server]\nreputation_lists = [{:?}]\n\n[[sites]]\nname = \"a\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\n",
         list.display().to_string()
     );
-    let error = config::parse(&text, &|_| None).expect_err("refused");
+    // Validation reads no file: the list is read (once) when the server starts, or by
+    // `check-config`.
+    let config = config::parse(&text).expect("valid as written");
+    let error = config::ServerFiles::read(&config.server).expect_err("refused");
     let message = error.to_string();
     assert!(message.contains("reputation_lists"), "{message}");
     assert!(message.contains("line 2"), "{message}");
@@ -203,8 +206,7 @@ async fn the_captcha_id_can_be_set() {
     let server = server_with("", &format!("captcha_id = \"{id}\"")).await;
     assert_eq!(result_of(&server).await.captcha_id.to_string(), id);
     let error = config::parse(
-        &format!("[[sites]]\nname = \"a\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\ncaptcha_id = \"nope\"\n"),
-        &|_| None,
+        &format!("[[sites]]\nname = \"a\"\nsite_key = \"{SITE}\"\napi_keys = [\"{KEY}\"]\ncaptcha_id = \"nope\"\n")
     )
     .expect_err("refused");
     assert!(error.to_string().contains("captcha_id"), "{error}");

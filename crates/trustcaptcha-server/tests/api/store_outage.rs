@@ -167,7 +167,7 @@ async fn downtime_is_on_record_only_when_the_stores_heartbeat_shows_it() {
             store.mark(Mark::Heartbeat, at).await.expect("beat");
         }
         let mut config = config("");
-        config.store_url = Some(format!("sqlite://{}", path.display()));
+        config.store.url = Some(format!("sqlite://{}", path.display()));
         let server = TestServer::start(config).await;
         let answer = server.client(KEY_A).get_verification_result(&claim).await;
         if outage {

@@ -1,0 +1,310 @@
+//! `[server]`: the process-wide settings, their defaults and their checks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::Problems;
+pub use crate::client_address::ClientAddressHeader;
+use crate::origin::OriginPattern;
+use crate::secret::KeyHash;
+
+/// The longest margin after downtime in which failover claims are answered: the lifetime of the
+/// token a widget makes when it fails over (15 minutes).
+pub const MAX_FAILOVER_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// Process-wide settings (`[server]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Where `serve` listens unless `--listen` says otherwise.
+    pub listen: SocketAddr,
+    /// Where `serve` answers `/healthz`, `/readyz`, `/metrics` and `POST /admin/reload` on a
+    /// connection budget of their own (`HOST:PORT`); by default 127.0.0.1 on the public port + 1
+    /// (any free port when the public port is 0).
+    pub admin_listen: Option<String>,
+    /// The token the admin listener wants (`Authorization: Bearer …`) when it is reachable
+    /// beyond loopback (in clear or `sha256:<hex>`; best set as
+    /// `TRUSTCAPTCHA_SERVER__ADMIN_TOKEN`). Beyond loopback without one, the admin listener
+    /// refuses everything.
+    pub admin_token: Option<KeyHash>,
+    /// The largest request body accepted; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// The most verifications (pending and finished) held at once; beyond it, creating one
+    /// answers 503 until expired ones are evicted. A result retrieved as often as allowed
+    /// leaves its place (a small marker stays, bounded apart).
+    pub max_verifications: usize,
+    /// The most client connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (and, on a new connection, its
+    /// first byte).
+    #[serde(rename = "header_read_timeout_secs", with = "crate::clock::seconds")]
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    #[serde(rename = "body_read_timeout_secs", with = "crate::clock::seconds")]
+    pub body_read_timeout: Duration,
+    /// After two seconds, a request body must keep arriving at this many bytes per second.
+    pub min_body_bytes_per_sec: u64,
+    /// Connections from one client network (trusted proxies excepted) served at once; further
+    /// ones are closed at once. A backend that verifies tokens from one address counts too, so
+    /// keep this above its connection pool.
+    pub max_connections_per_network: usize,
+    /// Requests handled at once; further ones wait. Bounds the memory held by request bodies
+    /// (this times `body_limit_bytes`).
+    pub max_requests_in_flight: usize,
+    /// After this long a connection is closed gracefully (its requests finish), so that idle
+    /// HTTP/2 connections do not hold a slot for ever.
+    #[serde(rename = "max_connection_age_secs", with = "crate::clock::seconds")]
+    pub max_connection_age: Duration,
+    /// Reverse proxies in front of the server: from these peers (and only these) the client's
+    /// address is read from `client_address_header`. See [`crate::client_address`].
+    #[serde(deserialize_with = "crate::networks::list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The one header the trusted proxies set to the client's address; required with
+    /// `trusted_proxies`. No other forwarding header is ever read.
+    pub client_address_header: Option<ClientAddressHeader>,
+    /// A MaxMind-format country database for `countryCode`; without it the code is empty.
+    pub geoip_database: Option<PathBuf>,
+    /// The official widget's npm package (a directory holding its `dist/` and `LICENSE`), served
+    /// under `/widget/` so that pages need no CDN: e.g. `/widget/dist/bundles/trustcaptcha.umd.min.js`.
+    pub widget_dir: Option<PathBuf>,
+    /// Files of networks to block on every site that does not opt out (`reputation_lists =
+    /// false`): Tor exit lists, public block lists; see [`NetworkSet::read`](crate::networks::NetworkSet::read) for the formats.
+    pub reputation_lists: Vec<PathBuf>,
+    /// How long after downtime on record failover claims are answered (at most 15 minutes, the
+    /// life of a widget's failover token); `docs/operators.md`, "Failover", says when.
+    #[serde(rename = "failover_grace_secs", with = "crate::clock::seconds")]
+    pub failover_grace: Duration,
+    /// Whether the time before this process started counts as an outage (off by default: a
+    /// start is no evidence that widgets failed to reach the server). When on, widgets'
+    /// failover claims made while the process was down get `FAILOVER` results for the grace
+    /// window after every start.
+    pub outage_before_start: bool,
+    /// Create (and, separately, submit) requests per minute one client network may make,
+    /// sustained; beyond it the widget gets 429 with `Retry-After`.
+    pub widget_requests_per_minute: u32,
+    /// How many requests a client network may make at once before the rate applies.
+    pub widget_burst: u32,
+    /// Challenges one client network may have outstanding (handed out, not yet submitted or
+    /// expired).
+    pub max_pending_per_network: usize,
+    /// Challenges one site may have outstanding, so that no site can fill the store.
+    pub max_pending_per_site: usize,
+    /// Failed API-key or bypass-key guesses one client network may make per hour; past them
+    /// it is locked out for the rest of the hour, even with a correct key.
+    pub failed_keys_per_hour: u32,
+    /// A block's budgets (an IPv4 /24, an IPv6 /48) as a multiple of one network's (an IPv4
+    /// address, an IPv6 /64): request rates, open challenges and failed key guesses.
+    pub block_budget_multiple: u32,
+    /// The server's public URL (`https://captcha.example.com`), written into every token as
+    /// `apiEndpoint`, which the 2.x backend libraries require. Never taken from a request's
+    /// `Host`: a library that calls the token's endpoint would send its key wherever a client
+    /// pointed it.
+    #[serde(deserialize_with = "super::values::public_url")]
+    pub public_url: Option<String>,
+}
+
+impl ServerSettings {
+    /// The `[server]` keys whose value in `new` differs from `self`'s among those a running
+    /// server cannot change (every one but `reputation_lists`): a reload that changes one is
+    /// refused, naming them, rather than answered as applied while the old values stay.
+    /// Compared as the file writes them, so that no setting can be forgotten here.
+    #[must_use]
+    pub fn needing_restart(&self, new: &ServerSettings) -> Vec<String> {
+        let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(mut new))) =
+            (toml::Value::try_from(self), toml::Value::try_from(new))
+        else {
+            // Every setting has a TOML form; were one to lack it, nothing would be applied.
+            return vec!["(settings)".to_owned()];
+        };
+        let mut changed: Vec<String> = Vec::new();
+        for (key, value) in old {
+            if new.remove(&key).as_ref() != Some(&value) {
+                changed.push(key);
+            }
+        }
+        changed.extend(new.into_iter().map(|(key, _)| key));
+        changed.retain(|key| key != "reputation_lists");
+        changed.sort();
+        changed.dedup();
+        changed
+    }
+
+    /// Where client addresses come from.
+    pub(crate) fn proxies(&self) -> crate::client_address::Proxies<'_> {
+        crate::client_address::Proxies {
+            trusted: &self.trusted_proxies,
+            header: self.client_address_header,
+        }
+    }
+
+    /// Every problem with these settings, as `(field, message)`.
+    #[must_use]
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut problems = Problems::default();
+        problems.require(
+            (64 * 1024..=16 * 1024 * 1024).contains(&self.body_limit_bytes),
+            "body_limit_bytes",
+            "must be between 65536 and 16777216: the widget's create request can approach 1 MB",
+        );
+        problems.require(
+            self.max_verifications >= 1,
+            "max_verifications",
+            "must be at least 1",
+        );
+        problems.require(
+            self.max_connections >= 1,
+            "max_connections",
+            "must be at least 1",
+        );
+        problems.require(
+            (1..=300).contains(&self.header_read_timeout.as_secs()),
+            "header_read_timeout_secs",
+            "must be between 1 and 300",
+        );
+        problems.require(
+            (1..=300).contains(&self.body_read_timeout.as_secs()),
+            "body_read_timeout_secs",
+            "must be between 1 and 300",
+        );
+        problems.require(
+            self.min_body_bytes_per_sec >= 1,
+            "min_body_bytes_per_sec",
+            "must be at least 1",
+        );
+        problems.require(
+            self.max_connections_per_network >= 1,
+            "max_connections_per_network",
+            "must be at least 1",
+        );
+        problems.require(
+            self.max_requests_in_flight >= 1,
+            "max_requests_in_flight",
+            "must be at least 1",
+        );
+        problems.require(
+            (10..=86_400).contains(&self.max_connection_age.as_secs()),
+            "max_connection_age_secs",
+            "must be between 10 and 86400",
+        );
+        problems.require(
+            self.failover_grace <= MAX_FAILOVER_GRACE,
+            "failover_grace_secs",
+            "must be at most 900: a widget's failover token lives 15 minutes, so no honest claim \
+             comes later",
+        );
+        problems.require(
+            self.widget_requests_per_minute >= 1 && self.widget_burst >= 1,
+            "widget_requests_per_minute",
+            "widget_requests_per_minute and widget_burst must be at least 1",
+        );
+        problems.require(
+            self.max_pending_per_network >= 1,
+            "max_pending_per_network",
+            "must be at least 1",
+        );
+        problems.require(
+            (1..=self.max_verifications).contains(&self.max_pending_per_site),
+            "max_pending_per_site",
+            "must be between 1 and max_verifications",
+        );
+        problems.require(
+            self.trusted_proxies.is_empty() == self.client_address_header.is_none(),
+            "client_address_header",
+            "is required with trusted_proxies, and means nothing without them: name the one \
+             header your proxy sets (\"x-forwarded-for\", \"forwarded\" or \"x-real-ip\")",
+        );
+        problems.require(
+            self.trusted_proxies.iter().all(|net| net.prefix_len() > 0),
+            "trusted_proxies",
+            "must not trust every address (0.0.0.0/0, ::/0): every client could then write its own \
+             address; list your proxies' addresses or networks",
+        );
+        problems.require(
+            self.failed_keys_per_hour >= 1,
+            "failed_keys_per_hour",
+            "must be at least 1",
+        );
+        problems.require(
+            self.public_url.as_deref().is_none_or(|url| {
+                matches!(OriginPattern::parse(url), Ok(OriginPattern::Exact(exact)) if exact != "null")
+            }),
+            "public_url",
+            "must be the server's public origin, such as https://captcha.example.com",
+        );
+        problems.require(
+            (1..=65_536).contains(&self.block_budget_multiple),
+            "block_budget_multiple",
+            "must be between 1 and 65536 (a /48 holds 65 536 /64s)",
+        );
+        if let Some(address) = &self.admin_listen
+            && let Err(problem) = admin_listener_allowed(address, self.admin_token.is_some())
+        {
+            problems.push("admin_listen", problem);
+        }
+        problems.0
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+            admin_token: None,
+            body_limit_bytes: 1024 * 1024,
+            max_verifications: 100_000,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 4096,
+            max_connections_per_network: 1024,
+            max_requests_in_flight: 512,
+            max_connection_age: Duration::from_secs(300),
+            trusted_proxies: Vec::new(),
+            client_address_header: None,
+            geoip_database: None,
+            widget_dir: None,
+            reputation_lists: Vec::new(),
+            failover_grace: Duration::from_secs(300),
+            outage_before_start: false,
+            widget_requests_per_minute: 120,
+            widget_burst: 30,
+            max_pending_per_network: 100,
+            max_pending_per_site: 50_000,
+            failed_keys_per_hour: 20,
+            block_budget_multiple: 16,
+            public_url: None,
+        }
+    }
+}
+
+/// Whether the admin listener may listen on `address`: anywhere with a token, on loopback
+/// without one (beyond loopback it would answer anyone).
+///
+/// # Errors
+///
+/// Why not, for an address beyond loopback without a token or one that is not an address.
+pub fn admin_listener_allowed(address: &str, has_token: bool) -> Result<(), String> {
+    let loopback = match address.parse::<SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => {
+            let (host, port) = address
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{address}` is not an address such as 127.0.0.1:8081"))?;
+            port.parse::<u16>()
+                .map_err(|_| format!("`{address}` has no port from 0 to 65535"))?;
+            host == "localhost"
+        }
+    };
+    if loopback || has_token {
+        return Ok(());
+    }
+    Err(format!(
+        "the admin listener on {address} would be reachable beyond loopback: set \
+         TRUSTCAPTCHA_SERVER__ADMIN_TOKEN (or server.admin_token), or listen on 127.0.0.1"
+    ))
+}

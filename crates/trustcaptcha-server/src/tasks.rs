@@ -1,0 +1,132 @@
+//! The work a serving server does beside the requests, owned by [`Tasks`]: started by
+//! [`crate::serve`] and stopped with it.
+//!
+//! - **Start-up evidence of downtime** ([`on_start`]) and **heartbeats**: the store's last
+//!   heartbeat tells a starting server whether widgets may have failed over (see
+//!   [`crate::failover`]).
+//! - **Statistics**: the counts kept in memory are added to the store every
+//!   [`FLUSH_INTERVAL`].
+//! - **Readiness**: every [`READINESS_INTERVAL`] the store is pinged (a write included, see
+//!   [`crate::store::Store::ping`]), and a change is logged, a warning with the reason when the
+//!   store stops being ready (a full disk, a SQLite file deleted or replaced, a Redis whose
+//!   eviction policy changed) and a line when it is ready again. `GET /readyz` answers from the
+//!   same ping, so a load balancer and the log tell the same story.
+
+use std::time::Duration;
+
+use crate::failover::{DOWNTIME_GAP, HEARTBEAT_INTERVAL};
+use crate::state::AppState;
+use crate::statistics::FLUSH_INTERVAL;
+use crate::store::{Mark, StoreError};
+
+/// The running tasks; dropping this stops them.
+#[derive(Debug)]
+pub(crate) struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    /// Looks at the start-up evidence ([`on_start`]), then starts the periodic tasks.
+    pub(crate) async fn start(state: &AppState) -> Self {
+        on_start(state).await;
+        Tasks(vec![
+            tokio::spawn(heartbeats(state.clone())),
+            tokio::spawn(flush_statistics(state.clone())),
+            tokio::spawn(watch_readiness(state.clone())),
+        ])
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Once per state, before serving: records downtime the store's heartbeat shows (for every
+/// server sharing the store), learns of outages other servers recorded, then writes a heartbeat
+/// of its own. Later calls do nothing.
+pub(crate) async fn on_start(state: &AppState) {
+    state
+        .outages
+        .started
+        .get_or_init(|| async {
+            let now = state.clock.now();
+            match state.store.latest(Mark::Heartbeat).await {
+                Ok(Some(last)) if now - last > DOWNTIME_GAP => {
+                    tracing::warn!(
+                        since = %last,
+                        "no server used this store for a while: downtime is on record"
+                    );
+                    state.outages.ended_at(now);
+                    let _ = state.store.mark(Mark::OutageEnded, now).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "the store's heartbeat cannot be read"),
+            }
+            beat(state).await;
+        })
+        .await;
+}
+
+/// Beats every [`HEARTBEAT_INTERVAL`], for as long as it runs.
+async fn heartbeats(state: AppState) {
+    let mut interval = tokio::time::interval(HEARTBEAT_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        beat(&state).await;
+    }
+}
+
+/// Writes a heartbeat, and takes over the latest outage any server sharing the store recorded.
+/// A failure is noticed by the store's tracking; the next beat tries again.
+async fn beat(state: &AppState) {
+    let _ = state.store.mark(Mark::Heartbeat, state.clock.now()).await;
+    if let Ok(Some(ended)) = state.store.latest(Mark::OutageEnded).await {
+        state.outages.ended_at(ended);
+    }
+}
+
+/// Adds the counts in memory to the store every [`FLUSH_INTERVAL`], for as long as it runs.
+async fn flush_statistics(state: AppState) {
+    let mut interval = tokio::time::interval(FLUSH_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        // A failure is recorded by the store's tracking; the counts wait for the next flush.
+        let _ = state
+            .statistics
+            .flush(&state.store, state.clock.now())
+            .await;
+    }
+}
+
+/// How often the store's readiness is checked.
+pub(crate) const READINESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Checks every [`READINESS_INTERVAL`] for as long as it runs, logging each change.
+async fn watch_readiness(state: AppState) {
+    let mut interval = tokio::time::interval(READINESS_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_ready = true;
+    loop {
+        interval.tick().await;
+        match state.store.ping().await {
+            Ok(()) if !was_ready => {
+                tracing::warn!("the store is ready again");
+                was_ready = true;
+            }
+            Ok(()) => {}
+            Err(StoreError::Full) if was_ready => {
+                tracing::warn!("not ready: the store is full");
+                was_ready = false;
+            }
+            Err(error) if was_ready => {
+                tracing::error!(%error, "not ready: the store cannot take work");
+                was_ready = false;
+            }
+            Err(_) => {}
+        }
+    }
+}
