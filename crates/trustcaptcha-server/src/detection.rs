@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use crate::adaptive::AdaptiveDifficulty;
 use crate::integrity::{BrowserInformation, integrity_hash};
 use crate::protocol::{Answer, CreateRequest, HoneypotField, SubmitRequest, UserEvent};
-use crate::scoring::Signals;
+use crate::signals::Signals;
 
 /// Faster than this from the box appearing to solving is not a person.
 const MIN_HUMAN_START: Duration = Duration::from_millis(100);
@@ -93,22 +93,33 @@ pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals
         _ => Duration::ZERO,
     };
     let events = Events::read(&request.user_events, span);
-    Signals {
-        honeypot: honeypot_touched(&request.honeypot_fields),
-        integrity: integrity_broken(info, request.integrity_hash.as_deref()),
-        automation: automation_flagged(info),
-        timing: create_timing_implausible(
-            widget.box_creation_timestamp,
-            widget.start_solving_timestamp,
+    [
+        (
+            Signals::HONEYPOT,
+            honeypot_touched(&request.honeypot_fields),
         ),
-        no_events: request.user_events.is_empty(),
-        headless: headless(headers, info),
-        request: request_inconsistent(headers, info),
-        window: windowless(info),
-        events: events.implausible,
-        synthetic: events.teleported || events.mechanical,
-        ..Signals::default()
-    }
+        (
+            Signals::INTEGRITY,
+            integrity_broken(info, request.integrity_hash.as_deref()),
+        ),
+        (Signals::AUTOMATION, automation_flagged(info)),
+        (
+            Signals::TIMING,
+            create_timing_implausible(
+                widget.box_creation_timestamp,
+                widget.start_solving_timestamp,
+            ),
+        ),
+        (Signals::NO_EVENTS, request.user_events.is_empty()),
+        (Signals::HEADLESS, headless(headers, info)),
+        (Signals::REQUEST, request_inconsistent(headers, info)),
+        (Signals::WINDOW, windowless(info)),
+        (Signals::EVENTS, events.implausible),
+        (Signals::SYNTHETIC, events.teleported || events.mechanical),
+    ]
+    .into_iter()
+    .filter(|(_, fired)| *fired)
+    .fold(Signals::empty(), |signals, (signal, _)| signals | signal)
 }
 
 /// The signals after a submission that solved the proof-of-work: those of the create request
@@ -124,20 +135,42 @@ pub(crate) fn at_submit(before: Signals, request: &SubmitRequest, observed: Dura
     // that started the widget came before it.
     let events = (!request.user_events.is_empty())
         .then(|| Events::read(&request.user_events, observed + TIMING_SLACK));
-    Signals {
-        honeypot: before.honeypot || honeypot_touched(&request.honeypot_fields),
-        timing: before.timing
-            || submit_timing_implausible(
+    let mut signals = before;
+    signals.set(
+        Signals::NO_EVENTS,
+        before.contains(Signals::NO_EVENTS) && request.user_events.is_empty(),
+    );
+    for (signal, fired) in [
+        (
+            Signals::HONEYPOT,
+            honeypot_touched(&request.honeypot_fields),
+        ),
+        (
+            Signals::TIMING,
+            submit_timing_implausible(
                 request.start_solving_timestamp,
                 request.solved_timestamp,
                 observed,
             ),
-        no_events: before.no_events && request.user_events.is_empty(),
-        events: before.events || events.as_ref().is_some_and(|events| events.implausible),
-        synthetic: before.synthetic || events.as_ref().is_some_and(|events| events.mechanical),
-        too_fast: solved_too_fast(&request.tasks, observed, claimed),
-        ..before
+        ),
+        (
+            Signals::EVENTS,
+            events.as_ref().is_some_and(|events| events.implausible),
+        ),
+        (
+            Signals::SYNTHETIC,
+            events.as_ref().is_some_and(|events| events.mechanical),
+        ),
+        (
+            Signals::TOO_FAST,
+            solved_too_fast(&request.tasks, observed, claimed),
+        ),
+    ] {
+        if fired {
+            signals |= signal;
+        }
     }
+    signals
 }
 
 /// Whether any honeypot was filled or touched.

@@ -70,6 +70,7 @@ pub mod protocol;
 mod scoring;
 pub mod secret;
 mod server;
+mod signals;
 #[cfg(feature = "solve")]
 pub mod solve;
 mod state;

@@ -29,118 +29,46 @@ use trustcaptcha::{DecisionAction, DecisionType};
 
 use crate::access::AccessRule;
 use crate::config::Site;
+use crate::signals::Signals;
 
-/// The signals that fired for one verification.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Signals {
-    /// A honeypot was filled or touched.
-    pub honeypot: bool,
-    /// The integrity hash is missing or wrong.
-    pub integrity: bool,
-    /// The browser flags itself as automated.
-    pub automation: bool,
-    /// The timestamps are impossible.
-    pub timing: bool,
-    /// Standard mode without any user event (so far).
-    pub no_events: bool,
-    /// The browser calls itself headless.
-    pub headless: bool,
-    /// The HTTP request disagrees with the page's description of the browser.
-    pub request: bool,
-    /// A desktop window without browser UI.
-    pub window: bool,
-    /// Events the widget cannot have recorded.
-    pub events: bool,
-    /// Input no hand produces.
-    pub synthetic: bool,
-    /// Solved faster than a browser can.
-    pub too_fast: bool,
-    /// The network solves far more than its share.
-    pub velocity: bool,
-}
+/// Each signal's weight, in the order of the table above (and of [`Signals::fired`]).
+const WEIGHTS: [(Signals, f64); 12] = [
+    (Signals::HONEYPOT, 0.6),
+    (Signals::HEADLESS, 0.6),
+    (Signals::INTEGRITY, 0.4),
+    (Signals::REQUEST, 0.4),
+    (Signals::EVENTS, 0.4),
+    (Signals::TOO_FAST, 0.4),
+    (Signals::AUTOMATION, 0.3),
+    (Signals::SYNTHETIC, 0.3),
+    (Signals::WINDOW, 0.3),
+    (Signals::NO_EVENTS, 0.3),
+    (Signals::TIMING, 0.2),
+    (Signals::VELOCITY, 0.2),
+];
 
 impl Signals {
-    /// Each signal's name, whether it fired, and its weight.
-    fn weighed(&self) -> [(&'static str, bool, f64); 12] {
-        [
-            ("honeypot", self.honeypot, 0.6),
-            ("headless", self.headless, 0.6),
-            ("integrity", self.integrity, 0.4),
-            ("request", self.request, 0.4),
-            ("events", self.events, 0.4),
-            ("too_fast", self.too_fast, 0.4),
-            ("automation", self.automation, 0.3),
-            ("synthetic", self.synthetic, 0.3),
-            ("window", self.window, 0.3),
-            ("no_events", self.no_events, 0.3),
-            ("timing", self.timing, 0.2),
-            ("velocity", self.velocity, 0.2),
-        ]
-    }
-
     /// Every signal's name, for statistics that list them all.
-    pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
-        Signals::default()
-            .weighed()
-            .into_iter()
-            .map(|(name, _, _)| name)
+    pub(crate) fn all_names() -> impl Iterator<Item = String> {
+        WEIGHTS.iter().map(|(signal, _)| signal.name())
     }
 
-    /// The names of the signals that fired.
-    pub(crate) fn fired(&self) -> impl Iterator<Item = &'static str> {
-        self.weighed()
-            .into_iter()
-            .filter(|(_, fired, _)| *fired)
-            .map(|(name, _, _)| name)
-    }
-
-    /// The signals as the bits of one number (for compact storage; see [`Signals::from_bits`]).
-    pub(crate) fn bits(self) -> u16 {
-        let mut signals = self;
-        signals
-            .flags_mut()
-            .into_iter()
-            .enumerate()
-            .fold(0, |bits, (bit, fired)| bits | u16::from(*fired) << bit)
-    }
-
-    /// The signals [`Signals::bits`] made `bits` from.
-    pub(crate) fn from_bits(bits: u16) -> Self {
-        let mut signals = Signals::default();
-        for (bit, fired) in signals.flags_mut().into_iter().enumerate() {
-            *fired = bits & 1 << bit != 0;
-        }
-        signals
-    }
-
-    /// Every flag, in the order of their bits.
-    fn flags_mut(&mut self) -> [&mut bool; 12] {
-        [
-            &mut self.honeypot,
-            &mut self.integrity,
-            &mut self.automation,
-            &mut self.timing,
-            &mut self.no_events,
-            &mut self.headless,
-            &mut self.request,
-            &mut self.window,
-            &mut self.events,
-            &mut self.synthetic,
-            &mut self.too_fast,
-            &mut self.velocity,
-        ]
+    /// The names of the signals that fired, heaviest first.
+    pub(crate) fn fired(&self) -> impl Iterator<Item = String> + '_ {
+        WEIGHTS
+            .iter()
+            .filter(|(signal, _)| self.contains(*signal))
+            .map(|(signal, _)| signal.name())
     }
 
     /// The score for these signals, in `[0, 1]`, rounded to two decimals.
     #[must_use]
     pub fn score(&self) -> f64 {
-        let sum = self
-            .weighed()
+        let sum = WEIGHTS
             .iter()
-            .filter(|(_, fired, _)| *fired)
+            .filter(|(signal, _)| self.contains(*signal))
             // Rust's float sum of nothing is -0.0, which would serialise as `"score": -0.0`.
-            .fold(0.0, |sum, (_, _, weight)| sum + weight);
+            .fold(0.0, |sum, (_, weight)| sum + weight);
         (sum.min(1.0) * 100.0).round() / 100.0
     }
 }
@@ -203,67 +131,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_signal_has_its_own_bit() {
-        for bits in 0..1 << 12 {
-            assert_eq!(Signals::from_bits(bits).bits(), bits);
-        }
-        for bit in 0..12 {
-            assert_eq!(Signals::from_bits(1 << bit).fired().count(), 1);
-        }
+    fn every_signal_has_a_weight() {
+        assert_eq!(
+            WEIGHTS
+                .iter()
+                .fold(Signals::empty(), |all, (signal, _)| all | *signal),
+            Signals::all()
+        );
     }
 
     #[test]
     fn weights_add_up_and_cap_at_one() {
         assert_eq!(Signals::default().score(), 0.0);
-        let automation = Signals {
-            automation: true,
-            ..Signals::default()
-        };
+        let automation = Signals::AUTOMATION;
         assert_eq!(automation.score(), 0.3);
-        let automation_no_events = Signals {
-            no_events: true,
-            ..automation
-        };
+        let automation_no_events = Signals::NO_EVENTS | automation;
         assert_eq!(automation_no_events.score(), 0.6);
-        let honeypot = Signals {
-            honeypot: true,
-            ..Signals::default()
-        };
+        let honeypot = Signals::HONEYPOT;
         assert_eq!(honeypot.score(), 0.6);
-        let all = Signals {
-            honeypot: true,
-            integrity: true,
-            automation: true,
-            timing: true,
-            no_events: true,
-            headless: true,
-            request: true,
-            window: true,
-            events: true,
-            synthetic: true,
-            too_fast: true,
-            velocity: true,
-        };
+        let all = Signals::all();
         assert_eq!(all.fired().count(), Signals::all_names().count());
         assert_eq!(all.score(), 1.0);
-        let integrity_timing = Signals {
-            integrity: true,
-            timing: true,
-            ..Signals::default()
-        };
+        let integrity_timing = Signals::INTEGRITY | Signals::TIMING;
         assert_eq!(integrity_timing.score(), 0.6);
         // One heuristic a person may trip passes at the default threshold; two block.
-        let person = Signals {
-            window: true,
-            velocity: true,
-            ..Signals::default()
-        };
+        let person = Signals::WINDOW | Signals::VELOCITY;
         assert_eq!(person.score(), 0.5);
-        let bot = Signals {
-            window: true,
-            synthetic: true,
-            ..Signals::default()
-        };
+        let bot = Signals::WINDOW | Signals::SYNTHETIC;
         assert_eq!(bot.score(), 0.6);
         assert_eq!(bot.fired().collect::<Vec<_>>(), ["synthetic", "window"]);
     }
@@ -271,10 +165,7 @@ mod tests {
     #[test]
     fn verdict_follows_access_rules_then_score() {
         let site = Site::new("s", uuid::Uuid::nil());
-        let bot = Signals {
-            honeypot: true,
-            ..Signals::default()
-        };
+        let bot = Signals::HONEYPOT;
         let blocked = verdict(&site, Some(AccessRule::Blocked), &Signals::default());
         assert_eq!((blocked.passed, blocked.score), (false, 1.0));
         assert_eq!(blocked.decision_type, DecisionType::CustomAccessRule);
@@ -283,14 +174,7 @@ mod tests {
         let scored = verdict(&site, None, &bot);
         assert_eq!((scored.passed, scored.score), (true, 0.6));
         assert_eq!(scored.decision_action, DecisionAction::Block);
-        let human = verdict(
-            &site,
-            None,
-            &Signals {
-                automation: true,
-                ..Signals::default()
-            },
-        );
+        let human = verdict(&site, None, &Signals::AUTOMATION);
         assert_eq!(human.decision_action, DecisionAction::Allow);
         let minimal = Site {
             minimal_data_mode: true,

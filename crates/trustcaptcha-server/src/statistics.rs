@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::scoring::Signals;
+use crate::signals::Signals;
 use crate::store::{StoreError, Tracked};
 
 /// How often counts in memory are added to the store.

@@ -501,7 +501,7 @@ pub fn pending_for(site_key: Uuid, now: OffsetDateTime, expires_at: OffsetDateTi
             operating_system: "Linux".into(),
             browser: "Chrome 131.0.0.0".into(),
         },
-        signals: crate::scoring::Signals::default(),
+        signals: crate::signals::Signals::default(),
         access_rule: None,
     }
 }
@@ -829,7 +829,7 @@ pub mod fuzz {
         };
         assert!(pow::verify(&pow::Tasks::generate(3), 32, &request.tasks).is_err());
         let signals = detection::at_submit(
-            crate::scoring::Signals::default(),
+            crate::signals::Signals::default(),
             &request,
             std::time::Duration::from_millis(500),
         );

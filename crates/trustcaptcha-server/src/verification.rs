@@ -30,8 +30,9 @@ use crate::protocol::{
     Challenge, ChallengeBody, CreateRequest, Finished as FinishedWire, FinishedBody, SubmitRequest,
     Task,
 };
-use crate::scoring::{self, Signals, Verdict};
+use crate::scoring::{self, Verdict};
 use crate::secret::KeyHash;
+use crate::signals::Signals;
 use crate::state::{AppState, KeySites};
 use crate::store::{Finished, Lease, Pending, Retrieval, StoreError, Tracked};
 use crate::visitor::{MAX_FIELD_BYTES, Visitor, truncated};
@@ -277,7 +278,10 @@ pub(crate) async fn create(
         }
         None => 0,
     };
-    signals.velocity = site.scores() && detection::busy_network(solved, &site.adaptive_difficulty);
+    signals.set(
+        Signals::VELOCITY,
+        site.scores() && detection::busy_network(solved, &site.adaptive_difficulty),
+    );
     let extra = adaptive::extra_bits(solved, outstanding, &site.adaptive_difficulty);
     let difficulty =
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))

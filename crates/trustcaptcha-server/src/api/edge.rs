@@ -22,7 +22,7 @@ use tracing::Span;
 
 use super::extract::ClientIp;
 use super::{MinimalData, ROUTES, Reason, SiteName};
-use crate::scoring::Signals;
+use crate::signals::Signals;
 use crate::state::AppState;
 
 /// Wraps a service in [`Edge`].

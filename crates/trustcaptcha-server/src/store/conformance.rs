@@ -30,7 +30,7 @@ pub(crate) fn pending(lifetime: Duration) -> Pending {
             origin: "https://shop.example".into(),
             ..Visitor::default()
         },
-        signals: crate::scoring::Signals::default(),
+        signals: crate::signals::Signals::default(),
         access_rule: None,
     }
 }

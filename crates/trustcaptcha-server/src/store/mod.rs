@@ -72,7 +72,7 @@ use uuid::Uuid;
 
 use crate::access::AccessRule;
 use crate::pow::Tasks;
-use crate::scoring::Signals;
+use crate::signals::Signals;
 use crate::visitor::Visitor;
 
 pub use tracked::Tracked;

@@ -18,7 +18,7 @@ use super::record::{self, Record, State};
 use super::{Lease, Pending};
 use crate::access::AccessRule;
 use crate::pow::Tasks;
-use crate::scoring::Signals;
+use crate::signals::Signals;
 use crate::visitor::Visitor;
 
 /// The largest form packed on the stack; a verification whose form is longer (texts are
@@ -136,7 +136,7 @@ pub(crate) fn unpack(packed: &[u8]) -> Option<Record> {
             operating_system: open.operating_system.into(),
             browser: open.browser.into(),
         },
-        signals: Signals::from_bits(open.signals),
+        signals: Signals::from_bits_truncate(open.signals),
         access_rule: open.access_rule,
     };
     Some(Record {
@@ -212,7 +212,7 @@ mod tests {
                     operating_system: operating_system.into(),
                     browser: browser.into(),
                 },
-                signals: Signals::from_bits(signals),
+                signals: Signals::from_bits_truncate(signals),
                 access_rule: blocked.then_some(AccessRule::Blocked),
                 ..conformance::pending(Duration::from_secs(60))
             };
