@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    trustcaptcha_server::testing::fuzz::create(data);
+    trustcaptcha_server::fuzz::create(data);
 });

@@ -57,6 +57,8 @@ pub mod config;
 mod counters;
 mod detection;
 mod failover;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod integrity;
 mod limits;
 #[cfg(feature = "cli")]

@@ -332,7 +332,7 @@ impl AppStateBuilder {
         Ok(AppState(Arc::new(Shared {
             catalog: ArcSwap::from_pointee(catalog),
             config_file: self.config_file,
-            store: Tracked::new(store, Arc::clone(&self.clock)),
+            store: crate::store::tracked(store, Arc::clone(&self.clock)),
             clock: self.clock,
             outages,
             limits,

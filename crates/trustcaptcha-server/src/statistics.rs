@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 use crate::signals::Signals;
-use crate::store::{StoreError, Tracked};
+use crate::store::{Store as _, StoreError, Tracked};
 
 /// How often counts in memory are added to the store.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(10);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::failover::{DOWNTIME_GAP, HEARTBEAT_INTERVAL};
 use crate::state::AppState;
 use crate::statistics::FLUSH_INTERVAL;
-use crate::store::{Mark, StoreError};
+use crate::store::{Mark, Store as _, StoreError};
 
 /// The running tasks; dropping this stops them.
 #[derive(Debug)]

@@ -34,7 +34,7 @@ use crate::scoring::{self, Verdict};
 use crate::secret::KeyHash;
 use crate::signals::Signals;
 use crate::state::{AppState, KeySites};
-use crate::store::{Finished, Lease, Pending, Retrieval, StoreError, Tracked};
+use crate::store::{Finished, Lease, Pending, Retrieval, Store as _, StoreError, Tracked};
 use crate::visitor::{MAX_FIELD_BYTES, Visitor, truncated};
 
 /// A new verification's id: the creation time in milliseconds, then 74 random bits (a UUID of
@@ -402,7 +402,8 @@ pub(crate) async fn submit(
         verdict,
     );
     let result = finished.result.clone();
-    claim.finish(finished).await?;
+    // Judged at the time of finishing: verifying the work took a while since `now`.
+    claim.finish(finished, state.clock.now()).await?;
     count_finished(state, &site, visitor_ip, counted, now).await;
     state.metrics.solved(&site.name, "proof_of_work");
     state.statistics.count(&site.name, "solved");
@@ -515,9 +516,11 @@ impl Claim {
     /// Stores the result. The lease stays in `self` until the store has answered, so a
     /// cancellation during the call still releases the claim; a failure releases it too, so the
     /// widget (or its retry) can submit again.
-    async fn finish(mut self, finished: Finished) -> Result<(), StoreError> {
+    async fn finish(mut self, finished: Finished, now: OffsetDateTime) -> Result<(), StoreError> {
         let lease = self.lease.expect("held until finished or abandoned");
-        self.store.finish_claimed(self.id, lease, finished).await?;
+        self.store
+            .finish_claimed(self.id, lease, finished, now)
+            .await?;
         self.lease = None;
         Ok(())
     }

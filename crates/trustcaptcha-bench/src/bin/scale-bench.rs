@@ -126,11 +126,11 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
         |i| if i % 5 == 4 { 600 } else { 60 },
     )
     .await;
-    testing::track_networks(&*store, scale.networks, WINDOW, now)
+    testing::hooks::track_networks(&*store, scale.networks, WINDOW, now)
         .await
         .expect("counted");
     // Each network also has a challenge outstanding, expiring with most of the stored ones.
-    let recorded = testing::hand_out_challenges(
+    let recorded = testing::hooks::hand_out_challenges(
         &server.state,
         scale.networks,
         site_key,
@@ -138,7 +138,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
         now + Duration::from_secs(60),
     );
     assert_eq!(recorded, scale.networks, "every network has its challenge");
-    testing::fail_guesses(&server.state, scale.networks, now);
+    testing::hooks::fail_guesses(&server.state, scale.networks, now);
 
     let token = server.solve(SITE_KEY).await;
     let id = trustcaptcha::VerificationToken::decode(&token)
@@ -208,7 +208,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
             let (state, now) = (server.state.clone(), server.clock.now());
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                testing::limits_housekeeping(&state, now);
+                testing::hooks::limits_housekeeping(&state, now);
                 started.elapsed()
             })
         };
@@ -261,7 +261,7 @@ async fn fill(
     let site_key = SITE_KEY.parse().expect("site key");
     for i in 0..count {
         let expires_at = now + Duration::from_secs(lifetime(i));
-        let pending = testing::pending_for(site_key, now, expires_at);
+        let pending = testing::hooks::pending_for(site_key, now, expires_at);
         store
             .insert_pending(uuid::Uuid::new_v4(), pending, now)
             .await

@@ -16,7 +16,7 @@ use crate::secret::KeyHash;
 use crate::verification::Refusal;
 
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{Store as _, StoreError};
 
 /// `GET /healthz`.
 pub(crate) async fn healthz() -> &'static str {

@@ -1,6 +1,7 @@
 //! Where verifications live between the widget's create, its submission and the backend's
-//! retrievals: the [`Store`] contract every backend implements, the [`Tracked`] wrapper through
-//! which the server makes every store call (so that failures feed the outage record), and the
+//! retrievals: the [`Store`] contract every backend implements, [`Layered`] stores that wrap
+//! any store with a [`StoreLayer`] (such as [`Tracked`], through which the server makes every
+//! store call, so that failures are logged and a recovery writes a heartbeat), and the
 //! backends: [`sqlite::SqliteStore`] (durable, the default of `serve --config`),
 //! `redis::RedisStore` (shared by many instances; feature `redis`) and
 //! [`memory::MemoryStore`] (one process, tests, `--sandbox`). [`open`] picks one by URL.
@@ -51,6 +52,7 @@
 //! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
 mod counter;
+mod layer;
 pub mod memory;
 mod packed;
 mod record;
@@ -75,7 +77,9 @@ use crate::pow::Tasks;
 use crate::signals::Signals;
 use crate::visitor::Visitor;
 
-pub use tracked::Tracked;
+pub use layer::{Call, Layered, StoreLayer};
+pub(crate) use tracked::tracked;
+pub use tracked::{Health, Tracked};
 
 /// Opens the store a URL names: `sqlite://PATH` (a file, created if missing),
 /// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (one Redis node),

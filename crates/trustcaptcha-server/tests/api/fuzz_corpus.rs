@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use trustcaptcha_server::testing::fuzz;
+use trustcaptcha_server::fuzz;
 
 #[test]
 fn the_fuzz_corpus_replays_cleanly() {

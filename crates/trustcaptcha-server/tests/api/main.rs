@@ -4,6 +4,7 @@
 mod assessments;
 mod cli;
 mod detection;
+#[cfg(feature = "fuzz")]
 mod fuzz_corpus;
 mod geoip;
 mod hostile;

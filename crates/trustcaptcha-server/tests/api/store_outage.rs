@@ -28,7 +28,7 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
         ErrorKind::ClientReportedServerUnreachable
     );
 
-    store.set_down(true);
+    store.layer().set_down(true);
     let ready = http
         .get(format!("{}/readyz", server.admin.url))
         .send()
@@ -56,7 +56,7 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
     assert!(!during.is_failover(), "not an outage of the API as a whole");
 
     clock.advance(Duration::from_secs(60));
-    store.set_down(false);
+    store.layer().set_down(false);
     assert_eq!(
         client
             .get_verification_result(&lost)
@@ -77,9 +77,9 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
             .kind(),
         ErrorKind::ClientReportedServerUnreachable
     );
-    store.set_down(true);
+    store.layer().set_down(true);
     clock.advance(Duration::from_secs(600));
-    store.set_down(false);
+    store.layer().set_down(false);
     let another_claim = failover_claim("7a2d3e4f-5b6c-4d7e-8f90-123456789abc");
     assert_eq!(
         client
@@ -102,7 +102,7 @@ async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification
 
     // A raw connection sends the correct submission and goes away once the server has claimed
     // the verification, while storing the result is still under way.
-    store.stall_next_finish();
+    store.layer().stall_next_finish();
     let mut connection = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
         .await
         .expect("connect");
@@ -116,11 +116,11 @@ async fn a_client_that_disconnects_mid_submission_loses_neither_the_verification
         .expect("send");
     // Bounded, so that a regression fails instead of hanging.
     let bound = Duration::from_secs(10);
-    tokio::time::timeout(bound, store.claimed())
+    tokio::time::timeout(bound, store.layer().claimed())
         .await
         .expect("claimed");
     drop(connection);
-    tokio::time::timeout(bound, store.released())
+    tokio::time::timeout(bound, store.layer().released())
         .await
         .expect("the abandoned claim is released");
 
