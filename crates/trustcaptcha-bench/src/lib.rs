@@ -48,6 +48,26 @@ pub const ONE_CLIENT_NETWORK: &str = "
         max_requests_in_flight = 100000
 ";
 
+/// The bench site (`[[sites]]`): the bench keys and the cheapest proof-of-work; `extra` adds
+/// keys.
+pub fn bench_site(extra: &str) -> String {
+    format!(
+        r#"
+        [[sites]]
+        name = "bench"
+        site_key = "{SITE_KEY}"
+        api_keys = ["{API_KEY}"]
+        difficulty = 1
+        tasks = 1
+        {extra}
+        "#
+    )
+}
+
+/// Adaptive difficulty that never adds a bit, for a load generator that solves as one network.
+pub const NO_ADAPTIVE_DIFFICULTY: &str =
+    "adaptive_difficulty = { window_secs = 1, free_solves = 4000000000, step = 0, max_extra = 0 }";
+
 /// The bench configuration on the store at `store`.
 pub fn config_for(store: &str) -> String {
     format!(
@@ -59,18 +79,13 @@ pub fn config_for(store: &str) -> String {
         max_verifications = 2000000
         max_pending_per_site = 2000000
         {ONE_CLIENT_NETWORK}
-
-        [[sites]]
-        name = "bench"
-        site_key = "{SITE_KEY}"
-        api_keys = ["{API_KEY}"]
-        difficulty = 1
-        tasks = 1
-        max_retrievals = 4294967295
-        result_lifetime_secs = 86400
-        challenge_lifetime_secs = 3600
-        adaptive_difficulty = {{ window_secs = 1, free_solves = 4000000000, step = 0, max_extra = 0 }}
-        "#
+        {site}"#,
+        site = bench_site(&format!(
+            "max_retrievals = 4294967295\n\
+             result_lifetime_secs = 86400\n\
+             challenge_lifetime_secs = 3600\n\
+             {NO_ADAPTIVE_DIFFICULTY}"
+        ))
     )
 }
 

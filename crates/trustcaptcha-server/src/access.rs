@@ -239,26 +239,24 @@ mod tests {
                 tasks: Some(20)
             }
         );
+        let access = |site: &Site| {
+            decide(
+                site,
+                &NetworkSet::default(),
+                &seen("192.0.2.1", "", &headers),
+            )
+            .access
+        };
         site.rules[0].header_value = None;
         assert_eq!(
-            decide(
-                &site,
-                &NetworkSet::default(),
-                &seen("192.0.2.1", "", &headers)
-            )
-            .access,
+            access(&site),
             Some(AccessRule::Blocked),
             "a header's presence"
         );
         site.rules.remove(0);
         site.rules[0].networks = set(&["10.0.0.0/8"]);
         assert_eq!(
-            decide(
-                &site,
-                &NetworkSet::default(),
-                &seen("192.0.2.1", "", &headers)
-            )
-            .access,
+            access(&site),
             Some(AccessRule::Allowed),
             "a rule whose network does not match is passed over"
         );

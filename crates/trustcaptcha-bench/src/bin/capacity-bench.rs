@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trustcaptcha_bench::{
-    API_KEY, ONE_CLIENT_NETWORK, SITE_KEY, serve_if_child, spawn_server_with,
+    API_KEY, NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, bench_site, serve_if_child,
+    spawn_server_with,
 };
 use trustcaptcha_server::testing;
 
@@ -43,15 +44,8 @@ fn config(store: &str) -> String {
         [server]
         # One load generator is one client network: its limits are lifted. Nothing else is.
         {ONE_CLIENT_NETWORK}
-
-        [[sites]]
-        name = "bench"
-        site_key = "{SITE_KEY}"
-        api_keys = ["{API_KEY}"]
-        difficulty = 1
-        tasks = 1
-        adaptive_difficulty = {{ window_secs = 1, free_solves = 4000000000, step = 0, max_extra = 0 }}
-        "#
+        {site}"#,
+        site = bench_site(NO_ADAPTIVE_DIFFICULTY)
     )
 }
 

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trustcaptcha_bench::{
-    API_KEY, SITE_KEY, concurrent, latency, ms, serve_if_child, spawn_server, spawn_server_with,
+    API_KEY, SITE_KEY, bench_site, concurrent, latency, ms, serve_if_child, spawn_server,
+    spawn_server_with,
 };
 use trustcaptcha_server::testing;
 
@@ -37,14 +38,8 @@ fn config() -> String {
         [server]
         trusted_proxies = ["127.0.0.1/32"]
         client_address_header = "x-forwarded-for"
-
-        [[sites]]
-        name = "bench"
-        site_key = "{SITE_KEY}"
-        api_keys = ["{API_KEY}"]
-        difficulty = 1
-        tasks = 1
-        "#
+        {site}"#,
+        site = bench_site("")
     )
 }
 

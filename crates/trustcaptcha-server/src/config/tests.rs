@@ -188,43 +188,44 @@ fn reports_every_problem_with_its_location() {
 
 #[test]
 fn a_value_of_the_wrong_shape_is_named_by_line_and_place() {
+    let site = |line: &str| {
+        format!(
+            "[[sites]]\nname = \"a\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n{line}\n"
+        )
+    };
     for (text, location, problem) in [
         (
-            "[server]\nlisten = \"nowhere\"\n",
+            "[server]\nlisten = \"nowhere\"\n".to_owned(),
             "line 2, column 10 (server.listen)",
             "invalid socket address",
         ),
         (
-            "[[sites]]\nname = \"a\"\nsite_key = \"not-a-uuid\"\n",
+            "[[sites]]\nname = \"a\"\nsite_key = \"not-a-uuid\"\n".to_owned(),
             "line 3, column 12 (sites[0].site_key)",
             "UUID",
         ),
         (
-            "[[sites]]\nname = \"a\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\
-             block_ips = [\"10.0.0.1\", \"10.0.0.0/33\"]\n",
+            site(r#"block_ips = ["10.0.0.1", "10.0.0.0/33"]"#),
             "(sites[0].block_ips[1])",
             "`10.0.0.0/33` is not an IP address or CIDR block",
         ),
         (
-            "[[sites]]\nname = \"a\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\
-             api_keys = [\"short\"]\n",
+            site(r#"api_keys = ["short"]"#),
             "(sites[0].api_keys[0])",
             "shorter than 16 characters",
         ),
         (
-            "[[sites]]\nname = \"a\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\
-             allowed_origins = [\"example.com\"]\n",
+            site(r#"allowed_origins = ["example.com"]"#),
             "(sites[0].allowed_origins[0])",
             "is not `*`, `null` or an origin",
         ),
         (
-            "[[sites]]\nname = \"a\"\nsite_key = \"00000000-0000-4000-8000-000000000001\"\n\
-             rules = [{ action = \"maybe\" }]\n",
+            site(r#"rules = [{ action = "maybe" }]"#),
             "(sites[0].rules[0].action)",
             "unknown variant `maybe`",
         ),
     ] {
-        let error = parse(text).expect_err(text);
+        let error = parse(&text).expect_err(&text);
         let (at, message) = &error.problems[0];
         assert_eq!(error.problems.len(), 1, "{error}");
         assert!(at.contains(location), "{at} for {text}");

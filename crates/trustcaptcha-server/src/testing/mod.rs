@@ -220,6 +220,24 @@ impl Remote {
         self.post("/v2/verifications", body, Some(ORIGIN)).await
     }
 
+    /// POSTs `body` to the create endpoint with the test origin, from a browser calling itself
+    /// `user_agent`.
+    pub async fn create_as(&self, body: &Value, user_agent: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v2/verifications", self.url))
+            .header("origin", ORIGIN)
+            .header("user-agent", user_agent)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or_default(),
+        )
+    }
+
     /// POSTs `body` to `path`, with `origin` as the `Origin` header; the status and the JSON
     /// body (or the text as a JSON string).
     pub async fn post(&self, path: &str, body: &Value, origin: Option<&str>) -> (u16, Value) {

@@ -99,26 +99,38 @@ fn sandbox_serve_solve_fetch_and_graceful_shutdown() {
             "sandbox site: site key 00000000-0000-0000-0000-000000000000, api key {SANDBOX_KEY}"
         )
     );
-    let output = solve(server.url(), "00000000-0000-0000-0000-000000000000");
+    let result = solved_and_fetched(
+        server.url(),
+        "00000000-0000-0000-0000-000000000000",
+        SANDBOX_KEY,
+    );
+    assert!(result.verification_passed);
+    // The sandbox is where automated tests pass: no risk scoring.
+    assert_eq!(result.score, 0.0);
+    assert_eq!(result.decision_action, trustcaptcha::DecisionAction::Allow);
+    assert!(server.terminate().success(), "graceful shutdown exits 0");
+}
+
+/// Solves a challenge of `site_key` with the `solve` command, and fetches its result with the
+/// blocking client.
+fn solved_and_fetched(
+    url: &str,
+    site_key: &str,
+    api_key: &str,
+) -> trustcaptcha::VerificationResult {
+    let output = solve(url, site_key);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let token = String::from_utf8(output.stdout).expect("utf8");
-    let client = trustcaptcha::blocking::TrustCaptcha::builder(SANDBOX_KEY)
-        .api_host(server.url())
+    trustcaptcha::blocking::TrustCaptcha::builder(api_key)
+        .api_host(url)
         .build()
-        .expect("client");
-    let result = client
+        .expect("client")
         .get_verification_result(token.trim())
-        .expect("result");
-    assert!(result.verification_passed);
-    // The sandbox is where automated tests pass: no risk scoring.
-    assert_eq!(result.score, 0.0);
-    assert_eq!(result.decision_action, trustcaptcha::DecisionAction::Allow);
-    drop(client);
-    assert!(server.terminate().success(), "graceful shutdown exits 0");
+        .expect("result")
 }
 
 #[test]
@@ -128,24 +140,10 @@ fn development_site_keys_are_printed_and_work() {
         .strip_prefix("development site: site key ")
         .expect("dev line");
     let (site_key, api_key) = dev.split_once(", api key ").expect("both keys");
-    let output = solve(server.url(), site_key);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout).expect("utf8");
-    let client = trustcaptcha::blocking::TrustCaptcha::builder(api_key)
-        .api_host(server.url())
-        .build()
-        .expect("client");
-    let result = client
-        .get_verification_result(token.trim())
-        .expect("result");
+    let result = solved_and_fetched(server.url(), site_key, api_key);
     assert!(result.verification_passed);
     // A real site: the solve command's requests are a script's.
     assert!(result.score > 0.5, "score {}", result.score);
-    drop(client);
     assert!(server.terminate().success());
 }
 

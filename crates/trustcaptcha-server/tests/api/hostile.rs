@@ -82,21 +82,10 @@ async fn stored_text_per_verification_is_bounded_and_the_result_echoes_the_cut()
     let mut body = create_body(SITE_B, false);
     let long_page = format!("{ORIGIN}/{}", "a".repeat(500_000));
     body["browserInformation"]["window-location-href"] = json!(long_page);
-    let response = server
-        .http
-        .post(format!("{}/v2/verifications", server.url))
-        .header("origin", ORIGIN)
-        .header(
-            "user-agent",
-            // Within the 64-KiB bound on a request's head (past it: 431).
-            format!("Mozilla/5.0 Chrome/{}", "9".repeat(40_000)),
-        )
-        .json(&body)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 200);
-    let created: Value = response.json().await.expect("json");
+    // Within the 64-KiB bound on a request's head (past it: 431).
+    let user_agent = format!("Mozilla/5.0 Chrome/{}", "9".repeat(40_000));
+    let (status, created) = server.create_as(&body, &user_agent).await;
+    assert_eq!(status, 200);
     let token = server.finish(&created["challenge"]).await;
     let result = server.fetch(KEY_B, &token).await;
     assert!(result.origin.len() <= 256, "{}", result.origin.len());

@@ -110,19 +110,12 @@ async fn the_first_matching_proof_of_work_rule_applies() {
     let mut firefox = create_body(SITE, false);
     firefox["browserInformation"]["window-navigator-userAgent"] =
         "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0".into();
-    let response = server
-        .http
-        .post(format!("{}/v2/verifications", server.url))
-        .header("origin", ORIGIN)
-        .header(
-            "user-agent",
+    let (_, created) = server
+        .create_as(
+            &firefox,
             "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
         )
-        .json(&firefox)
-        .send()
-        .await
-        .expect("create");
-    let created: serde_json::Value = response.json().await.expect("json");
+        .await;
     assert_eq!(created["challenge"]["difficulty"], 2);
     let result = server
         .fetch(KEY, &server.finish(&created["challenge"]).await)
