@@ -30,7 +30,8 @@
 //! [`client_address`]: the peer, or the one header a trusted proxy sets.
 //!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
-//! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own. `state`
+//! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own; [`Server`]
+//! binds both for a state and runs them, for `main` and [`spawn`] alike. `state`
 //! holds what requests share; every store call goes through
 //! [`store::Tracked`], which logs the store's failures and beats once it recovers; [`clock`] lets tests move time; `metrics` feeds
 //! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
@@ -86,5 +87,7 @@ mod visitor;
 
 pub use api::{App, app};
 pub use config::Config;
-pub use server::{Spawned, serve, serve_admin, shutdown_signal, spawn};
+pub use server::{
+    ServeError, Server, ServerBuilder, Spawned, serve, serve_admin, shutdown_signal, spawn,
+};
 pub use state::{AppState, AppStateBuilder};

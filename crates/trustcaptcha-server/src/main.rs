@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use trustcaptcha_server::config::{self, Config, SANDBOX_API_KEY, Site};
 use trustcaptcha_server::log_output::{self, LogFormat};
 use trustcaptcha_server::secret::KeyHash;
-use trustcaptcha_server::{AppState, serve, serve_admin, shutdown_signal};
+use trustcaptcha_server::{AppState, Server, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -179,41 +179,21 @@ async fn run_serve(
         config.sites.retain(|s| s.site_key != site.site_key);
         config.sites.push(site);
     }
-    let address = listen.unwrap_or_else(|| config.server.listen.to_string());
-    let store = config::redacted(config.store.url.as_deref().unwrap_or("memory://"));
-    let admin_address = admin_listen.or_else(|| config.server.admin_listen.clone());
     let mut builder = AppState::builder(config);
     if let Some(path) = config_file {
         builder = builder.config_file(path);
     }
     let state = builder.build().map_err(|e| e.to_string())?;
-    state
-        .prepare_store()
-        .await
-        .map_err(|e| format!("the store {store} cannot be used: {e}"))?;
-    // A host name is resolved; the first address that can be bound is used.
-    let listener = tokio::net::TcpListener::bind(address.as_str())
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_address = admin_address.unwrap_or_else(|| {
-        // Asked for any free port, the admin listener takes any free port too; otherwise the
-        // port after the public one.
-        let any = address.rsplit_once(':').map(|(_, port)| port) == Some("0");
-        let port = if any {
-            0
-        } else {
-            bound.port().saturating_add(1)
-        };
-        format!("127.0.0.1:{port}")
-    });
-    // Checked before binding too, so that nothing listens beyond loopback unguarded.
-    refuse_an_open_admin_listener(&admin_address, &state)?;
-    let admin = tokio::net::TcpListener::bind(admin_address.as_str())
-        .await
-        .map_err(|e| format!("cannot listen on {admin_address} (admin): {e}"))?;
-    let admin_bound = admin.local_addr().map_err(|e| e.to_string())?;
-    refuse_an_open_admin_listener(&admin_bound.to_string(), &state)?;
+    let store = state.store_name();
+    let mut server = Server::builder(state).reload_on_hangup();
+    if let Some(address) = listen {
+        server = server.listen(address);
+    }
+    if let Some(address) = admin_listen {
+        server = server.admin_listen(address);
+    }
+    let server = server.bind().await.map_err(|e| e.to_string())?;
+    let (bound, admin_bound) = (server.local_addr(), server.admin_addr());
     // Printed to stdout (not the log) so that scripts and people can pick them up.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "trustcaptcha-server listening on http://{bound}");
@@ -227,56 +207,9 @@ async fn run_serve(
     let _ = stdout.flush();
     drop(stdout);
     tracing::info!(%bound, %admin_bound, %store, "serving");
-    let (stop, stopped) = tokio::sync::watch::channel(());
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
-        let _ = stopped.changed().await;
-    };
-    tokio::join!(
-        async {
-            shutdown_signal().await;
-            let _ = stop.send(());
-        },
-        reload_on_hangup(state.clone(), until_stopped(stopped.clone())),
-        serve(listener, state.clone(), until_stopped(stopped.clone())),
-        serve_admin(admin, state, until_stopped(stopped)),
-    );
+    server.run(shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// An admin listener reachable beyond loopback needs a token (the configured address is
-/// checked with the rest of the configuration; this checks a `--admin-listen` and the address
-/// actually bound).
-fn refuse_an_open_admin_listener(address: &str, state: &AppState) -> Result<(), String> {
-    config::admin_listener_allowed(address, state.settings().admin_token.is_some())
-}
-
-/// Re-reads the configuration file on every `SIGHUP` until `stopped` completes; a
-/// configuration that does not validate is logged and the running one kept.
-async fn reload_on_hangup(state: AppState, stopped: impl std::future::Future<Output = ()>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("SIGHUP cannot be handled: reload through the admin listener");
-            return;
-        };
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                () = &mut stopped => return,
-                Some(()) = hangups.recv() => {
-                    // The outcome is logged by the reload itself.
-                    let _ = state.reload_from_file().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = state;
-        stopped.await;
-    }
 }
 
 /// A site for trying things out: any origin, fresh random keys each start.

@@ -39,6 +39,8 @@ pub struct Shared {
     config_file: Option<PathBuf>,
     /// Verification storage; every call goes through its health tracking.
     pub(crate) store: Tracked,
+    /// The store as logs and errors name it (its URL without credentials).
+    store_name: String,
     /// The time source.
     pub(crate) clock: Arc<dyn Clock>,
     /// The outage record for failover answers.
@@ -160,6 +162,12 @@ impl AppState {
             store: None,
             config_file: None,
         }
+    }
+
+    /// The store as logs and errors name it: its URL without credentials.
+    #[must_use]
+    pub fn store_name(&self) -> String {
+        self.store_name.clone()
     }
 
     /// The process-wide settings it was built with.
@@ -314,6 +322,11 @@ impl AppStateBuilder {
         if server.outage_before_start {
             outages.ended_at(self.clock.now());
         }
+        let store_name = match (&self.store, &store.url) {
+            (Some(_), _) => "(a store given in code)".to_owned(),
+            (None, Some(url)) => crate::config::redacted(url),
+            (None, None) => "memory://".to_owned(),
+        };
         let store = match (self.store, store.url) {
             (Some(store), _) => store,
             (None, Some(url)) => {
@@ -333,6 +346,7 @@ impl AppStateBuilder {
             catalog: ArcSwap::from_pointee(catalog),
             config_file: self.config_file,
             store: crate::store::tracked(store, Arc::clone(&self.clock)),
+            store_name,
             clock: self.clock,
             outages,
             limits,

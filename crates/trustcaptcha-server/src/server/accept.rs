@@ -1,11 +1,10 @@
-//! Serving: the accept loop with its connection limit and header timeout, graceful shutdown,
-//! [`spawn`] for embedded servers, and [`shutdown_signal`].
+//! The accept loop both listeners share: the connection limits (overall and per client
+//! network), the header timeout, connection ages and graceful shutdown.
 //!
 //! The loop only accepts connections, tags each request with its peer address and hands it to
-//! [`crate::app`]; everything a request meets after that is inside the app, so tests that drive
-//! the app see what clients see.
+//! the app; everything a request meets after that is inside the app, so tests that drive the app
+//! see what clients see.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,44 +13,11 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
-use crate::state::AppState;
-
 /// Concurrent streams one HTTP/2 connection may open; the widget needs one at a time.
 const MAX_STREAMS: u32 = 16;
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Serves `state` on `listener` until `shutdown` completes, then stops accepting and gives
-/// in-flight requests ten seconds to finish.
-///
-/// Connections are bounded by `server.max_connections` (further clients wait in the listen
-/// backlog) and per client network by `server.max_connections_per_network` (trusted proxies
-/// excepted; further connections are closed at once). A client must send its first byte and
-/// then each request's headers within `server.header_read_timeout_secs` (against slow-loris
-/// clients); an HTTP/2 client may open at most 16 streams at once; every
-/// connection is closed gracefully after `server.max_connection_age_secs`.
-///
-/// A failed connection is logged and dropped; a failed `accept` is retried after a short
-/// pause, as such errors are usually transient (e.g. out of file descriptors).
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let settings = state.settings.clone();
-    let tasks = crate::tasks::Tasks::start(&state).await;
-    accept(listener, crate::app(state.clone()), settings, shutdown).await;
-    drop(tasks);
-    // What was counted since the last flush is not lost with the process.
-    if let Err(error) = state
-        .statistics
-        .flush(&state.store, state.clock.now())
-        .await
-    {
-        tracing::warn!(%error, "the last statistics were not stored");
-    }
-}
 
 /// The most a connection buffers of a request's head (HTTP/1's read buffer, HTTP/2's header
 /// list): a browser's or a backend's are a few kilobytes. hyper's default buffer grows to some
@@ -62,57 +28,9 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// The most header fields in an HTTP/1 request.
 const MAX_HEADERS: usize = 100;
 
-/// Connections the admin listener serves at once.
-const ADMIN_CONNECTIONS: usize = 64;
-
-/// Connections one client network may hold on the admin listener: a few dozen half-open
-/// connections from one address must not take every slot from the operator.
-const ADMIN_CONNECTIONS_PER_NETWORK: usize = 8;
-
-/// How long an admin client may take to send its first byte and each request's headers: an
-/// operator's tool sends them at once.
-const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Serves the operator's endpoints (`/healthz`, `/readyz`, `/metrics`, `POST /admin/reload`)
-/// of `state` on `listener` until `shutdown` completes. It has a connection budget of its own,
-/// so these answer while the public listener is saturated. On a loopback address anyone who can
-/// connect may use it; on any other, only requests with the admin token
-/// (`server.admin_token`), and nobody when none is configured.
-pub async fn serve_admin(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let settings = crate::config::ServerSettings {
-        max_connections: ADMIN_CONNECTIONS,
-        max_connections_per_network: ADMIN_CONNECTIONS_PER_NETWORK,
-        header_read_timeout: ADMIN_HEADER_TIMEOUT,
-        ..state.settings.clone()
-    };
-    let loopback = listener
-        .local_addr()
-        .is_ok_and(|address| address.ip().is_loopback());
-    let access = match (loopback, state.settings.admin_token) {
-        (true, _) => crate::api::AdminAccess::Open,
-        (false, Some(token)) => crate::api::AdminAccess::Token(token),
-        (false, None) => {
-            tracing::error!(
-                "the admin listener is reachable beyond loopback and no admin token is set: it refuses every request"
-            );
-            crate::api::AdminAccess::Closed
-        }
-    };
-    accept(
-        listener,
-        crate::api::admin(state, access),
-        settings,
-        shutdown,
-    )
-    .await;
-}
-
-/// The accept loop shared by both listeners.
-async fn accept(
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests ten seconds to finish.
+pub(super) async fn accept(
     listener: TcpListener,
     app: crate::App,
     settings: crate::config::ServerSettings,
@@ -271,79 +189,5 @@ impl Drop for Slot {
                 counts.remove(&network);
             }
         }
-    }
-}
-
-/// A server started by [`spawn`]; dropping it shuts the server down gracefully.
-#[derive(Debug)]
-pub struct Spawned {
-    /// The base URL, e.g. `http://127.0.0.1:41234`, to give the widget and the client.
-    pub url: String,
-    /// The admin listener's base URL (health, readiness, metrics, reload), on loopback.
-    pub admin_url: String,
-    shutdown: Option<tokio::sync::watch::Sender<()>>,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            // The server may already have stopped; then there is nothing to tell.
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-/// Binds `address` (e.g. `127.0.0.1:0`) and serves `state` on the current runtime, with its
-/// admin listener on a free loopback port: the embedded server of tests, examples and demos.
-///
-/// # Errors
-///
-/// When the address cannot be bound.
-pub async fn spawn(state: AppState, address: SocketAddr) -> std::io::Result<Spawned> {
-    let listener = TcpListener::bind(address).await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let admin = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
-    let admin_url = format!("http://{}", admin.local_addr()?);
-    // Before returning, so that what a test does next sees the start-up evidence recorded.
-    crate::tasks::on_start(&state).await;
-    let (shutdown, stopped) = tokio::sync::watch::channel(());
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
-        let _ = stopped.changed().await;
-    };
-    tokio::spawn(serve_admin(
-        admin,
-        state.clone(),
-        until_stopped(stopped.clone()),
-    ));
-    tokio::spawn(serve(listener, state, until_stopped(stopped)));
-    Ok(Spawned {
-        url,
-        admin_url,
-        shutdown: Some(shutdown),
-    })
-}
-
-/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        // If the handler cannot be installed, only SIGTERM ends the server.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
