@@ -33,7 +33,7 @@ pub enum AccessRule {
 
 /// What is known about a visitor when its challenge is handed out.
 #[derive(Debug)]
-pub(crate) struct Seen<'a> {
+pub(crate) struct Visit<'a> {
     pub(crate) ip: Option<IpAddr>,
     /// Two letters, or empty when unknown.
     pub(crate) country: &'a str,
@@ -56,7 +56,7 @@ pub(crate) struct Decision {
 }
 
 /// Applies `site`'s rules, then the reputation lists, to what was `seen`.
-pub(crate) fn decide(site: &Site, reputation: &NetworkSet, seen: &Seen<'_>) -> Decision {
+pub(crate) fn decide(site: &Site, reputation: &NetworkSet, seen: &Visit<'_>) -> Decision {
     let decided = |access| Decision {
         access: Some(access),
         ..Decision::default()
@@ -103,7 +103,7 @@ fn globally_blocked(
 }
 
 impl Rule {
-    fn matches(&self, seen: &Seen<'_>) -> bool {
+    fn matches(&self, seen: &Visit<'_>) -> bool {
         let networks =
             self.networks.is_empty() || seen.ip.is_some_and(|ip| self.networks.contains(ip));
         let countries =
@@ -144,8 +144,8 @@ mod tests {
         )
     }
 
-    fn seen<'a>(ip: &str, country: &'a str, headers: &'a HeaderMap) -> Seen<'a> {
-        Seen {
+    fn seen<'a>(ip: &str, country: &'a str, headers: &'a HeaderMap) -> Visit<'a> {
+        Visit {
             ip: Some(ip.parse().expect("ip")),
             country,
             browser: "Firefox 120.0",

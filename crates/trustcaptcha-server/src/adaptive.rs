@@ -35,11 +35,11 @@ impl Default for AdaptiveDifficulty {
 }
 
 /// The extra difficulty bits for a client network that solved `solved` challenges within the
-/// rule's window and holds `outstanding` unsolved ones (they count like solves, so that
+/// rule's window and holds `pending` unsolved ones (they count like solves, so that
 /// creating many first and solving them later does not keep the base difficulty).
-pub(crate) fn extra_bits(solved: u64, outstanding: usize, rule: &AdaptiveDifficulty) -> u8 {
-    let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
-    let count = u32::try_from(solved.saturating_add(outstanding)).unwrap_or(u32::MAX);
+pub(crate) fn extra_bits(solved: u64, pending: usize, rule: &AdaptiveDifficulty) -> u8 {
+    let pending = u64::try_from(pending).unwrap_or(u64::MAX);
+    let count = u32::try_from(solved.saturating_add(pending)).unwrap_or(u32::MAX);
     let over = count.saturating_sub(rule.free_solves);
     if over == 0 {
         return 0;
@@ -64,7 +64,7 @@ mod tests {
         };
         assert_eq!(extra_bits(2, 0, &rule), 0, "free");
         assert_eq!(extra_bits(3, 0, &rule), 2);
-        assert_eq!(extra_bits(0, 3, &rule), 2, "outstanding counts like solves");
+        assert_eq!(extra_bits(0, 3, &rule), 2, "pending counts like solves");
         assert_eq!(extra_bits(5, 0, &rule), 4);
         assert_eq!(extra_bits(12, 0, &rule), 5, "capped at max_extra");
         assert_eq!(extra_bits(u64::MAX, usize::MAX, &rule), 5);

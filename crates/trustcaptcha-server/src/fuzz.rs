@@ -53,7 +53,7 @@ pub fn config(data: &[u8]) {
         return;
     };
     match config::parse(text) {
-        Ok(config) => assert_eq!(config.validate(), Ok(())),
+        Ok(config) => assert_eq!(config.check(), Ok(())),
         Err(error) => assert!(!error.problems.is_empty()),
     }
 }

@@ -5,46 +5,54 @@
 //!
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
 //!    [`protocol::CreateRequest`]) and the visitor's address, and calls
-//!    `verification::create`: the site, mode and hourly quota are checked against the
-//!    [`config`], the page's origin against the site's [`origin`] patterns, `limits` keeps each
-//!    client network and block to its share
-//!    (rates, open challenges, key guesses, fair shares of the pools and the quota), a bypass
-//!    key ([`secret`]) finishes at once, `visitor` describes the browser, [`access`] applies
-//!    the site's security rules (IP and country lists, proof-of-work rules, the reputation
-//!    lists, all as [`networks`] sets), the difficulty rises for networks that solve often
-//!    ([`adaptive`], from the store's `counters`), [`pow`] makes the challenge, and the
-//!    [`store`] (SQLite, Redis or memory) keeps it as pending.
+//!    `verification::create`, a sequence of steps. *Admit*: the site, mode, lock and hourly
+//!    quota are checked against the [`config`], the page's origin against the site's [`origin`]
+//!    patterns, and `limits` keeps each client network and block to its share (rates, open
+//!    challenges, key guesses, fair shares of the pools and the quota). *Look at the visitor*:
+//!    `visitor` describes the browser, [`access`] applies the site's security rules (IP and
+//!    country lists, proof-of-work rules, the reputation lists, all as [`networks`] sets).
+//!    Then a bypass key ([`secret`]) finishes at once, or *a challenge is made*: `detection`
+//!    looks for signals, the difficulty rises for networks that solve often ([`adaptive`],
+//!    from the store's `counters`), [`pow`] makes the tasks; and *handed out*: the [`store`]
+//!    (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,
 //!    `detection` finds the signals of automation in both requests (what the page reports,
 //!    checked against the HTTP requests, the input events, the proof-of-work's duration and
-//!    [`integrity`]), `scoring` weighs them into the score, and the store marks it finished;
-//!    the widget gets a verification token.
+//!    [`integrity`]), `scoring` weighs the `signals` into the score, and the store marks it
+//!    finished; the widget gets a verification token.
 //! 3. The site's backend calls `GET …/results` (e.g. with the `trustcaptcha` crate).
-//!    `verification::retrieve` checks the key, the store counts the retrieval atomically, and
-//!    `api::results` renders the 20-field result. A widget's own failover claim gets a flagged
-//!    result only for a bounded margin after downtime on record (`failover`: a gap in the
-//!    store's heartbeat; a store that fails is answered with 503 and opens nothing).
+//!    `verification::retrieve` checks the key, answers the sandbox's `fixtures`, and the store
+//!    counts the retrieval atomically; `api::results` renders the 20-field result. A widget's
+//!    own failover claim gets a flagged result only for a bounded margin after downtime on
+//!    record (`failover`: a gap in the store's heartbeat; a store that fails is answered with
+//!    503 and opens nothing).
+//!
+//! Every outcome of the core is counted once, through `events`, which feeds `metrics`
+//! (`/metrics`) and `statistics` (per site, in the store). A request is refused (the client's
+//! doing) or not served (the store failed, 503); the two are counted apart.
 //!
 //! The client's address, which every limit and IP rule keys on, comes from one rule in
 //! [`client_address`]: the peer, or the one header a trusted proxy sets.
 //!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
 //! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own; [`Server`]
-//! binds both for a state and runs them, for `main` and [`spawn`] alike. `state`
-//! holds what requests share; every store call goes through
-//! [`store::Tracked`], which logs the store's failures and beats once it recovers; [`clock`] lets tests move time; `metrics` feeds
-//! `/metrics`; `solve` (feature `solve`) is the widget without a browser; `testing` (feature
-//! `test-support`) starts embedded servers for tests; [`log_output`] (feature `cli`) buffers the
-//! command line's log lines; `background` is the thread of the store's sweeper and the log's
-//! flusher; `tasks` is the work a serving server does beside the requests (the start-up outage
-//! check, heartbeats, statistics flushes, readiness pings).
+//! binds both for a state and runs them, for `main` and [`spawn`] alike. `state` holds what
+//! requests share; every store call goes through [`store::TrackedStore`], a store layer that logs the
+//! store's failures and beats once it recovers; [`clock`] lets tests move time; `solve`
+//! (feature `solve`) is the widget without a browser; [`testing`] (feature `test-support`)
+//! starts embedded servers for tests; `fuzz` (feature `fuzz`) holds the fuzz targets' entry
+//! points; [`log_output`] (feature `cli`) buffers the command line's log lines; `background` is
+//! the thread of the store's sweeper and the log's flusher; `tasks` is the work a serving
+//! server does beside the requests (the start-up outage check, heartbeats, statistics flushes,
+//! readiness pings).
 //!
 //! The modules form layers without cycles (`tests/architecture.rs` fails on one): [`config`]
 //! and the leaves it is made of ([`networks`], [`origin`], [`adaptive`], [`secret`],
 //! [`client_address`], [`clock`]) know nothing of requests or storage; the [`store`] knows the
-//! records it keeps; the service core (`verification`, `detection`, `scoring`, `limits`) uses
-//! both; `state`, `tasks`, the web layer (`api`) and `server` sit on top.
+//! records it keeps; the service core (`verification`, `detection`, `scoring`, `limits`,
+//! `events`) uses both; `state`, `tasks`, the web layer (`api`) and `server` sit on top.
+//! `docs/glossary.md` says what each word names.
 
 #![deny(missing_docs)]
 
@@ -57,7 +65,9 @@ pub mod clock;
 pub mod config;
 mod counters;
 mod detection;
+mod events;
 mod failover;
+mod fixtures;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod integrity;

@@ -1,7 +1,7 @@
-//! The state every request shares: the catalog (sites, their keys and rules, the reputation
+//! The state every request shares: the site index (sites, their keys and rules, the reputation
 //! lists), store, clock, outage record, metrics and the visitor inspector. Built once from a
-//! [`Config`]; cheap to clone. The catalog can be replaced while serving ([`AppState::reload`]):
-//! each request reads the catalog current when it looks, and verifications in flight keep
+//! [`Config`]; cheap to clone. The site index can be replaced while serving ([`AppState::reload`]):
+//! each request reads the site index current when it looks, and verifications in flight keep
 //! working under the new one (they are found by their site key).
 
 use std::collections::HashMap;
@@ -21,31 +21,31 @@ use crate::networks::NetworkSet;
 use crate::secret::KeyHash;
 use crate::statistics::Statistics;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, Tracked};
+use crate::store::{Store, TrackedStore};
 use crate::visitor::Inspector;
 
 /// The shared state.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<AppStateInner>);
 
 /// What [`AppState`] holds. Public only because it is `AppState`'s `Deref` target; every field
 /// is crate-private.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
-pub struct Shared {
+pub struct AppStateInner {
     /// What a reload replaces.
-    catalog: ArcSwap<Catalog>,
+    site_index: ArcSwap<SiteIndex>,
     /// The configuration file a reload reads, when the state was built from one.
     config_file: Option<PathBuf>,
     /// Verification storage; every call goes through its health tracking.
-    pub(crate) store: Tracked,
+    pub(crate) store: TrackedStore,
     /// The store as logs and errors name it (its URL without credentials).
     store_name: String,
     /// The time source.
     pub(crate) clock: Arc<dyn Clock>,
     /// The outage record for failover answers.
     pub(crate) outages: Arc<Outages>,
-    /// Rates, outstanding challenges and key guesses per client network.
+    /// Rates, pending challenges and key guesses per client network.
     pub(crate) limits: SharedLimits,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
@@ -57,10 +57,10 @@ pub struct Shared {
     pub(crate) settings: ServerSettings,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for AppStateInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("sites", &self.catalog.load().sites.len())
+        f.debug_struct("AppStateInner")
+            .field("sites", &self.site_index.load().sites.len())
             .field("store", &self.store)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -68,16 +68,16 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Deref for AppState {
-    type Target = Shared;
+    type Target = AppStateInner;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &AppStateInner {
         &self.0
     }
 }
 
 /// The sites, their keys and rules, and the reputation lists: what a reload replaces.
 #[derive(Debug)]
-pub(crate) struct Catalog {
+pub(crate) struct SiteIndex {
     /// Sites in configuration order.
     sites: Vec<Arc<Site>>,
     /// Indexes into `sites` by site key.
@@ -89,13 +89,13 @@ pub(crate) struct Catalog {
     pub(crate) reputation: NetworkSet,
 }
 
-impl Catalog {
+impl SiteIndex {
     /// The sites' names, in configuration order.
     pub(crate) fn site_names(&self) -> impl Iterator<Item = &str> {
         self.sites.iter().map(|site| &*site.name)
     }
 
-    /// The catalog of `sites`, with the reputation lists read.
+    /// The site index of `sites`, with the reputation lists read.
     fn new(sites: Vec<Site>, reputation: NetworkSet) -> Self {
         let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
         let by_key = sites
@@ -114,7 +114,7 @@ impl Catalog {
                 }
             }
         }
-        Catalog {
+        SiteIndex {
             sites,
             by_key,
             by_api_key: by_api_key
@@ -176,31 +176,31 @@ impl AppState {
         &self.settings
     }
 
-    /// The catalog current now.
-    pub(crate) fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.load_full()
+    /// The site index current now.
+    pub(crate) fn site_index(&self) -> Arc<SiteIndex> {
+        self.site_index.load_full()
     }
 
     /// The site with this site key.
     #[must_use]
     pub(crate) fn site(&self, site_key: Uuid) -> Option<Arc<Site>> {
-        let catalog = self.catalog.load();
-        catalog
+        let site_index = self.site_index.load();
+        site_index
             .by_key
             .get(&site_key)
-            .map(|&index| Arc::clone(&catalog.sites[index]))
+            .map(|&index| Arc::clone(&site_index.sites[index]))
     }
 
     /// Replaces the sites (their keys, bypass keys, lists, rules, lock and quotas) and the
-    /// reputation lists with `config`'s. The running catalog stays when `config` does not
-    /// validate or a list cannot be read. A running server cannot change its other `[server]`
+    /// reputation lists with `config`'s. The running site index stays when `config` is not
+    /// valid or a list cannot be read. A running server cannot change its other `[server]`
     /// settings: a `config` that changes one is refused, naming it.
     ///
     /// # Errors
     ///
     /// Every problem found; nothing was changed.
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
-        config.validate()?;
+        config.check()?;
         let changed = self.settings.needing_restart(&config.server);
         if !changed.is_empty() {
             return Err(ConfigError {
@@ -218,9 +218,9 @@ impl AppState {
             });
         }
         let reputation = crate::config::reputation_lists(&config.server.reputation_lists)?;
-        let catalog = Catalog::new(config.sites, reputation);
-        tracing::info!(sites = catalog.sites.len(), "configuration reloaded");
-        self.catalog.store(Arc::new(catalog));
+        let site_index = SiteIndex::new(config.sites, reputation);
+        tracing::info!(sites = site_index.sites.len(), "configuration reloaded");
+        self.site_index.store(Arc::new(site_index));
         Ok(())
     }
 
@@ -230,7 +230,7 @@ impl AppState {
     ///
     /// # Errors
     ///
-    /// When there is no file to read, it cannot be read or parsed, or it does not validate;
+    /// When there is no file to read, it cannot be read or parsed, or it is not valid;
     /// the running configuration stays.
     pub async fn reload_from_file(&self) -> Result<(), ConfigError> {
         let Some(path) = self.config_file.clone() else {
@@ -265,7 +265,7 @@ impl AppState {
     /// with), then a constant-time comparison.
     #[must_use]
     pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
-        self.catalog
+        self.site_index
             .load()
             .by_api_key
             .get_key_value(key)
@@ -309,9 +309,9 @@ impl AppStateBuilder {
     ///
     /// # Errors
     ///
-    /// Every problem [`Config::validate`] finds, or a GeoIP database that cannot be opened.
+    /// Every problem [`Config::check`] finds, or a GeoIP database that cannot be opened.
     pub fn build(self) -> Result<AppState, ConfigError> {
-        self.config.validate()?;
+        self.config.check()?;
         let Config {
             server,
             sites,
@@ -341,9 +341,9 @@ impl AppStateBuilder {
             )),
         };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
-        let catalog = Catalog::new(sites, files.reputation);
-        Ok(AppState(Arc::new(Shared {
-            catalog: ArcSwap::from_pointee(catalog),
+        let site_index = SiteIndex::new(sites, files.reputation);
+        Ok(AppState(Arc::new(AppStateInner {
+            site_index: ArcSwap::from_pointee(site_index),
             config_file: self.config_file,
             store: crate::store::tracked(store, Arc::clone(&self.clock)),
             store_name,

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 use crate::signals::Signals;
-use crate::store::{Store as _, StoreError, Tracked};
+use crate::store::{Store as _, StoreError, TrackedStore};
 
 /// How often counts in memory are added to the store.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
@@ -131,7 +131,7 @@ impl Statistics {
     /// The store's first failure; what was not added stays in memory.
     pub(crate) async fn flush(
         &self,
-        store: &Tracked,
+        store: &TrackedStore,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let counts = std::mem::take(&mut *self.pending.lock());
@@ -166,7 +166,7 @@ impl Statistics {
     ///
     /// When the store fails.
     pub(crate) async fn read(
-        store: &Tracked,
+        store: &TrackedStore,
         site: &str,
         window: &str,
         events: &[String],
@@ -200,9 +200,8 @@ pub(crate) fn reported_events() -> Vec<String> {
         "rate_limited",
         "too_many_pending",
         "locked_out",
-        "store_full",
-        "store_unavailable",
     ];
+    let unserved = ["store_full", "store_unavailable"];
     let retrievals = [
         "ok",
         "fixture",
@@ -223,6 +222,7 @@ pub(crate) fn reported_events() -> Vec<String> {
         .into_iter()
         .map(str::to_owned)
         .chain(refused.iter().map(|reason| format!("refused:{reason}")))
+        .chain(unserved.iter().map(|reason| format!("unserved:{reason}")))
         .chain(
             retrievals
                 .iter()

@@ -1,7 +1,7 @@
 //! Does a request cost more when the server holds more? The same requests against a small
 //! server (one site, nothing stored) and a large one (10 000 sites, 1 000 000 stored
 //! verifications, 1 000 000 client networks tracked for adaptive difficulty, each with a
-//! challenge outstanding in the per-network limits and a failed key guess on record), among
+//! challenge pending in the per-network limits and a failed key guess on record), among
 //! them wrong keys from networks never seen before (each one a new entry in a full guess
 //! record), and the stalls
 //! requests see while the large server forgets 800 000 expired verifications, beside the stalls
@@ -129,7 +129,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
     testing::hooks::track_networks(&*store, scale.networks, WINDOW, now)
         .await
         .expect("counted");
-    // Each network also has a challenge outstanding, expiring with most of the stored ones.
+    // Each network also has a challenge pending, expiring with most of the stored ones.
     let recorded = testing::hooks::hand_out_challenges(
         &server.state,
         scale.networks,

@@ -14,11 +14,10 @@ use axum::response::{IntoResponse, Response};
 use super::SiteName;
 use super::error::ApiError;
 use super::extract::ClientIp;
-use super::results::counted;
 use crate::protocol::Assessment;
 use crate::secret::KeyHash;
 use crate::state::{AppState, KeySites};
-use crate::verification::Refusal;
+use crate::verification::{self, Error, Refusal};
 
 /// `GET /verifications/{id}/assessments`.
 pub(crate) async fn retrieve(
@@ -50,19 +49,21 @@ pub(crate) async fn retrieve(
         std::sync::Arc::new(KeySites { sites, site_keys })
     });
     let well_formed = uuid::Uuid::parse_str(&id).is_ok();
-    let (answer, site) = counted(&state, for_key, &id, false, ip).await;
-    let mut response = match answer {
+    let answer = verification::retrieve(&state, for_key, &id, false, ip).await;
+    let mut response = match answer.outcome {
         Ok(retrieved) => Json(Assessment::of(&retrieved.result, state.clock.now())).into_response(),
-        Err(Refusal::NotFound) if !well_formed => ApiError::from(Refusal::NotFound)
+        Err(Error::Refused(Refusal::NotFound)) if !well_formed => ApiError::from(Refusal::NotFound)
             .with_status(StatusCode::BAD_REQUEST)
             .into_response(),
-        Err(refusal @ Refusal::RetrievalLimitReached) => ApiError::from(refusal)
+        Err(Error::Refused(refusal @ Refusal::RetrievalLimitReached)) => ApiError::from(refusal)
             .with_status(StatusCode::GONE)
             .into_response(),
-        Err(refusal) => ApiError::from(refusal).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     };
-    if let Some(site) = site {
-        response.extensions_mut().insert(SiteName(site));
+    if let Some(site) = answer.site {
+        response
+            .extensions_mut()
+            .insert(SiteName(site.name.clone()));
     }
     response
 }

@@ -12,7 +12,6 @@ use super::error::ApiError;
 use crate::state::AppState;
 use crate::statistics::{self, Statistics, WINDOWS};
 use crate::store::StoreError;
-use crate::verification::Refusal;
 
 /// The query: `site` (a configured name; the first site when left out) and `window`.
 #[derive(Debug, serde::Deserialize)]
@@ -42,7 +41,7 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     Query(query): Query<ConsoleQuery>,
 ) -> Result<Html<String>, ApiError> {
-    let names: Vec<String> = state.catalog().site_names().map(str::to_owned).collect();
+    let names: Vec<String> = state.site_index().site_names().map(str::to_owned).collect();
     let Some(site) = query.site.or_else(|| names.first().cloned()) else {
         return Ok(Html(layout("No sites are configured.", "")));
     };
@@ -53,7 +52,7 @@ pub(crate) async fn page(
         return Err(ApiError::bad_request("window must be hour, day or week"));
     }
     let now = state.clock.now();
-    let unavailable = |_| ApiError::from(Refusal::Store(StoreError::Unavailable(String::new())));
+    let unavailable = |_| ApiError::from(StoreError::Unavailable(String::new()));
     state
         .statistics
         .flush(&state.store, now)
@@ -173,6 +172,11 @@ fn charts(counts: &BTreeMap<String, u64>) -> String {
             "refusals",
             "Refused requests",
             nonzero(with_prefix("refused:")),
+        ),
+        (
+            "unserved",
+            "Not served (the store failed)",
+            nonzero(with_prefix("unserved:")),
         ),
         ("scores", "Score", with_prefix("score:")),
         (

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::limits::Limited;
 use crate::store::StoreError;
-use crate::verification::Refusal;
+use crate::verification::{self, Refusal};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +94,7 @@ impl From<Refusal> for ApiError {
             | Refusal::InvalidKey
             | Refusal::BypassKeyRejected
             | Refusal::Limited(Limited::Guessing(_)) => StatusCode::FORBIDDEN,
-            Refusal::Limited(Limited::Rate(_) | Limited::Outstanding) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Refusal::Limited(Limited::Rate(_) | Limited::Pending) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::ModeMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::SiteLocked | Refusal::NotFinished => StatusCode::LOCKED,
             Refusal::QuotaExhausted => StatusCode::PAYMENT_REQUIRED,
@@ -104,26 +102,42 @@ impl From<Refusal> for ApiError {
             Refusal::Expired => StatusCode::GONE,
             Refusal::RetrievalLimitReached => StatusCode::TOO_MANY_REQUESTS,
             Refusal::NoOutageOnRecord => StatusCode::PRECONDITION_FAILED,
-            Refusal::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        let message: Cow<'static, str> = match &refusal {
-            Refusal::Store(StoreError::Full) => {
-                "too many open verifications; try again shortly".into()
-            }
-            // The reason may name internals (addresses, paths); it is logged, not returned.
-            Refusal::Store(_) => "the verification store is unavailable".into(),
-            other => other.to_string().into(),
-        };
+        let message: Cow<'static, str> = refusal.to_string().into();
         let retry_after = match refusal {
             Refusal::Limited(Limited::Rate(wait) | Limited::Guessing(wait)) => {
                 Some(wait.as_secs().max(1))
             }
-            Refusal::Limited(Limited::Outstanding) => Some(60),
+            Refusal::Limited(Limited::Pending) => Some(60),
             _ => None,
         };
         ApiError {
             retry_after,
             ..ApiError::new(status, refusal.label(), message)
+        }
+    }
+}
+
+/// 503: the store failed, which is not the client's doing.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let (code, message) = match error {
+            StoreError::Full => (
+                "store_full",
+                "too many open verifications; try again shortly",
+            ),
+            // The reason may name internals (addresses, paths); it is logged, not returned.
+            _ => ("store_unavailable", "the verification store is unavailable"),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+}
+
+impl From<verification::Error> for ApiError {
+    fn from(error: verification::Error) -> Self {
+        match error {
+            verification::Error::Refused(refusal) => refusal.into(),
+            verification::Error::Store(error) => error.into(),
         }
     }
 }

@@ -89,11 +89,7 @@ pub(crate) async fn statistics(
         return Err(ApiError::bad_request("window must be hour, day or week"));
     }
     let now = state.clock.now();
-    let unavailable = |_| {
-        ApiError::from(crate::verification::Refusal::Store(
-            StoreError::Unavailable("statistics".into()),
-        ))
-    };
+    let unavailable = |_| ApiError::from(StoreError::Unavailable("statistics".into()));
     state
         .statistics
         .flush(&state.store, now)

@@ -10,8 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::SiteName;
 use super::error::ApiError;
 use super::extract::{BearerKey, ClientIp};
-use crate::state::{AppState, KeySites};
-use crate::statistics::Event;
+use crate::state::AppState;
 use crate::verification;
 
 /// `GET /v2/verifications/{id}/results`.
@@ -28,45 +27,17 @@ pub(crate) async fn retrieve(
             .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
     });
     let for_key = state.sites_for_key(&key);
-    let (answer, site) = counted(&state, for_key, &id, client_failover, ip).await;
-    let mut response = match answer {
+    let answer = verification::retrieve(&state, for_key, &id, client_failover, ip).await;
+    let mut response = match answer.outcome {
         Ok(retrieved) => sized_json(&retrieved.result)?,
-        Err(refusal) => ApiError::from(refusal).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     };
-    if let Some(site) = site {
-        response.extensions_mut().insert(SiteName(site));
+    if let Some(site) = answer.site {
+        response
+            .extensions_mut()
+            .insert(SiteName(site.name.clone()));
     }
     Ok(response)
-}
-
-/// [`verification::retrieve`] for the sites in `for_key`, counted in the metrics and the site's
-/// statistics whichever API asked; also returns the site's name, for the access log.
-pub(super) async fn counted(
-    state: &AppState,
-    for_key: Option<std::sync::Arc<KeySites>>,
-    id: &str,
-    client_failover: bool,
-    ip: Option<std::net::IpAddr>,
-) -> (
-    Result<verification::Retrieved, verification::Refusal>,
-    Option<std::sync::Arc<str>>,
-) {
-    // Looked up once: the core judges the key by it, the metrics and the log name its site.
-    let site = for_key
-        .as_ref()
-        .and_then(|sites| sites.sites.first().map(|site| site.name.clone()));
-    let answer = verification::retrieve(state, for_key, id, client_failover, ip).await;
-    let outcome = match &answer {
-        Ok(retrieved) => retrieved.outcome,
-        Err(refusal) => refusal.label(),
-    };
-    state.metrics.retrieved(site.as_ref(), outcome);
-    if let Some(site) = &site {
-        state
-            .statistics
-            .count(site, Event::named("retrieval", outcome));
-    }
-    (answer, site)
 }
 
 /// `HEAD` on the results endpoint: 405. Retrieving a result spends one of its retrievals, so it

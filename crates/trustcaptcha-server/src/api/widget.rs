@@ -14,7 +14,6 @@ use super::extract::{ClientIp, JsonBody, VerificationId};
 use super::{MinimalData, SiteName};
 use crate::protocol::{CreateRequest, SubmitRequest};
 use crate::state::AppState;
-use crate::statistics::Event;
 use crate::verification::{self, Created, RequestContext};
 
 /// `POST /v2/verifications`.
@@ -30,10 +29,6 @@ pub(crate) async fn create(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let site = uuid::Uuid::parse_str(request.site_key.trim())
-        .ok()
-        .and_then(|key| state.site(key))
-        .map(|site| (SiteName(site.name.clone()), site.minimal_data_mode));
     let context = RequestContext {
         ip,
         origin: header(header::ORIGIN),
@@ -41,21 +36,16 @@ pub(crate) async fn create(
         headers,
     };
     let answer = verification::create(&state, request, context).await;
-    let mut response = match answer {
+    let mut response = match answer.outcome {
         Ok(Created::Challenge(body)) => Json(body).into_response(),
         Ok(Created::Finished(body)) => (StatusCode::CREATED, Json(body)).into_response(),
-        Err(refusal) => {
-            if let Some((SiteName(site), _)) = &site {
-                state
-                    .statistics
-                    .count(site, Event::named("refused", refusal.label()));
-            }
-            ApiError::from(refusal).into_response()
-        }
+        Err(error) => ApiError::from(error).into_response(),
     };
-    if let Some((site, minimal_data)) = site {
-        response.extensions_mut().insert(site);
-        if minimal_data {
+    if let Some(site) = answer.site {
+        response
+            .extensions_mut()
+            .insert(SiteName(site.name.clone()));
+        if site.minimal_data_mode {
             response.extensions_mut().insert(MinimalData);
         }
     }

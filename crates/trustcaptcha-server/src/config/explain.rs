@@ -4,7 +4,7 @@
 
 use super::{Config, ConfigError};
 
-/// `text` as a [`Config`], not yet validated.
+/// `text` as a [`Config`], not yet checked.
 ///
 /// # Errors
 ///

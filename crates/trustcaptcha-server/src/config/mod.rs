@@ -1,6 +1,6 @@
 //! The server's configuration: a TOML file of server settings, sites and the store, read into
-//! typed parts ([`ServerSettings`], [`Site`], [`StoreSettings`]) and checked by one validation,
-//! [`Config::validate`], that `serve`, `check-config`, a reload and a configuration made in code
+//! typed parts ([`ServerSettings`], [`Site`], [`StoreSettings`]) and checked in one place,
+//! [`Config::check`], that `serve`, `check-config`, a reload and a configuration made in code
 //! all go through.
 //!
 //! ```toml
@@ -18,7 +18,7 @@
 //! ([`with_environment`]: `TRUSTCAPTCHA_SERVER__<KEY>`, `TRUSTCAPTCHA_STORE__<KEY>`,
 //! `TRUSTCAPTCHA_SITE__<NAME>__<KEY>`), and [`parse`]s it: serde reads the typed parts directly
 //! (a value of the wrong shape stops there, named by its line and its place), then the
-//! validation reports every remaining problem at once. Validation reads no file: the files the
+//! check reports every remaining problem at once. The check reads no file: the files the
 //! settings name (reputation lists, the country database) are read once, by [`ServerFiles::read`].
 
 mod environment;
@@ -82,7 +82,7 @@ impl Config {
     /// # Errors
     ///
     /// The problems, when there are any.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let mut problems: Vec<(String, String)> = located("server", self.server.check());
         let mut keys = HashMap::new();
         let mut names = HashMap::new();
@@ -195,7 +195,7 @@ impl fmt::Display for ConfigError {
 }
 
 /// Reads a configuration file, applies the overrides among `env` (see [`with_environment`];
-/// pass [`process_environment`] for the process's), and validates it. Without a `[store]`, the
+/// pass [`process_environment`] for the process's), and checks it. Without a `[store]`, the
 /// store is a SQLite file beside the configuration file, named after it.
 ///
 /// # Errors
@@ -232,15 +232,15 @@ pub fn load(
     Ok(config)
 }
 
-/// Reads and validates configuration text (no environment, no files).
+/// Reads and checks configuration text (no environment, no files).
 ///
 /// # Errors
 ///
 /// A value of the wrong shape (named by line, column and place), or every problem the
-/// validation finds.
+/// check finds.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let config = explain::read(text)?;
-    config.validate()?;
+    config.check()?;
     Ok(config)
 }
 

@@ -88,10 +88,10 @@ pub struct ServerSettings {
     pub widget_requests_per_minute: u32,
     /// How many requests a client network may make at once before the rate applies.
     pub widget_burst: u32,
-    /// Challenges one client network may have outstanding (handed out, not yet submitted or
+    /// Challenges one client network may have pending (handed out, not yet submitted or
     /// expired).
     pub max_pending_per_network: usize,
-    /// Challenges one site may have outstanding, so that no site can fill the store.
+    /// Challenges one site may have pending, so that no site can fill the store.
     pub max_pending_per_site: usize,
     /// Failed API-key or bypass-key guesses one client network may make per hour; past them
     /// it is locked out for the rest of the hour, even with a correct key.

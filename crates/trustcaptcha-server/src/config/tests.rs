@@ -1,4 +1,4 @@
-//! The configuration's reading, validation and environment overrides.
+//! The configuration's reading, check and environment overrides.
 
 use std::time::Duration;
 

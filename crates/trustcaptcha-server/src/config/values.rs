@@ -40,7 +40,7 @@ pub(super) fn header_name<'de, D: Deserializer<'de>>(
         .map_err(|_| D::Error::custom(format!("`{name}` is not a header name")))
 }
 
-/// An origin without its trailing `/` (the validation says whether it is one).
+/// An origin without its trailing `/` (the check says whether it is one).
 pub(super) fn public_url<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {

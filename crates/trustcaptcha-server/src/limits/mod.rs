@@ -4,7 +4,7 @@
 //!
 //! * request rates on the widget's two endpoints (a token bucket per network and one per block,
 //!   `governor`);
-//! * challenges outstanding (handed out, neither submitted nor expired) per network and per
+//! * challenges pending (handed out, neither submitted nor expired) per network and per
 //!   block;
 //! * the shared pools, a site's `max_pending_per_site` and the store's `max_verifications`: the
 //!   first half of a pool is first come, first served; the second half only goes to blocks that
@@ -24,7 +24,7 @@
 //! Every request's work is O(1) however many networks are tracked: the tables are sharded, the
 //! guess record is a [`table::BoundedTable`] (at most [`MAX_TRACKED_NETWORKS`] entries, the
 //! oldest forgotten first), and forgetting expired entries is housekeeping on the blocking pool.
-//! Outstanding challenges are bounded by the store's capacity.
+//! Pending challenges are bounded by the store's capacity.
 
 mod table;
 
@@ -59,8 +59,8 @@ const GUESS_WINDOW: i64 = 3600;
 pub(crate) enum Limited {
     /// Too many requests from this network; try again after this long.
     Rate(Duration),
-    /// Too many challenges outstanding for this network, its block, or its share of a pool.
-    Outstanding,
+    /// Too many challenges pending for this network, its block, or its share of a pool.
+    Pending,
     /// Too many failed key guesses from this network; locked out for this long.
     Guessing(Duration),
 }
@@ -132,7 +132,7 @@ impl Rate {
 pub(crate) struct Limits {
     creates: Rate,
     submits: Rate,
-    outstanding: Outstanding,
+    pending: Pending,
     guesses: BoundedTable<Guesses>,
     max_per_network: usize,
     max_per_block: usize,
@@ -152,16 +152,16 @@ impl std::fmt::Debug for Limits {
     }
 }
 
-/// Expiry times of the outstanding challenges (Unix milliseconds, half the size of a timestamp:
+/// Expiry times of the pending challenges (Unix milliseconds, half the size of a timestamp:
 /// one per pending verification in each map), oldest first. Networks and blocks are sharded, so
 /// that forgetting expired ones (a million networks, with a botnet) locks a sliver at a time;
 /// the pools (sites and the whole store) share one lock. Locks are always taken in the order
 /// network shard, block shard, pools.
 #[derive(Debug)]
-struct Outstanding {
+struct Pending {
     by_network: Shards,
     by_block: Shards,
-    /// Blocks holding at least one outstanding challenge.
+    /// Blocks holding at least one pending challenge.
     active_blocks: AtomicUsize,
     pools: Mutex<Pools>,
 }
@@ -173,7 +173,7 @@ struct Pools {
     all: VecDeque<i64>,
 }
 
-/// Shards of the outstanding challenges per network or block: a million networks are some 4 000
+/// Shards of the pending challenges per network or block: a million networks are some 4 000
 /// per shard.
 const SHARDS: usize = 256;
 
@@ -257,7 +257,7 @@ impl Limits {
         Limits {
             creates: rate(),
             submits: rate(),
-            outstanding: Outstanding {
+            pending: Pending {
                 by_network: Shards::new(),
                 by_block: Shards::new(),
                 active_blocks: AtomicUsize::new(0),
@@ -285,15 +285,15 @@ impl Limits {
         self.submits.check(keys_of(ip))
     }
 
-    /// How many blocks hold outstanding challenges: how many share the pools.
+    /// How many blocks hold pending challenges: how many share the pools.
     pub(crate) fn active_blocks(&self) -> usize {
-        self.outstanding.active_blocks.load(Ordering::Relaxed)
+        self.pending.active_blocks.load(Ordering::Relaxed)
     }
 
-    /// How many challenges `ip`'s network has outstanding at `now`.
-    pub(crate) fn outstanding(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> usize {
+    /// How many challenges `ip`'s network has pending at `now`.
+    pub(crate) fn pending(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> usize {
         let network = keys_of(ip).network;
-        self.outstanding
+        self.pending
             .by_network
             .lock(&network)
             .get_mut(&network)
@@ -304,7 +304,7 @@ impl Limits {
     }
 
     /// Records a challenge handed out to `ip` for `site`, expiring at `expires_at`, unless the
-    /// network or its block has as many outstanding as allowed, or the block has its share of
+    /// network or its block has as many pending as allowed, or the block has its share of
     /// the site's pool or the store's.
     pub(crate) fn hand_out(
         &self,
@@ -314,24 +314,24 @@ impl Limits {
         expires_at: OffsetDateTime,
     ) -> Result<(), Limited> {
         let keys = keys_of(ip);
-        let outstanding = &self.outstanding;
-        let mut by_network = outstanding.by_network.lock(&keys.network);
+        let pending = &self.pending;
+        let mut by_network = pending.by_network.lock(&keys.network);
         let network = by_network.entry(keys.network).or_default();
         prune(network, now);
-        let mut by_block = outstanding.by_block.lock(&keys.block);
+        let mut by_block = pending.by_block.lock(&keys.block);
         let block = by_block.get_mut(&keys.block);
         let held = block.map_or(0, |block| {
             prune(block, now);
             block.len()
         });
-        let mut pools = outstanding.pools.lock();
+        let mut pools = pending.pools.lock();
         let Pools { by_site, all } = &mut *pools;
         let site = by_site.entry(site).or_default();
         prune(site, now);
         prune(all, now);
         // A block emptied by the prune above still counts as active until housekeeping; the
         // share it sees is then a little smaller, never larger.
-        let active = outstanding.active_blocks.load(Ordering::Relaxed);
+        let active = pending.active_blocks.load(Ordering::Relaxed);
         if network.len() >= self.max_per_network
             || held >= self.max_per_block
             || !fair(held, site.len(), self.max_per_site, active)
@@ -340,32 +340,29 @@ impl Limits {
             if network.is_empty() {
                 by_network.remove(&keys.network);
             }
-            return Err(Limited::Outstanding);
+            return Err(Limited::Pending);
         }
         let expires_at = crate::store::millis(expires_at);
         network.push_back(expires_at);
         site.push_back(expires_at);
         all.push_back(expires_at);
         let block = by_block.entry(keys.block).or_insert_with(|| {
-            outstanding.active_blocks.fetch_add(1, Ordering::Relaxed);
+            pending.active_blocks.fetch_add(1, Ordering::Relaxed);
             VecDeque::new()
         });
         block.push_back(expires_at);
         Ok(())
     }
 
-    /// Forgets one outstanding challenge of `ip` for `site` (it was submitted, or not stored).
+    /// Forgets one pending challenge of `ip` for `site` (it was submitted, or not stored).
     pub(crate) fn settle(&self, ip: Option<IpAddr>, site: Uuid) {
         let keys = keys_of(ip);
-        let outstanding = &self.outstanding;
-        pop_one(
-            &mut outstanding.by_network.lock(&keys.network),
-            &keys.network,
-        );
-        if pop_one(&mut outstanding.by_block.lock(&keys.block), &keys.block) {
-            outstanding.active_blocks.fetch_sub(1, Ordering::Relaxed);
+        let pending = &self.pending;
+        pop_one(&mut pending.by_network.lock(&keys.network), &keys.network);
+        if pop_one(&mut pending.by_block.lock(&keys.block), &keys.block) {
+            pending.active_blocks.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut pools = outstanding.pools.lock();
+        let mut pools = pending.pools.lock();
         pop_one(&mut pools.by_site, &site);
         pools.all.pop_front();
     }
@@ -409,22 +406,22 @@ impl Limits {
     }
 
     /// Forgets what no longer limits anyone: rate budgets that are full again, expired
-    /// outstanding challenges, guesses of past hours. One shard locked at a time,
+    /// pending challenges, guesses of past hours. One shard locked at a time,
     /// `between_shards` called after each.
     fn forget(&self, now: OffsetDateTime, between_shards: &mut dyn FnMut()) {
         self.creates.forget();
         self.submits.forget();
-        let outstanding = &self.outstanding;
-        for shard in &outstanding.by_network.shards {
+        let pending = &self.pending;
+        for shard in &pending.by_network.shards {
             prune_all(&mut shard.lock(), now);
             between_shards();
         }
-        for shard in &outstanding.by_block.shards {
+        for shard in &pending.by_block.shards {
             let gone = prune_all(&mut shard.lock(), now);
-            outstanding.active_blocks.fetch_sub(gone, Ordering::Relaxed);
+            pending.active_blocks.fetch_sub(gone, Ordering::Relaxed);
             between_shards();
         }
-        let mut pools = outstanding.pools.lock();
+        let mut pools = pending.pools.lock();
         prune_all(&mut pools.by_site, now);
         prune(&mut pools.all, now);
         drop(pools);
@@ -537,14 +534,14 @@ mod tests {
         assert_eq!(hand_out(ip("192.0.2.1")), Ok(()));
         assert_eq!(
             hand_out(ip("192.0.2.1")),
-            Err(Limited::Outstanding),
+            Err(Limited::Pending),
             "per network"
         );
         assert_eq!(hand_out(ip("192.0.2.2")), Ok(()));
         assert_eq!(hand_out(ip("192.0.2.2")), Ok(()));
         assert_eq!(
             hand_out(ip("192.0.2.3")),
-            Err(Limited::Outstanding),
+            Err(Limited::Pending),
             "the /24 has its four"
         );
         assert_eq!(hand_out(ip("198.51.100.1")), Ok(()), "another block");
@@ -554,14 +551,14 @@ mod tests {
         }
         assert_eq!(
             hand_out(ip("2001:db8:1:3::1")),
-            Err(Limited::Outstanding),
+            Err(Limited::Pending),
             "the /48 has its four"
         );
         limits.settle(ip("192.0.2.1"), site);
-        assert_eq!(limits.outstanding(ip("192.0.2.1"), t0), 1);
+        assert_eq!(limits.pending(ip("192.0.2.1"), t0), 1);
         assert_eq!(hand_out(ip("192.0.2.3")), Ok(()), "room again in the block");
         assert_eq!(
-            limits.outstanding(ip("192.0.2.1"), t0 + minute),
+            limits.pending(ip("192.0.2.1"), t0 + minute),
             0,
             "expired ones do not count"
         );
@@ -654,14 +651,14 @@ mod tests {
             shards.shards.iter().map(|shard| shard.lock().len()).sum()
         };
         assert_eq!(
-            count(&limits.outstanding.by_network),
+            count(&limits.pending.by_network),
             1,
             "only the live network is left"
         );
-        assert_eq!(count(&limits.outstanding.by_block), 1);
-        assert_eq!(limits.outstanding.active_blocks.load(Ordering::Relaxed), 1);
-        assert_eq!(limits.outstanding(live, t0 + 2 * minute), 1);
-        assert_eq!(limits.outstanding.pools.lock().by_site[&site].len(), 1);
+        assert_eq!(count(&limits.pending.by_block), 1);
+        assert_eq!(limits.pending.active_blocks.load(Ordering::Relaxed), 1);
+        assert_eq!(limits.pending(live, t0 + 2 * minute), 1);
+        assert_eq!(limits.pending.pools.lock().by_site[&site].len(), 1);
     }
 
     #[test]

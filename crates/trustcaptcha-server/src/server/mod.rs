@@ -247,7 +247,7 @@ pub async fn spawn(state: AppState, address: SocketAddr) -> Result<Spawned, Serv
 }
 
 /// Re-reads the configuration file on every `SIGHUP` until `stopped` completes; a
-/// configuration that does not validate is logged and the running one kept.
+/// configuration that is not valid is logged and the running one kept.
 async fn reload_on_hangup(state: AppState, stopped: impl Future<Output = ()>) {
     #[cfg(unix)]
     {

@@ -1,7 +1,7 @@
 //! Stores that wrap stores: a [`StoreLayer`] sees every call to any [`Store`] before it is
 //! handed on and every answer after, and [`Layered`] is that wrapped store, itself a [`Store`].
 //! The delegation of the contract's methods is written here once; a layer writes only what it
-//! adds. [`Tracked`](super::Tracked) (failures logged, a heartbeat on recovery) is one; the test
+//! adds. [`TrackedStore`](super::TrackedStore) (failures logged, a heartbeat on recovery) is one; the test
 //! suite's fault store (a store taken down, a call stalled) another.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Where verifications live between the widget's create, its submission and the backend's
 //! retrievals: the [`Store`] contract every backend implements, [`Layered`] stores that wrap
-//! any store with a [`StoreLayer`] (such as [`Tracked`], through which the server makes every
+//! any store with a [`StoreLayer`] (such as [`TrackedStore`], through which the server makes every
 //! store call, so that failures are logged and a recovery writes a heartbeat), and the
 //! backends: [`sqlite::SqliteStore`] (durable, the default of `serve --config`),
 //! `redis::RedisStore` (shared by many instances; feature `redis`) and
@@ -79,7 +79,7 @@ use crate::visitor::Visitor;
 
 pub use layer::{Call, Layered, StoreLayer};
 pub(crate) use tracked::tracked;
-pub use tracked::{Health, Tracked};
+pub use tracked::{Health, TrackedStore};
 
 /// Opens the store a URL names: `sqlite://PATH` (a file, created if missing),
 /// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (one Redis node),

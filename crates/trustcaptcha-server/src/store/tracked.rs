@@ -1,4 +1,4 @@
-//! [`Tracked`]: the store as the server uses it. Every call goes through it, and every answer
+//! [`TrackedStore`]: the store as the server uses it. Every call goes through it, and every answer
 //! tells whether the store works: a failure is logged, and the first success after failures
 //! writes a heartbeat at once. While the store failed no server could write its heartbeat,
 //! although every server kept answering (with 503); the fresh heartbeat keeps a server that
@@ -13,11 +13,11 @@ use crate::clock::Clock;
 
 /// A [`Store`] whose failures are logged and whose recoveries write a heartbeat: the store as
 /// the server uses it. Cheap to clone.
-pub type Tracked = Layered<Health>;
+pub type TrackedStore = Layered<Health>;
 
 /// `inner` tracked, with recoveries timed by `clock`.
 #[must_use]
-pub(crate) fn tracked(inner: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Tracked {
+pub(crate) fn tracked(inner: Arc<dyn Store>, clock: Arc<dyn Clock>) -> TrackedStore {
     let health = Health {
         failing: AtomicBool::default(),
         store: Arc::clone(&inner),
@@ -26,7 +26,7 @@ pub(crate) fn tracked(inner: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Tracked {
     Layered::new(health, inner)
 }
 
-/// The layer of [`Tracked`]: whether the store's latest answer was a failure.
+/// The layer of [`TrackedStore`]: whether the store's latest answer was a failure.
 pub struct Health {
     /// Read before written, since every store answer passes here and a write would move the
     /// cache line between cores on each one.

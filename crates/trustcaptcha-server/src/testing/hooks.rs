@@ -53,7 +53,7 @@ pub async fn track_networks(
     Ok(())
 }
 
-/// Records one outstanding challenge for `site` from each of `networks` client networks
+/// Records one pending challenge for `site` from each of `networks` client networks
 /// (10.0.0.0 onwards) in `state`'s limits, handed out at `now` and expiring at `expires_at`, as
 /// that many create requests would. Returns how many were recorded: fewer when the site's
 /// `max_pending_per_site` is reached.
@@ -87,7 +87,7 @@ pub fn fail_guesses(state: &AppState, networks: u32, now: OffsetDateTime) {
     }
 }
 
-/// One pass of the limits' housekeeping (forgetting expired outstanding challenges and full
+/// One pass of the limits' housekeeping (forgetting expired pending challenges and full
 /// rate budgets, with its pauses), as the server runs it every 30 s on the blocking pool; for
 /// benchmarks that must see it at a known moment. Blocks for as long as the pass takes.
 pub fn limits_housekeeping(state: &AppState, now: OffsetDateTime) {

@@ -14,7 +14,7 @@
 //! ```
 
 //!
-//! The parts: [`TestServer`] and [`Remote`] (here), the widget's side of the protocol as a test
+//! The parts: [`TestServer`] and [`TestClient`] (here), the widget's side of the protocol as a test
 //! plays it ([`widget`], re-exported here), a store with faults a test switches on
 //! ([`faults`]), hooks that fill a server's state without HTTP for benchmarks ([`hooks`]), and
 //! a capture of the log ([`LogCapture`]).
@@ -49,7 +49,7 @@ pub fn routes() -> &'static [&'static str] {
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 
 /// A running embedded server; it stops when this is dropped. The widget's and a backend's
-/// requests to it are [`Remote`]'s, which it dereferences to.
+/// requests to it are [`TestClient`]'s, which it dereferences to.
 #[derive(Debug)]
 pub struct TestServer {
     /// The server's clock: tests move it instead of sleeping.
@@ -57,15 +57,15 @@ pub struct TestServer {
     /// The server's state.
     pub state: AppState,
     /// The admin listener (health, readiness, metrics, reload).
-    pub admin: Remote,
-    remote: Remote,
+    pub admin: TestClient,
+    remote: TestClient,
     _server: Spawned,
 }
 
 impl std::ops::Deref for TestServer {
-    type Target = Remote;
+    type Target = TestClient;
 
-    fn deref(&self) -> &Remote {
+    fn deref(&self) -> &TestClient {
         &self.remote
     }
 }
@@ -73,13 +73,13 @@ impl std::ops::Deref for TestServer {
 /// A server reached over HTTP (an embedded one, or a `trustcaptcha-server` process), with the
 /// requests a widget and a backend make as helpers.
 #[derive(Debug, Clone)]
-pub struct Remote {
+pub struct TestClient {
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     /// An HTTP client that presents itself as the browser of [`create_request`] (its
     /// User-Agent, `Accept-Language` and fetch metadata), for requests the helpers do not cover.
     pub http: reqwest::Client,
-    /// The server's clock, when the test holds it: [`Remote::submit`] moves it by the time a
+    /// The server's clock, when the test holds it: [`TestClient::submit`] moves it by the time a
     /// browser would have needed for the answers, as a browser's submission would come later.
     pace: Option<Arc<ManualClock>>,
 }
@@ -151,13 +151,13 @@ impl TestServer {
             .await
             .expect("spawn");
         TestServer {
-            remote: Remote {
+            remote: TestClient {
                 pace: Some(clock.clone()),
-                ..Remote::new(&server.url)
+                ..TestClient::new(&server.url)
             },
             clock,
             state,
-            admin: Remote::new(&server.admin_url),
+            admin: TestClient::new(&server.admin_url),
             _server: server,
         }
     }
@@ -187,7 +187,7 @@ impl TestServer {
     }
 }
 
-impl Remote {
+impl TestClient {
     /// The server at `url`.
     ///
     /// # Panics
@@ -195,7 +195,7 @@ impl Remote {
     /// When no HTTP client can be made.
     #[must_use]
     pub fn new(url: &str) -> Self {
-        Remote {
+        TestClient {
             url: url.to_owned(),
             http: reqwest::Client::builder()
                 .no_proxy()

@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use trustcaptcha_server::testing::{Remote, create_body};
+use trustcaptcha_server::testing::{TestClient, create_body};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trustcaptcha-server");
 const SANDBOX_KEY: &str = "ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
@@ -458,7 +458,7 @@ async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes()
     // Full flows run back to back until the process is killed in the middle of them. Some
     // results are fetched before the crash; one verification is left unsolved.
     let mut first = serve(&args, 1);
-    let remote = Remote::new(first.url());
+    let remote = TestClient::new(first.url());
     let (acknowledged, mut progress) = tokio::sync::watch::channel(Vec::<String>::new());
     let flows = {
         let remote = remote.clone();
@@ -505,7 +505,7 @@ async fn results_survive_kill_9_with_the_default_store_and_nothing_else_passes()
     // After the restart: each acknowledged result that was not fetched is fetched exactly once;
     // those fetched before stay fetched; nothing else reads as passed.
     let second = serve(&args, 1);
-    let remote = Remote::new(second.url());
+    let remote = TestClient::new(second.url());
     for token in &acknowledged {
         let id = token_id(token);
         if !fetched_before.contains(token) {
@@ -576,7 +576,7 @@ async fn sighup_reloads_the_configuration_file() {
     };
     write("ak_before_the_reload_0123456789");
     let server = serve(&["--config", config.to_str().expect("utf8")], 1);
-    let remote = Remote::new(server.url());
+    let remote = TestClient::new(server.url());
     let id = token_id(&remote.flow(site).await.expect("a flow"));
     write("ak_after_the_reload_0123456789");
     let hangup = Command::new("kill")

@@ -45,7 +45,7 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// The browser's own headers, as [`Remote`]'s client sends them.
+/// The browser's own headers, as [`TestClient`]'s client sends them.
 fn browser() -> reqwest::header::HeaderMap {
     let mut headers = browser_headers();
     headers.insert(

@@ -111,7 +111,7 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
     assert_eq!(refused.kind(), ErrorKind::ApiKeyInvalid);
     server.fetch(NEW_KEY, &token).await;
 
-    // A file that does not validate is refused with its problems; the running one stays.
+    // A file that is not valid is refused with its problems; the running one stays.
     write_config(&path, "\"short\"");
     let (status, body) = reload().await;
     assert_eq!(status, 422, "{body}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trustcaptcha_server::testing::{
-    RedisCluster, RedisServer, Remote, answers, create_body, submit_body,
+    RedisCluster, RedisServer, TestClient, answers, create_body, submit_body,
 };
 
 use crate::cli::{Server, serve};
@@ -19,7 +19,7 @@ const MADE_UP: &str = "00000000-0000-4000-8000-00000000dead";
 
 /// Starts `count` server processes on the store at `store_url`, with limits high enough that a
 /// test's own bursts from loopback are not what gets refused.
-fn servers(store_url: &str, count: usize, name: &str) -> (Vec<Server>, Vec<Remote>) {
+fn servers(store_url: &str, count: usize, name: &str) -> (Vec<Server>, Vec<TestClient>) {
     servers_with(store_url, count, name, "")
 }
 
@@ -29,7 +29,7 @@ fn servers_with(
     count: usize,
     name: &str,
     site: &str,
-) -> (Vec<Server>, Vec<Remote>) {
+) -> (Vec<Server>, Vec<TestClient>) {
     let config = std::env::temp_dir().join(format!(
         "trustcaptcha-redis-{}-{name}.toml",
         std::process::id()
@@ -50,7 +50,7 @@ fn servers_with(
         .collect();
     let remotes = servers
         .iter()
-        .map(|server| Remote::new(server.url()))
+        .map(|server| TestClient::new(server.url()))
         .collect();
     (servers, remotes)
 }
@@ -77,7 +77,7 @@ fn tally(statuses: impl IntoIterator<Item = u16>) -> BTreeMap<u16, usize> {
 
 /// Created on one instance, solved on the next, fetched concurrently from all: the instances
 /// share every verification and count every transition once.
-async fn instances_act_as_one(remotes: &[Remote]) {
+async fn instances_act_as_one(remotes: &[TestClient]) {
     // A challenge handed out by one instance is submitted to another, 50 times at once.
     let (status, created) = remotes[0].create(&create_body(SITE, false)).await;
     assert_eq!(status, 200, "{created}");
@@ -234,7 +234,7 @@ async fn redis_killed_and_restarted_mid_run_fails_closed_and_recovers() {
             })
         })
         .collect();
-    let outage = async |remotes: &[Remote]| {
+    let outage = async |remotes: &[TestClient]| {
         // During the outage nothing passes: a made-up id is not found, nor answered for.
         for remote in remotes {
             let (status, _) = remote.get(&results_path(MADE_UP), Some(KEY)).await;

@@ -77,6 +77,16 @@ async fn a_store_outage_is_a_503_and_opens_no_failover_window() {
             .kind(),
         ErrorKind::ClientReportedServerUnreachable
     );
+    // The create the store could not take is counted as not served, not as a refusal of the
+    // client.
+    let counts = server.statistics("a", "hour").await["counts"].take();
+    assert_eq!(counts["unserved:store_unavailable"], 1, "{counts}");
+    assert!(
+        counts.as_object().is_some_and(|counts| counts
+            .iter()
+            .all(|(event, count)| !event.starts_with("refused:") || count == 0)),
+        "{counts}"
+    );
     store.layer().set_down(true);
     clock.advance(Duration::from_secs(600));
     store.layer().set_down(false);
