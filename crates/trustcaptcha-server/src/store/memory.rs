@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::counter::Counter;
 use super::packed;
-use super::record::Record;
+use super::record::{self, Record, Records};
 use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
 use crate::background::{BackgroundThread, Running};
 use crate::clock::Clock;
@@ -305,6 +305,21 @@ impl Shards {
 }
 
 #[async_trait::async_trait]
+impl Records for MemoryStore {
+    async fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError> {
+        self.shards.insert(id, record)
+    }
+
+    async fn update<T: Send + 'static>(
+        &self,
+        id: Uuid,
+        transition: impl for<'r> FnOnce(&'r mut Record) -> T + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.shards.with_record(id, transition))
+    }
+}
+
+#[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn insert_pending(
         &self,
@@ -312,7 +327,7 @@ impl Store for MemoryStore {
         pending: Pending,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.shards.insert(id, Record::pending(pending))
+        record::insert_pending(self, id, pending).await
     }
 
     async fn claim(
@@ -321,10 +336,7 @@ impl Store for MemoryStore {
         lease: Lease,
         now: OffsetDateTime,
     ) -> Result<Option<Pending>, StoreError> {
-        Ok(self
-            .shards
-            .with_record(id, |record| record.claim(lease, now))
-            .flatten())
+        record::claim(self, id, lease, now).await
     }
 
     async fn finish_claimed(
@@ -334,9 +346,7 @@ impl Store for MemoryStore {
         finished: Finished,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.shards
-            .with_record(id, |record| record.finish(lease, finished))
-            .unwrap_or(Err(StoreError::NotClaimant))
+        record::finish_claimed(self, id, lease, finished).await
     }
 
     async fn insert_finished(
@@ -345,13 +355,11 @@ impl Store for MemoryStore {
         finished: Finished,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.shards.insert(id, Record::finished(finished))
+        record::insert_finished(self, id, finished).await
     }
 
     async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.shards
-            .with_record(id, |record| record.release(lease))
-            .unwrap_or(Err(StoreError::NotClaimant))
+        record::release(self, id, lease).await
     }
 
     async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {

@@ -8,6 +8,81 @@ use uuid::Uuid;
 
 use super::{Finished, Lease, Pending, Retrieval, StoreError, TOMBSTONE};
 
+/// Where an in-process backend keeps its records (the memory store's shards, SQLite's table):
+/// adding one, and running a transition on one under the backend's own atomicity (a lock, a
+/// transaction). The contract's methods that are nothing but a transition are written once, on
+/// top of it ([`insert_pending`], [`claim`], …); both backends' `Store` impls hand them on.
+#[async_trait::async_trait]
+pub(crate) trait Records: Sync {
+    /// Adds `record` under `id`: [`StoreError::Duplicate`] when the id exists (or existed and is
+    /// spent), [`StoreError::Full`] at capacity.
+    async fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError>;
+
+    /// Runs `transition` on the record of `id` and keeps what it made of it; `None` when there
+    /// is no record.
+    async fn update<T: Send + 'static>(
+        &self,
+        id: Uuid,
+        transition: impl for<'r> FnOnce(&'r mut Record) -> T + Send + 'static,
+    ) -> Result<Option<T>, StoreError>;
+}
+
+/// `Store::insert_pending` on `records`.
+pub(crate) async fn insert_pending(
+    records: &impl Records,
+    id: Uuid,
+    pending: Pending,
+) -> Result<(), StoreError> {
+    records.insert(id, Record::pending(pending)).await
+}
+
+/// `Store::insert_finished` on `records`.
+pub(crate) async fn insert_finished(
+    records: &impl Records,
+    id: Uuid,
+    finished: Finished,
+) -> Result<(), StoreError> {
+    records.insert(id, Record::finished(finished)).await
+}
+
+/// `Store::claim` on `records`.
+pub(crate) async fn claim(
+    records: &impl Records,
+    id: Uuid,
+    lease: Lease,
+    now: OffsetDateTime,
+) -> Result<Option<Pending>, StoreError> {
+    Ok(records
+        .update(id, move |record| record.claim(lease, now))
+        .await?
+        .flatten())
+}
+
+/// `Store::finish_claimed` on `records`.
+pub(crate) async fn finish_claimed(
+    records: &impl Records,
+    id: Uuid,
+    lease: Lease,
+    finished: Finished,
+) -> Result<(), StoreError> {
+    records
+        .update(id, move |record| record.finish(lease, finished))
+        .await?
+        .unwrap_or(Err(StoreError::NotClaimant))
+}
+
+/// `Store::release` on `records`.
+pub(crate) async fn release(
+    records: &impl Records,
+    id: Uuid,
+    lease: Lease,
+) -> Result<(), StoreError> {
+    records
+        .update(id, move |record| record.release(lease))
+        .await?
+        .unwrap_or(Err(StoreError::NotClaimant))
+}
+
 /// A stored verification.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::counter::Counter;
-use super::record::Record;
+use super::record::{self, Record, Records};
 use super::{
     Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, from_millis, millis,
 };
@@ -174,53 +174,6 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)?
-    }
-
-    /// Inserts a new record, within the capacity.
-    async fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError> {
-        self.transaction(move |tx, shared| {
-            if shared.len.load(Ordering::Acquire) >= shared.capacity {
-                return Err(StoreError::Full);
-            }
-            let spent = tx
-                .prepare_cached("SELECT 1 FROM spent WHERE id = ?1")
-                .map_err(unavailable)?
-                .exists(params![id.as_bytes()])
-                .map_err(unavailable)?;
-            if spent || put(tx, INSERT, id, &record)? == 0 {
-                return Err(StoreError::Duplicate);
-            }
-            shared.len.fetch_add(1, Ordering::AcqRel);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Runs `transition` on the record of `id` and writes it back; `None` when there is none.
-    async fn update<T: Send + 'static>(
-        &self,
-        id: Uuid,
-        transition: impl FnOnce(&mut Record) -> T + Send + 'static,
-    ) -> Result<Option<T>, StoreError> {
-        self.transaction(move |tx, shared| {
-            let Some(mut record) = load(tx, id)? else {
-                return Ok(None);
-            };
-            let was_spent = record.spent_until().is_some();
-            let outcome = transition(&mut record);
-            match (was_spent, record.spent_until().is_some()) {
-                (true, _) => put(tx, UPDATE_SPENT, id, &record)?,
-                (false, false) => put(tx, UPDATE, id, &record)?,
-                (false, true) => {
-                    // A spent verification leaves the capacity for its small row in `spent`.
-                    delete(tx, id)?;
-                    shared.len.fetch_sub(1, Ordering::AcqRel);
-                    put(tx, INSERT_SPENT, id, &record)?
-                }
-            };
-            Ok(Some(outcome))
-        })
-        .await
     }
 }
 
@@ -576,6 +529,54 @@ async fn forget(writer: &mpsc::Sender<Job>, now: OffsetDateTime) -> usize {
 }
 
 #[async_trait::async_trait]
+impl Records for SqliteStore {
+    async fn insert(&self, id: Uuid, record: Record) -> Result<(), StoreError> {
+        self.transaction(move |tx, shared| {
+            if shared.len.load(Ordering::Acquire) >= shared.capacity {
+                return Err(StoreError::Full);
+            }
+            let spent = tx
+                .prepare_cached("SELECT 1 FROM spent WHERE id = ?1")
+                .map_err(unavailable)?
+                .exists(params![id.as_bytes()])
+                .map_err(unavailable)?;
+            if spent || put(tx, INSERT, id, &record)? == 0 {
+                return Err(StoreError::Duplicate);
+            }
+            shared.len.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update<T: Send + 'static>(
+        &self,
+        id: Uuid,
+        transition: impl for<'r> FnOnce(&'r mut Record) -> T + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        self.transaction(move |tx, shared| {
+            let Some(mut record) = load(tx, id)? else {
+                return Ok(None);
+            };
+            let was_spent = record.spent_until().is_some();
+            let outcome = transition(&mut record);
+            match (was_spent, record.spent_until().is_some()) {
+                (true, _) => put(tx, UPDATE_SPENT, id, &record)?,
+                (false, false) => put(tx, UPDATE, id, &record)?,
+                (false, true) => {
+                    // A spent verification leaves the capacity for its small row in `spent`.
+                    delete(tx, id)?;
+                    shared.len.fetch_sub(1, Ordering::AcqRel);
+                    put(tx, INSERT_SPENT, id, &record)?
+                }
+            };
+            Ok(Some(outcome))
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn insert_pending(
         &self,
@@ -583,7 +584,7 @@ impl Store for SqliteStore {
         pending: Pending,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.insert(id, Record::pending(pending)).await
+        record::insert_pending(self, id, pending).await
     }
 
     async fn claim(
@@ -592,10 +593,7 @@ impl Store for SqliteStore {
         lease: Lease,
         now: OffsetDateTime,
     ) -> Result<Option<Pending>, StoreError> {
-        Ok(self
-            .update(id, move |record| record.claim(lease, now))
-            .await?
-            .flatten())
+        record::claim(self, id, lease, now).await
     }
 
     async fn finish_claimed(
@@ -605,9 +603,7 @@ impl Store for SqliteStore {
         finished: Finished,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.update(id, move |record| record.finish(lease, finished))
-            .await?
-            .unwrap_or(Err(StoreError::NotClaimant))
+        record::finish_claimed(self, id, lease, finished).await
     }
 
     async fn insert_finished(
@@ -616,13 +612,11 @@ impl Store for SqliteStore {
         finished: Finished,
         _now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.insert(id, Record::finished(finished)).await
+        record::insert_finished(self, id, finished).await
     }
 
     async fn release(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
-        self.update(id, move |record| record.release(lease))
-            .await?
-            .unwrap_or(Err(StoreError::NotClaimant))
+        record::release(self, id, lease).await
     }
 
     async fn abandon(&self, id: Uuid, lease: Lease) -> Result<(), StoreError> {
