@@ -4,6 +4,10 @@
 //! The widget's code is public, so what it *says* about the browser can be reproduced by anyone.
 //! The detectors therefore prefer what the server observes itself, or what must agree with it:
 //!
+//! * the submission against the create request ([`request_fingerprint`]): a browser's two
+//!   `fetch`es from one page send the same User-Agent, client hints, fetch metadata,
+//!   `Accept-Language` and `Origin`; a replaying client that dresses only its create request
+//!   does not;
 //! * the HTTP request against the page's claims ([`request_inconsistent`]): a browser's `fetch`
 //!   carries its own `User-Agent`, an `Accept-Language` led by its first language, fetch
 //!   metadata (`Sec-Fetch-*`) in every current engine, and in Chromium client hints that name
@@ -124,9 +128,15 @@ pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals
 
 /// The signals after a submission that solved the proof-of-work: those of the create request
 /// and what the submission adds. `observed` is the time the server saw pass since it handed out
-/// the challenge.
+/// the challenge; `same_request` whether the submission came with the create request's
+/// [`request_fingerprint`].
 #[must_use]
-pub(crate) fn at_submit(before: Signals, request: &SubmitRequest, observed: Duration) -> Signals {
+pub(crate) fn at_submit(
+    before: Signals,
+    request: &SubmitRequest,
+    observed: Duration,
+    same_request: bool,
+) -> Signals {
     let claimed = match (request.start_solving_timestamp, request.solved_timestamp) {
         (Some(start), Some(solved)) => (solved - start).try_into().ok(),
         _ => None,
@@ -141,6 +151,7 @@ pub(crate) fn at_submit(before: Signals, request: &SubmitRequest, observed: Dura
         before.contains(Signals::NO_EVENTS) && request.user_events.is_empty(),
     );
     for (signal, fired) in [
+        (Signals::REQUEST, !same_request),
         (
             Signals::HONEYPOT,
             honeypot_touched(&request.honeypot_fields),
@@ -171,6 +182,41 @@ pub(crate) fn at_submit(before: Signals, request: &SubmitRequest, observed: Dura
         }
     }
     signals
+}
+
+/// The headers a browser sends alike on every `fetch` of one page to one server.
+const SAME_ON_EVERY_FETCH: [&str; 9] = [
+    "user-agent",
+    "accept-language",
+    "origin",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "sec-fetch-site",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+];
+
+/// A digest of the headers a browser sends alike on every request of one page
+/// ([`SAME_ON_EVERY_FETCH`]), so that a submission can be held against its create request
+/// without keeping the headers. SHA-256, not a seeded hasher: instances of different releases
+/// sharing a store must agree on it. Never 0, which marks a verification stored by a release that
+/// kept none.
+#[must_use]
+pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u64 {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    for name in SAME_ON_EVERY_FETCH {
+        for value in headers.get_all(name) {
+            digest.update(value.as_bytes());
+            digest.update([1]);
+        }
+        digest.update([0]);
+    }
+    let digest = digest.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first).max(1)
 }
 
 /// Whether any honeypot was filled or touched.
@@ -542,6 +588,57 @@ fn sends_fetch_metadata(user_agent: &str) -> bool {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_request_fingerprint_covers_what_a_browser_repeats_and_nothing_else() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, value.parse().expect("value"));
+            }
+            map
+        };
+        let browser = [
+            ("user-agent", "Mozilla/5.0 Chrome/131.0.0.0"),
+            ("accept-language", "de-DE,de;q=0.9"),
+            ("origin", "https://shop.example"),
+            ("sec-fetch-mode", "cors"),
+        ];
+        let base = request_fingerprint(&headers(&browser));
+        assert_ne!(base, 0, "0 marks a record without one");
+        // What a browser sends differently on its next fetch does not count.
+        let mut next = browser.to_vec();
+        next.push(("content-length", "1234"));
+        next.push(("cookie", "session=1"));
+        assert_eq!(request_fingerprint(&headers(&next)), base);
+        for changed in [
+            ("user-agent", "python-requests/2.32"),
+            ("accept-language", "en-US"),
+            ("origin", "https://elsewhere.example"),
+            ("sec-fetch-mode", "navigate"),
+        ] {
+            let other: Vec<_> = browser
+                .iter()
+                .map(|&(name, value)| {
+                    if name == changed.0 {
+                        changed
+                    } else {
+                        (name, value)
+                    }
+                })
+                .collect();
+            assert_ne!(request_fingerprint(&headers(&other)), base, "{changed:?}");
+        }
+        // A header moved into another's place is another request.
+        let shifted = [
+            ("user-agent", ""),
+            ("accept-language", "Mozilla/5.0 Chrome/131.0.0.0"),
+        ];
+        assert_ne!(
+            request_fingerprint(&headers(&shifted)),
+            request_fingerprint(&headers(&[("user-agent", "Mozilla/5.0 Chrome/131.0.0.0")]))
+        );
+    }
 
     const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
     const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";

@@ -42,6 +42,7 @@ pub fn submit(data: &[u8]) {
         crate::signals::Signals::default(),
         &request,
         std::time::Duration::from_millis(500),
+        true,
     );
     assert!((0.0..=1.0).contains(&signals.score()));
 }

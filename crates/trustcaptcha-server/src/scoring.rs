@@ -9,7 +9,7 @@
 //! | `honeypot` | 0.6 | a hidden honeypot input has a value or saw focus/input/change (people never see them) |
 //! | `headless` | 0.6 | the browser calls itself headless (`HeadlessChrome` in its User-Agent or client hints) |
 //! | `integrity` | 0.4 | `integrityHash` is missing or does not match `browserInformation` (the data was not produced by the widget's code, or was altered) |
-//! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands |
+//! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands; or the submission's User-Agent, client hints, fetch metadata, `Accept-Language` or `Origin` differ from its create request's |
 //! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
 //! | `automation` | 0.3 | `dom-automationNote` or `window-navigator-webdriver` is `true` |

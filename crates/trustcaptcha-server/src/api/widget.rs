@@ -57,9 +57,10 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     VerificationId(id): VerificationId,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let solved = verification::submit(&state, id, request, ip).await?;
+    let solved = verification::submit(&state, id, request, ip, &headers).await?;
     let mut response = (StatusCode::CREATED, Json(solved.body)).into_response();
     let extensions = response.extensions_mut();
     extensions.insert(SiteName(solved.site.name.clone()));

@@ -32,6 +32,7 @@ pub(crate) fn pending(lifetime: Duration) -> Pending {
         },
         signals: crate::signals::Signals::default(),
         access_rule: None,
+        request: 1,
     }
 }
 

@@ -143,6 +143,11 @@ pub struct Pending {
     pub signals: Signals,
     /// An allow or block list entry that matched the visitor.
     pub access_rule: Option<AccessRule>,
+    /// The create request's headers that a browser repeats on the submission, as a digest
+    /// (`detection::request_fingerprint`); 0 in a verification stored by an earlier release,
+    /// which is not compared.
+    #[serde(default)]
+    pub request: u64,
 }
 
 /// A finished verification.
@@ -456,6 +461,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 #[cfg(test)]
 mod tests {
     use super::retain_shrinking;
+
+    /// A pending verification stored by a release that kept no request fingerprint reads with
+    /// 0, which the submission does not compare.
+    #[test]
+    fn a_pending_verification_of_an_earlier_release_reads_without_a_fingerprint() {
+        let pending = super::conformance::pending(std::time::Duration::from_secs(60));
+        let mut json = serde_json::to_value(&pending).expect("json");
+        assert_eq!(json["request"], 1);
+        json.as_object_mut().expect("object").remove("request");
+        let read: super::Pending = serde_json::from_value(json).expect("read");
+        assert_eq!(read.request, 0);
+        assert_eq!(super::Pending { request: 1, ..read }, pending);
+    }
 
     #[test]
     fn a_table_emptied_by_forgetting_gives_its_memory_back() {

@@ -44,6 +44,8 @@ struct Open<'a> {
     /// [`Signals::bits`].
     signals: u16,
     access_rule: Option<AccessRule>,
+    /// [`Pending::request`].
+    request: u64,
 }
 
 /// The times of an open verification: what decides when it may be forgotten.
@@ -101,6 +103,7 @@ pub(crate) fn pack(record: &Record) -> Option<Box<[u8]>> {
         browser: &visitor.browser,
         signals: pending.signals.bits(),
         access_rule: pending.access_rule,
+        request: pending.request,
     };
     let mut buffer = [0; MAX_PACKED];
     let packed = postcard::to_slice(&open, &mut buffer).ok()?;
@@ -138,6 +141,7 @@ pub(crate) fn unpack(packed: &[u8]) -> Option<Record> {
         },
         signals: Signals::from_bits_truncate(open.signals),
         access_rule: open.access_rule,
+        request: open.request,
     };
     Some(Record {
         site_key,
@@ -196,6 +200,7 @@ mod tests {
             signals in any::<u16>(),
             blocked in any::<bool>(),
             leased in any::<Option<u64>>(),
+            request in any::<u64>(),
         ) {
             let created_at = conformance::T0 + time::Duration::nanoseconds(i64::from(nanos));
             let [device_family, operating_system, browser] = names;
@@ -214,6 +219,7 @@ mod tests {
                 },
                 signals: Signals::from_bits_truncate(signals),
                 access_rule: blocked.then_some(AccessRule::Blocked),
+                request,
                 ..conformance::pending(Duration::from_secs(60))
             };
             let lease = leased.map(|token| Lease { token, until: created_at + Duration::from_secs(30) });

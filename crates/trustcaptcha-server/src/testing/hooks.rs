@@ -29,6 +29,7 @@ pub fn pending_for(site_key: Uuid, now: OffsetDateTime, expires_at: OffsetDateTi
         },
         signals: crate::signals::Signals::default(),
         access_rule: None,
+        request: 1,
     }
 }
 

@@ -255,6 +255,7 @@ async fn make_challenge(
         visitor,
         signals,
         access_rule: decision.access,
+        request: detection::request_fingerprint(&context.headers),
     };
     let challenge = Challenge {
         verification_id: new_id(now),

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -46,6 +47,7 @@ pub(crate) async fn submit(
     id: Uuid,
     request: SubmitRequest,
     ip: Option<IpAddr>,
+    headers: &HeaderMap,
 ) -> Result<Solved, Error> {
     let now = state.clock.now();
     state.limits.submit(ip)?;
@@ -79,7 +81,10 @@ pub(crate) async fn submit(
 
     let observed = (now - pending.created_at).try_into().unwrap_or_default();
     let signals = if site.scores() {
-        detection::at_submit(pending.signals, &request, observed)
+        // A verification stored by an earlier release kept no fingerprint to compare.
+        let same_request =
+            pending.request == 0 || detection::request_fingerprint(headers) == pending.request;
+        detection::at_submit(pending.signals, &request, observed, same_request)
     } else {
         pending.signals
     };

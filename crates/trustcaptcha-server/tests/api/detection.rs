@@ -63,9 +63,19 @@ async fn judged(
     body: &Value,
     paced: bool,
 ) -> trustcaptcha::VerificationResult {
+    judged_with(server, (headers.clone(), headers), body, paced).await
+}
+
+/// [`judged`], with the create request's headers and the submission's apart.
+async fn judged_with(
+    server: &TestServer,
+    (headers, submit_headers): (reqwest::header::HeaderMap, reqwest::header::HeaderMap),
+    body: &Value,
+    paced: bool,
+) -> trustcaptcha::VerificationResult {
     let response = client()
         .post(format!("{}/v2/verifications", server.url))
-        .headers(headers.clone())
+        .headers(headers)
         .header("origin", ORIGIN)
         .json(body)
         .send()
@@ -84,7 +94,7 @@ async fn judged(
     let id = challenge["verificationId"].as_str().expect("id");
     let response = client()
         .post(format!("{}/v2/verifications/{id}/challenges", server.url))
-        .headers(headers)
+        .headers(submit_headers)
         .header("origin", ORIGIN)
         .json(&submit_body(&tasks))
         .send()
@@ -123,6 +133,43 @@ fn mouse(kind: &str, time: f64, (x, y): (f64, f64)) -> Value {
         "isTrusted": true, "timeStamp": time, "type": kind, "detail": u8::from(kind != "mousemove"),
         "x": x, "y": y, "screenX": x + 10.0, "screenY": y + 97.0,
     })
+}
+
+/// A browser's submission repeats its create request's User-Agent, client hints, fetch metadata,
+/// languages and origin; a client that dressed only its create request is caught at the
+/// submission.
+#[tokio::test]
+async fn a_submission_unlike_its_create_request_fires_the_request_signal() {
+    let server = TestServer::start(site_config()).await;
+    let body = create_body(SITE, false);
+    let same = judged_with(&server, (browser(), browser()), &body, true).await;
+    assert_eq!(same.score, 0.0, "a browser's two requests agree");
+    let changes: [(&str, Option<&str>); 5] = [
+        ("user-agent", Some("python-requests/2.32.3")),
+        ("user-agent", None),
+        ("accept-language", Some("fr-FR,fr;q=0.9")),
+        ("sec-fetch-mode", None),
+        ("sec-ch-ua", Some("\"Chromium\";v=\"1\"")),
+    ];
+    for (name, value) in changes {
+        let mut submit = browser();
+        match value {
+            Some(value) => {
+                submit.insert(name, value.parse().expect("value"));
+            }
+            None => {
+                submit.remove(name);
+            }
+        }
+        let result = judged_with(&server, (browser(), submit), &body, true).await;
+        assert_eq!(result.score, 0.4, "{name}: {value:?}");
+        assert!(
+            result.verification_passed,
+            "one signal alone blocks nothing"
+        );
+    }
+    let counts = hour_counts(&server).await;
+    assert_eq!(counts["signal:request"], 5, "{counts}");
 }
 
 #[tokio::test]
