@@ -78,6 +78,30 @@ const RECORDED_EVENTS: [&str; 22] = [
     "blur",
 ];
 
+/// The recorded event types a person's hand makes: a pointer, a touch, a key, the wheel, the
+/// clipboard. The others the widget records (`focus`, `blur`, `scroll`, `resize`,
+/// `visibilitychange`) a script causes as easily (`element.focus()`, `scrollTo`), so they show
+/// no person.
+const INPUT_EVENTS: [&str; 17] = [
+    "click",
+    "mousedown",
+    "mouseup",
+    "mousemove",
+    "touchstart",
+    "touchend",
+    "touchmove",
+    "touchcancel",
+    "keydown",
+    "keyup",
+    "copy",
+    "paste",
+    "wheel",
+    "pointerdown",
+    "pointermove",
+    "pointerup",
+    "pointercancel",
+];
+
 /// Solves by one network in the adaptive window beyond this many times the free ones make the
 /// network busy.
 const BUSY_FACTOR: u64 = 3;
@@ -114,7 +138,7 @@ pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals
                 widget.start_solving_timestamp,
             ),
         ),
-        (Signals::NO_EVENTS, request.user_events.is_empty()),
+        (Signals::NO_EVENTS, !any_input(&request.user_events)),
         (Signals::HEADLESS, headless(headers, info)),
         (Signals::REQUEST, request_inconsistent(headers, info)),
         (Signals::WINDOW, windowless(info)),
@@ -148,7 +172,7 @@ pub(crate) fn at_submit(
     let mut signals = before;
     signals.set(
         Signals::NO_EVENTS,
-        before.contains(Signals::NO_EVENTS) && request.user_events.is_empty(),
+        before.contains(Signals::NO_EVENTS) && !any_input(&request.user_events),
     );
     for (signal, fired) in [
         (Signals::REQUEST, !same_request),
@@ -217,6 +241,24 @@ pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(first).max(1)
+}
+
+/// Whether any of `events` is input a hand makes ([`INPUT_EVENTS`]); what is not an event the
+/// widget records does not count.
+#[must_use]
+pub(crate) fn any_input(events: &[UserEvent]) -> bool {
+    /// The one field read.
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+    }
+    events.iter().any(|event| {
+        serde_json::from_str::<Kind<'_>>(event.0.get())
+            .ok()
+            .and_then(|event| event.kind)
+            .is_some_and(|kind| INPUT_EVENTS.contains(&kind.as_ref()))
+    })
 }
 
 /// Whether any honeypot was filled or touched.

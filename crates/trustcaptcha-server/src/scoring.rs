@@ -8,14 +8,14 @@
 //! |---|---|---|
 //! | `honeypot` | 0.6 | a hidden honeypot input has a value or saw focus/input/change (people never see them) |
 //! | `headless` | 0.6 | the browser calls itself headless (`HeadlessChrome` in its User-Agent or client hints) |
+//! | `automation` | 0.6 | `dom-automationNote` or `window-navigator-webdriver` is `true` (a browser reports it only while a program drives it) |
+//! | `no_events` | 0.6 | standard mode, and neither request carried a single input event: a pointer, touch, key, wheel or clipboard event (a person moves, clicks, taps or types; keyboard-only and assistive-technology users press keys or click). `focus`, `blur`, `scroll`, `resize` and `visibilitychange` are not input: a script causes them as easily |
 //! | `integrity` | 0.4 | `integrityHash` is missing or does not match `browserInformation` (the data was not produced by the widget's code, or was altered) |
 //! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands; or the submission's User-Agent, client hints, fetch metadata, `Accept-Language` or `Origin` differ from its create request's |
 //! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
-//! | `automation` | 0.3 | `dom-automationNote` or `window-navigator-webdriver` is `true` |
 //! | `synthetic` | 0.3 | input no hand produces: a pointer click without any movement before it (not on touch or pen devices), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
 //! | `window` | 0.3 | a desktop window without browser UI around the page (outer size = inner size): headless browsers, and a person in full-screen mode |
-//! | `no_events` | 0.3 | standard mode, and neither request carried a single user event (a person moves, clicks, types or scrolls) |
 //! | `timing` | 0.2 | timestamps are impossible: start before box creation, solving claimed to end before it began or to take longer than the server observed, or solving started within 100 ms of the box appearing |
 //! | `velocity` | 0.2 | the client's network solved more than three times its free share of the adaptive-difficulty window |
 //!
@@ -35,14 +35,14 @@ use crate::signals::Signals;
 const WEIGHTS: [(Signals, f64); 12] = [
     (Signals::HONEYPOT, 0.6),
     (Signals::HEADLESS, 0.6),
+    (Signals::AUTOMATION, 0.6),
+    (Signals::NO_EVENTS, 0.6),
     (Signals::INTEGRITY, 0.4),
     (Signals::REQUEST, 0.4),
     (Signals::EVENTS, 0.4),
     (Signals::TOO_FAST, 0.4),
-    (Signals::AUTOMATION, 0.3),
     (Signals::SYNTHETIC, 0.3),
     (Signals::WINDOW, 0.3),
-    (Signals::NO_EVENTS, 0.3),
     (Signals::TIMING, 0.2),
     (Signals::VELOCITY, 0.2),
 ];
@@ -144,9 +144,9 @@ mod tests {
     fn weights_add_up_and_cap_at_one() {
         assert_eq!(Signals::default().score(), 0.0);
         let automation = Signals::AUTOMATION;
-        assert_eq!(automation.score(), 0.3);
+        assert_eq!(automation.score(), 0.6);
         let automation_no_events = Signals::NO_EVENTS | automation;
-        assert_eq!(automation_no_events.score(), 0.6);
+        assert_eq!(automation_no_events.score(), 1.0);
         let honeypot = Signals::HONEYPOT;
         assert_eq!(honeypot.score(), 0.6);
         let all = Signals::all();
@@ -174,7 +174,7 @@ mod tests {
         let scored = verdict(&site, None, &bot);
         assert_eq!((scored.passed, scored.score), (true, 0.6));
         assert_eq!(scored.decision_action, DecisionAction::Block);
-        let human = verdict(&site, None, &Signals::AUTOMATION);
+        let human = verdict(&site, None, &Signals::WINDOW);
         assert_eq!(human.decision_action, DecisionAction::Allow);
         let minimal = Site {
             minimal_data_mode: true,

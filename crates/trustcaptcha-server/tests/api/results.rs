@@ -386,7 +386,7 @@ async fn each_bot_signal_adds_its_documented_weight() {
             serde_json::from_value(body["browserInformation"].clone()).expect("info");
         body["integrityHash"] = integrity_hash(&info).into();
     };
-    let cases: [(&str, f64, fn(&mut Value)); 6] = [
+    let cases: [(&str, f64, fn(&mut Value)); 7] = [
         ("none", 0.0, |_| {}),
         ("honeypot", 0.6, |b| {
             b["honeypotFields"][1]["value"] = "bot@example.com".into();
@@ -394,13 +394,23 @@ async fn each_bot_signal_adds_its_documented_weight() {
         ("integrity", 0.4, |b| {
             b["integrityHash"] = "0".repeat(64).into()
         }),
-        ("automation", 0.3, |b| {
+        ("automation", 0.6, |b| {
             b["browserInformation"]["window-navigator-webdriver"] = true.into();
         }),
         ("timing", 0.2, |b| {
             b["widget"]["startSolvingTimestamp"] = b["widget"]["boxCreationTimestamp"].clone();
         }),
-        ("no events", 0.3, |b| b["userEvents"] = Value::Array(vec![])),
+        ("no events", 0.6, |b| b["userEvents"] = Value::Array(vec![])),
+        // Focus, scroll and the like a script causes as easily: they are no input.
+        ("no input", 0.6, |b| {
+            b["userEvents"] = serde_json::json!([
+                {"isTrusted": true, "timeStamp": 10.0, "type": "focus"},
+                {"isTrusted": true, "timeStamp": 20.0, "type": "scroll"},
+                {"isTrusted": true, "timeStamp": 30.0, "type": "blur"},
+                {"isTrusted": true, "timeStamp": 40.0, "type": "visibilitychange"},
+                {"isTrusted": true, "timeStamp": 50.0, "type": "resize"}
+            ]);
+        }),
     ];
     for (signal, weight, apply) in cases {
         let mut body = create_body(SITE_A, false);

@@ -1,7 +1,6 @@
 //! The self-hosted server with one site for the client's tests, and tokens solved against it.
 
 use trustcaptcha_server::config::{Config, Site};
-use trustcaptcha_server::integrity::{BrowserInformation, integrity_hash};
 use trustcaptcha_server::secret::KeyHash;
 use trustcaptcha_server::testing::{TestServer, create_body};
 
@@ -22,15 +21,14 @@ pub(crate) async fn start() -> TestServer {
     TestServer::start(config).await
 }
 
-/// A fresh token from `server`, solved as a scripted browser would, whose score is exactly 0.5 (the guide's
-/// threshold, still allowed): the browser reports `navigator.webdriver` (0.3) and started
-/// solving the moment the box appeared (0.2).
+/// A fresh token from `server`, solved as a scripted browser would, whose score is exactly 0.5
+/// (the guide's threshold, still allowed): a click with no pointer movement before it (0.3),
+/// and solving started the moment the box appeared (0.2).
 pub(crate) async fn token(server: &TestServer) -> String {
     let mut body = create_body(SITE_KEY, false);
-    body["browserInformation"]["window-navigator-webdriver"] = true.into();
+    body["userEvents"] = serde_json::json!([{
+        "isTrusted": true, "timeStamp": 10.0, "type": "click", "detail": 1, "x": 326.0, "y": 303.0,
+    }]);
     body["widget"]["startSolvingTimestamp"] = body["widget"]["boxCreationTimestamp"].clone();
-    let info: BrowserInformation =
-        serde_json::from_value(body["browserInformation"].clone()).expect("browser information");
-    body["integrityHash"] = integrity_hash(&info).into();
     server.solve_body(&body).await
 }
