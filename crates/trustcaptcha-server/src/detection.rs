@@ -224,10 +224,12 @@ const SAME_ON_EVERY_FETCH: [&str; 9] = [
 /// A digest of the headers a browser sends alike on every request of one page
 /// ([`SAME_ON_EVERY_FETCH`]), so that a submission can be held against its create request
 /// without keeping the headers. SHA-256, not a seeded hasher: instances of different releases
-/// sharing a store must agree on it. Never 0, which marks a verification stored by a release that
-/// kept none.
+/// sharing a store must agree on it. 32 bits: a client whose headers differ passes for the same
+/// with odds of one in four billion, and every pending verification keeps it (4 bytes keep the
+/// memory store's packed form in its allocation class). Never 0, which marks a verification
+/// stored by a release that kept none.
 #[must_use]
-pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u64 {
+pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u32 {
     use sha2::Digest as _;
     let mut digest = sha2::Sha256::new();
     for name in SAME_ON_EVERY_FETCH {
@@ -238,9 +240,9 @@ pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u64 {
         digest.update([0]);
     }
     let digest = digest.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first).max(1)
+    let mut first = [0u8; 4];
+    first.copy_from_slice(&digest[..4]);
+    u32::from_le_bytes(first).max(1)
 }
 
 /// Whether any of `events` is input a hand makes ([`INPUT_EVENTS`]); what is not an event the

@@ -147,7 +147,7 @@ pub struct Pending {
     /// (`detection::request_fingerprint`); 0 in a verification stored by an earlier release,
     /// which is not compared.
     #[serde(default)]
-    pub request: u64,
+    pub request: u32,
 }
 
 /// A finished verification.

@@ -44,8 +44,9 @@ struct Open<'a> {
     /// [`Signals::bits`].
     signals: u16,
     access_rule: Option<AccessRule>,
-    /// [`Pending::request`].
-    request: u64,
+    /// [`Pending::request`], as fixed bytes: a digest takes the five bytes of a variable-length
+    /// integer most of the time.
+    request: [u8; 4],
 }
 
 /// The times of an open verification: what decides when it may be forgotten.
@@ -103,7 +104,7 @@ pub(crate) fn pack(record: &Record) -> Option<Box<[u8]>> {
         browser: &visitor.browser,
         signals: pending.signals.bits(),
         access_rule: pending.access_rule,
-        request: pending.request,
+        request: pending.request.to_le_bytes(),
     };
     let mut buffer = [0; MAX_PACKED];
     let packed = postcard::to_slice(&open, &mut buffer).ok()?;
@@ -141,7 +142,7 @@ pub(crate) fn unpack(packed: &[u8]) -> Option<Record> {
         },
         signals: Signals::from_bits_truncate(open.signals),
         access_rule: open.access_rule,
-        request: open.request,
+        request: u32::from_le_bytes(open.request),
     };
     Some(Record {
         site_key,
@@ -200,7 +201,7 @@ mod tests {
             signals in any::<u16>(),
             blocked in any::<bool>(),
             leased in any::<Option<u64>>(),
-            request in any::<u64>(),
+            request in any::<u32>(),
         ) {
             let created_at = conformance::T0 + time::Duration::nanoseconds(i64::from(nanos));
             let [device_family, operating_system, browser] = names;
