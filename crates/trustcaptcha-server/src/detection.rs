@@ -52,31 +52,9 @@ const TIMING_SLACK: Duration = Duration::from_secs(5);
 /// leaves room for the fastest desktops; a native solver does 10–20 million.
 pub(crate) const BROWSER_ATTEMPTS_PER_SECOND: f64 = 1_000_000.0;
 
-/// Event types the widget records; anything else was not produced by it.
-const RECORDED_EVENTS: [&str; 22] = [
-    "click",
-    "mousedown",
-    "mouseup",
-    "mousemove",
-    "touchstart",
-    "touchend",
-    "touchmove",
-    "touchcancel",
-    "keydown",
-    "keyup",
-    "resize",
-    "scroll",
-    "copy",
-    "paste",
-    "visibilitychange",
-    "wheel",
-    "pointerdown",
-    "pointermove",
-    "pointerup",
-    "pointercancel",
-    "focus",
-    "blur",
-];
+/// The event types the widget records besides [`INPUT_EVENTS`]; anything of neither kind was
+/// not produced by it.
+const OTHER_RECORDED_EVENTS: [&str; 5] = ["resize", "scroll", "visibilitychange", "focus", "blur"];
 
 /// The recorded event types a person's hand makes: a pointer, a touch, a key, the wheel, the
 /// clipboard. The others the widget records (`focus`, `blur`, `scroll`, `resize`,
@@ -483,7 +461,7 @@ impl Events {
             };
             let kind = event.kind.as_deref().unwrap_or_default();
             let time = event.time.filter(|t| t.is_finite() && *t >= 0.0);
-            if !RECORDED_EVENTS.contains(&kind) {
+            if !INPUT_EVENTS.contains(&kind) && !OTHER_RECORDED_EVENTS.contains(&kind) {
                 report.implausible = true;
             }
             // A page's own scripts may dispatch an event now and then (`element.click()`); a
