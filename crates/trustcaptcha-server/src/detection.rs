@@ -116,7 +116,7 @@ pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals
                 widget.start_solving_timestamp,
             ),
         ),
-        (Signals::NO_EVENTS, !any_input(&request.user_events)),
+        (Signals::NO_EVENTS, !events.input),
         (Signals::HEADLESS, headless(headers, info)),
         (Signals::REQUEST, request_inconsistent(headers, info)),
         (Signals::WINDOW, windowless(info)),
@@ -150,7 +150,7 @@ pub(crate) fn at_submit(
     let mut signals = before;
     signals.set(
         Signals::NO_EVENTS,
-        before.contains(Signals::NO_EVENTS) && !any_input(&request.user_events),
+        before.contains(Signals::NO_EVENTS) && !events.as_ref().is_some_and(|events| events.input),
     );
     for (signal, fired) in [
         (Signals::REQUEST, !same_request),
@@ -221,24 +221,6 @@ pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u32 {
     let mut first = [0u8; 4];
     first.copy_from_slice(&digest[..4]);
     u32::from_le_bytes(first).max(1)
-}
-
-/// Whether any of `events` is input a hand makes ([`INPUT_EVENTS`]); what is not an event the
-/// widget records does not count.
-#[must_use]
-pub(crate) fn any_input(events: &[UserEvent]) -> bool {
-    /// The one field read.
-    #[derive(Deserialize)]
-    struct Kind<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<Cow<'a, str>>,
-    }
-    events.iter().any(|event| {
-        serde_json::from_str::<Kind<'_>>(event.0.get())
-            .ok()
-            .and_then(|event| event.kind)
-            .is_some_and(|kind| INPUT_EVENTS.contains(&kind.as_ref()))
-    })
 }
 
 /// Whether any honeypot was filled or touched.
@@ -406,6 +388,8 @@ pub(crate) fn busy_network(solved: u64, adaptive: &AdaptiveDifficulty) -> bool {
 /// What one request's recorded events show.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Events {
+    /// Whether any is input a hand makes ([`INPUT_EVENTS`]).
+    pub input: bool,
     /// Events the widget cannot have recorded (see the module docs).
     pub implausible: bool,
     /// A pointer click with no pointer movement before it, on a device without touch or pen.
@@ -461,7 +445,9 @@ impl Events {
             };
             let kind = event.kind.as_deref().unwrap_or_default();
             let time = event.time.filter(|t| t.is_finite() && *t >= 0.0);
-            if !INPUT_EVENTS.contains(&kind) && !OTHER_RECORDED_EVENTS.contains(&kind) {
+            if INPUT_EVENTS.contains(&kind) {
+                report.input = true;
+            } else if !OTHER_RECORDED_EVENTS.contains(&kind) {
                 report.implausible = true;
             }
             // A page's own scripts may dispatch an event now and then (`element.click()`); a
@@ -861,19 +847,30 @@ mod tests {
             event(serde_json::json!({"type": "keydown", "isTrusted": true, "timeStamp": 900.0})),
         ])
         .collect();
-        assert_eq!(Events::read(&events, SECOND), Events::default());
+        // Input a hand makes, and nothing else.
+        let person = Events {
+            input: true,
+            ..Events::default()
+        };
+        assert_eq!(Events::read(&events, SECOND), person);
         // A touch screen taps where it touches.
         let tap = [
             event(serde_json::json!({"type": "touchstart", "isTrusted": true, "timeStamp": 10.0})),
             event(serde_json::json!({"type": "touchend", "isTrusted": true, "timeStamp": 90.0})),
             mouse("click", 95.0, 50.0, 60.0),
         ];
-        assert_eq!(Events::read(&tap, SECOND), Events::default());
+        assert_eq!(Events::read(&tap, SECOND), person);
         // A keyboard user activates the checkbox without a pointer (detail 0).
         let keyboard = [event(
             serde_json::json!({"type": "click", "isTrusted": true, "timeStamp": 10.0, "detail": 0}),
         )];
-        assert_eq!(Events::read(&keyboard, SECOND), Events::default());
+        assert_eq!(Events::read(&keyboard, SECOND), person);
+        // Focus and scroll a script causes as easily: recorded, plausible, no input.
+        let caused = [
+            event(serde_json::json!({"type": "focus", "isTrusted": true, "timeStamp": 10.0})),
+            event(serde_json::json!({"type": "scroll", "isTrusted": true, "timeStamp": 20.0})),
+        ];
+        assert_eq!(Events::read(&caused, SECOND), Events::default());
     }
 
     #[test]

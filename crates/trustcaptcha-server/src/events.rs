@@ -52,25 +52,26 @@ pub(crate) enum Event<'a> {
     },
 }
 
-/// Counts `event` of `site` (`None`: a request that names no site, e.g. a key of none).
+/// Counts `event` of `site` (`None`: a request that names no site, e.g. a key of none; only a
+/// retrieval is counted then, in the metrics).
 pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>) {
     let (metrics, statistics) = (&state.metrics, &state.statistics);
+    if let Event::Retrieved { outcome } = event {
+        metrics.retrieved(site, outcome);
+    }
+    let Some(site) = site else {
+        return;
+    };
     match event {
         Event::Created => {
-            if let Some(site) = site {
-                metrics.created(site);
-                statistics.count(site, "created");
-            }
+            metrics.created(site);
+            statistics.count(site, "created");
         }
         Event::Refused { reason } => {
-            if let Some(site) = site {
-                statistics.count(site, statistics::Event::named("refused", reason));
-            }
+            statistics.count(site, statistics::Event::named("refused", reason));
         }
         Event::Unserved { reason } => {
-            if let Some(site) = site {
-                statistics.count(site, statistics::Event::named("unserved", reason));
-            }
+            statistics.count(site, statistics::Event::named("unserved", reason));
         }
         Event::Solved {
             how,
@@ -78,23 +79,16 @@ pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>
             signals,
             solve,
         } => {
-            if let Some(site) = site {
-                metrics.solved(site, how);
-                statistics.count(site, "solved");
-                statistics.finished(site, result, &signals, solve);
-            }
+            metrics.solved(site, how);
+            statistics.count(site, "solved");
+            statistics.finished(site, result, &signals, solve);
         }
         Event::Failed { reason } => {
-            if let Some(site) = site {
-                metrics.failed(site, reason);
-                statistics.count(site, "failed");
-            }
+            metrics.failed(site, reason);
+            statistics.count(site, "failed");
         }
         Event::Retrieved { outcome } => {
-            metrics.retrieved(site, outcome);
-            if let Some(site) = site {
-                statistics.count(site, statistics::Event::named("retrieval", outcome));
-            }
+            statistics.count(site, statistics::Event::named("retrieval", outcome));
         }
     }
 }

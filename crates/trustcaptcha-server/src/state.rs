@@ -234,12 +234,10 @@ impl AppState {
     /// the running configuration stays.
     pub async fn reload_from_file(&self) -> Result<(), ConfigError> {
         let Some(path) = self.config_file.clone() else {
-            return Err(ConfigError {
-                problems: vec![(
-                    "config".into(),
-                    "the server was not started from a configuration file".into(),
-                )],
-            });
+            return Err(ConfigError::at(
+                "config",
+                "the server was not started from a configuration file",
+            ));
         };
         // Reading the file parses every reputation list in it, which takes a while for large
         // ones: on the blocking pool, never on a worker that serves requests.
@@ -249,11 +247,7 @@ impl AppState {
                 .and_then(|config| state.reload(config))
         })
         .await
-        .unwrap_or_else(|_| {
-            Err(ConfigError {
-                problems: vec![("config".into(), "the reload stopped unexpectedly".into())],
-            })
-        });
+        .unwrap_or_else(|_| Err(ConfigError::at("config", "the reload stopped unexpectedly")));
         if let Err(error) = &result {
             tracing::warn!(%error, "the configuration was not reloaded; the running one stays");
         }
@@ -331,9 +325,7 @@ impl AppStateBuilder {
             (Some(store), _) => store,
             (None, Some(url)) => {
                 crate::store::open(&url, server.max_verifications, Arc::clone(&self.clock))
-                    .map_err(|error| ConfigError {
-                        problems: vec![("store.url".into(), error.to_string())],
-                    })?
+                    .map_err(|error| ConfigError::at("store.url", error.to_string()))?
             }
             (None, None) => Arc::new(MemoryStore::new(
                 server.max_verifications,

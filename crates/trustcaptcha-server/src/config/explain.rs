@@ -26,7 +26,12 @@ pub(super) fn read(text: &str) -> Result<Config, ConfigError> {
 fn explain(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
     let Some(span) = error.span() else {
         let location = if place.is_empty() { "file" } else { place };
-        return ConfigError::at(location, plain(error.message()));
+        let message = if names_secret(place, "") {
+            unechoed(error.message())
+        } else {
+            plain(error.message())
+        };
+        return ConfigError::at(location, message);
     };
     let start = span.start.min(text.len());
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -42,6 +47,9 @@ fn explain(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
     let Some((key, value)) = line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
         return ConfigError::at(location, plain(error.message()));
     };
+    if names_secret(place, key) {
+        return ConfigError::at(location, format!("`{key}`: {}", unechoed(error.message())));
+    }
     // A bare word may be text missing its quotes; a number (even a negative one) is not.
     let bare_word = !value.starts_with(['"', '\'', '[', '{']) && value.parse::<f64>().is_err();
     if !key.is_empty() && bare_word {
@@ -68,6 +76,33 @@ fn explain(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
         }
     }
     ConfigError::at(location, format!("`{key}`: {}", plain(error.message())))
+}
+
+/// Keys whose values are secrets or may carry one (a store URL's password): an error about one
+/// says what the key expects, never what was written.
+const SECRET_KEYS: [&str; 4] = ["api_keys", "bypass_keys", "admin_token", "url"];
+
+/// Whether the value at `place` (`sites[0].api_keys[1]`) or under the line's `key` is a secret.
+fn names_secret(place: &str, key: &str) -> bool {
+    SECRET_KEYS
+        .iter()
+        .any(|secret| key == *secret || place.split(['.', '[']).any(|part| part == *secret))
+}
+
+/// A message about a secret's value without the value: serde's own messages quote what they
+/// read (`invalid type: string "…", expected a sequence`), so only what is expected is kept;
+/// the server's own messages about keys never quote one.
+fn unechoed(message: &str) -> String {
+    if !message.contains("invalid") {
+        return plain(message);
+    }
+    match message.rsplit_once("expected ") {
+        Some((_, expected)) => format!(
+            "has the wrong form (not shown: it may be a secret): {}",
+            plain(&format!("expected {expected}"))
+        ),
+        None => "has the wrong form (not shown: it may be a secret)".to_owned(),
+    }
 }
 
 /// Serde's type names in words a configuration's reader knows.

@@ -214,10 +214,16 @@ pub fn load(
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::at(path.display().to_string(), format!("cannot be read: {e}")))?;
-    // The file as written is read first, so that its shape errors are named by its own lines.
-    explain::read(&text).map_err(in_file)?;
-    let text = with_environment(&text, env).map_err(in_file)?;
-    let mut config = parse(&text).map_err(in_file)?;
+    // The file as written is read first, so that its shape errors are named by its own lines;
+    // it is read again only when the environment changed it.
+    let written = explain::read(&text).map_err(in_file)?;
+    let overridden = with_environment(&text, env).map_err(in_file)?;
+    let mut config = if overridden == text {
+        written
+    } else {
+        explain::read(&overridden).map_err(in_file)?
+    };
+    config.check().map_err(in_file)?;
     config.store.url.get_or_insert_with(|| {
         let stem = path.file_stem().map_or_else(
             || "trustcaptcha".into(),

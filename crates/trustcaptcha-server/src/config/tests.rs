@@ -231,6 +231,31 @@ fn a_value_of_the_wrong_shape_is_named_by_line_and_place() {
         assert!(at.contains(location), "{at} for {text}");
         assert!(message.contains(problem), "{message} for {text}");
     }
+    // A secret of the wrong shape is named by its place, never shown.
+    let secret = "ak_written_where_a_list_belongs_0123";
+    for line in [
+        format!("api_keys = \"{secret}\""),
+        format!("api_keys = {secret}"),
+        format!("bypass_keys = [[\"{secret}\"]]"),
+    ] {
+        let error = parse(&site(&line)).expect_err(&line);
+        assert!(error.problems[0].0.contains("line 4"), "{error}");
+        assert!(!error.to_string().contains(secret), "{error}");
+    }
+    for (text, place) in [
+        (
+            format!("[server]\nadmin_token = [\"{secret}\"]\n"),
+            "admin_token",
+        ),
+        (
+            format!("[store]\nurl = [\"redis://u:{secret}@h:1\"]\n"),
+            "url",
+        ),
+    ] {
+        let error = parse(&text).expect_err(&text);
+        assert!(error.to_string().contains(place), "{error}");
+        assert!(!error.to_string().contains(secret), "{error}");
+    }
     let secret = "ak_short";
     let error = parse(&format!(
         "[[sites]]\nname = \"a\"\nsite_key = \"{}\"\napi_keys = [\"{secret}\"]\n",

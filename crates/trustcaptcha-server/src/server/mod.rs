@@ -123,6 +123,8 @@ impl ServerBuilder {
             state: self.state,
             listener,
             admin,
+            bound,
+            admin_bound,
             reload_on_hangup: self.reload_on_hangup,
         })
     }
@@ -146,6 +148,9 @@ pub struct Server {
     state: AppState,
     listener: TcpListener,
     admin: TcpListener,
+    /// The listeners' addresses, read when they were bound.
+    bound: SocketAddr,
+    admin_bound: SocketAddr,
     reload_on_hangup: bool,
 }
 
@@ -161,30 +166,20 @@ impl Server {
     }
 
     /// The public listener's address.
-    ///
-    /// # Panics
-    ///
-    /// Never: the address was read when the listener was bound.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("read when bound")
+        self.bound
     }
 
     /// The admin listener's address.
-    ///
-    /// # Panics
-    ///
-    /// Never: the address was read when the listener was bound.
     #[must_use]
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.local_addr().expect("read when bound")
+        self.admin_bound
     }
 
     /// Serves both listeners until `shutdown` completes; then in-flight requests get ten seconds
     /// to finish, and what was counted since the last flush is stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        // Before serving, so that the first request already sees the start-up evidence.
-        crate::tasks::on_start(&self.state).await;
         let (stop, stopped) = tokio::sync::watch::channel(());
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
             let _ = stopped.changed().await;

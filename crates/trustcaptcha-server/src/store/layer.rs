@@ -53,8 +53,9 @@ pub trait StoreLayer: std::fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Sees how `call` was answered: `None` when it succeeded.
-    fn after(&self, _call: Call, _error: Option<&StoreError>) {}
+    /// Sees how `call` was answered (`None` when it succeeded); `inner` is the wrapped store,
+    /// for a layer that reacts with a call of its own.
+    fn after(&self, _call: Call, _error: Option<&StoreError>, _inner: &Arc<dyn Store>) {}
 }
 
 /// `inner` with `layer` around it. Cheap to clone.
@@ -89,12 +90,6 @@ impl<L: StoreLayer> Layered<L> {
         &self.layer
     }
 
-    /// The wrapped store.
-    #[must_use]
-    pub fn inner(&self) -> &Arc<dyn Store> {
-        &self.inner
-    }
-
     async fn around<T>(
         &self,
         call: Call,
@@ -102,7 +97,7 @@ impl<L: StoreLayer> Layered<L> {
     ) -> Result<T, StoreError> {
         self.layer.before(call).await?;
         let answer = answer.await;
-        self.layer.after(call, answer.as_ref().err());
+        self.layer.after(call, answer.as_ref().err(), &self.inner);
         answer
     }
 }

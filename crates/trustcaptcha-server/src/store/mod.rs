@@ -144,8 +144,8 @@ pub struct Pending {
     /// An allow or block list entry that matched the visitor.
     pub access_rule: Option<AccessRule>,
     /// The create request's headers that a browser repeats on the submission, as a digest
-    /// (`detection::request_fingerprint`); 0 in a verification stored by an earlier release,
-    /// which is not compared.
+    /// (`detection::request_fingerprint`); 0 when there is nothing to compare: a site that is
+    /// not scored, or a verification stored by an earlier release.
     #[serde(default)]
     pub request: u32,
 }

@@ -20,7 +20,6 @@ pub type TrackedStore = Layered<Health>;
 pub(crate) fn tracked(inner: Arc<dyn Store>, clock: Arc<dyn Clock>) -> TrackedStore {
     let health = Health {
         failing: AtomicBool::default(),
-        store: Arc::clone(&inner),
         clock,
     };
     Layered::new(health, inner)
@@ -31,8 +30,6 @@ pub struct Health {
     /// Read before written, since every store answer passes here and a write would move the
     /// cache line between cores on each one.
     failing: AtomicBool,
-    /// Where the heartbeat after a recovery goes.
-    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
@@ -46,7 +43,7 @@ impl std::fmt::Debug for Health {
 
 #[async_trait::async_trait]
 impl StoreLayer for Health {
-    fn after(&self, _call: Call, error: Option<&StoreError>) {
+    fn after(&self, _call: Call, error: Option<&StoreError>, inner: &Arc<dyn Store>) {
         match error {
             Some(StoreError::Unavailable(reason)) => {
                 tracing::error!(%reason, "store unavailable");
@@ -60,7 +57,7 @@ impl StoreLayer for Health {
                     && self.failing.swap(false, Ordering::AcqRel)
                 {
                     tracing::warn!("store available again");
-                    let (store, now) = (Arc::clone(&self.store), self.clock.now());
+                    let (store, now) = (Arc::clone(inner), self.clock.now());
                     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                         runtime.spawn(async move {
                             if let Err(error) = store.mark(Mark::Heartbeat, now).await {

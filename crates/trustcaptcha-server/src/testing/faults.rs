@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock::Clock;
 use crate::store::memory::MemoryStore;
-use crate::store::{Call, Layered, StoreError, StoreLayer};
+use crate::store::{Call, Layered, Store, StoreError, StoreLayer};
 
 /// A memory store with [`Faults`] around it.
 pub type FaultStore = Layered<Faults>;
@@ -66,7 +66,7 @@ impl StoreLayer for Faults {
         Ok(())
     }
 
-    fn after(&self, call: Call, _error: Option<&StoreError>) {
+    fn after(&self, call: Call, _error: Option<&StoreError>, _inner: &Arc<dyn Store>) {
         match call {
             Call::Claim => self.claimed.notify_one(),
             Call::Release => self.released.notify_one(),

@@ -187,6 +187,17 @@ impl TestServer {
     }
 }
 
+/// Sends `request`; the status and the JSON body (or the text as a JSON string).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 impl TestClient {
     /// The server at `url`.
     ///
@@ -223,19 +234,13 @@ impl TestClient {
     /// POSTs `body` to the create endpoint with the test origin, from a browser calling itself
     /// `user_agent`.
     pub async fn create_as(&self, body: &Value, user_agent: &str) -> (u16, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v2/verifications", self.url))
             .header("origin", ORIGIN)
             .header("user-agent", user_agent)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or_default(),
-        )
+            .json(body);
+        answer(request).await
     }
 
     /// POSTs `body` to `path`, with `origin` as the `Origin` header; the status and the JSON
@@ -245,13 +250,7 @@ impl TestClient {
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        answer(request).await
     }
 
     /// GETs `path` with `key` as a bearer key; the status and the JSON body (or the text).
@@ -260,13 +259,7 @@ impl TestClient {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        answer(request).await
     }
 
     /// Creates a verification for `site_key` and returns its challenge.

@@ -255,7 +255,12 @@ async fn make_challenge(
         visitor,
         signals,
         access_rule: decision.access,
-        request: detection::request_fingerprint(&context.headers),
+        // Compared at the submission only where the site is scored.
+        request: if site.scores() {
+            detection::request_fingerprint(&context.headers)
+        } else {
+            0
+        },
     };
     let challenge = Challenge {
         verification_id: new_id(now),

@@ -81,7 +81,7 @@ pub(crate) async fn submit(
 
     let observed = (now - pending.created_at).try_into().unwrap_or_default();
     let signals = if site.scores() {
-        // A verification stored by an earlier release kept no fingerprint to compare.
+        // 0: nothing to compare (an earlier release, or a site not scored when it was created).
         let same_request =
             pending.request == 0 || detection::request_fingerprint(headers) == pending.request;
         detection::at_submit(pending.signals, &request, observed, same_request)
