@@ -1,6 +1,7 @@
 //! Adaptive difficulty: a client network that solves often gets harder challenges, so that a bot
 //! farm pays more per verification the more it makes, while a person solving a few is not
-//! slowed down.
+//! slowed down; and a visitor that looks suspicious when it asks for a challenge gets a harder
+//! one ([`Suspicion`]), so that suspicion costs work before the score refuses anything.
 
 use std::time::Duration;
 
@@ -50,9 +51,80 @@ pub(crate) fn extra_bits(solved: u64, pending: usize, rule: &AdaptiveDifficulty)
     u8::try_from(extra.min(u32::from(rule.max_extra))).unwrap_or(rule.max_extra)
 }
 
+/// How the difficulty rises with what a create request already shows: the score of the signals
+/// found before any work is done (the network, the request, the page's description) buys extra
+/// bits. One bit doubles the expected work: a person who trips one light heuristic (score 0.3,
+/// one bit at the default) waits twice the usual time; a bot whose create request scores 1 does
+/// 32 times the work for every attempt, refused or not.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Suspicion {
+    /// The score that buys one extra bit (bits are whole: 0.3 buys one at 0.2 per bit).
+    pub score_per_bit: f64,
+    /// The most extra bits suspicion adds (0 turns it off).
+    pub max_extra: u8,
+}
+
+impl Default for Suspicion {
+    fn default() -> Self {
+        Suspicion {
+            score_per_bit: 0.2,
+            max_extra: 5,
+        }
+    }
+}
+
+impl Suspicion {
+    /// The extra difficulty bits for a create request whose signals score `score`.
+    pub(crate) fn extra_bits(&self, score: f64) -> u8 {
+        if self.score_per_bit <= 0.0 || !score.is_finite() {
+            return 0;
+        }
+        // A small allowance, so that 0.6 / 0.2 is 3 and not 2.999….
+        let bits = (score / self.score_per_bit + 1e-9).floor().max(0.0);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped to a u8
+        let bits = bits.min(f64::from(self.max_extra)) as u8;
+        bits
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suspicion_buys_whole_bits_up_to_its_cap() {
+        let rule = Suspicion::default();
+        assert_eq!(
+            rule.extra_bits(0.0),
+            0,
+            "nothing found: the site's difficulty"
+        );
+        assert_eq!(rule.extra_bits(0.1), 0);
+        assert_eq!(
+            rule.extra_bits(0.3),
+            1,
+            "one light heuristic: twice the work"
+        );
+        assert_eq!(rule.extra_bits(0.6), 3);
+        assert_eq!(rule.extra_bits(1.0), 5);
+        let capped = Suspicion {
+            max_extra: 2,
+            ..rule
+        };
+        assert_eq!(capped.extra_bits(1.0), 2);
+        let off = Suspicion {
+            max_extra: 0,
+            ..rule
+        };
+        assert_eq!(off.extra_bits(1.0), 0);
+        let odd = Suspicion {
+            score_per_bit: 0.0,
+            ..rule
+        };
+        assert_eq!(odd.extra_bits(1.0), 0);
+        assert_eq!(rule.extra_bits(f64::NAN), 0);
+    }
 
     #[test]
     fn difficulty_rises_with_solves_and_outstanding_challenges() {

@@ -120,6 +120,7 @@ pub(crate) fn at_create(request: &CreateRequest, headers: &HeaderMap) -> Signals
         (Signals::HEADLESS, headless(headers, info)),
         (Signals::REQUEST, request_inconsistent(headers, info)),
         (Signals::WINDOW, windowless(info)),
+        (Signals::SCREEN, larger_than_screen(info)),
         (Signals::EVENTS, events.implausible),
         (Signals::SYNTHETIC, events.teleported || events.mechanical),
     ]
@@ -342,21 +343,54 @@ pub(crate) fn request_inconsistent(headers: &HeaderMap, info: &BrowserInformatio
     )
 }
 
+/// Whether the page describes a touch device: a phone or tablet User-Agent, a mobile client
+/// hint, or a "Macintosh" with touch points (iPadOS Safari calls itself a Mac). Touch points
+/// claimed beside another desktop User-Agent are not believed: a script sets them with one
+/// option, and a desktop's window checks must not be switched off by it.
+fn touch_device(info: &BrowserInformation) -> bool {
+    let user_agent = text(info, "window-navigator-userAgent").unwrap_or_default();
+    let touch_points = number(info, "window-navigator-maxTouchPoints").unwrap_or_default();
+    info.get("window-navigator-userAgentData-mobile")
+        .is_some_and(|raw| raw.get() == "true")
+        || ["Mobile", "Android", "iPhone", "iPad"]
+            .iter()
+            .any(|marker| user_agent.contains(marker))
+        || (user_agent.contains("Macintosh") && touch_points > 1.0)
+}
+
+/// A window's size, in pixels, when the page reported a positive one.
+fn size(info: &BrowserInformation, width: &str, height: &str) -> Option<(f64, f64)> {
+    let positive = |key| number(info, key).filter(|n| *n > 0.0);
+    Some((positive(width)?, positive(height)?))
+}
+
 /// Whether a desktop browser's window has no browser UI around the page: outer and inner
 /// sizes equal, as in a headless browser (or a full-screen window).
 #[must_use]
 pub(crate) fn windowless(info: &BrowserInformation) -> bool {
-    let size = |key| number(info, key).filter(|n| *n > 0.0);
-    let touch = number(info, "window-navigator-maxTouchPoints").is_some_and(|n| n > 0.0);
-    let mobile = info
-        .get("window-navigator-userAgentData-mobile")
-        .is_some_and(|raw| raw.get() == "true")
-        || text(info, "window-navigator-userAgent").is_some_and(|ua| ua.contains("Mobile"));
-    let equal = |outer, inner| matches!((size(outer), size(inner)), (Some(o), Some(i)) if o == i);
-    !touch
-        && !mobile
-        && equal("window-outerWidth", "window-innerWidth")
-        && equal("window-outerHeight", "window-innerHeight")
+    let outer = size(info, "window-outerWidth", "window-outerHeight");
+    let inner = size(info, "window-innerWidth", "window-innerHeight");
+    !touch_device(info) && outer.is_some() && outer == inner
+}
+
+/// How far (pixels) a desktop window may reach beyond its screen: a maximised window on
+/// Windows reports its invisible resize borders, 8 px a side.
+const SCREEN_SLACK: f64 = 32.0;
+
+/// Whether a desktop browser's window is larger than the screen it is on: a headless browser
+/// given a window size keeps its default 800×600 screen. (The outer size, which page zoom does
+/// not change.)
+#[must_use]
+pub(crate) fn larger_than_screen(info: &BrowserInformation) -> bool {
+    let outer = size(info, "window-outerWidth", "window-outerHeight");
+    let screen = size(info, "window-screen-width", "window-screen-height");
+    match (outer, screen) {
+        (Some((width, height)), Some((screen_width, screen_height))) => {
+            !touch_device(info)
+                && (width > screen_width + SCREEN_SLACK || height > screen_height + SCREEN_SLACK)
+        }
+        _ => false,
+    }
 }
 
 /// Whether the submission came sooner, or claims to have been solved sooner, than a browser
@@ -392,7 +426,8 @@ pub(crate) struct Events {
     pub input: bool,
     /// Events the widget cannot have recorded (see the module docs).
     pub implausible: bool,
-    /// A pointer click with no pointer movement before it, on a device without touch or pen.
+    /// A press where nothing moved before it: a click without two mouse moves, a tap in a
+    /// session without a swipe, a pen press without the pen's hovering moves.
     pub teleported: bool,
     /// A long pointer movement along a perfectly straight line.
     pub mechanical: bool,
@@ -434,8 +469,10 @@ impl Events {
         let mut first_time: Option<f64> = None;
         let mut last_time = f64::NEG_INFINITY;
         let (mut trusted, mut dispatched) = (0usize, 0usize);
-        let mut moves = 0usize;
-        let mut other_pointers = false;
+        // What moved before a press: a hand moves a pointer of the kind it presses with, and
+        // a driver's `click()` or `tap()` presses where it never moved.
+        let (mut mouse_moves, mut touch_moves, mut pen_moves) = (0usize, 0usize, 0usize);
+        let mut tapped = false;
         let mut movement: Vec<(f64, f64)> = Vec::new();
         let mut last_move_time = f64::NEG_INFINITY;
         for event in events {
@@ -466,7 +503,7 @@ impl Events {
             }
             match kind {
                 "mousemove" => {
-                    moves += 1;
+                    mouse_moves += 1;
                     if let (Some(x), Some(y), Some(time)) = (event.x, event.y, time) {
                         if time - last_move_time > MOVEMENT_PAUSE_MS {
                             report.mechanical |= drawn(&movement);
@@ -476,20 +513,21 @@ impl Events {
                         last_move_time = time;
                     }
                 }
-                "click" if event.detail.is_some_and(|d| d >= 1.0) && moves < 2 => {
-                    report.teleported = true;
+                // A click with `detail` 0 came from a key (Enter or Space on the checkbox). A tap
+                // makes a click after its touch, with at most one compatibility `mousemove`.
+                "click" if event.detail.is_some_and(|d| d >= 1.0) => {
+                    report.teleported |=
+                        mouse_moves < 2 && !(tapped && touch_moves > 0) && pen_moves < 2;
                 }
-                kind if kind.starts_with("touch") || kind.starts_with("pointer") => {
-                    other_pointers = true;
-                }
+                "touchmove" => touch_moves += 1,
+                "touchstart" | "touchend" => tapped = true,
+                // The widget records pointer events of pens only.
+                "pointermove" => pen_moves += 1,
+                "pointerdown" => report.teleported |= pen_moves < 2,
                 _ => {}
             }
         }
         report.mechanical |= drawn(&movement);
-        if other_pointers {
-            // Touch screens and pens click where they touch, without moving there first.
-            report.teleported = false;
-        }
         if dispatched > 0 && dispatched >= trusted {
             report.implausible = true;
         }
@@ -802,17 +840,58 @@ mod tests {
         let none = serde_json::json!({});
         assert!(windowless(&sizes((1280, 720), (1280, 720), none.clone())));
         assert!(!windowless(&sizes((1050, 780), (1050, 637), none.clone())));
-        assert!(!windowless(&sizes(
-            (390, 844),
-            (390, 844),
-            serde_json::json!({"window-navigator-maxTouchPoints": 5})
-        )));
+        // Touch points claimed beside a desktop User-Agent switch nothing off …
+        let touch = serde_json::json!({"window-navigator-maxTouchPoints": 5});
+        assert!(windowless(&sizes((1280, 720), (1280, 720), touch.clone())));
+        // … beside a phone's, or a Mac's (iPadOS Safari), they describe a tablet or phone.
+        let phone = serde_json::json!({"window-navigator-maxTouchPoints": 5,
+            "window-navigator-userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36"});
+        assert!(!windowless(&sizes((390, 844), (390, 844), phone)));
+        let ipad = serde_json::json!({"window-navigator-maxTouchPoints": 5,
+            "window-navigator-userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1.15"});
+        assert!(!windowless(&sizes((1024, 1366), (1024, 1366), ipad)));
         assert!(!windowless(&sizes(
             (390, 844),
             (390, 844),
             serde_json::json!({"window-navigator-userAgentData-mobile": true})
         )));
         assert!(!windowless(&info(serde_json::json!({}))), "unknown sizes");
+    }
+
+    #[test]
+    fn a_desktop_window_larger_than_its_screen() {
+        let page = |outer: (u32, u32), screen: (u32, u32), user_agent: &str| {
+            info(serde_json::json!({
+                "window-navigator-userAgent": user_agent,
+                "window-outerWidth": outer.0, "window-outerHeight": outer.1,
+                "window-screen-width": screen.0, "window-screen-height": screen.1,
+            }))
+        };
+        // Headless Chromium given a window size keeps its 800×600 screen.
+        assert!(larger_than_screen(&page((1366, 768), (800, 600), CHROME)));
+        assert!(larger_than_screen(&page(
+            (1280, 1400),
+            (1920, 1080),
+            CHROME
+        )));
+        // A maximised window on Windows reaches 8 px beyond each side.
+        assert!(!larger_than_screen(&page(
+            (1936, 1056),
+            (1920, 1080),
+            CHROME
+        )));
+        assert!(!larger_than_screen(&page(
+            (1280, 720),
+            (1920, 1080),
+            CHROME
+        )));
+        // Phones report the screen in one orientation whatever the window's.
+        let phone = "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36";
+        assert!(!larger_than_screen(&page((844, 390), (390, 844), phone)));
+        assert!(
+            !larger_than_screen(&info(serde_json::json!({}))),
+            "unknown sizes"
+        );
     }
 
     fn event(json: serde_json::Value) -> UserEvent {
@@ -853,13 +932,33 @@ mod tests {
             ..Events::default()
         };
         assert_eq!(Events::read(&events, SECOND), person);
-        // A touch screen taps where it touches.
+        // A touch screen taps where it touches, after the finger moved the page.
         let tap = [
             event(serde_json::json!({"type": "touchstart", "isTrusted": true, "timeStamp": 10.0})),
+            event(serde_json::json!({"type": "touchmove", "isTrusted": true, "timeStamp": 40.0})),
             event(serde_json::json!({"type": "touchend", "isTrusted": true, "timeStamp": 90.0})),
-            mouse("click", 95.0, 50.0, 60.0),
+            event(serde_json::json!({"type": "touchstart", "isTrusted": true, "timeStamp": 300.0})),
+            event(serde_json::json!({"type": "touchend", "isTrusted": true, "timeStamp": 380.0})),
+            mouse("mousemove", 385.0, 50.0, 60.0),
+            mouse("click", 390.0, 50.0, 60.0),
         ];
         assert_eq!(Events::read(&tap, SECOND), person);
+        // A pen hovers before it presses.
+        let pen = |kind: &str, time: f64| {
+            event(
+                serde_json::json!({"type": kind, "isTrusted": true, "timeStamp": time,
+                "pointerType": "pen", "x": 40.0, "y": time / 10.0}),
+            )
+        };
+        let drawn = [
+            pen("pointermove", 10.0),
+            pen("pointermove", 26.0),
+            pen("pointermove", 42.0),
+            pen("pointerdown", 60.0),
+            pen("pointerup", 120.0),
+            mouse("click", 121.0, 40.0, 4.0),
+        ];
+        assert_eq!(Events::read(&drawn, SECOND), person);
         // A keyboard user activates the checkbox without a pointer (detail 0).
         let keyboard = [event(
             serde_json::json!({"type": "click", "isTrusted": true, "timeStamp": 10.0, "detail": 0}),
@@ -926,6 +1025,20 @@ mod tests {
             mouse("click", 14.0, 300.0, 200.0),
         ];
         assert!(Events::read(&teleport, SECOND).teleported);
+        // A driver's `tap()`: a touch where no finger moved.
+        let tap = [
+            event(serde_json::json!({"type": "touchstart", "isTrusted": true, "timeStamp": 10.0})),
+            event(serde_json::json!({"type": "touchend", "isTrusted": true, "timeStamp": 20.0})),
+            mouse("mousemove", 21.0, 300.0, 200.0),
+            mouse("click", 22.0, 300.0, 200.0),
+        ];
+        assert!(Events::read(&tap, SECOND).teleported);
+        // A pen pressed where it never hovered.
+        let pen = [event(
+            serde_json::json!({"type": "pointerdown", "isTrusted": true,
+            "timeStamp": 10.0, "pointerType": "pen", "x": 300.0, "y": 200.0}),
+        )];
+        assert!(Events::read(&pen, SECOND).teleported);
         // Equal steps along a line: a driver's `move(…, {steps})`; steps lost to the widget's
         // throttling leave a line a line.
         let along_line = |steps: &[u8]| -> Vec<UserEvent> {

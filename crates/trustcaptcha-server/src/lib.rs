@@ -70,6 +70,7 @@ mod failover;
 mod fixtures;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+mod hosting;
 pub mod integrity;
 mod limits;
 #[cfg(feature = "cli")]

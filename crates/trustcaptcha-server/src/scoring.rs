@@ -14,8 +14,10 @@
 //! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands; or the submission's User-Agent, client hints, fetch metadata, `Accept-Language` or `Origin` differ from its create request's |
 //! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
-//! | `synthetic` | 0.3 | input no hand produces: a pointer click without any movement before it (not on touch or pen devices), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
+//! | `hosting` | 0.4 | the client's address belongs to a hosting or data-centre network: its autonomous system (from `asn_database`) is on the hosting list. Never fires without an ASN database. People on a commercial VPN, a cloud desktop or a company network run from a cloud trip it |
+//! | `synthetic` | 0.3 | input no hand produces: a press where nothing moved before it (a click after fewer than two mouse moves, a tap in a session without any touch movement, a pen press without the pen's hovering moves), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
 //! | `window` | 0.3 | a desktop window without browser UI around the page (outer size = inner size): headless browsers, and a person in full-screen mode |
+//! | `screen` | 0.3 | a desktop window more than 32 px wider or taller than its screen: a headless browser given a window size keeps its 800×600 screen; a person whose window spans two monitors |
 //! | `timing` | 0.2 | timestamps are impossible: start before box creation, solving claimed to end before it began or to take longer than the server observed, or solving started within 100 ms of the box appearing |
 //! | `velocity` | 0.2 | the client's network solved more than three times its free share of the adaptive-difficulty window |
 //!
@@ -32,7 +34,7 @@ use crate::config::Site;
 use crate::signals::Signals;
 
 /// Each signal's weight, in the order of the table above (and of [`Signals::fired`]).
-const WEIGHTS: [(Signals, f64); 12] = [
+const WEIGHTS: [(Signals, f64); 14] = [
     (Signals::HONEYPOT, 0.6),
     (Signals::HEADLESS, 0.6),
     (Signals::AUTOMATION, 0.6),
@@ -41,8 +43,10 @@ const WEIGHTS: [(Signals, f64); 12] = [
     (Signals::REQUEST, 0.4),
     (Signals::EVENTS, 0.4),
     (Signals::TOO_FAST, 0.4),
+    (Signals::HOSTING, 0.4),
     (Signals::SYNTHETIC, 0.3),
     (Signals::WINDOW, 0.3),
+    (Signals::SCREEN, 0.3),
     (Signals::TIMING, 0.2),
     (Signals::VELOCITY, 0.2),
 ];

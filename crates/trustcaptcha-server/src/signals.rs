@@ -38,6 +38,10 @@ bitflags::bitflags! {
         const TOO_FAST = 1 << 10;
         /// The network solves far more than its share.
         const VELOCITY = 1 << 11;
+        /// A desktop window larger than its screen.
+        const SCREEN = 1 << 12;
+        /// The client's network is a hosting or data-centre network.
+        const HOSTING = 1 << 13;
     }
 }
 
@@ -114,6 +118,8 @@ mod tests {
             "synthetic",
             "too_fast",
             "velocity",
+            "screen",
+            "hosting",
         ]
         .iter()
         .enumerate()
@@ -134,7 +140,10 @@ mod tests {
             Signals::INTEGRITY | Signals::NO_EVENTS | Signals::VELOCITY
         );
         let written = serde_json::to_value(signals).expect("write");
-        let earlier: serde_json::Value = serde_json::from_str(earlier).expect("json");
+        let mut earlier: serde_json::Value = serde_json::from_str(earlier).expect("json");
+        // Signals added since are written beside the earlier ones.
+        earlier["screen"] = false.into();
+        earlier["hosting"] = false.into();
         assert_eq!(written, earlier);
         let partial: Signals =
             serde_json::from_str(r#"{"honeypot":true,"from_a_newer_release":true}"#).expect("read");
@@ -144,9 +153,9 @@ mod tests {
 
     #[test]
     fn every_signal_has_its_own_bit() {
-        for bits in 0..1 << 12 {
+        for bits in 0..1 << 14 {
             assert_eq!(Signals::from_bits_truncate(bits).bits(), bits);
         }
-        assert_eq!(Signals::all().bits(), (1 << 12) - 1);
+        assert_eq!(Signals::all().bits(), (1 << 14) - 1);
     }
 }

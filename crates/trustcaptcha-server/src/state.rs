@@ -53,6 +53,8 @@ pub struct AppStateInner {
     pub(crate) statistics: Statistics,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
+    /// Which client networks are hosting networks.
+    pub(crate) hosting: crate::hosting::Hosting,
     /// Process-wide settings (a reload leaves them as they are).
     pub(crate) settings: ServerSettings,
 }
@@ -345,6 +347,7 @@ impl AppStateBuilder {
             metrics: Metrics::default(),
             statistics: Statistics::default(),
             inspector: files.inspector,
+            hosting: files.hosting,
             settings: server,
         })))
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::{ConfigError, ServerSettings};
+use crate::hosting::Hosting;
 use crate::networks::NetworkSet;
 use crate::visitor::Inspector;
 
@@ -14,11 +15,13 @@ pub struct ServerFiles {
     pub(crate) reputation: NetworkSet,
     /// The User-Agent parser, with the country database when one is named.
     pub(crate) inspector: Inspector,
+    /// The ASN database and the hosting list.
+    pub(crate) hosting: Hosting,
 }
 
 impl ServerFiles {
-    /// Reads every file `settings` names: the reputation lists, the country database, and
-    /// checks that the widget directory is one.
+    /// Reads every file `settings` names: the reputation lists, the country and ASN databases,
+    /// and checks that the widget directory is one.
     ///
     /// # Errors
     ///
@@ -31,16 +34,24 @@ impl ServerFiles {
         let inspector = Inspector::new(settings.geoip_database.as_deref())
             .map_err(|error| problems.push(("server.geoip_database".to_owned(), error)))
             .ok();
+        let hosting = Hosting::new(
+            settings.asn_database.as_deref(),
+            &settings.hosting_asns,
+            settings.shipped_hosting_asns,
+        )
+        .map_err(|error| problems.push(("server.asn_database".to_owned(), error)))
+        .ok();
         if let Some(path) = settings.widget_dir.as_ref().filter(|path| !path.is_dir()) {
             problems.push((
                 "server.widget_dir".to_owned(),
                 format!("{} is not a directory", path.display()),
             ));
         }
-        match inspector {
-            Some(inspector) if problems.is_empty() => Ok(ServerFiles {
+        match (inspector, hosting) {
+            (Some(inspector), Some(hosting)) if problems.is_empty() => Ok(ServerFiles {
                 reputation,
                 inspector,
+                hosting,
             }),
             _ => Err(ConfigError { problems }),
         }

@@ -68,6 +68,14 @@ pub struct ServerSettings {
     pub client_address_header: Option<ClientAddressHeader>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
     pub geoip_database: Option<PathBuf>,
+    /// A MaxMind-format ASN database (GeoLite2-ASN, DB-IP's or IPinfo's): with it, a client on
+    /// a hosting network ([`hosting_asns`](Self::hosting_asns)) fires the `hosting` signal.
+    pub asn_database: Option<PathBuf>,
+    /// Autonomous systems of hosting and data-centre networks, besides the shipped list.
+    pub hosting_asns: Vec<u32>,
+    /// Whether the shipped list of well-known hosting networks applies
+    /// (`crates/trustcaptcha-server/data/hosting-asns.txt`).
+    pub shipped_hosting_asns: bool,
     /// The official widget's npm package (a directory holding its `dist/` and `LICENSE`), served
     /// under `/widget/` so that pages need no CDN: e.g. `/widget/dist/bundles/trustcaptcha.umd.min.js`.
     pub widget_dir: Option<PathBuf>,
@@ -267,6 +275,9 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             client_address_header: None,
             geoip_database: None,
+            asn_database: None,
+            hosting_asns: Vec::new(),
+            shipped_hosting_asns: true,
             widget_dir: None,
             reputation_lists: Vec::new(),
             failover_grace: Duration::from_secs(300),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Problems;
-use crate::adaptive::AdaptiveDifficulty;
+use crate::adaptive::{AdaptiveDifficulty, Suspicion};
 use crate::networks::NetworkSet;
 use crate::origin::OriginPattern;
 use crate::secret::KeyHash;
@@ -103,6 +103,9 @@ pub struct Site {
     /// Rising difficulty for busy clients.
     #[serde(default)]
     pub adaptive_difficulty: AdaptiveDifficulty,
+    /// Rising difficulty for visitors whose create request already looks suspicious.
+    #[serde(default)]
+    pub suspicion: Suspicion,
     /// Whether the official client test fixtures are answered (the sandbox site).
     #[serde(default)]
     pub sandbox_fixtures: bool,
@@ -224,6 +227,7 @@ impl Site {
             rules: Vec::new(),
             reputation_lists: defaults::yes(),
             adaptive_difficulty: AdaptiveDifficulty::default(),
+            suspicion: Suspicion::default(),
             sandbox_fixtures: false,
             locked: false,
             hourly_quota: None,
@@ -349,6 +353,11 @@ impl Site {
             !window.is_zero() && window <= Duration::from_secs(86_400),
             "adaptive_difficulty.window_secs",
             "must be between 1 and 86400",
+        );
+        problems.require(
+            self.suspicion.score_per_bit > 0.0 && self.suspicion.score_per_bit <= 1.0,
+            "suspicion.score_per_bit",
+            "must be above 0 and at most 1",
         );
         problems.require(
             self.hourly_quota != Some(0),

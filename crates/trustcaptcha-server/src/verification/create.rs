@@ -196,7 +196,7 @@ async fn finish_with_bypass_key(
 }
 
 /// The challenge for this visitor: the signals at create time, and the difficulty the site's
-/// base, adaptive difficulty and access rules add up to.
+/// base, adaptive difficulty, suspicion (the signals' score so far) and access rules add up to.
 async fn make_challenge(
     state: &AppState,
     site: &Site,
@@ -232,7 +232,17 @@ async fn make_challenge(
         Signals::VELOCITY,
         site.scores() && detection::busy_network(solved, &site.adaptive_difficulty),
     );
-    let extra = adaptive::extra_bits(solved, pending, &site.adaptive_difficulty);
+    signals.set(
+        Signals::HOSTING,
+        site.scores() && ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
+    );
+    // A visitor the site's rules let through is not suspected of anything.
+    let suspicion = match decision.access {
+        Some(access::AccessRule::Allowed) => 0,
+        _ => site.suspicion.extra_bits(signals.score()),
+    };
+    let extra =
+        adaptive::extra_bits(solved, pending, &site.adaptive_difficulty).saturating_add(suspicion);
     let difficulty =
         (i16::from(site.difficulty) + i16::from(extra) + i16::from(decision.difficulty))
             .clamp(1, 32);

@@ -285,6 +285,114 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
     }
 }
 
+/// The difficulty the server asks of a create request with `headers` and `body`.
+async fn difficulty_for(
+    server: &TestServer,
+    headers: reqwest::header::HeaderMap,
+    body: &Value,
+) -> u64 {
+    let response = client()
+        .post(format!("{}/v2/verifications", server.url))
+        .headers(headers)
+        .header("origin", ORIGIN)
+        .json(body)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 200);
+    let created: Value = response.json().await.expect("json");
+    created["challenge"]["difficulty"]
+        .as_u64()
+        .expect("difficulty")
+}
+
+/// What a create request shows before any work buys extra bits: one per 0.2 of its score by
+/// default, none for a network the site allows.
+#[tokio::test]
+async fn suspicion_at_create_raises_the_difficulty_by_its_steps() {
+    let server = TestServer::start(site_config()).await;
+    let base = difficulty_for(&server, browser(), &create_body(SITE, false)).await;
+    assert_eq!(base, 13, "a clean request gets the site's difficulty");
+    let mut no_language = browser();
+    no_language.remove("accept-language");
+    let one_signal = difficulty_for(&server, no_language, &create_body(SITE, false)).await;
+    assert_eq!(one_signal, base + 2, "request (0.4): two bits");
+    let mut eventless = create_body(SITE, false);
+    eventless["userEvents"] = json!([]);
+    let mut bare = browser();
+    bare.remove("accept-language");
+    assert_eq!(
+        difficulty_for(&server, bare.clone(), &eventless).await,
+        base + 5,
+        "no_events and request (score 1): the cap of five bits"
+    );
+
+    let allowed = TestServer::start(site_config_with(r#"allow_ips = ["127.0.0.0/8"]"#)).await;
+    assert_eq!(
+        difficulty_for(&allowed, bare.clone(), &eventless).await,
+        base,
+        "a network the site allows is suspected of nothing"
+    );
+    let off = TestServer::start(site_config_with("suspicion = { max_extra = 0 }")).await;
+    assert_eq!(difficulty_for(&off, bare, &eventless).await, base);
+}
+
+#[derive(serde::Serialize)]
+struct AsnRecord {
+    autonomous_system_number: u32,
+    autonomous_system_organization: &'static str,
+}
+
+/// A client on a hosting network (its autonomous system, from an ASN database, on the shipped
+/// or the operator's list) fires `hosting`, which costs two bits of work and 0.4 of score.
+#[tokio::test]
+async fn a_client_on_a_hosting_network_fires_the_hosting_signal() {
+    let database = |name: &str, asn: u32| {
+        crate::geoip::database_of(name, "GeoLite2-ASN", &[("127.0.0.0/24", asn)], |asn| {
+            AsnRecord {
+                autonomous_system_number: asn,
+                autonomous_system_organization: "a test network",
+            }
+        })
+    };
+    let with = |path: &std::path::Path, shipped: bool, extra: &[u32]| {
+        let mut config = site_config();
+        config.server.asn_database = Some(path.to_owned());
+        config.server.shipped_hosting_asns = shipped;
+        config.server.hosting_asns = extra.to_vec();
+        config
+    };
+    // Amazon's network, on the shipped list.
+    let amazon = database("amazon", 16_509);
+    let server = TestServer::start(with(&amazon, true, &[])).await;
+    assert_eq!(
+        difficulty_for(&server, browser(), &create_body(SITE, false)).await,
+        15
+    );
+    let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+    assert_eq!(result.score, 0.4);
+    assert_eq!(
+        result.decision_action,
+        DecisionAction::Allow,
+        "alone it refuses nothing"
+    );
+    assert_eq!(hour_counts(&server).await["signal:hosting"], 1);
+    // The shipped list turned off: Amazon is a network like any other.
+    let server = TestServer::start(with(&amazon, false, &[])).await;
+    let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+    assert_eq!(result.score, 0.0);
+    // A residential network is not a hosting one; the operator's own entry makes it one.
+    let home = database("home", 3_320);
+    let server = TestServer::start(with(&home, true, &[])).await;
+    let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+    assert_eq!(result.score, 0.0);
+    let server = TestServer::start(with(&home, true, &[3320])).await;
+    let result = judged(&server, browser(), &create_body(SITE, false), true).await;
+    assert_eq!(result.score, 0.4);
+    let _ = std::fs::remove_file(amazon);
+    let _ = std::fs::remove_file(home);
+}
+
 #[tokio::test]
 async fn a_site_without_risk_scoring_looks_for_no_signal() {
     let server = TestServer::start(site_config_with("risk_scoring = false")).await;

@@ -24,17 +24,20 @@ pub(crate) fn geoip_database(name: &str, entries: &[(&str, &'static str)]) -> st
     })
 }
 
-/// Writes a database of `kind` whose record for each network `record` makes from its code.
-fn database_of<R: Serialize>(
+/// Writes a database of `kind` whose record for each network `record` makes from its value.
+pub(crate) fn database_of<V: Copy, R: Serialize>(
     name: &str,
     kind: &str,
-    entries: &[(&str, &'static str)],
-    record: impl Fn(&'static str) -> R,
+    entries: &[(&str, V)],
+    record: impl Fn(V) -> R,
 ) -> std::path::PathBuf {
     let mut writer = mmdb_writer::Writer::new(kind);
     for (network, code) in entries {
         writer
-            .insert(network.parse::<ipnet::IpNet>().expect("net"), &record(code))
+            .insert(
+                network.parse::<ipnet::IpNet>().expect("net"),
+                &record(*code),
+            )
             .expect("insert");
     }
     let path = std::env::temp_dir().join(format!(
