@@ -14,13 +14,13 @@
 // the time, human-like sessions pass at least 99 % of the time.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_BIN, freePort, startDemo, widgetOutcome } from './tests/harness.mjs';
+import { solveTask } from './tests/pow.mjs';
 import {
   HUMAN_VARIANTS, humanClick, humanType, launchAutomatedBrowser, launchHumanBrowser, startXvfb,
 } from './tests/human.mjs';
@@ -155,21 +155,6 @@ function madeUpEvents(start) {
   const moves = Array.from({ length: 12 }, (_, i) => event('mousemove', start + 17 * i, 40 + 25 * i, 120 + 8 * i));
   return [...moves, event('mousedown', start + 260, 315, 208), event('mouseup', start + 340, 315, 208),
     event('click', start + 340, 315, 208)];
-}
-
-/** Proof-of-work as the widget does it, natively. */
-function solveTask(input, difficulty) {
-  const bytes = Buffer.from(input, 'base64');
-  for (let n = 0; ; n++) {
-    const digest = createHash('sha256').update(bytes).update(`tcn${n}`).digest();
-    let zeros = 0;
-    for (const byte of digest) {
-      if (byte === 0) { zeros += 8; continue; }
-      zeros += Math.clz32(byte) - 24;
-      break;
-    }
-    if (zeros >= difficulty) return `tcn${n}`;
-  }
 }
 
 /** A raw HTTP client replaying the recorded request: the same page description and integrity

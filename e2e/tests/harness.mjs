@@ -104,7 +104,7 @@ export async function startServer({ port, demoOrigin, outageBeforeStart = false,
   return start(
     SERVER_BIN,
     ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`],
-    /listening on (http:\/\/\S+)/,
+    /listening on (https?:\/\/\S+)/,
   );
 }
 

@@ -59,7 +59,8 @@ pub(crate) struct Proxies<'a> {
 }
 
 impl Proxies<'_> {
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 

@@ -39,6 +39,7 @@ use crate::adaptive::AdaptiveDifficulty;
 use crate::integrity::{BrowserInformation, integrity_hash};
 use crate::protocol::{Answer, CreateRequest, HoneypotField, SubmitRequest, UserEvent};
 use crate::signals::Signals;
+use crate::tls::Ja4;
 
 /// Faster than this from the box appearing to solving is not a person.
 const MIN_HUMAN_START: Duration = Duration::from_millis(100);
@@ -201,16 +202,21 @@ const SAME_ON_EVERY_FETCH: [&str; 9] = [
 ];
 
 /// A digest of the headers a browser sends alike on every request of one page
-/// ([`SAME_ON_EVERY_FETCH`]), so that a submission can be held against its create request
+/// ([`SAME_ON_EVERY_FETCH`]) and of its TLS library's cipher suites (when known), so that a submission can be held against its create request
 /// without keeping the headers. SHA-256, not a seeded hasher: instances of different releases
 /// sharing a store must agree on it. 32 bits: a client whose headers differ passes for the same
 /// with odds of one in four billion, and every pending verification keeps it (4 bytes keep the
 /// memory store's packed form in its allocation class). Never 0, which marks a verification
 /// stored by a release that kept none.
 #[must_use]
-pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u32 {
+pub(crate) fn request_fingerprint(headers: &HeaderMap, tls: Option<&Ja4>) -> u32 {
     use sha2::Digest as _;
     let mut digest = sha2::Sha256::new();
+    // Only the cipher suites: a resumed session adds an extension, so the whole JA4 of a
+    // browser's second connection may differ from its first.
+    if let Some(ja4) = tls {
+        digest.update(ja4.ciphers().as_bytes());
+    }
     for name in SAME_ON_EVERY_FETCH {
         for value in headers.get_all(name) {
             digest.update(value.as_bytes());
@@ -222,6 +228,44 @@ pub(crate) fn request_fingerprint(headers: &HeaderMap) -> u32 {
     let mut first = [0u8; 4];
     first.copy_from_slice(&digest[..4]);
     u32::from_le_bytes(first).max(1)
+}
+
+/// The JA4 cipher hashes of the browsers' TLS libraries: Chromium's BoringSSL (Chrome, Edge,
+/// Opera, Brave, Samsung Internet, on every system but iOS), Firefox's NSS, and Apple's (Safari,
+/// and every browser on iOS and iPadOS, which must use WebKit). Each is the hash of the cipher
+/// suites that library offers; they have been stable across many releases.
+const CHROMIUM_CIPHERS: &str = "8daaf6152771";
+const FIREFOX_CIPHERS: &str = "5b57614c22b0";
+const SAFARI_CIPHERS: &str = "a09f3c656075";
+
+/// Whether the TLS client `ja4` is not the browser `user_agent` names: it offers no TLS 1.3 or
+/// no HTTP/2 (every current browser offers both), or cipher suites other than that browser
+/// family's (or one of `more`, the operator's). A User-Agent of no known browser family is not
+/// judged.
+#[must_use]
+pub(crate) fn tls_unlike_browser(ja4: &Ja4, user_agent: Option<&str>, more: &[String]) -> bool {
+    let Some(user_agent) = user_agent else {
+        return false;
+    };
+    let apple = ["iPhone", "iPad", "iPod"]
+        .iter()
+        .any(|m| user_agent.contains(m));
+    let family = if apple {
+        SAFARI_CIPHERS
+    } else if user_agent.contains("Firefox/") {
+        FIREFOX_CIPHERS
+    } else if user_agent.contains("Chrome/") || user_agent.contains("Chromium/") {
+        CHROMIUM_CIPHERS
+    } else if user_agent.contains("Safari/") && user_agent.contains("Version/") {
+        SAFARI_CIPHERS
+    } else {
+        return false;
+    };
+    let known = ja4.ciphers() == family
+        || more
+            .iter()
+            .any(|hash| hash.eq_ignore_ascii_case(ja4.ciphers()));
+    ja4.version() != "13" || ja4.alpn() != "h2" || !known
 }
 
 /// Whether any honeypot was filled or touched.
@@ -650,13 +694,13 @@ mod tests {
             ("origin", "https://shop.example"),
             ("sec-fetch-mode", "cors"),
         ];
-        let base = request_fingerprint(&headers(&browser));
+        let base = request_fingerprint(&headers(&browser), None);
         assert_ne!(base, 0, "0 marks a record without one");
         // What a browser sends differently on its next fetch does not count.
         let mut next = browser.to_vec();
         next.push(("content-length", "1234"));
         next.push(("cookie", "session=1"));
-        assert_eq!(request_fingerprint(&headers(&next)), base);
+        assert_eq!(request_fingerprint(&headers(&next), None), base);
         for changed in [
             ("user-agent", "python-requests/2.32"),
             ("accept-language", "en-US"),
@@ -673,7 +717,11 @@ mod tests {
                     }
                 })
                 .collect();
-            assert_ne!(request_fingerprint(&headers(&other)), base, "{changed:?}");
+            assert_ne!(
+                request_fingerprint(&headers(&other), None),
+                base,
+                "{changed:?}"
+            );
         }
         // A header moved into another's place is another request.
         let shifted = [
@@ -681,9 +729,57 @@ mod tests {
             ("accept-language", "Mozilla/5.0 Chrome/131.0.0.0"),
         ];
         assert_ne!(
-            request_fingerprint(&headers(&shifted)),
-            request_fingerprint(&headers(&[("user-agent", "Mozilla/5.0 Chrome/131.0.0.0")]))
+            request_fingerprint(&headers(&shifted), None),
+            request_fingerprint(
+                &headers(&[("user-agent", "Mozilla/5.0 Chrome/131.0.0.0")]),
+                None
+            )
         );
+        // The TLS library's cipher suites count; the rest of its fingerprint may change
+        // between a browser's connections (a resumed session).
+        let chrome = Ja4::parse("t13d1516h2_8daaf6152771_d8a2da3f94cd").expect("ja4");
+        let resumed = Ja4::parse("t13d1517h2_8daaf6152771_e5627efa2ab1").expect("ja4");
+        let python = Ja4::parse("t13d3112h1_e8f1e7e78f70_b26ce05bbdd6").expect("ja4");
+        let with = |tls| request_fingerprint(&headers(&browser), Some(tls));
+        assert_eq!(with(&chrome), with(&resumed));
+        assert_ne!(with(&chrome), with(&python));
+    }
+
+    #[test]
+    fn a_tls_client_unlike_the_browser_its_user_agent_names() {
+        let ja4 = |text| Ja4::parse(text).expect("ja4");
+        let chrome = ja4("t13d1516h2_8daaf6152771_d8a2da3f94cd");
+        let firefox = ja4("t13d1717h2_5b57614c22b0_3cbfd9057e0d");
+        let safari = ja4("t13d2014h2_a09f3c656075_14788d8d241b");
+        let python = ja4("t13d3112h1_e8f1e7e78f70_b26ce05bbdd6");
+        let go = ja4("t13d1312h2_f57a46bbacb6_ab7e3b40a677");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0 Mobile/15E148 Safari/604.1";
+        let mac_safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15";
+        let unlike = |ja4: &Ja4, user_agent| tls_unlike_browser(ja4, Some(user_agent), &[]);
+        // Each browser with its own library.
+        assert!(!unlike(&chrome, CHROME));
+        assert!(!unlike(&firefox, FIREFOX));
+        assert!(!unlike(&safari, mac_safari));
+        assert!(
+            !unlike(&safari, iphone),
+            "Chrome on iOS uses WebKit's library"
+        );
+        // Another library under a browser's name.
+        assert!(unlike(&python, CHROME));
+        assert!(unlike(&go, CHROME));
+        assert!(unlike(&chrome, FIREFOX));
+        assert!(unlike(&chrome, iphone));
+        // No HTTP/2 or no TLS 1.3 offered: no current browser.
+        assert!(unlike(&ja4("t13d1516h1_8daaf6152771_d8a2da3f94cd"), CHROME));
+        assert!(unlike(&ja4("t12d1516h2_8daaf6152771_d8a2da3f94cd"), CHROME));
+        // What no browser family names is not judged; the operator can add a library.
+        assert!(!unlike(&python, "python-requests/2.32.3"));
+        assert!(!tls_unlike_browser(&python, None, &[]));
+        assert!(!tls_unlike_browser(
+            &ja4("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"),
+            Some(CHROME),
+            &["E8F1E7E78F70".to_owned()]
+        ));
     }
 
     const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";

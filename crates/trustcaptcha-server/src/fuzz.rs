@@ -47,6 +47,18 @@ pub fn submit(data: &[u8]) {
     assert!((0.0..=1.0).contains(&signals.score()));
 }
 
+/// The first bytes of a connection to the TLS listener: read as a ClientHello or not, never a
+/// panic; a fingerprint, when there is one, has JA4's form and reads back as itself.
+pub fn client_hello(data: &[u8]) {
+    if let Some(ja4) = crate::tls::Ja4::of_records(data) {
+        let text = ja4.to_string();
+        assert_eq!(
+            crate::tls::Ja4::parse(&text).map(|j| j.to_string()),
+            Some(text)
+        );
+    }
+}
+
 /// A configuration file: it is accepted and then also valid as a whole, or refused with at
 /// least one located problem.
 pub fn config(data: &[u8]) {

@@ -93,6 +93,7 @@ pub mod store;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tls;
 mod verification;
 mod visitor;
 

@@ -193,10 +193,10 @@ async fn run_serve(
         server = server.admin_listen(address);
     }
     let server = server.bind().await.map_err(|e| e.to_string())?;
-    let (bound, admin_bound) = (server.local_addr(), server.admin_addr());
+    let (bound, admin_bound, url) = (server.local_addr(), server.admin_addr(), server.url());
     // Printed to stdout (not the log) so that scripts and people can pick them up.
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "trustcaptcha-server listening on http://{bound}");
+    let _ = writeln!(stdout, "trustcaptcha-server listening on {url}");
     for line in announce {
         let _ = writeln!(stdout, "{line}");
     }

@@ -10,6 +10,7 @@
 //! | `headless` | 0.6 | the browser calls itself headless (`HeadlessChrome` in its User-Agent or client hints) |
 //! | `automation` | 0.6 | `dom-automationNote` or `window-navigator-webdriver` is `true` (a browser reports it only while a program drives it) |
 //! | `no_events` | 0.6 | standard mode, and neither request carried a single input event: a pointer, touch, key, wheel or clipboard event (a person moves, clicks, taps or types; keyboard-only and assistive-technology users press keys or click). `focus`, `blur`, `scroll`, `resize` and `visibilitychange` are not input: a script causes them as easily |
+//! | `tls` | 0.6 | the client's TLS library is not the one of the browser its User-Agent names: the JA4 fingerprint (of the connection on the TLS listener, or a trusted proxy's header) offers no TLS 1.3, no HTTP/2, or cipher suites other than that browser family's (Chromium's, Firefox's, Safari's, and `browser_tls_ciphers`). Node, Python, Go, curl and Java clients trip it. So does a person whose antivirus or company proxy intercepts TLS and connects with its own library |
 //! | `integrity` | 0.4 | `integrityHash` is missing or does not match `browserInformation` (the data was not produced by the widget's code, or was altered) |
 //! | `request` | 0.4 | the HTTP request disagrees with the browser the page describes: another User-Agent, no `Accept-Language` or one led by another language, no fetch metadata from an engine that sends it, client hints naming other brands; or the submission's User-Agent, client hints, fetch metadata, `Accept-Language` or `Origin` differ from its create request's |
 //! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
@@ -34,11 +35,12 @@ use crate::config::Site;
 use crate::signals::Signals;
 
 /// Each signal's weight, in the order of the table above (and of [`Signals::fired`]).
-const WEIGHTS: [(Signals, f64); 14] = [
+const WEIGHTS: [(Signals, f64); 15] = [
     (Signals::HONEYPOT, 0.6),
     (Signals::HEADLESS, 0.6),
     (Signals::AUTOMATION, 0.6),
     (Signals::NO_EVENTS, 0.6),
+    (Signals::TLS, 0.6),
     (Signals::INTEGRITY, 0.4),
     (Signals::REQUEST, 0.4),
     (Signals::EVENTS, 0.4),

@@ -42,6 +42,8 @@ bitflags::bitflags! {
         const SCREEN = 1 << 12;
         /// The client's network is a hosting or data-centre network.
         const HOSTING = 1 << 13;
+        /// The TLS client is not the browser the User-Agent names.
+        const TLS = 1 << 14;
     }
 }
 
@@ -120,6 +122,7 @@ mod tests {
             "velocity",
             "screen",
             "hosting",
+            "tls",
         ]
         .iter()
         .enumerate()
@@ -144,6 +147,7 @@ mod tests {
         // Signals added since are written beside the earlier ones.
         earlier["screen"] = false.into();
         earlier["hosting"] = false.into();
+        earlier["tls"] = false.into();
         assert_eq!(written, earlier);
         let partial: Signals =
             serde_json::from_str(r#"{"honeypot":true,"from_a_newer_release":true}"#).expect("read");
@@ -153,9 +157,9 @@ mod tests {
 
     #[test]
     fn every_signal_has_its_own_bit() {
-        for bits in 0..1 << 14 {
+        for bits in 0..1 << 15 {
             assert_eq!(Signals::from_bits_truncate(bits).bits(), bits);
         }
-        assert_eq!(Signals::all().bits(), (1 << 14) - 1);
+        assert_eq!(Signals::all().bits(), (1 << 15) - 1);
     }
 }

@@ -55,6 +55,8 @@ pub struct AppStateInner {
     pub(crate) inspector: Inspector,
     /// Which client networks are hosting networks.
     pub(crate) hosting: crate::hosting::Hosting,
+    /// The public listener's certificate, when it serves TLS (a reload reads it again).
+    pub(crate) tls: Option<crate::tls::Acceptor>,
     /// Process-wide settings (a reload leaves them as they are).
     pub(crate) settings: ServerSettings,
 }
@@ -193,8 +195,8 @@ impl AppState {
             .map(|&index| Arc::clone(&site_index.sites[index]))
     }
 
-    /// Replaces the sites (their keys, bypass keys, lists, rules, lock and quotas) and the
-    /// reputation lists with `config`'s. The running site index stays when `config` is not
+    /// Replaces the sites (their keys, bypass keys, lists, rules, lock and quotas), the
+    /// reputation lists and the TLS certificate (read again from its files) with `config`'s. The running site index stays when `config` is not
     /// valid or a list cannot be read. A running server cannot change its other `[server]`
     /// settings: a `config` that changes one is refused, naming it.
     ///
@@ -220,6 +222,12 @@ impl AppState {
             });
         }
         let reputation = crate::config::reputation_lists(&config.server.reputation_lists)?;
+        // A renewed certificate under the same file names: read now, served to new connections.
+        if let (Some(acceptor), Some(tls)) = (&self.tls, &config.server.tls) {
+            acceptor
+                .reload(tls)
+                .map_err(|error| ConfigError::at("server.tls", error))?;
+        }
         let site_index = SiteIndex::new(config.sites, reputation);
         tracing::info!(sites = site_index.sites.len(), "configuration reloaded");
         self.site_index.store(Arc::new(site_index));
@@ -348,6 +356,7 @@ impl AppStateBuilder {
             statistics: Statistics::default(),
             inspector: files.inspector,
             hosting: files.hosting,
+            tls: files.tls,
             settings: server,
         })))
     }

@@ -1,7 +1,8 @@
 //! The edge of every request: the client's address, worked out once (see
 //! [`crate::client_address`]) and handed to the handlers; one access log line at info level
 //! (method, route, status, latency, the client's network, site, the reason of a refusal and the
-//! detection signals of a finished verification; never a header or body, so no key or token);
+//! detection signals of a finished verification, the JA4 of a create request's TLS client; never
+//! a header or body, so no key or token);
 //! the request metrics; and `Cache-Control: no-store` on every answer.
 //!
 //! The network is an IPv4 address or an IPv6 /64 (what the limits count, so that an operator can
@@ -24,6 +25,7 @@ use super::extract::ClientIp;
 use super::{MinimalData, ROUTES, Reason, SiteName};
 use crate::signals::Signals;
 use crate::state::AppState;
+use crate::tls::TlsClient;
 
 /// Wraps a service in [`Edge`].
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ where
             site = extensions.get::<SiteName>().map(|site| &*site.0),
             reason = extensions.get::<Reason>().map(|reason| reason.0),
             signals,
+            tls = extensions.get::<TlsClient>().map(|tls| tracing::field::display(&tls.0)),
         );
         this.state
             .metrics

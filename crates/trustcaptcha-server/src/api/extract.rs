@@ -15,6 +15,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::secret::KeyHash;
 use crate::state::AppState;
+use crate::tls::{Ja4, TlsClient};
+use crate::verification::RequestContext;
 
 /// A JSON body, whatever its `Content-Type` (the widget always sends JSON).
 #[derive(Debug)]
@@ -98,6 +100,52 @@ impl FromRequestParts<AppState> for ClientIp {
         }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(ClientIp::of(state, peer.map(|peer| peer.0), &parts.headers))
+    }
+}
+
+/// What a widget request tells beyond its body: the client's address, `Origin`, `User-Agent`,
+/// the headers, and the TLS client's fingerprint (the connection's, or from a trusted proxy
+/// that terminates TLS, its `tls_fingerprint_header`; from anyone else that header is a claim
+/// and is not read).
+impl FromRequestParts<AppState> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let from_proxy = state
+            .settings
+            .tls_fingerprint_header
+            .as_deref()
+            .filter(|_| peer.is_some_and(|peer| state.settings.proxies().trusts(peer.0.ip())));
+        let tls = match from_proxy {
+            Some(name) => parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Ja4::parse),
+            None => parts
+                .extensions
+                .get::<TlsClient>()
+                .map(|client| client.0.clone()),
+        };
+        Ok(RequestContext {
+            ip,
+            origin: header(axum::http::header::ORIGIN),
+            user_agent: header(axum::http::header::USER_AGENT),
+            headers: parts.headers.clone(),
+            tls,
+        })
     }
 }
 

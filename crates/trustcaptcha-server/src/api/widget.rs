@@ -6,35 +6,24 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::extract::{ClientIp, JsonBody, VerificationId};
+use super::extract::{JsonBody, VerificationId};
 use super::{MinimalData, SiteName};
 use crate::protocol::{CreateRequest, SubmitRequest};
 use crate::state::AppState;
+use crate::tls::TlsClient;
 use crate::verification::{self, Created, RequestContext};
 
 /// `POST /v2/verifications`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    context: RequestContext,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let context = RequestContext {
-        ip,
-        origin: header(header::ORIGIN),
-        user_agent: header(header::USER_AGENT),
-        headers,
-    };
+    let tls = context.tls.clone().map(TlsClient);
     let answer = verification::create(&state, request, context).await;
     let mut response = match answer.outcome {
         Ok(Created::Challenge(body)) => Json(body).into_response(),
@@ -47,6 +36,9 @@ pub(crate) async fn create(
             .insert(SiteName(site.name.clone()));
         if site.minimal_data_mode {
             response.extensions_mut().insert(MinimalData);
+        } else if let Some(tls) = tls {
+            // For the access line: the fingerprint an operator looks up when `tls` fired.
+            response.extensions_mut().insert(tls);
         }
     }
     Ok(response)
@@ -56,11 +48,10 @@ pub(crate) async fn create(
 pub(crate) async fn submit(
     State(state): State<AppState>,
     VerificationId(id): VerificationId,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    context: RequestContext,
     JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let solved = verification::submit(&state, id, request, ip, &headers).await?;
+    let solved = verification::submit(&state, id, request, &context).await?;
     let mut response = (StatusCode::CREATED, Json(solved.body)).into_response();
     let extensions = response.extensions_mut();
     extensions.insert(SiteName(solved.site.name.clone()));

@@ -17,11 +17,13 @@ pub struct ServerFiles {
     pub(crate) inspector: Inspector,
     /// The ASN database and the hosting list.
     pub(crate) hosting: Hosting,
+    /// The public listener's certificate, when it serves TLS.
+    pub(crate) tls: Option<crate::tls::Acceptor>,
 }
 
 impl ServerFiles {
     /// Reads every file `settings` names: the reputation lists, the country and ASN databases,
-    /// and checks that the widget directory is one.
+    /// the TLS certificate and key, and checks that the widget directory is one.
     ///
     /// # Errors
     ///
@@ -41,6 +43,14 @@ impl ServerFiles {
         )
         .map_err(|error| problems.push(("server.asn_database".to_owned(), error)))
         .ok();
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::Acceptor::new)
+            .transpose()
+            .map_err(|error| problems.push(("server.tls".to_owned(), error)))
+            .ok()
+            .flatten();
         if let Some(path) = settings.widget_dir.as_ref().filter(|path| !path.is_dir()) {
             problems.push((
                 "server.widget_dir".to_owned(),
@@ -52,6 +62,7 @@ impl ServerFiles {
                 reputation,
                 inspector,
                 hosting,
+                tls,
             }),
             _ => Err(ConfigError { problems }),
         }

@@ -68,6 +68,14 @@ pub struct ServerSettings {
     pub client_address_header: Option<ClientAddressHeader>,
     /// A MaxMind-format country database for `countryCode`; without it the code is empty.
     pub geoip_database: Option<PathBuf>,
+    /// TLS on the public listener: its certificate and key (PEM), read again on every reload.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// The header a trusted proxy that terminates TLS sets to the client's JA4 fingerprint
+    /// (e.g. `X-JA4`); read only from `trusted_proxies`.
+    pub tls_fingerprint_header: Option<String>,
+    /// The JA4 cipher hashes (its middle part) of browsers' TLS libraries, besides those the
+    /// server knows (Chromium's, Firefox's and Safari's; `docs/operators.md`, "Detection").
+    pub browser_tls_ciphers: Vec<String>,
     /// A MaxMind-format ASN database (GeoLite2-ASN, DB-IP's or IPinfo's): with it, a client on
     /// a hosting network ([`hosting_asns`](Self::hosting_asns)) fires the `hosting` signal.
     pub asn_database: Option<PathBuf>,
@@ -232,6 +240,26 @@ impl ServerSettings {
              address; list your proxies' addresses or networks",
         );
         problems.require(
+            self.tls_fingerprint_header
+                .as_deref()
+                .is_none_or(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()),
+            "tls_fingerprint_header",
+            "must be a header name such as x-ja4",
+        );
+        problems.require(
+            self.tls_fingerprint_header.is_none() || !self.trusted_proxies.is_empty(),
+            "tls_fingerprint_header",
+            "is read only from trusted proxies: list yours in trusted_proxies (from anyone else \
+             the header is the client's own claim)",
+        );
+        problems.require(
+            self.browser_tls_ciphers
+                .iter()
+                .all(|hash| hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+            "browser_tls_ciphers",
+            "must be JA4 cipher hashes: the 12 hex digits between a JA4's underscores",
+        );
+        problems.require(
             self.failed_keys_per_hour >= 1,
             "failed_keys_per_hour",
             "must be at least 1",
@@ -275,6 +303,9 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             client_address_header: None,
             geoip_database: None,
+            tls: None,
+            tls_fingerprint_header: None,
+            browser_tls_ciphers: Vec::new(),
             asn_database: None,
             hosting_asns: Vec::new(),
             shipped_hosting_asns: true,

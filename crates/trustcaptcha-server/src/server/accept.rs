@@ -34,6 +34,7 @@ pub(super) async fn accept(
     listener: TcpListener,
     app: crate::App,
     settings: crate::config::ServerSettings,
+    tls: Option<crate::tls::Acceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let limit = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
@@ -80,17 +81,10 @@ pub(super) async fn accept(
             tracing::debug!(%peer, "too many connections from this network");
             continue;
         };
-        let service =
-            app.clone()
-                .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(axum::body::Body::new);
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    request
-                });
+        let app = app.clone();
         let builder = builder.clone();
         let mut stopping = stopping.clone();
+        let tls = tls.clone();
         let (first_byte, max_age) = (settings.header_read_timeout, settings.max_connection_age);
         tokio::spawn(async move {
             // Protocol detection waits for the client's first bytes; a client that sends none
@@ -103,31 +97,23 @@ pub(super) async fn accept(
             if !matches!(first, Ok(Ok(1..))) {
                 return;
             }
-            let connection = builder
-                .serve_connection(
-                    TokioIo::new(stream),
-                    hyper_util::service::TowerToHyperService::new(service),
-                )
-                .into_owned();
-            tokio::pin!(connection);
-            let aged = tokio::time::sleep(max_age);
-            tokio::pin!(aged);
-            let mut closing = false;
-            let result = loop {
-                tokio::select! {
-                    result = connection.as_mut() => break result,
-                    () = &mut aged, if !closing => {
-                        closing = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                    _ = stopping.changed(), if !closing => {
-                        closing = true;
-                        connection.as_mut().graceful_shutdown();
+            let connection = Connection {
+                app,
+                peer,
+                builder,
+                stopping,
+                max_age,
+            };
+            match tls {
+                None => connection.serve(stream, None).await,
+                Some(tls) => {
+                    // The handshake, like a request's headers, must arrive in time.
+                    match tokio::time::timeout(first_byte, tls.accept(stream)).await {
+                        Ok(Ok((stream, ja4))) => connection.serve(stream, ja4).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "connection ended with an error");
             }
             drop((permit, slot));
         });
@@ -141,6 +127,65 @@ pub(super) async fn accept(
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+    }
+}
+
+/// One accepted connection, to be served.
+struct Connection {
+    app: crate::App,
+    peer: std::net::SocketAddr,
+    builder: Builder<TokioExecutor>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    max_age: Duration,
+}
+
+impl Connection {
+    /// Serves the connection's requests on `io` until it closes, is too old, or the server
+    /// stops; each request carries the peer's address and the TLS client's fingerprint.
+    async fn serve<I>(mut self, io: I, ja4: Option<crate::tls::Ja4>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let tls = ja4.map(crate::tls::TlsClient);
+        let service =
+            self.app
+                .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    let extensions = request.extensions_mut();
+                    extensions.insert(axum::extract::ConnectInfo(peer));
+                    if let Some(tls) = &tls {
+                        extensions.insert(tls.clone());
+                    }
+                    request
+                });
+        let connection = self
+            .builder
+            .serve_connection(
+                TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        tokio::pin!(connection);
+        let aged = tokio::time::sleep(self.max_age);
+        tokio::pin!(aged);
+        let mut closing = false;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                () = &mut aged, if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = self.stopping.changed(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
     }
 }
 

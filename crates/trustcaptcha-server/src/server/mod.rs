@@ -206,12 +206,23 @@ impl Server {
         );
     }
 
+    /// The public listener's base URL: `https://` when it serves TLS (`[server.tls]`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.local_addr())
+    }
+
     /// Serves on the current runtime until the returned handle is dropped: the embedded
     /// server of tests, examples and demos. The start-up evidence of downtime is looked at
     /// before this returns, so that what a test does next sees it.
     pub async fn spawn(self) -> Spawned {
         crate::tasks::on_start(&self.state).await;
-        let url = format!("http://{}", self.local_addr());
+        let url = self.url();
         let admin_url = format!("http://{}", self.admin_addr());
         let (shutdown, mut stopped) = tokio::sync::watch::channel(());
         tokio::spawn(self.run(async move {
@@ -288,7 +299,14 @@ pub async fn serve(
 ) {
     let settings = state.settings.clone();
     let tasks = crate::tasks::Tasks::start(&state).await;
-    accept::accept(listener, crate::app(state.clone()), settings, shutdown).await;
+    accept::accept(
+        listener,
+        crate::app(state.clone()),
+        settings,
+        state.tls.clone(),
+        shutdown,
+    )
+    .await;
     drop(tasks);
     // What was counted since the last flush is not lost with the process.
     if let Err(error) = state
@@ -340,10 +358,12 @@ pub async fn serve_admin(
             crate::api::AdminAccess::Closed
         }
     };
+    // The admin listener is for operators and health checks on a private network: plain HTTP.
     accept::accept(
         listener,
         crate::api::admin(state, access),
         settings,
+        None,
         shutdown,
     )
     .await;

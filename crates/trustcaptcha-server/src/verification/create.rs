@@ -37,6 +37,8 @@ pub(crate) struct RequestContext {
     pub user_agent: Option<String>,
     /// Every header, for the proof-of-work rules that look at one.
     pub headers: axum::http::HeaderMap,
+    /// The client's TLS fingerprint: of the connection, or a trusted proxy's header.
+    pub tls: Option<crate::tls::Ja4>,
 }
 
 /// What a create request gets.
@@ -236,6 +238,17 @@ async fn make_challenge(
         Signals::HOSTING,
         site.scores() && ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
     );
+    signals.set(
+        Signals::TLS,
+        site.scores()
+            && context.tls.as_ref().is_some_and(|ja4| {
+                detection::tls_unlike_browser(
+                    ja4,
+                    context.user_agent.as_deref(),
+                    &state.settings.browser_tls_ciphers,
+                )
+            }),
+    );
     // A visitor the site's rules let through is not suspected of anything.
     let suspicion = match decision.access {
         Some(access::AccessRule::Allowed) => 0,
@@ -267,7 +280,7 @@ async fn make_challenge(
         access_rule: decision.access,
         // Compared at the submission only where the site is scored.
         request: if site.scores() {
-            detection::request_fingerprint(&context.headers)
+            detection::request_fingerprint(&context.headers, context.tls.as_ref())
         } else {
             0
         },

@@ -1,15 +1,13 @@
 //! Submitting a solution: the pending verification is claimed under a lease, the
 //! proof-of-work verified, the visitor scored and the result stored.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Counted, Error, Refusal, count_finished, finished, token_for};
+use super::{Counted, Error, Refusal, RequestContext, count_finished, finished, token_for};
 use crate::config::Site;
 use crate::detection;
 use crate::events::{self, Event};
@@ -46,9 +44,9 @@ pub(crate) async fn submit(
     state: &AppState,
     id: Uuid,
     request: SubmitRequest,
-    ip: Option<IpAddr>,
-    headers: &HeaderMap,
+    context: &RequestContext,
 ) -> Result<Solved, Error> {
+    let ip = context.ip;
     let now = state.clock.now();
     state.limits.submit(ip)?;
     let lease = Lease::new(now, CLAIM_LEASE);
@@ -82,8 +80,9 @@ pub(crate) async fn submit(
     let observed = (now - pending.created_at).try_into().unwrap_or_default();
     let signals = if site.scores() {
         // 0: nothing to compare (an earlier release, or a site not scored when it was created).
-        let same_request =
-            pending.request == 0 || detection::request_fingerprint(headers) == pending.request;
+        let same_request = pending.request == 0
+            || detection::request_fingerprint(&context.headers, context.tls.as_ref())
+                == pending.request;
         detection::at_submit(pending.signals, &request, observed, same_request)
     } else {
         pending.signals

@@ -8,11 +8,12 @@ use trustcaptcha_server::fuzz;
 #[test]
 fn the_fuzz_corpus_replays_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let targets: [(&str, fn(&[u8])); 4] = [
+    let targets: [(&str, fn(&[u8])); 5] = [
         ("token", fuzz::token),
         ("create", fuzz::create),
         ("submit", fuzz::submit),
         ("config", fuzz::config),
+        ("client_hello", fuzz::client_hello),
     ];
     let mut replayed = 0;
     for (target, run) in targets {

@@ -16,6 +16,7 @@ mod results;
 mod reverse_proxy;
 mod security_rules;
 mod store_outage;
+mod tls;
 mod widget;
 
 mod fixtures;
