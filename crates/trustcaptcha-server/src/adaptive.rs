@@ -88,9 +88,63 @@ impl Suspicion {
     }
 }
 
+/// When one device fingerprint is repeated across networks: the same page description from
+/// `networks` or more client networks within the window that also make more than `share` of
+/// the site's verifications in it. A bot farm drives one browser build from many proxies; people
+/// bring many devices, and a device common among a busy site's visitors stays a small share of
+/// its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Repetition {
+    /// The window the networks and verifications are counted in (fixed, aligned windows).
+    #[serde(rename = "window_secs", with = "crate::clock::seconds")]
+    pub window: Duration,
+    /// The fewest networks one fingerprint must come from (0 turns the signal off).
+    pub networks: u32,
+    /// The share of the site's verifications in the window one fingerprint must exceed.
+    pub share: f64,
+}
+
+impl Default for Repetition {
+    fn default() -> Self {
+        Repetition {
+            window: Duration::from_secs(3600),
+            networks: 10,
+            share: 0.1,
+        }
+    }
+}
+
+impl Repetition {
+    /// Whether a fingerprint seen from `networks` networks among the site's `created`
+    /// verifications of the window is repeated.
+    pub(crate) fn repeated(&self, networks: u64, created: u64) -> bool {
+        #[allow(clippy::cast_precision_loss)] // counts stay far below 2^52
+        let share = networks as f64 / created.max(1) as f64;
+        self.networks > 0 && networks >= u64::from(self.networks) && share > self.share
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repetition_needs_many_networks_and_a_large_share() {
+        let rule = Repetition::default();
+        assert!(!rule.repeated(9, 9), "too few networks to say");
+        assert!(rule.repeated(10, 12), "a farm at a quiet site");
+        assert!(
+            !rule.repeated(50, 1_000),
+            "a common device at a busy site (5 %)"
+        );
+        assert!(rule.repeated(200, 1_000));
+        let off = Repetition {
+            networks: 0,
+            ..rule
+        };
+        assert!(!off.repeated(1_000, 1_000));
+    }
 
     #[test]
     fn suspicion_buys_whole_bits_up_to_its_cap() {

@@ -32,6 +32,54 @@ pub struct CreateRequest {
     /// The hash of `browser_information` (see [`crate::integrity`]).
     #[serde(default)]
     pub integrity_hash: Option<String>,
+    /// The page's device fingerprints (hashes of what the browser renders and reports).
+    #[serde(default)]
+    pub fingerprints: Fingerprints,
+}
+
+/// The `fingerprints` object of a create request: six SHA-256 hashes the page computes of
+/// what the device renders and reports (audio, canvas, WebGL, fonts, navigator, screen).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fingerprints {
+    /// The audio stack's output.
+    pub audio: Option<String>,
+    /// A drawn canvas.
+    pub canvas: Option<String>,
+    /// The WebGL renderer.
+    pub webgl: Option<String>,
+    /// The installed fonts.
+    pub fonts: Option<String>,
+    /// The navigator's properties.
+    pub navigator: Option<String>,
+    /// The screen's properties.
+    pub screen: Option<String>,
+}
+
+impl Fingerprints {
+    /// One fingerprint of the device the page describes: the first 64 bits of the SHA-256 of
+    /// the six, as hex; `None` when the page sent none.
+    #[must_use]
+    pub fn device(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let parts = [
+            &self.audio,
+            &self.canvas,
+            &self.webgl,
+            &self.fonts,
+            &self.navigator,
+            &self.screen,
+        ];
+        if parts.iter().all(|part| part.is_none()) {
+            return None;
+        }
+        let mut digest = sha2::Sha256::new();
+        for part in parts {
+            digest.update(part.as_deref().unwrap_or_default().as_bytes());
+            digest.update([0]);
+        }
+        Some(hex::encode(&digest.finalize()[..8]))
+    }
 }
 
 /// The `widget` object of a create request.

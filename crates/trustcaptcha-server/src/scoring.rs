@@ -16,6 +16,7 @@
 //! | `events` | 0.4 | input events the widget cannot have recorded: mostly dispatched by a script, of unknown types, running backwards in time (by more than a second), or spread over more time than passed |
 //! | `too_fast` | 0.4 | the proof-of-work arrived, or claims to have been solved, sooner than a browser could count to its largest nonce |
 //! | `hosting` | 0.4 | the client's address belongs to a hosting or data-centre network: its autonomous system (from `asn_database`) is on the hosting list. Never fires without an ASN database. People on a commercial VPN, a cloud desktop or a company network run from a cloud trip it |
+//! | `repeated` | 0.4 | the page's device fingerprint (its six hashes together) came from at least `repetition.networks` (10) client networks within the window (an hour), and those are more than `repetition.share` (10 %) of the site's scored verifications in it: one browser build driven from many proxies. People with the same phone model, system and language share a fingerprint; at a busy site they stay a small share, at a small one (a few dozen verifications an hour) a popular device could trip it |
 //! | `synthetic` | 0.3 | input no hand produces: a press where nothing moved before it (a click after fewer than two mouse moves, a tap in a session without any touch movement, a pen press without the pen's hovering moves), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
 //! | `window` | 0.3 | a desktop window without browser UI around the page (outer size = inner size): headless browsers, and a person in full-screen mode |
 //! | `screen` | 0.3 | a desktop window more than 32 px wider or taller than its screen: a headless browser given a window size keeps its 800×600 screen; a person whose window spans two monitors |
@@ -35,7 +36,7 @@ use crate::config::Site;
 use crate::signals::Signals;
 
 /// Each signal's weight, in the order of the table above (and of [`Signals::fired`]).
-const WEIGHTS: [(Signals, f64); 15] = [
+const WEIGHTS: [(Signals, f64); 16] = [
     (Signals::HONEYPOT, 0.6),
     (Signals::HEADLESS, 0.6),
     (Signals::AUTOMATION, 0.6),
@@ -46,6 +47,7 @@ const WEIGHTS: [(Signals, f64); 15] = [
     (Signals::EVENTS, 0.4),
     (Signals::TOO_FAST, 0.4),
     (Signals::HOSTING, 0.4),
+    (Signals::REPEATED, 0.4),
     (Signals::SYNTHETIC, 0.3),
     (Signals::WINDOW, 0.3),
     (Signals::SCREEN, 0.3),

@@ -44,6 +44,8 @@ bitflags::bitflags! {
         const HOSTING = 1 << 13;
         /// The TLS client is not the browser the User-Agent names.
         const TLS = 1 << 14;
+        /// One device fingerprint from many networks, a large share of the site's traffic.
+        const REPEATED = 1 << 15;
     }
 }
 
@@ -123,6 +125,7 @@ mod tests {
             "screen",
             "hosting",
             "tls",
+            "repeated",
         ]
         .iter()
         .enumerate()
@@ -148,6 +151,7 @@ mod tests {
         earlier["screen"] = false.into();
         earlier["hosting"] = false.into();
         earlier["tls"] = false.into();
+        earlier["repeated"] = false.into();
         assert_eq!(written, earlier);
         let partial: Signals =
             serde_json::from_str(r#"{"honeypot":true,"from_a_newer_release":true}"#).expect("read");
@@ -157,9 +161,9 @@ mod tests {
 
     #[test]
     fn every_signal_has_its_own_bit() {
-        for bits in 0..1 << 15 {
+        for bits in 0..=u16::MAX {
             assert_eq!(Signals::from_bits_truncate(bits).bits(), bits);
         }
-        assert_eq!(Signals::all().bits(), (1 << 15) - 1);
+        assert_eq!(Signals::all().bits(), u16::MAX);
     }
 }

@@ -122,6 +122,7 @@ pub async fn solve(options: &SolveOptions) -> Result<String, SolveError> {
         browser_information,
         honeypot_fields: HoneypotField::untouched(),
         user_events: Vec::new(),
+        fingerprints: crate::protocol::Fingerprints::default(),
     };
     let mut request = http.post(format!("{base}/v2/verifications")).json(&create);
     if let Some(origin) = &options.origin {

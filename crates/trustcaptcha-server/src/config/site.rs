@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Problems;
-use crate::adaptive::{AdaptiveDifficulty, Suspicion};
+use crate::adaptive::{AdaptiveDifficulty, Repetition, Suspicion};
 use crate::networks::NetworkSet;
 use crate::origin::OriginPattern;
 use crate::secret::KeyHash;
@@ -106,6 +106,9 @@ pub struct Site {
     /// Rising difficulty for visitors whose create request already looks suspicious.
     #[serde(default)]
     pub suspicion: Suspicion,
+    /// When one device fingerprint from many networks is a signal (`repeated`).
+    #[serde(default)]
+    pub repetition: Repetition,
     /// Whether the official client test fixtures are answered (the sandbox site).
     #[serde(default)]
     pub sandbox_fixtures: bool,
@@ -228,6 +231,7 @@ impl Site {
             reputation_lists: defaults::yes(),
             adaptive_difficulty: AdaptiveDifficulty::default(),
             suspicion: Suspicion::default(),
+            repetition: Repetition::default(),
             sandbox_fixtures: false,
             locked: false,
             hourly_quota: None,
@@ -353,6 +357,17 @@ impl Site {
             !window.is_zero() && window <= Duration::from_secs(86_400),
             "adaptive_difficulty.window_secs",
             "must be between 1 and 86400",
+        );
+        let window = self.repetition.window;
+        problems.require(
+            !window.is_zero() && window <= Duration::from_secs(86_400),
+            "repetition.window_secs",
+            "must be between 1 and 86400",
+        );
+        problems.require(
+            (0.0..1.0).contains(&self.repetition.share),
+            "repetition.share",
+            "must be at least 0 and below 1",
         );
         problems.require(
             self.suspicion.score_per_bit > 0.0 && self.suspicion.score_per_bit <= 1.0,

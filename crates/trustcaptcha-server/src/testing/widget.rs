@@ -107,6 +107,23 @@ pub fn create_request(site_key: &str, minimal: bool) -> CreateRequest {
         browser_information: info,
         honeypot_fields: HoneypotField::untouched(),
         user_events: events,
+        fingerprints: fingerprints(),
+    }
+}
+
+/// The device fingerprints of [`create_request`]'s browser (made-up hashes of the right form).
+fn fingerprints() -> crate::protocol::Fingerprints {
+    let hash = |what: &str| {
+        use sha2::Digest as _;
+        Some(hex::encode(sha2::Sha256::digest(what.as_bytes())))
+    };
+    crate::protocol::Fingerprints {
+        audio: hash("audio"),
+        canvas: hash("canvas"),
+        webgl: hash("webgl"),
+        fonts: hash("fonts"),
+        navigator: hash("navigator"),
+        screen: hash("screen"),
     }
 }
 

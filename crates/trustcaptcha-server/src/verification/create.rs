@@ -239,6 +239,10 @@ async fn make_challenge(
         site.scores() && ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
     );
     signals.set(
+        Signals::REPEATED,
+        site.scores() && repeated(state, site, request, ip, now).await?,
+    );
+    signals.set(
         Signals::TLS,
         site.scores()
             && context.tls.as_ref().is_some_and(|ja4| {
@@ -291,6 +295,38 @@ async fn make_challenge(
         tasks,
     };
     Ok((pending, challenge))
+}
+
+/// Whether the page's device fingerprint came from many networks at `site`, a large share of
+/// its traffic ([`crate::adaptive::Repetition`]); this request is counted first.
+async fn repeated(
+    state: &AppState,
+    site: &Site,
+    request: &CreateRequest,
+    ip: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<bool, crate::store::StoreError> {
+    let rule = &site.repetition;
+    let (Some(device), Some(ip)) = (request.fingerprints.device(), ip) else {
+        return Ok(false);
+    };
+    if rule.networks == 0 {
+        return Ok(false);
+    }
+    let window = rule.window;
+    let store = &state.store;
+    let created = store
+        .add(&counters::created_counter(site.site_key), window, 1, now)
+        .await?;
+    let from_network = counters::device_network_counter(site.site_key, &device, ip);
+    let devices = counters::device_counter(site.site_key, &device);
+    let networks = if store.add(&from_network, window, 1, now).await? == 1 {
+        // The first time this window from this network: one more network.
+        store.add(&devices, window, 1, now).await?
+    } else {
+        store.counts(&devices, window, now).await?.current
+    };
+    Ok(rule.repeated(networks, created))
 }
 
 /// Records the challenge as pending for the client's network and stores it as pending.

@@ -393,6 +393,61 @@ async fn a_client_on_a_hosting_network_fires_the_hosting_signal() {
     let _ = std::fs::remove_file(home);
 }
 
+/// One device fingerprint from many networks, most of the site's traffic: a farm of one browser
+/// build behind proxies. The same device among many others' is a common device.
+#[tokio::test]
+async fn one_device_from_many_networks_is_repeated_unless_common_at_the_site() {
+    let config = config::parse(&format!(
+        r#"
+        [server]
+        widget_requests_per_minute = 60000
+        widget_burst = 10000
+        trusted_proxies = ["127.0.0.1/32"]
+        client_address_header = "x-forwarded-for"
+        [[sites]]
+        name = "default"
+        site_key = "{SITE}"
+        api_keys = ["{KEY}"]
+        allowed_origins = ["{ORIGIN}"]
+        repetition = {{ networks = 3, share = 0.5 }}
+        "#
+    ))
+    .expect("valid");
+    let server = TestServer::start(config).await;
+    let from = |network: &str| {
+        let mut headers = browser();
+        headers.insert("x-forwarded-for", network.parse().expect("value"));
+        headers
+    };
+    let farm = create_body(SITE, false);
+    let scores =
+        async |network: &str, body: &Value| judged(&server, from(network), body, true).await.score;
+    assert_eq!(scores("198.51.100.1", &farm).await, 0.0);
+    assert_eq!(
+        scores("198.51.100.1", &farm).await,
+        0.0,
+        "one network, however often"
+    );
+    assert_eq!(scores("198.51.100.2", &farm).await, 0.0);
+    assert_eq!(
+        scores("198.51.100.3", &farm).await,
+        0.4,
+        "three networks, all of the traffic"
+    );
+    assert_eq!(hour_counts(&server).await["signal:repeated"], 1);
+    // Many other devices visit: the same fingerprint from a fourth network is a common device.
+    for person in 0..8u8 {
+        let mut body = create_body(SITE, false);
+        body["fingerprints"]["canvas"] = format!("{person:064x}").into();
+        assert_eq!(scores(&format!("203.0.113.{person}"), &body).await, 0.0);
+    }
+    assert_eq!(
+        scores("198.51.100.4", &farm).await,
+        0.0,
+        "4 of 13: under half"
+    );
+}
+
 #[tokio::test]
 async fn a_site_without_risk_scoring_looks_for_no_signal() {
     let server = TestServer::start(site_config_with("risk_scoring = false")).await;
