@@ -3,8 +3,10 @@
 //!
 //! How one verification travels through the modules:
 //!
+//! 0. On the TLS listener ([`tls`]) the accept loop reads the connection's ClientHello first and
+//!    tags every request with the client's JA4 fingerprint.
 //! 1. The widget calls `POST /v2/verifications`. `api::widget` extracts the body (a
-//!    [`protocol::CreateRequest`]) and the visitor's address, and calls
+//!    [`protocol::CreateRequest`]), the visitor's address and TLS fingerprint, and calls
 //!    `verification::create`, a sequence of steps. *Admit*: the site, mode, lock and hourly
 //!    quota are checked against the [`config`], the page's origin against the site's [`origin`]
 //!    patterns, and `limits` keeps each client network and block to its share (rates, open
@@ -12,8 +14,10 @@
 //!    `visitor` describes the browser, [`access`] applies the site's security rules (IP and
 //!    country lists, proof-of-work rules, the reputation lists, all as [`networks`] sets).
 //!    Then a bypass key ([`secret`]) finishes at once, or *a challenge is made*: `detection`
-//!    looks for signals, the difficulty rises for networks that solve often ([`adaptive`],
-//!    from the store's `counters`), [`pow`] makes the tasks; and *handed out*: the [`store`]
+//!    looks for signals (of the page, the request, the TLS client, the network's kind from
+//!    `hosting`, one device repeated across networks from the store's `counters`), the
+//!    difficulty rises for networks that solve often and for suspicion ([`adaptive`]), [`pow`]
+//!    makes the tasks; and *handed out*: the [`store`]
 //!    (SQLite, Redis or memory) keeps it as pending.
 //! 2. The widget solves it and calls `POST …/challenges`. `verification::submit` claims the
 //!    pending verification in the store under a lease, [`pow`] verifies the answers,

@@ -111,6 +111,12 @@ fn the_shipped_example_is_valid_and_uses_the_defaults() {
     assert_eq!(site.difficulty, defaults.difficulty);
     assert_eq!(site.result_lifetime, defaults.result_lifetime);
     assert_eq!(site.adaptive_difficulty, defaults.adaptive_difficulty);
+    assert_eq!(site.suspicion, defaults.suspicion);
+    assert_eq!(site.repetition, defaults.repetition);
+    assert_eq!(
+        config.server.shipped_hosting_asns,
+        ServerSettings::default().shipped_hosting_asns
+    );
     assert_eq!(
         config.server.failover_grace,
         ServerSettings::default().failover_grace
