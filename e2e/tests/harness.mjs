@@ -1,8 +1,10 @@
 // Real processes for the browser tests: trustcaptcha-server and the demo backend (built by
 // scripts/test.sh), and headless Debian Chromium driven by playwright-core.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -27,6 +29,34 @@ export const GEOBLOCKED_SITE_KEY = 'e5f6a7b8-c9d0-4e1f-8a2b-4c5d6e7f8091';
 export const HARDER_SITE_KEY = 'f6a7b8c9-d0e1-4f2a-9b3c-5d6e7f8091a2';
 export const API_KEY = 'ak_e2e_browser_tests_0123456789';
 export const BYPASS_KEY = 'e2e-bypass-key-42';
+
+/** A self-signed certificate for 127.0.0.1 that `openssl` makes: its PEM files' paths, and the
+ * certificate's text for clients to trust. */
+export function makeCertificate() {
+  const dir = mkdtempSync(join(tmpdir(), 'tc-tls-'));
+  const [certificate, privateKey] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-keyout', privateKey, '-out', certificate,
+  ], { stdio: 'ignore' });
+  return { certificate, privateKey, ca: readFileSync(certificate) };
+}
+
+/** A request over Node's HTTP or HTTPS (OpenSSL; trusting `ca`): the status and the JSON body. */
+export function request(url, { method = 'GET', headers = {}, body, ca } = {}) {
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const call = client.request(url, { method, headers, ca }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => { text += chunk; });
+      response.on('end', () => resolve({ status: response.statusCode, body: text ? JSON.parse(text) : null }));
+    });
+    call.on('error', reject);
+    call.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
 
 /** A free loopback port (bound, then released for the process that will use it). */
 export async function freePort() {
@@ -69,6 +99,8 @@ ${site('e2e-locked', LOCKED_SITE_KEY, demoOrigin, ['locked = true'])}
 ${site('e2e-quota', QUOTA_SITE_KEY, demoOrigin, ['hourly_quota = 1'])}
 ${site('e2e-geoblocked', GEOBLOCKED_SITE_KEY, demoOrigin, ['countries_allowed = ["DE"]'])}
 ${site('e2e-harder', HARDER_SITE_KEY, demoOrigin, [
+    // The rule's effect alone: the test's browser is automated, which suspicion would price too.
+    'suspicion = { max_extra = 0 }',
     '[[sites.rules]]', 'browsers = ["Chrome"]', 'action = "adjust"', 'difficulty = 3', 'tasks = 5',
   ])}
 `;

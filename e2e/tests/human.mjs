@@ -47,6 +47,12 @@ export const HUMAN_VARIANTS = {
   german: ['--lang=de-DE', '--accept-lang=de-DE,de'],
   /** A reduced, frozen User-Agent string. */
   'reduced-user-agent': ['--user-agent=Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36'],
+  /** A Firefox-like configuration: Firefox's User-Agent and languages, no client hints (the
+   * engine is still Chromium's: only the request and the page's account are Firefox's). */
+  'firefox-like': [
+    '--user-agent=Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0',
+    '--disable-features=UserAgentClientHint', '--accept-lang=en-US,en',
+  ],
 };
 
 /**
@@ -57,7 +63,8 @@ export async function launchHumanBrowser(display, args = []) {
   const profile = mkdtempSync(join(tmpdir(), 'tc-human-'));
   const child = spawn(CHROMIUM, [
     '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-sandbox', '--disable-gpu',
-    '--window-size=1280,740', '--disable-blink-features=AutomationControlled', OFFLINE, ...QUIET,
+    ...(args.some((arg) => arg.startsWith('--window-size=')) ? [] : ['--window-size=1280,740']),
+    '--disable-blink-features=AutomationControlled', OFFLINE, ...QUIET,
     ...args, 'about:blank',
   ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DISPLAY: display }, detached: true });
   const endpoint = await new Promise((resolve, reject) => {
@@ -89,21 +96,28 @@ export async function launchHumanBrowser(display, args = []) {
   };
 }
 
-/** Headless Chromium through Playwright. `hidden`: the obvious automation flags removed (no
- * `--enable-automation`, no AutomationControlled, a User-Agent without "Headless"). */
-export async function launchAutomatedBrowser({ hidden }) {
+/** Chromium through Playwright, as a bot author starts it. `hidden`: the obvious automation
+ * flags removed (no `--enable-automation`, no AutomationControlled, a User-Agent without
+ * "Headless"); `display`: headful on that X display instead of headless; `hasTouch`: a context
+ * that claims a touch screen. */
+export async function launchAutomatedBrowser({ hidden, display, hasTouch = false }) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    headless: true,
+    headless: !display,
+    env: display ? { ...process.env, DISPLAY: display } : process.env,
     ignoreDefaultArgs: hidden ? ['--enable-automation'] : [],
     args: ['--no-sandbox', '--disable-gpu', OFFLINE, ...QUIET,
       ...(hidden ? ['--disable-blink-features=AutomationControlled'] : [])],
   });
-  const context = await browser.newContext(hidden
-    ? { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36' }
-    : {});
+  const context = await browser.newContext({
+    hasTouch,
+    ...(hidden ? { userAgent: CHROME_USER_AGENT } : {}),
+  });
   return { browser, page: await context.newPage(), close: () => browser.close() };
 }
+
+/** What a bot that hides itself claims to be: a desktop Chromium on Linux. */
+export const CHROME_USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const between = (low, high) => low + Math.random() * (high - low);
@@ -145,6 +159,41 @@ export async function humanClick(page, selector) {
   await page.mouse.down();
   await pause(between(60, 140));
   await page.mouse.up();
+}
+
+/** Reaches `selector` with the Tab key alone and types `text`: a keyboard-only person. */
+export async function keyboardType(page, selector, text) {
+  for (let presses = 0; presses < 20; presses++) {
+    await page.keyboard.press('Tab');
+    await pause(between(120, 300));
+    if (await page.locator(selector).evaluate((element) => element === document.activeElement)) break;
+  }
+  for (const key of text) {
+    await page.keyboard.type(key);
+    await pause(between(60, 220));
+  }
+}
+
+/** A finger on a touch screen: swipes the page a little, then taps `selector` (the browser
+ * makes the tap's click). Over the DevTools protocol's touch input. */
+export async function touchTap(page, selector) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 5 });
+  const swipe = [between(300, 500), between(400, 500)];
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x: swipe[0], y: swipe[1] }] });
+  for (let step = 1; step <= 8; step++) {
+    await pause(between(12, 20));
+    await cdp.send('Input.dispatchTouchEvent', {
+      type: 'touchMove', touchPoints: [{ x: swipe[0] + between(-2, 2), y: swipe[1] - 6 * step }],
+    });
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await pause(between(400, 900));
+  const box = await page.locator(selector).boundingBox();
+  const [x, y] = [box.x + box.width * between(0.3, 0.7), box.y + box.height * between(0.3, 0.7)];
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x, y, radiusX: 11, radiusY: 11, force: 0.6 }] });
+  await pause(between(60, 120));
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
 }
 
 /** Clicks into `selector` and types `text` key by key. */

@@ -4,15 +4,10 @@
 // User-Agent is refused: its ClientHello is not Chromium's, whatever its headers say.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import https from 'node:https';
 import http2 from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { API_KEY, SITE_KEY, freePort, onlyLoopback, startDemo, startServer, widgetOutcome } from './harness.mjs';
+import { API_KEY, freePort, makeCertificate, onlyLoopback, request, startDemo, startServer, widgetOutcome } from './harness.mjs';
 import { humanClick, launchHumanBrowser, startXvfb } from './human.mjs';
-import { solveTask } from './pow.mjs';
+import { replay } from './bots.mjs';
 
 let server;
 let demo;
@@ -25,14 +20,8 @@ let demoOrigin;
 let recording;
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tc-tls-'));
-  const [certificate, privateKey] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', privateKey, '-out', certificate,
-  ], { stdio: 'ignore' });
-  ca = readFileSync(certificate);
+  const { certificate, privateKey, ca: trusted } = makeCertificate();
+  ca = trusted;
   const [serverPort, adminPort, demoPort] = [await freePort(), await freePort(), await freePort()];
   demoOrigin = `http://127.0.0.1:${demoPort}`;
   adminUrl = `http://127.0.0.1:${adminPort}`;
@@ -52,25 +41,11 @@ after(async () => {
   await server?.stop();
 });
 
-/** A request over Node's HTTPS (OpenSSL), trusting the test's certificate. */
-function request(url, { method = 'GET', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const call = https.request(url, { method, headers, ca }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk) => { text += chunk; });
-      response.on('end', () => resolve({ status: response.statusCode, body: text ? JSON.parse(text) : null }));
-    });
-    call.on('error', reject);
-    call.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
 /** The result of `token`, fetched as a backend does. */
 async function result(token) {
   const { verificationId } = JSON.parse(Buffer.from(token, 'base64').toString());
   const { status, body } = await request(`${server.url}/v2/verifications/${verificationId}/results`, {
-    headers: { authorization: `Bearer ${API_KEY}` },
+    headers: { authorization: `Bearer ${API_KEY}` }, ca,
   });
   assert.equal(status, 200);
   return body;
@@ -120,36 +95,9 @@ test('a person solves the official widget over TLS and passes; Chromium\'s Clien
 
 test('an HTTP bot on Node\'s TLS replaying that request under Chromium\'s name is refused', async () => {
   assert.ok(recording, 'the person\'s session ran first');
-  const headers = {
-    'content-type': 'application/json', origin: demoOrigin,
-    'user-agent': recording.headers['user-agent'],
-    'accept-language': recording.headers['accept-language'],
-  };
-  for (const name of ['sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest']) {
-    if (recording.headers[name]) headers[name] = recording.headers[name];
-  }
-  const now = Date.now();
-  const body = {
-    ...recording.body,
-    widget: {
-      ...recording.body.widget,
-      boxCreationTimestamp: new Date(now - 2600).toISOString(),
-      startSolvingTimestamp: new Date(now).toISOString(),
-    },
-  };
-  const created = await request(`${server.url}/v2/verifications`, { method: 'POST', headers, body });
-  assert.equal(created.status, 200);
-  const { challenge } = created.body;
-  const started = new Date();
-  const tasks = challenge.tasks.map(({ number, input }) => ({ number, nonce: solveTask(input, challenge.difficulty) }));
-  const submitted = await request(`${server.url}/v2/verifications/${challenge.verificationId}/challenges`, {
-    method: 'POST', headers, body: {
-      startSolvingTimestamp: started.toISOString(), solvedTimestamp: new Date().toISOString(),
-      tasks, honeypotFields: recording.body.honeypotFields, userEvents: [],
-    },
-  });
-  assert.equal(submitted.status, 201);
-  const shown = await result(submitted.body.finished.verificationToken);
+  // Everything the browser sent: its headers, its page description, its own events.
+  const { token } = await replay(recording, { apiUrl: server.url, origin: demoOrigin, events: 'recorded', allHeaders: true, ca });
+  const shown = await result(token);
   assert.ok(shown.score > 0.5, `refused by the guide's check: score ${shown.score}`);
   assert.equal(await tlsSignals(), 1, 'its TLS library gave it away');
 });

@@ -268,6 +268,56 @@ pub(crate) fn tls_unlike_browser(ja4: &Ja4, user_agent: Option<&str>, more: &[St
     ja4.version() != "13" || ja4.alpn() != "h2" || !known
 }
 
+/// What the page reports that tells one device set-up from another beside the six fingerprint
+/// hashes (which alone name little more than a system, a graphics stack and a screen size,
+/// shared by many people): the exact browser version, languages, pixel ratio, processor count
+/// and memory, and the window's and the screen's usable sizes, which differ with each person's
+/// windows and bars. A farm that runs one browser build runs it alike everywhere.
+const DEVICE_FACTS: [&str; 11] = [
+    "window-navigator-userAgent",
+    "window-navigator-languages",
+    "window-devicePixelRatio",
+    "window-navigator-hardwareConcurrency",
+    "window-navigator-deviceMemory",
+    "window-innerWidth",
+    "window-innerHeight",
+    "window-outerWidth",
+    "window-outerHeight",
+    "window-screen-availWidth",
+    "window-screen-availHeight",
+];
+
+/// One fingerprint of the device set-up a create request describes: the first 64 bits of the
+/// SHA-256 of its six fingerprint hashes and its [`DEVICE_FACTS`], as hex; `None` when the page
+/// sent no fingerprint at all.
+#[must_use]
+pub(crate) fn device_fingerprint(request: &CreateRequest) -> Option<String> {
+    use sha2::Digest as _;
+    let prints = &request.fingerprints;
+    let hashes = [
+        &prints.audio,
+        &prints.canvas,
+        &prints.webgl,
+        &prints.fonts,
+        &prints.navigator,
+        &prints.screen,
+    ];
+    if hashes.iter().all(|hash| hash.is_none()) {
+        return None;
+    }
+    let mut digest = sha2::Sha256::new();
+    for hash in hashes {
+        digest.update(hash.as_deref().unwrap_or_default().as_bytes());
+        digest.update([0]);
+    }
+    for key in DEVICE_FACTS {
+        let value = request.browser_information.get(key);
+        digest.update(value.map(|raw| raw.get()).unwrap_or_default().as_bytes());
+        digest.update([0]);
+    }
+    Some(hex::encode(&digest.finalize()[..8]))
+}
+
 /// Whether any honeypot was filled or touched.
 #[must_use]
 pub(crate) fn honeypot_touched(fields: &[HoneypotField]) -> bool {
@@ -743,6 +793,40 @@ mod tests {
         let with = |tls| request_fingerprint(&headers(&browser), Some(tls));
         assert_eq!(with(&chrome), with(&resumed));
         assert_ne!(with(&chrome), with(&python));
+    }
+
+    #[test]
+    fn a_device_fingerprint_is_the_set_up_the_page_describes() {
+        let hash = |what: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(what));
+        let mut request: CreateRequest = serde_json::from_value(serde_json::json!({
+            "siteKey": "site",
+            "browserInformation": {"window-navigator-userAgent": CHROME, "window-innerWidth": 1280},
+            "fingerprints": {"audio": hash("a"), "canvas": hash("c"), "webgl": hash("w"),
+                "fonts": hash("f"), "navigator": hash("n"), "screen": hash("s")},
+        }))
+        .expect("request");
+        let base = device_fingerprint(&request).expect("fingerprints sent");
+        assert_eq!(
+            device_fingerprint(&request),
+            Some(base.clone()),
+            "the same set-up"
+        );
+        let mut wider = serde_json::to_value(&request).expect("json");
+        wider["browserInformation"]["window-innerWidth"] = 1211.into();
+        let wider: CreateRequest = serde_json::from_value(wider).expect("request");
+        assert_ne!(
+            device_fingerprint(&wider),
+            Some(base.clone()),
+            "another window"
+        );
+        request.fingerprints.canvas = Some("0".repeat(64));
+        assert_ne!(
+            device_fingerprint(&request),
+            Some(base),
+            "another graphics stack"
+        );
+        request.fingerprints = crate::protocol::Fingerprints::default();
+        assert_eq!(device_fingerprint(&request), None, "none sent");
     }
 
     #[test]

@@ -12,31 +12,35 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::mmdb::{self, Database};
+
 /// The shipped hosting list: one ASN per line, `#` comments.
 const SHIPPED: &str = include_str!("../data/hosting-asns.txt");
-
-/// How many of a database's records are looked at to learn its layout.
-const LAYOUT_PROBES: usize = 10_000;
 
 /// Where an ASN database keeps a network's number: MaxMind's layout
 /// (`autonomous_system_number`, a number: GeoLite2-ASN, DB-IP and ip-location-db files), or
 /// IPinfo's (`asn`, a text such as `AS15169`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
+enum AsnPath {
     MaxMind,
     Ipinfo,
 }
 
-impl Layout {
+impl mmdb::Layout for AsnPath {
+    type Value = u32;
+    const ALL: &'static [Self] = &[AsnPath::MaxMind, AsnPath::Ipinfo];
+    const WANTED: &'static str = "autonomous system number as `autonomous_system_number` \
+                                  (MaxMind's layout) or `asn` (\"AS…\", IPinfo's)";
+
     /// The number this layout finds in `found`.
-    fn number(self, found: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<u32> {
+    fn read(self, found: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<u32> {
         use maxminddb::PathElement::Key;
         match self {
-            Layout::MaxMind => found
+            AsnPath::MaxMind => found
                 .decode_path::<u32>(&[Key("autonomous_system_number")])
                 .ok()
                 .flatten(),
-            Layout::Ipinfo => found
+            AsnPath::Ipinfo => found
                 .decode_path::<String>(&[Key("asn")])
                 .ok()
                 .flatten()?
@@ -49,7 +53,7 @@ impl Layout {
 
 /// The ASN database and the hosting list.
 pub(crate) struct Hosting {
-    database: Option<(maxminddb::Reader<Vec<u8>>, Layout)>,
+    database: Option<Database<AsnPath>>,
     asns: HashSet<u32>,
 }
 
@@ -75,26 +79,7 @@ impl Hosting {
         extra: &[u32],
         shipped: bool,
     ) -> Result<Self, String> {
-        let database = database
-            .map(|path| {
-                let reader = maxminddb::Reader::open_readfile(path).map_err(|error| {
-                    format!(
-                        "{} cannot be opened as a MaxMind DB file: {error}",
-                        path.display()
-                    )
-                })?;
-                let layout = layout_of(&reader).ok_or_else(|| {
-                    format!(
-                        "{} ({}) keeps no autonomous system number as `autonomous_system_number` \
-                         (MaxMind's layout) or `asn` (\"AS…\", IPinfo's) in its first \
-                         {LAYOUT_PROBES} networks: use an ASN database of either layout",
-                        path.display(),
-                        reader.metadata().database_type
-                    )
-                })?;
-                Ok::<_, String>((reader, layout))
-            })
-            .transpose()?;
+        let database = database.map(Database::open).transpose()?;
         let mut asns: HashSet<u32> = extra.iter().copied().collect();
         if shipped {
             asns.extend(shipped_asns());
@@ -104,8 +89,7 @@ impl Hosting {
 
     /// The autonomous system `ip` belongs to, when the database knows it.
     pub(crate) fn asn(&self, ip: IpAddr) -> Option<u32> {
-        let (reader, layout) = self.database.as_ref()?;
-        layout.number(&reader.lookup(ip).ok()?)
+        self.database.as_ref()?.lookup(ip)
     }
 
     /// Whether `ip` belongs to a hosting network.
@@ -120,21 +104,6 @@ fn shipped_asns() -> impl Iterator<Item = u32> {
         let number = line.split('#').next()?.trim();
         (!number.is_empty()).then(|| number.parse().expect("the shipped list holds numbers"))
     })
-}
-
-/// The layout of the first of `reader`'s records (up to [`LAYOUT_PROBES`]) that holds a number
-/// in a known one.
-fn layout_of(reader: &maxminddb::Reader<Vec<u8>>) -> Option<Layout> {
-    reader
-        .networks(maxminddb::WithinOptions::default())
-        .ok()?
-        .take(LAYOUT_PROBES)
-        .filter_map(Result::ok)
-        .find_map(|found| {
-            [Layout::MaxMind, Layout::Ipinfo]
-                .into_iter()
-                .find(|layout| layout.number(&found).is_some())
-        })
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ mod limits;
 #[cfg(feature = "cli")]
 pub mod log_output;
 mod metrics;
+mod mmdb;
 pub mod networks;
 pub mod origin;
 pub mod pow;

@@ -56,32 +56,6 @@ pub struct Fingerprints {
     pub screen: Option<String>,
 }
 
-impl Fingerprints {
-    /// One fingerprint of the device the page describes: the first 64 bits of the SHA-256 of
-    /// the six, as hex; `None` when the page sent none.
-    #[must_use]
-    pub fn device(&self) -> Option<String> {
-        use sha2::Digest as _;
-        let parts = [
-            &self.audio,
-            &self.canvas,
-            &self.webgl,
-            &self.fonts,
-            &self.navigator,
-            &self.screen,
-        ];
-        if parts.iter().all(|part| part.is_none()) {
-            return None;
-        }
-        let mut digest = sha2::Sha256::new();
-        for part in parts {
-            digest.update(part.as_deref().unwrap_or_default().as_bytes());
-            digest.update([0]);
-        }
-        Some(hex::encode(&digest.finalize()[..8]))
-    }
-}
-
 /// The `widget` object of a create request.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

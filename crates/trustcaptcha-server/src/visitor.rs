@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::mmdb::{Database, Layout};
+
 /// The longest text kept per field of a [`Visitor`] (the page URL, the device names): longer
 /// values are cut at a character boundary, so a verification holds a bounded number of bytes
 /// whatever the client sends, and the result echoes the cut value.
@@ -47,7 +49,7 @@ pub struct Visitor {
 /// Parses User-Agents and looks up countries.
 pub(crate) struct Inspector {
     user_agents: woothee::parser::Parser,
-    geoip: Option<(maxminddb::Reader<Vec<u8>>, CountryPath)>,
+    geoip: Option<Database<CountryPath>>,
 }
 
 /// Where a country database keeps a network's two-letter code: MaxMind's layout
@@ -59,25 +61,24 @@ enum CountryPath {
     TopLevel,
 }
 
-impl CountryPath {
-    fn path(self) -> &'static [maxminddb::PathElement<'static>] {
-        use maxminddb::PathElement::Key;
-        match self {
-            CountryPath::MaxMind => &[Key("country"), Key("iso_code")],
-            CountryPath::TopLevel => &[Key("country_code")],
-        }
-    }
+impl Layout for CountryPath {
+    type Value = Box<str>;
+    const ALL: &'static [Self] = &[CountryPath::MaxMind, CountryPath::TopLevel];
+    const WANTED: &'static str = "two-letter country code as `country.iso_code` (MaxMind's layout) \
+                                  or `country_code`";
 
     /// The code this layout finds in `found`, when it is two letters.
-    fn code(self, found: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<Box<str>> {
-        let code = found.decode_path::<String>(self.path()).ok().flatten()?;
+    fn read(self, found: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<Box<str>> {
+        use maxminddb::PathElement::Key;
+        let path: &[maxminddb::PathElement<'_>] = match self {
+            CountryPath::MaxMind => &[Key("country"), Key("iso_code")],
+            CountryPath::TopLevel => &[Key("country_code")],
+        };
+        let code = found.decode_path::<String>(path).ok().flatten()?;
         (code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
             .then(|| code.to_ascii_uppercase().into())
     }
 }
-
-/// How many of a country database's records are looked at to learn its layout.
-const LAYOUT_PROBES: usize = 10_000;
 
 impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,26 +108,7 @@ impl Inspector {
     /// where a known layout does: a database read as "no country" would turn
     /// `countries_allowed` into "nobody" and `countries_blocked` into "everyone".
     pub(crate) fn new(geoip_database: Option<&Path>) -> Result<Self, String> {
-        let geoip = geoip_database
-            .map(|path| {
-                let reader = maxminddb::Reader::open_readfile(path).map_err(|error| {
-                    format!(
-                        "{} cannot be opened as a MaxMind DB file: {error}",
-                        path.display()
-                    )
-                })?;
-                let layout = layout_of(&reader).ok_or_else(|| {
-                    format!(
-                        "{} ({}) keeps no two-letter country code as `country.iso_code` (MaxMind's \
-                         layout) or `country_code` in its first {LAYOUT_PROBES} networks: use a \
-                         country database of either layout",
-                        path.display(),
-                        reader.metadata().database_type
-                    )
-                })?;
-                Ok::<_, String>((reader, layout))
-            })
-            .transpose()?;
+        let geoip = geoip_database.map(Database::open).transpose()?;
         Ok(Inspector {
             user_agents: woothee::parser::Parser::new(),
             geoip,
@@ -179,24 +161,9 @@ impl Inspector {
     pub(crate) fn country_code(&self, ip: IpAddr) -> Box<str> {
         self.geoip
             .as_ref()
-            .and_then(|(reader, layout)| layout.code(&reader.lookup(ip).ok()?))
+            .and_then(|database| database.lookup(ip))
             .unwrap_or_default()
     }
-}
-
-/// The layout of the first of `reader`'s records (up to [`LAYOUT_PROBES`]) that holds a
-/// country code in a known one.
-fn layout_of(reader: &maxminddb::Reader<Vec<u8>>) -> Option<CountryPath> {
-    reader
-        .networks(maxminddb::WithinOptions::default())
-        .ok()?
-        .take(LAYOUT_PROBES)
-        .filter_map(Result::ok)
-        .find_map(|found| {
-            [CountryPath::MaxMind, CountryPath::TopLevel]
-                .into_iter()
-                .find(|layout| layout.code(&found).is_some())
-        })
 }
 
 /// Whether `family` (as a rule names it) matches any operating system (`os`) or browser the

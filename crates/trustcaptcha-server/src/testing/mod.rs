@@ -181,6 +181,16 @@ impl TestServer {
         Self::start(Config::new(vec![Site::sandbox()])).await
     }
 
+    /// `POST /admin/reload` (the configuration file read again): the status and the JSON body.
+    pub async fn reload(&self) -> (u16, Value) {
+        answer(
+            self.admin
+                .http
+                .post(format!("{}/admin/reload", self.admin.url)),
+        )
+        .await
+    }
+
     /// How many verifications the server's store holds.
     pub async fn stored(&self) -> usize {
         self.state.store.count().await.expect("the store answers")

@@ -307,7 +307,7 @@ async fn repeated(
     now: OffsetDateTime,
 ) -> Result<bool, crate::store::StoreError> {
     let rule = &site.repetition;
-    let (Some(device), Some(ip)) = (request.fingerprints.device(), ip) else {
+    let (Some(device), Some(ip)) = (detection::device_fingerprint(request), ip) else {
         return Ok(false);
     };
     if rule.networks == 0 {

@@ -73,16 +73,7 @@ async fn judged_with(
     body: &Value,
     paced: bool,
 ) -> trustcaptcha::VerificationResult {
-    let response = client()
-        .post(format!("{}/v2/verifications", server.url))
-        .headers(headers)
-        .header("origin", ORIGIN)
-        .json(body)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 200);
-    let created: Value = response.json().await.expect("json");
+    let created = created(server, headers, body).await;
     let challenge = &created["challenge"];
     let tasks = answers(challenge);
     if paced {
@@ -285,12 +276,8 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
     }
 }
 
-/// The difficulty the server asks of a create request with `headers` and `body`.
-async fn difficulty_for(
-    server: &TestServer,
-    headers: reqwest::header::HeaderMap,
-    body: &Value,
-) -> u64 {
+/// The server's answer (200) to a create request with `headers` and `body`.
+async fn created(server: &TestServer, headers: reqwest::header::HeaderMap, body: &Value) -> Value {
     let response = client()
         .post(format!("{}/v2/verifications", server.url))
         .headers(headers)
@@ -300,8 +287,16 @@ async fn difficulty_for(
         .await
         .expect("create");
     assert_eq!(response.status(), 200);
-    let created: Value = response.json().await.expect("json");
-    created["challenge"]["difficulty"]
+    response.json().await.expect("json")
+}
+
+/// The difficulty the server asks of a create request with `headers` and `body`.
+async fn difficulty_for(
+    server: &TestServer,
+    headers: reqwest::header::HeaderMap,
+    body: &Value,
+) -> u64 {
+    created(server, headers, body).await["challenge"]["difficulty"]
         .as_u64()
         .expect("difficulty")
 }

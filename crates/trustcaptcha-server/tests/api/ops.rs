@@ -75,19 +75,6 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
         std::env::temp_dir().join(format!("trustcaptcha-reload-{}.toml", std::process::id()));
     write_config(&path, &format!("\"{KEY_A}\""));
     let server = TestServer::from_file(&path).await;
-    let reload = async || {
-        let response = server
-            .http
-            .post(format!("{}/admin/reload", server.admin.url))
-            .send()
-            .await
-            .expect("reload");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<serde_json::Value>().await.expect("json"),
-        )
-    };
     // A challenge handed out before the reloads is solved after them.
     let in_flight = server.challenge(SITE_A).await;
     let token = server.solve(SITE_A).await;
@@ -95,13 +82,13 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
 
     // Both keys: the new one works at once, the old one still does.
     write_config(&path, &format!("\"{KEY_A}\", \"{NEW_KEY}\""));
-    assert_eq!(reload().await.0, 200);
+    assert_eq!(server.reload().await.0, 200);
     server.fetch(NEW_KEY, &server.solve(SITE_A).await).await;
     server.fetch(KEY_A, &server.solve(SITE_A).await).await;
 
     // The old key removed: refused from then on.
     write_config(&path, &format!("\"{NEW_KEY}\""));
-    assert_eq!(reload().await.0, 200);
+    assert_eq!(server.reload().await.0, 200);
     let token = server.solve(SITE_A).await;
     let refused = server
         .client(KEY_A)
@@ -113,7 +100,7 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
 
     // A file that is not valid is refused with its problems; the running one stays.
     write_config(&path, "\"short\"");
-    let (status, body) = reload().await;
+    let (status, body) = server.reload().await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["reloaded"], false);
     assert!(body["problems"].to_string().contains("api_keys"), "{body}");
@@ -126,7 +113,7 @@ async fn keys_rotate_through_a_reload_and_a_bad_file_changes_nothing() {
         config_text("max_connections = 77\nmax_pending_per_site = 123"),
     )
     .expect("write");
-    let (status, body) = reload().await;
+    let (status, body) = server.reload().await;
     assert_eq!(status, 422, "{body}");
     let problems = body["problems"].to_string();
     assert!(

@@ -233,23 +233,12 @@ async fn a_reload_serves_the_renewed_certificate_and_a_bad_one_changes_nothing()
         async move { client.get(url).send().await.map(|r| r.status()) }
     };
     assert_eq!(get(&old_pem).await.expect("old"), 200);
-    let reload = async || {
-        let response = server
-            .admin
-            .http
-            .post(format!("{}/admin/reload", server.admin.url))
-            .send()
-            .await
-            .expect("reload");
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.expect("json"))
-    };
 
     // The operator renews the certificate under the same names and reloads.
     let (new_cert, new_key, new_pem) = certificate("renewed");
     std::fs::copy(&new_cert, &cert).expect("cert");
     std::fs::copy(&new_key, &key).expect("key");
-    let (status, _) = reload().await;
+    let (status, _) = server.reload().await;
     assert_eq!(status, 200);
     assert_eq!(get(&new_pem).await.expect("renewed"), 200);
     assert!(
@@ -259,7 +248,7 @@ async fn a_reload_serves_the_renewed_certificate_and_a_bad_one_changes_nothing()
 
     // A key that is not a key: the reload is refused and the served certificate stays.
     std::fs::write(&key, "not a key").expect("key");
-    let (status, body) = reload().await;
+    let (status, body) = server.reload().await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("server.tls"), "{body}");
     assert!(!body.to_string().contains("not a key"), "{body}");
