@@ -2,7 +2,9 @@
 // and for each kind the score distribution, the detection signals that fired and the share that
 // passes the integration guide's check (`verificationPassed && score <= 0.5`).
 //
-//   node detection-bench.mjs [--sessions N] [--humans N] [--check] [--json FILE]
+//   node detection-bench.mjs [--sessions N] [--humans N] [--check] [--json FILE] [--only TEXT]
+//
+// (`--only`: just the kinds whose name holds TEXT.)
 //
 // Kinds: protocol bots (the server's `solve` command; raw HTTP clients replaying a recorded
 // browser request, with made-up events or none, and one on Node's TLS against the TLS
@@ -38,6 +40,7 @@ const { values: options } = parseArgs({
     humans: { type: 'string' },
     check: { type: 'boolean', default: false },
     json: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const SESSIONS = Number(options.sessions);
@@ -203,7 +206,7 @@ async function automatedBrowser(how, session) {
     'touch claimed, script focus': { hidden: false, hasTouch: true },
     'flags hidden, scripted input': { hidden: true },
     'flags hidden, pen press': { hidden: true },
-    'flags hidden, User-Agent and client hints overridden, curved path': { hidden: true },
+    'flags hidden, User-Agent and client hints overridden, curved path': { hidden: true, window: [1366, 768] },
   }[how];
   const automated = await launchAutomatedBrowser(options);
   try {
@@ -306,7 +309,7 @@ const report = [];
 try {
   nextVisitor();
   await record();
-  for (const kind of kinds) {
+  for (const kind of kinds.filter(({ name }) => !options.only || name.includes(options.only))) {
     const before = await signalCounts(kind.target);
     const scores = [];
     const difficulties = [];

@@ -99,18 +99,21 @@ export async function launchHumanBrowser(display, args = []) {
 /** Chromium through Playwright, as a bot author starts it. `hidden`: the obvious automation
  * flags removed (no `--enable-automation`, no AutomationControlled, a User-Agent without
  * "Headless"); `display`: headful on that X display instead of headless; `hasTouch`: a context
- * that claims a touch screen. */
-export async function launchAutomatedBrowser({ hidden, display, hasTouch = false }) {
+ * that claims a touch screen; `window`: a window of this size (`--window-size`) instead of
+ * Playwright's emulated viewport. */
+export async function launchAutomatedBrowser({ hidden, display, hasTouch = false, window }) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: !display,
     env: display ? { ...process.env, DISPLAY: display } : process.env,
     ignoreDefaultArgs: hidden ? ['--enable-automation'] : [],
     args: ['--no-sandbox', '--disable-gpu', OFFLINE, ...QUIET,
-      ...(hidden ? ['--disable-blink-features=AutomationControlled'] : [])],
+      ...(hidden ? ['--disable-blink-features=AutomationControlled'] : []),
+      ...(window ? [`--window-size=${window.join(',')}`] : [])],
   });
   const context = await browser.newContext({
     hasTouch,
+    ...(window ? { viewport: null } : {}),
     ...(hidden ? { userAgent: CHROME_USER_AGENT } : {}),
   });
   return { browser, page: await context.newPage(), close: () => browser.close() };

@@ -471,9 +471,11 @@ pub(crate) fn windowless(info: &BrowserInformation) -> bool {
 /// Windows reports its invisible resize borders, 8 px a side.
 const SCREEN_SLACK: f64 = 32.0;
 
-/// Whether a desktop browser's window is larger than the screen it is on: a headless browser
-/// given a window size keeps its default 800×600 screen. (The outer size, which page zoom does
-/// not change.)
+/// Whether a desktop browser's window is larger than the screen it is on, in both width and
+/// height: a headless browser given a window size keeps its default 800×600 screen. A window
+/// can reach past its screen in one direction, stretched over two monitors side by side or
+/// stacked (or when a privacy mode reports the window as the screen); past both, it would need
+/// four. (The outer size, which page zoom does not change.)
 #[must_use]
 pub(crate) fn larger_than_screen(info: &BrowserInformation) -> bool {
     let outer = size(info, "window-outerWidth", "window-outerHeight");
@@ -481,7 +483,8 @@ pub(crate) fn larger_than_screen(info: &BrowserInformation) -> bool {
     match (outer, screen) {
         (Some((width, height)), Some((screen_width, screen_height))) => {
             !touch_device(info)
-                && (width > screen_width + SCREEN_SLACK || height > screen_height + SCREEN_SLACK)
+                && width > screen_width + SCREEN_SLACK
+                && height > screen_height + SCREEN_SLACK
         }
         _ => false,
     }
@@ -1049,8 +1052,14 @@ mod tests {
         };
         // Headless Chromium given a window size keeps its 800×600 screen.
         assert!(larger_than_screen(&page((1366, 768), (800, 600), CHROME)));
-        assert!(larger_than_screen(&page(
+        // Past the screen in one direction only: stretched over two monitors.
+        assert!(!larger_than_screen(&page(
             (1280, 1400),
+            (1920, 1080),
+            CHROME
+        )));
+        assert!(!larger_than_screen(&page(
+            (3800, 1050),
             (1920, 1080),
             CHROME
         )));

@@ -19,7 +19,7 @@
 //! | `repeated` | 0.4 | the page's device fingerprint (its six hashes with the browser version, languages, pixel ratio, processors, memory and window and screen sizes) came from at least `repetition.networks` (10) client networks within the window (an hour), and those are more than `repetition.share` (10 %) of the site's scored verifications in it: one browser build driven from many proxies. People with the same phone model, system, browser version, language and window share one; at a busy site they stay a small share, at a small one (a few dozen verifications an hour) a popular maximised set-up could trip it |
 //! | `synthetic` | 0.3 | input no hand produces: a press where nothing moved before it (a click after fewer than two mouse moves, a tap in a session without any touch movement, a pen press without the pen's hovering moves), or a pointer movement of 100 px or more that never leaves a straight line by more than 1.5 px |
 //! | `window` | 0.3 | a desktop window without browser UI around the page (outer size = inner size): headless browsers, and a person in full-screen mode |
-//! | `screen` | 0.3 | a desktop window more than 32 px wider or taller than its screen: a headless browser given a window size keeps its 800×600 screen; a person whose window spans two monitors |
+//! | `screen` | 0.6 | a desktop window more than 32 px wider *and* taller than its screen: a headless browser given a window size keeps its 800×600 screen. A window stretched over two monitors passes one of them, not both |
 //! | `timing` | 0.2 | timestamps are impossible: start before box creation, solving claimed to end before it began or to take longer than the server observed, or solving started within 100 ms of the box appearing |
 //! | `velocity` | 0.2 | the client's network solved more than three times its free share of the adaptive-difficulty window |
 //!
@@ -42,6 +42,7 @@ const WEIGHTS: [(Signals, f64); 16] = [
     (Signals::AUTOMATION, 0.6),
     (Signals::NO_EVENTS, 0.6),
     (Signals::TLS, 0.6),
+    (Signals::SCREEN, 0.6),
     (Signals::INTEGRITY, 0.4),
     (Signals::REQUEST, 0.4),
     (Signals::EVENTS, 0.4),
@@ -50,7 +51,6 @@ const WEIGHTS: [(Signals, f64); 16] = [
     (Signals::REPEATED, 0.4),
     (Signals::SYNTHETIC, 0.3),
     (Signals::WINDOW, 0.3),
-    (Signals::SCREEN, 0.3),
     (Signals::TIMING, 0.2),
     (Signals::VELOCITY, 0.2),
 ];

@@ -222,6 +222,20 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
             true,
         ),
         (
+            "screen",
+            0.6,
+            browser(),
+            rehashed(&|info| {
+                info["window-outerWidth"] = 1366.into();
+                info["window-outerHeight"] = 768.into();
+                info["window-innerWidth"] = 1366.into();
+                info["window-innerHeight"] = 683.into();
+                info["window-screen-width"] = 800.into();
+                info["window-screen-height"] = 600.into();
+            }),
+            true,
+        ),
+        (
             "events",
             0.4,
             browser(),
@@ -263,6 +277,7 @@ async fn each_signal_fires_for_its_forgery_with_its_weight() {
         ("headless", 1),
         ("request", 1),
         ("window", 1),
+        ("screen", 1),
         ("events", 1),
         ("synthetic", 2),
         ("too_fast", 1),
