@@ -100,6 +100,8 @@ function nextVisitor() {
 }
 const proxy = http.createServer((request, response) => {
   const upstream = http.request({
+    // A connection per request: a pooled one the server closed as idle would reset it.
+    agent: false,
     host: '127.0.0.1', port: serverPort, path: request.url, method: request.method,
     headers: { ...request.headers, 'x-forwarded-for': visitorAddress },
   }, (answer) => {

@@ -65,7 +65,7 @@ cargo build --locked --quiet -p trustcaptcha-server -p trustcaptcha-demo
 npm test --prefix e2e
 
 step "detection, short form: bots refused, people pass (full figures: scripts/bench-detection.sh)"
-npm run --silent --prefix e2e bench:detection -- --sessions 3 --humans 8 --check
+npm run --silent --prefix e2e bench:detection -- --sessions 2 --humans 8 --check
 
 step "the official Python client (PyPI trustcaptcha 3.0.0) against trustcaptcha-server"
 python3 -m venv target/python-compat

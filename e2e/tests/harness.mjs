@@ -43,11 +43,13 @@ export function makeCertificate() {
   return { certificate, privateKey, ca: readFileSync(certificate) };
 }
 
-/** A request over Node's HTTP or HTTPS (OpenSSL; trusting `ca`): the status and the JSON body. */
+/** A request over Node's HTTP or HTTPS (OpenSSL; trusting `ca`): the status and the JSON body.
+ * A connection of its own (no keep-alive pool: a pooled connection the server closed as idle
+ * at the moment it is reused would fail the request). */
 export function request(url, { method = 'GET', headers = {}, body, ca } = {}) {
   const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
-    const call = client.request(url, { method, headers, ca }, (response) => {
+    const call = client.request(url, { method, headers, ca, agent: false }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => { text += chunk; });

@@ -230,29 +230,9 @@ async fn make_challenge(
         }
         None => 0,
     };
-    signals.set(
-        Signals::VELOCITY,
-        site.scores() && detection::busy_network(solved, &site.adaptive_difficulty),
-    );
-    signals.set(
-        Signals::HOSTING,
-        site.scores() && ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
-    );
-    signals.set(
-        Signals::REPEATED,
-        site.scores() && repeated(state, site, request, ip, now).await?,
-    );
-    signals.set(
-        Signals::TLS,
-        site.scores()
-            && context.tls.as_ref().is_some_and(|ja4| {
-                detection::tls_unlike_browser(
-                    ja4,
-                    context.user_agent.as_deref(),
-                    &state.settings.browser_tls_ciphers,
-                )
-            }),
-    );
+    if site.scores() {
+        signals |= seen_by_the_server(state, site, request, context, solved, now).await?;
+    }
     // A visitor the site's rules let through is not suspected of anything.
     let suspicion = match decision.access {
         Some(access::AccessRule::Allowed) => 0,
@@ -295,6 +275,42 @@ async fn make_challenge(
         tasks,
     };
     Ok((pending, challenge))
+}
+
+/// The signals of a create request that the server sees for itself, beside the page's account
+/// (`detection::at_create`): the client network's solves, its kind, its TLS library, and the
+/// page's device set-up across networks.
+async fn seen_by_the_server(
+    state: &AppState,
+    site: &Site,
+    request: &CreateRequest,
+    context: &RequestContext,
+    solved: u64,
+    now: OffsetDateTime,
+) -> Result<Signals, crate::store::StoreError> {
+    let ip = context.ip;
+    let tls_unlike = context.tls.as_ref().is_some_and(|ja4| {
+        detection::tls_unlike_browser(
+            ja4,
+            context.user_agent.as_deref(),
+            &state.settings.browser_tls_ciphers,
+        )
+    });
+    let mut signals = Signals::empty();
+    signals.set(
+        Signals::VELOCITY,
+        detection::busy_network(solved, &site.adaptive_difficulty),
+    );
+    signals.set(
+        Signals::HOSTING,
+        ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
+    );
+    signals.set(Signals::TLS, tls_unlike);
+    signals.set(
+        Signals::REPEATED,
+        repeated(state, site, request, ip, now).await?,
+    );
+    Ok(signals)
 }
 
 /// Whether the page's device fingerprint came from many networks at `site`, a large share of
