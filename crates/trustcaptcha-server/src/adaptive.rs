@@ -99,7 +99,7 @@ pub struct Repetition {
     /// The window the networks and verifications are counted in (fixed, aligned windows).
     #[serde(rename = "window_secs", with = "crate::clock::seconds")]
     pub window: Duration,
-    /// The fewest networks one fingerprint must come from (0 turns the signal off).
+    /// The fewest networks one fingerprint must come from (at most 100; 0 turns the signal off).
     pub networks: u32,
     /// The share of the site's verifications in the window one fingerprint must exceed.
     pub share: f64,

@@ -23,22 +23,6 @@ pub(crate) fn quota_block_counter(site_key: uuid::Uuid, ip: Option<IpAddr>) -> S
     format!("quota:{site_key}:{}", block(ip.unwrap_or(UNKNOWN_CLIENT)))
 }
 
-/// The store counter of the networks one device fingerprint came from at a site.
-pub(crate) fn device_counter(site_key: uuid::Uuid, device: &str) -> String {
-    format!("device:{site_key}:{device}")
-}
-
-/// The store counter of one device fingerprint's verifications from `ip`'s network at a site:
-/// its first in a window is a new network for [`device_counter`].
-pub(crate) fn device_network_counter(site_key: uuid::Uuid, device: &str, ip: IpAddr) -> String {
-    format!("device:{site_key}:{device}:{}", network(ip))
-}
-
-/// The store counter of a site's scored create requests, the base of a device's share.
-pub(crate) fn created_counter(site_key: uuid::Uuid) -> String {
-    format!("created:{site_key}")
-}
-
 /// A quota counts per clock hour.
 pub(crate) const QUOTA_WINDOW: Duration = Duration::from_secs(3600);
 

@@ -288,10 +288,10 @@ const DEVICE_FACTS: [&str; 11] = [
 ];
 
 /// One fingerprint of the device set-up a create request describes: the first 64 bits of the
-/// SHA-256 of its six fingerprint hashes and its [`DEVICE_FACTS`], as hex; `None` when the page
-/// sent no fingerprint at all.
+/// SHA-256 of its six fingerprint hashes and its [`DEVICE_FACTS`]; `None` when the page sent no
+/// fingerprint at all.
 #[must_use]
-pub(crate) fn device_fingerprint(request: &CreateRequest) -> Option<String> {
+pub(crate) fn device_fingerprint(request: &CreateRequest) -> Option<u64> {
     use sha2::Digest as _;
     let prints = &request.fingerprints;
     let hashes = [
@@ -315,7 +315,9 @@ pub(crate) fn device_fingerprint(request: &CreateRequest) -> Option<String> {
         digest.update(value.map(|raw| raw.get()).unwrap_or_default().as_bytes());
         digest.update([0]);
     }
-    Some(hex::encode(&digest.finalize()[..8]))
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.finalize()[..8]);
+    Some(u64::from_le_bytes(first))
 }
 
 /// Whether any honeypot was filled or touched.

@@ -15,7 +15,7 @@
 //!    country lists, proof-of-work rules, the reputation lists, all as [`networks`] sets).
 //!    Then a bypass key ([`secret`]) finishes at once, or *a challenge is made*: `detection`
 //!    looks for signals (of the page, the request, the TLS client, the network's kind from
-//!    `hosting`, one device repeated across networks from the store's `counters`), the
+//!    `hosting`, one device set-up repeated across networks from `repetition`), the
 //!    difficulty rises for networks that solve often and for suspicion ([`adaptive`]), [`pow`]
 //!    makes the tasks; and *handed out*: the [`store`]
 //!    (SQLite, Redis or memory) keeps it as pending.
@@ -86,6 +86,7 @@ pub mod origin;
 pub mod pow;
 pub mod protocol;
 
+mod repetition;
 mod scoring;
 pub mod secret;
 mod server;

@@ -55,6 +55,8 @@ pub struct AppStateInner {
     pub(crate) inspector: Inspector,
     /// Which client networks are hosting networks.
     pub(crate) hosting: crate::hosting::Hosting,
+    /// Device set-ups per site and window, for the `repeated` signal.
+    pub(crate) repetitions: crate::repetition::Repetitions,
     /// The public listener's certificate, when it serves TLS (a reload reads it again).
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// Process-wide settings (a reload leaves them as they are).
@@ -356,6 +358,7 @@ impl AppStateBuilder {
             statistics: Statistics::default(),
             inspector: files.inspector,
             hosting: files.hosting,
+            repetitions: crate::repetition::Repetitions::default(),
             tls: files.tls,
             settings: server,
         })))

@@ -8,12 +8,13 @@
 //! ```
 //!
 //! The store is a fresh SQLite file unless `TRUSTCAPTCHA_BENCH_STORE_URL` names another; the run
-//! lasts `TRUSTCAPTCHA_BENCH_SECONDS` (default 300). Everything that bounds state is the default
-//! (capacity 100 000, challenge and result lifetimes, one retrieval per result); the proof-of-work
-//! is one task of one bit, so that two cores can generate the load, and the per-network limits
-//! are lifted, since the load generator is a single client network. Every 30 s a line reports
-//! the flows per second of that interval, the refusals by status, and the server's resident
-//! memory; the file size for SQLite.
+//! lasts `TRUSTCAPTCHA_BENCH_SECONDS` (default 300); `TRUSTCAPTCHA_BENCH_SITE` adds TOML lines to
+//! the site (e.g. `repetition = { networks = 0 }`, to measure what a setting costs). Everything
+//! that bounds state is the default (capacity 100 000, challenge and result lifetimes, one
+//! retrieval per result); the proof-of-work is one task of one bit, so that two cores can
+//! generate the load, and the per-network limits are lifted, since the load generator is a
+//! single client network. Every 30 s a line reports the flows per second of that interval, the
+//! refusals by status, and the server's resident memory; the file size for SQLite.
 
 // The server child runs this binary: it allocates as the shipped `trustcaptcha-server` does.
 #[global_allocator]
@@ -45,7 +46,10 @@ fn config(store: &str) -> String {
         # One load generator is one client network: its limits are lifted. Nothing else is.
         {ONE_CLIENT_NETWORK}
         {site}"#,
-        site = bench_site(NO_ADAPTIVE_DIFFICULTY)
+        site = bench_site(&format!(
+            "{NO_ADAPTIVE_DIFFICULTY}\n{}",
+            std::env::var("TRUSTCAPTCHA_BENCH_SITE").unwrap_or_default()
+        ))
     )
 }
 

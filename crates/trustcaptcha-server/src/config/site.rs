@@ -365,6 +365,11 @@ impl Site {
             "must be between 1 and 86400",
         );
         problems.require(
+            self.repetition.networks <= 100,
+            "repetition.networks",
+            "must be at most 100 (0 turns the signal off)",
+        );
+        problems.require(
             (0.0..1.0).contains(&self.repetition.share),
             "repetition.share",
             "must be at least 0 and below 1",

@@ -306,43 +306,16 @@ async fn seen_by_the_server(
         ip.is_some_and(|ip| state.hosting.is_hosting(ip)),
     );
     signals.set(Signals::TLS, tls_unlike);
-    signals.set(
-        Signals::REPEATED,
-        repeated(state, site, request, ip, now).await?,
-    );
+    let repeated = match (detection::device_fingerprint(request), ip) {
+        (Some(device), Some(ip)) if site.repetition.networks > 0 => {
+            state
+                .repetitions
+                .note(site.site_key, &site.repetition, device, ip, now)
+        }
+        _ => false,
+    };
+    signals.set(Signals::REPEATED, repeated);
     Ok(signals)
-}
-
-/// Whether the page's device fingerprint came from many networks at `site`, a large share of
-/// its traffic ([`crate::adaptive::Repetition`]); this request is counted first.
-async fn repeated(
-    state: &AppState,
-    site: &Site,
-    request: &CreateRequest,
-    ip: Option<IpAddr>,
-    now: OffsetDateTime,
-) -> Result<bool, crate::store::StoreError> {
-    let rule = &site.repetition;
-    let (Some(device), Some(ip)) = (detection::device_fingerprint(request), ip) else {
-        return Ok(false);
-    };
-    if rule.networks == 0 {
-        return Ok(false);
-    }
-    let window = rule.window;
-    let store = &state.store;
-    let created = store
-        .add(&counters::created_counter(site.site_key), window, 1, now)
-        .await?;
-    let from_network = counters::device_network_counter(site.site_key, &device, ip);
-    let devices = counters::device_counter(site.site_key, &device);
-    let networks = if store.add(&from_network, window, 1, now).await? == 1 {
-        // The first time this window from this network: one more network.
-        store.add(&devices, window, 1, now).await?
-    } else {
-        store.counts(&devices, window, now).await?.current
-    };
-    Ok(rule.repeated(networks, created))
 }
 
 /// Records the challenge as pending for the client's network and stores it as pending.
