@@ -811,19 +811,11 @@ mod tests {
         }))
         .expect("request");
         let base = device_fingerprint(&request).expect("fingerprints sent");
-        assert_eq!(
-            device_fingerprint(&request),
-            Some(base.clone()),
-            "the same set-up"
-        );
+        assert_eq!(device_fingerprint(&request), Some(base), "the same set-up");
         let mut wider = serde_json::to_value(&request).expect("json");
         wider["browserInformation"]["window-innerWidth"] = 1211.into();
         let wider: CreateRequest = serde_json::from_value(wider).expect("request");
-        assert_ne!(
-            device_fingerprint(&wider),
-            Some(base.clone()),
-            "another window"
-        );
+        assert_ne!(device_fingerprint(&wider), Some(base), "another window");
         request.fingerprints.canvas = Some("0".repeat(64));
         assert_ne!(
             device_fingerprint(&request),
