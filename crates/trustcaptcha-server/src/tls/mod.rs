@@ -3,8 +3,8 @@
 //! With `[server.tls]` the public listener speaks HTTPS itself (rustls; HTTP/2 and HTTP/1.1
 //! offered over ALPN; the certificate chain and key read from PEM files, again on every reload).
 //! Before the handshake the accept loop reads the client's ClientHello off the connection
-//! ([`hello::read_records`]), computes its JA4 fingerprint and hands the same bytes on to rustls
-//! ([`Rewind`]); every request of the connection carries the fingerprint ([`TlsClient`]).
+//! (`hello::read_records`), computes its JA4 fingerprint and hands the same bytes on to rustls
+//! (`Rewind`); every request of the connection carries the fingerprint (`TlsClient`).
 //! Behind a proxy that terminates TLS, the proxy's header (`tls_fingerprint_header`, read only
 //! from trusted proxies) carries it instead.
 
