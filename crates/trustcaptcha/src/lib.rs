@@ -70,6 +70,7 @@
 //! | [`.connect_timeout(d)`](TrustCaptchaBuilder::connect_timeout) | 3 s | Connect timeout. |
 //! | [`.read_timeout(d)`](TrustCaptchaBuilder::read_timeout) | 5 s | Total request timeout. |
 //! | [`.proxy(url)`](TrustCaptchaBuilder::proxy) | none | HTTP proxy URL. |
+//! | [`.add_root_certificate(pem)`](TrustCaptchaBuilder::add_root_certificate) | the system's | Also trust this authority (a self-hosted server's private CA). |
 //! | [`.build()`](TrustCaptchaBuilder::build) | — | Validates and builds the client. |
 //!
 //! # Failover

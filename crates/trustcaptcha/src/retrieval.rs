@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) proxy: Option<reqwest::Proxy>,
+    /// Authorities trusted beside the system's, as PEM (read when the HTTP client is made).
+    pub(crate) root_certificates: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
         connect_timeout: Duration,
         read_timeout: Duration,
         proxy: Option<&str>,
+        root_certificates: &[Vec<u8>],
     ) -> Result<Self, Error> {
         let api_key = api_key.trim();
         if api_key.is_empty() {
@@ -79,6 +82,7 @@ impl Config {
             connect_timeout: nonzero(connect_timeout, "connect timeout")?,
             read_timeout: nonzero(read_timeout, "read timeout")?,
             proxy,
+            root_certificates: root_certificates.to_vec(),
         })
     }
 
@@ -94,6 +98,7 @@ impl Config {
         if let Some(proxy) = self.proxy.clone() {
             builder = builder.proxy(proxy);
         }
+        builder = with_root_certificates(builder, &self.root_certificates)?;
         builder
             .build()
             .map_err(|_| Error::builder("the HTTP client could not be initialised"))
@@ -119,6 +124,35 @@ fn nonzero(duration: Duration, what: &str) -> Result<Duration, Error> {
         Err(Error::builder(format!("{what} must be greater than zero")))
     } else {
         Ok(duration)
+    }
+}
+
+/// `builder`, also trusting the authorities in `pems`.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+fn with_root_certificates(
+    mut builder: reqwest::ClientBuilder,
+    pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    for pem in pems {
+        let certificate = reqwest::Certificate::from_pem(pem)
+            .map_err(|_| Error::builder("a root certificate is not a PEM certificate"))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    Ok(builder)
+}
+
+/// `builder`, in a build without TLS: no authority can be trusted.
+#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+fn with_root_certificates(
+    builder: reqwest::ClientBuilder,
+    pems: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    if pems.is_empty() {
+        Ok(builder)
+    } else {
+        Err(Error::builder(
+            "a root certificate needs TLS (the rustls or native-tls feature)",
+        ))
     }
 }
 
@@ -225,6 +259,7 @@ mod tests {
             DEFAULT_CONNECT_TIMEOUT,
             DEFAULT_READ_TIMEOUT,
             proxy,
+            &[],
         )
     }
 
@@ -294,8 +329,20 @@ mod tests {
             Duration::ZERO,
             DEFAULT_READ_TIMEOUT,
             None,
+            &[],
         );
         assert_eq!(zero.err().map(|e| e.kind()), Some(ErrorKind::Builder));
+        let not_pem = Config::new(
+            "k",
+            "http://captcha.internal",
+            DEFAULT_CONNECT_TIMEOUT,
+            DEFAULT_READ_TIMEOUT,
+            None,
+            &[b"not a certificate".to_vec()],
+        )
+        .expect("checked when the client is made")
+        .http_client();
+        assert_eq!(not_pem.err().map(|e| e.kind()), Some(ErrorKind::Builder));
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub struct TrustCaptchaBuilder<T = TrustCaptcha> {
     connect_timeout: Duration,
     read_timeout: Duration,
     proxy: Option<String>,
+    root_certificates: Vec<Vec<u8>>,
     target: PhantomData<fn() -> T>,
 }
 
@@ -176,6 +177,7 @@ impl<T> TrustCaptchaBuilder<T> {
             connect_timeout: retrieval::DEFAULT_CONNECT_TIMEOUT,
             read_timeout: retrieval::DEFAULT_READ_TIMEOUT,
             proxy: None,
+            root_certificates: Vec::new(),
             target: PhantomData,
         }
     }
@@ -206,6 +208,14 @@ impl<T> TrustCaptchaBuilder<T> {
         self
     }
 
+    /// Also trusts this certificate authority (PEM), beside the system's: for a self-hosted
+    /// server whose certificate a private authority signed, as in an air-gapped network. May be
+    /// called for several.
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// The same settings, for building another kind of client.
     #[cfg(feature = "blocking")]
     pub(crate) fn retarget<U>(self) -> TrustCaptchaBuilder<U> {
@@ -215,6 +225,7 @@ impl<T> TrustCaptchaBuilder<T> {
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
             proxy: self.proxy,
+            root_certificates: self.root_certificates,
             target: PhantomData,
         }
     }
@@ -226,6 +237,7 @@ impl<T> TrustCaptchaBuilder<T> {
             self.connect_timeout,
             self.read_timeout,
             self.proxy.as_deref(),
+            &self.root_certificates,
         )
     }
 }
@@ -236,7 +248,8 @@ impl TrustCaptchaBuilder<TrustCaptcha> {
     /// # Errors
     ///
     /// [`BuilderError`](crate::errors::BuilderError) when the API key is empty, the API host or
-    /// proxy is not a usable URL, a timeout is zero, or the TLS backend cannot be initialised.
+    /// proxy is not a usable URL, a timeout is zero, a root certificate is not PEM (or this
+    /// build has no TLS), or the TLS backend cannot be initialised.
     pub fn build(self) -> Result<TrustCaptcha, Error> {
         let config = self.config()?;
         let http = config.http_client()?;
@@ -258,6 +271,7 @@ impl<T> fmt::Debug for TrustCaptchaBuilder<T> {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("proxy", &self.proxy.as_ref().map(|_| "<set>"))
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }

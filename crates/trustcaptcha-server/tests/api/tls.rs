@@ -178,6 +178,69 @@ async fn a_client_whose_tls_library_is_not_its_claimed_browsers_fires_tls() {
     assert_eq!(response.status(), 200);
 }
 
+/// A backend (the `trustcaptcha` crate) verifies against the TLS listener when told to trust
+/// the server's own certificate authority, as in an air-gapped network; without it, the client
+/// reports a configuration error (not an outage) and no result is believed.
+#[tokio::test]
+async fn a_backend_verifies_over_tls_trusting_a_private_authority() {
+    let (cert, key, pem) = certificate("backend");
+    let server = TestServer::start(site_config(&tls_line(&cert, &key))).await;
+    let browser = client_trusting(&pem).build().expect("client");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("user-agent", "inventory-sync/1.0".parse().expect("value"));
+    let created: Value = browser
+        .post(format!("{}/v2/verifications", server.url))
+        .headers(headers.clone())
+        .header("origin", ORIGIN)
+        .json(&create_body(SITE, false))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let challenge = &created["challenge"];
+    let tasks = answers(challenge);
+    server.clock.advance(std::time::Duration::from_secs(2));
+    let id = challenge["verificationId"].as_str().expect("id");
+    let finished: Value = browser
+        .post(format!("{}/v2/verifications/{id}/challenges", server.url))
+        .headers(headers)
+        .header("origin", ORIGIN)
+        .json(&submit_body(&tasks))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let token = finished["finished"]["verificationToken"]
+        .as_str()
+        .expect("token");
+    let untrusting = trustcaptcha::TrustCaptcha::builder(KEY)
+        .api_host(&server.url)
+        .build()
+        .expect("client");
+    let error = untrusting
+        .get_verification_result(token)
+        .await
+        .expect_err("an unknown authority");
+    // A certificate the client does not trust is a configuration problem, never an outage
+    // (which a failover policy might answer).
+    assert_eq!(error.kind(), trustcaptcha::ErrorKind::Builder, "{error:?}");
+    assert!(error.to_string().contains("certificate"), "{error}");
+    let trusting = trustcaptcha::TrustCaptcha::builder(KEY)
+        .api_host(&server.url)
+        .add_root_certificate(&pem)
+        .build()
+        .expect("client");
+    let result = trusting
+        .get_verification_result(token)
+        .await
+        .expect("result");
+    assert_eq!(result.verification_id.to_string(), id);
+}
+
 #[tokio::test]
 async fn a_trusted_proxys_ja4_header_is_read_and_anyone_elses_is_not() {
     let proxied = TestServer::start(site_config(
