@@ -104,12 +104,14 @@ fn server_config(settings: &TlsSettings) -> Result<rustls::ServerConfig, String>
             shown(&settings.certificate)
         ));
     }
-    // The key file's contents never reach an error message.
+    // The key file's contents never reach an error message: the PEM parser's own errors quote
+    // the line or the base64 they stumbled on, so only an I/O error is passed on.
     let key = PrivateKeyDer::from_pem_file(&settings.private_key).map_err(|error| {
-        format!(
-            "{} holds no PEM private key: {error}",
-            shown(&settings.private_key)
-        )
+        let why = match error {
+            rustls::pki_types::pem::Error::Io(error) => error.to_string(),
+            _ => "not a well-formed PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned(),
+        };
+        format!("{}: {why}", shown(&settings.private_key))
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

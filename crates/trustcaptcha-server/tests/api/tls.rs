@@ -66,43 +66,67 @@ fn client_trusting(pem: &str) -> reqwest::ClientBuilder {
         .default_headers(browser_headers())
 }
 
-/// Creates a verification with `client` and `headers`, solves it natively at a browser's pace
-/// on the server's clock, and returns the difficulty asked and the result.
-async fn judged(
+/// What a solved verification left: the difficulty asked, its id and its token.
+struct Solved {
+    difficulty: u64,
+    id: String,
+    token: String,
+}
+
+/// Creates a verification with `client` and `headers` and solves it natively at a browser's
+/// pace on the server's clock.
+async fn solved(
     server: &TestServer,
     client: &reqwest::Client,
     headers: &reqwest::header::HeaderMap,
-) -> (u64, Value) {
-    let created: Value = client
-        .post(format!("{}/v2/verifications", server.url))
-        .headers(headers.clone())
-        .header("origin", ORIGIN)
-        .json(&create_body(SITE, false))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+) -> Solved {
+    let post = async |path: String, body: &Value| -> Value {
+        client
+            .post(format!("{}{path}", server.url))
+            .headers(headers.clone())
+            .header("origin", ORIGIN)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json")
+    };
+    let created = post("/v2/verifications".to_owned(), &create_body(SITE, false)).await;
     let challenge = &created["challenge"];
     let tasks = answers(challenge);
     server
         .clock
         .advance(browser_time(&tasks).max(std::time::Duration::from_secs(1)));
-    let id = challenge["verificationId"].as_str().expect("id");
-    let finished: Value = client
-        .post(format!("{}/v2/verifications/{id}/challenges", server.url))
-        .headers(headers.clone())
-        .header("origin", ORIGIN)
-        .json(&submit_body(&tasks))
-        .send()
-        .await
-        .expect("submit")
-        .json()
-        .await
-        .expect("json");
+    let id = challenge["verificationId"].as_str().expect("id").to_owned();
+    let finished = post(
+        format!("/v2/verifications/{id}/challenges"),
+        &submit_body(&tasks),
+    )
+    .await;
+    Solved {
+        difficulty: challenge["difficulty"].as_u64().expect("difficulty"),
+        token: finished["finished"]["verificationToken"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+        id,
+    }
+}
+
+/// [`solved`], and the result as the backend fetches it: the difficulty asked and the result.
+async fn judged(
+    server: &TestServer,
+    client: &reqwest::Client,
+    headers: &reqwest::header::HeaderMap,
+) -> (u64, Value) {
+    let solved = solved(server, client, headers).await;
     let result: Value = client
-        .get(format!("{}/v2/verifications/{id}/results", server.url))
+        .get(format!(
+            "{}/v2/verifications/{}/results",
+            server.url, solved.id
+        ))
         .bearer_auth(KEY)
         .send()
         .await
@@ -110,11 +134,7 @@ async fn judged(
         .json()
         .await
         .expect("json");
-    assert!(finished["finished"]["verificationToken"].is_string());
-    (
-        challenge["difficulty"].as_u64().expect("difficulty"),
-        result,
-    )
+    (solved.difficulty, result)
 }
 
 #[tokio::test]
@@ -163,19 +183,15 @@ async fn a_client_whose_tls_library_is_not_its_claimed_browsers_fires_tls() {
     assert_eq!(result["decisionAction"], "BLOCK");
     let counts = server.statistics("tls", "hour").await["counts"].take();
     assert_eq!(counts["signal:tls"], 1, "{counts}");
-    // The same library without a browser's name is not judged by this signal.
-    let honest = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem")])
-        .user_agent("inventory-sync/1.0")
-        .build()
-        .expect("client");
-    let response = honest
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .expect("ok");
-    assert_eq!(response.status(), 200);
+    // The same library without a browser's name is not judged by this signal (its request
+    // disagrees with the page's User-Agent, which is `request`'s business).
+    let mut named = reqwest::header::HeaderMap::new();
+    named.insert("user-agent", "inventory-sync/1.0".parse().expect("value"));
+    let (_, result) = judged(&server, &client, &named).await;
+    assert_eq!(result["score"], 0.4, "{result}");
+    let counts = server.statistics("tls", "hour").await["counts"].take();
+    assert_eq!(counts["signal:tls"], 1, "{counts}");
+    assert_eq!(counts["signal:request"], 1, "{counts}");
 }
 
 /// A backend (the `trustcaptcha` crate) verifies against the TLS listener when told to trust
@@ -186,43 +202,14 @@ async fn a_backend_verifies_over_tls_trusting_a_private_authority() {
     let (cert, key, pem) = certificate("backend");
     let server = TestServer::start(site_config(&tls_line(&cert, &key))).await;
     let browser = client_trusting(&pem).build().expect("client");
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("user-agent", "inventory-sync/1.0".parse().expect("value"));
-    let created: Value = browser
-        .post(format!("{}/v2/verifications", server.url))
-        .headers(headers.clone())
-        .header("origin", ORIGIN)
-        .json(&create_body(SITE, false))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let challenge = &created["challenge"];
-    let tasks = answers(challenge);
-    server.clock.advance(std::time::Duration::from_secs(2));
-    let id = challenge["verificationId"].as_str().expect("id");
-    let finished: Value = browser
-        .post(format!("{}/v2/verifications/{id}/challenges", server.url))
-        .headers(headers)
-        .header("origin", ORIGIN)
-        .json(&submit_body(&tasks))
-        .send()
-        .await
-        .expect("submit")
-        .json()
-        .await
-        .expect("json");
-    let token = finished["finished"]["verificationToken"]
-        .as_str()
-        .expect("token");
+    let Solved { id, token, .. } =
+        solved(&server, &browser, &reqwest::header::HeaderMap::new()).await;
     let untrusting = trustcaptcha::TrustCaptcha::builder(KEY)
         .api_host(&server.url)
         .build()
         .expect("client");
     let error = untrusting
-        .get_verification_result(token)
+        .get_verification_result(&token)
         .await
         .expect_err("an unknown authority");
     // A certificate the client does not trust is a configuration problem, never an outage
@@ -235,7 +222,7 @@ async fn a_backend_verifies_over_tls_trusting_a_private_authority() {
         .build()
         .expect("client");
     let result = trusting
-        .get_verification_result(token)
+        .get_verification_result(&token)
         .await
         .expect("result");
     assert_eq!(result.verification_id.to_string(), id);
@@ -315,5 +302,10 @@ async fn a_reload_serves_the_renewed_certificate_and_a_bad_one_changes_nothing()
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("server.tls"), "{body}");
     assert!(!body.to_string().contains("not a key"), "{body}");
+    // A key file the PEM parser stumbles in: the line it stumbled on is not quoted either.
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----SECRETMATERIAL\n").expect("key");
+    let (status, body) = server.reload().await;
+    assert_eq!(status, 422, "{body}");
+    assert!(!body.to_string().contains("SECRETMATERIAL"), "{body}");
     assert_eq!(get(&new_pem).await.expect("still served"), 200);
 }
