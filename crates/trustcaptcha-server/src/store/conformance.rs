@@ -11,7 +11,10 @@ use time::macros::datetime;
 use trustcaptcha::VerificationResult;
 use uuid::Uuid;
 
-use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use super::{
+    Collection, Counts, Expect, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError,
+    TOMBSTONE,
+};
 use crate::visitor::Visitor;
 
 pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
@@ -101,6 +104,14 @@ macro_rules! suite {
             #[tokio::test]
             async fn counters_count_per_window() {
                 c::counters_count_per_window(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn catalog_writes_are_revisioned_and_expire() {
+                c::catalog_writes_are_revisioned_and_expire(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn catalog_collections_are_bounded_and_audit_is_numbered() {
+                c::catalog_collections_are_bounded_and_audit_is_numbered(&$make(10)).await;
             }
             #[tokio::test]
             async fn capacity_is_bounded() {
@@ -548,4 +559,201 @@ pub(crate) async fn counters_count_per_window(fixture: &impl Fixture) {
         Ok(counts(0, 0)),
         "two windows on, nothing is left"
     );
+}
+
+pub(crate) async fn catalog_writes_are_revisioned_and_expire(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let sites = Collection::Sites;
+    assert_eq!(store.revision(sites).await, Ok(0));
+    let first = store
+        .put_entry(sites, "a", "{\"v\":1}".into(), Expect::Absent, None, T0)
+        .await
+        .expect("put");
+    assert_eq!(store.revision(sites).await, Ok(first));
+    assert_eq!(
+        store
+            .put_entry(sites, "a", "{}".into(), Expect::Absent, None, T0)
+            .await,
+        Err(StoreError::Conflict),
+        "an entry that exists is not made twice"
+    );
+    assert_eq!(
+        store
+            .put_entry(
+                sites,
+                "a",
+                "{}".into(),
+                Expect::Revision(first + 7),
+                None,
+                T0
+            )
+            .await,
+        Err(StoreError::Conflict),
+        "a write that expects another revision loses nothing"
+    );
+    let second = store
+        .put_entry(
+            sites,
+            "a",
+            "{\"v\":2}".into(),
+            Expect::Revision(first),
+            None,
+            T0,
+        )
+        .await
+        .expect("update");
+    assert!(second > first);
+    let entry = store
+        .entry(sites, "a", T0)
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        (entry.revision, entry.value.as_str()),
+        (second, "{\"v\":2}")
+    );
+    // A value with the separator the Redis backend packs with reads back whole.
+    store
+        .put_entry(
+            sites,
+            "b:c",
+            "{\"x\":\"1:2:3\"}".into(),
+            Expect::Anything,
+            None,
+            T0,
+        )
+        .await
+        .expect("put");
+    let ids: Vec<String> = store
+        .entries(sites, T0)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|entry| format!("{}={}", entry.id, entry.value))
+        .collect();
+    assert_eq!(ids, ["a={\"v\":2}", "b:c={\"x\":\"1:2:3\"}"]);
+    // Collections are apart.
+    assert_eq!(store.entry(Collection::Users, "a", T0).await, Ok(None));
+    assert_eq!(store.revision(Collection::Users).await, Ok(0));
+
+    // An entry with an expiry is gone when `now` passes it.
+    let sessions = Collection::Sessions;
+    store
+        .put_entry(
+            sessions,
+            "s",
+            "{}".into(),
+            Expect::Absent,
+            Some(T0 + MINUTE),
+            T0,
+        )
+        .await
+        .expect("session");
+    assert!(
+        store
+            .entry(sessions, "s", T0 + MINUTE / 2)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let later = T0 + MINUTE;
+    assert_eq!(store.entry(sessions, "s", later).await, Ok(None));
+    assert_eq!(store.entries(sessions, later).await, Ok(vec![]));
+    assert!(
+        store
+            .put_entry(sessions, "s", "{}".into(), Expect::Absent, None, later)
+            .await
+            .is_ok(),
+        "an expired entry counts as absent"
+    );
+
+    // Deletes expect too, and count as writes.
+    let before = store.revision(sites).await.expect("revision");
+    assert_eq!(
+        store
+            .delete_entry(sites, "a", Expect::Revision(first), T0)
+            .await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        store
+            .delete_entry(sites, "a", Expect::Revision(second), T0)
+            .await,
+        Ok(true)
+    );
+    assert!(store.revision(sites).await.expect("revision") > before);
+    assert_eq!(store.entry(sites, "a", T0).await, Ok(None));
+    assert_eq!(
+        store.delete_entry(sites, "a", Expect::Anything, T0).await,
+        Ok(false)
+    );
+}
+
+pub(crate) async fn catalog_collections_are_bounded_and_audit_is_numbered(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let users = Collection::Users;
+    for i in 0..users.limit() {
+        store
+            .put_entry(
+                users,
+                &format!("user{i}"),
+                "{}".into(),
+                Expect::Absent,
+                None,
+                T0,
+            )
+            .await
+            .expect("room");
+    }
+    assert_eq!(
+        store
+            .put_entry(users, "one-too-many", "{}".into(), Expect::Absent, None, T0)
+            .await,
+        Err(StoreError::Full)
+    );
+    // A full collection still takes changes to what it holds, and room freed by a delete.
+    assert!(
+        store
+            .put_entry(
+                users,
+                "user0",
+                "{\"changed\":1}".into(),
+                Expect::Anything,
+                None,
+                T0
+            )
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        store
+            .delete_entry(users, "user1", Expect::Anything, T0)
+            .await,
+        Ok(true)
+    );
+    assert!(
+        store
+            .put_entry(users, "one-too-many", "{}".into(), Expect::Absent, None, T0)
+            .await
+            .is_ok()
+    );
+
+    assert_eq!(store.audit(0, 10).await, Ok(vec![]));
+    for line in ["{\"n\":1}", "{\"n\":2}", "{\"n\":2}"] {
+        store.append_audit(line.into()).await.expect("append");
+    }
+    let all = store.audit(0, 10).await.expect("read");
+    assert_eq!(
+        all,
+        vec![
+            (1, "{\"n\":1}".to_owned()),
+            (2, "{\"n\":2}".to_owned()),
+            (3, "{\"n\":2}".to_owned())
+        ]
+    );
+    assert_eq!(
+        store.audit(1, 1).await,
+        Ok(vec![(2, "{\"n\":2}".to_owned())])
+    );
+    assert_eq!(store.audit(3, 10).await, Ok(vec![]));
 }

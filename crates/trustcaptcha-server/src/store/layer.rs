@@ -10,7 +10,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError};
+use super::{
+    Collection, Counts, Entry, Expect, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError,
+};
 
 /// Which method of the [`Store`] contract a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,20 @@ pub enum Call {
     Add,
     /// [`Store::counts`].
     Counts,
+    /// [`Store::put_entry`].
+    PutEntry,
+    /// [`Store::entry`].
+    Entry,
+    /// [`Store::entries`].
+    Entries,
+    /// [`Store::delete_entry`].
+    DeleteEntry,
+    /// [`Store::revision`].
+    Revision,
+    /// [`Store::append_audit`].
+    AppendAudit,
+    /// [`Store::audit`].
+    Audit,
     /// [`Store::prepare`].
     Prepare,
     /// [`Store::ping`].
@@ -196,6 +212,66 @@ impl<L: StoreLayer> Store for Layered<L> {
     ) -> Result<Counts, StoreError> {
         let answer = self.inner.counts(counter, length, now);
         self.around(Call::Counts, answer).await
+    }
+
+    async fn put_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        value: String,
+        expect: Expect,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let answer = self
+            .inner
+            .put_entry(collection, id, value, expect, expires_at, now);
+        self.around(Call::PutEntry, answer).await
+    }
+
+    async fn entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Entry>, StoreError> {
+        self.around(Call::Entry, self.inner.entry(collection, id, now))
+            .await
+    }
+
+    async fn entries(
+        &self,
+        collection: Collection,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.around(Call::Entries, self.inner.entries(collection, now))
+            .await
+    }
+
+    async fn delete_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        expect: Expect,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let answer = self.inner.delete_entry(collection, id, expect, now);
+        self.around(Call::DeleteEntry, answer).await
+    }
+
+    async fn revision(&self, collection: Collection) -> Result<u64, StoreError> {
+        self.around(Call::Revision, self.inner.revision(collection))
+            .await
+    }
+
+    async fn append_audit(&self, entry: String) -> Result<u64, StoreError> {
+        self.around(Call::AppendAudit, self.inner.append_audit(entry))
+            .await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        self.around(Call::Audit, self.inner.audit(after, limit))
+            .await
     }
 
     async fn prepare(&self) -> Result<(), StoreError> {

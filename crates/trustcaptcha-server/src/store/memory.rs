@@ -21,10 +21,14 @@ use parking_lot::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::catalog::MemoryCatalog;
 use super::counter::Counter;
 use super::packed;
 use super::record::{self, Record, Records};
-use super::{Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE};
+use super::{
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
+    Store, StoreError, TOMBSTONE,
+};
 use crate::background::{BackgroundThread, Running};
 use crate::clock::Clock;
 
@@ -104,6 +108,8 @@ pub struct MemoryStore {
     shards: Arc<Shards>,
     /// Live and die with the process, so a heartbeat is never evidence across a restart.
     marks: Mutex<HashMap<&'static str, OffsetDateTime>>,
+    /// The console's sites, users and sessions, and the audit log.
+    catalog: Mutex<MemoryCatalog>,
     /// The sweeper, stopped and joined when the store is dropped; none if it could not start.
     _sweeper: Option<BackgroundThread>,
 }
@@ -151,6 +157,7 @@ impl MemoryStore {
         MemoryStore {
             shards,
             marks: Mutex::default(),
+            catalog: Mutex::default(),
             _sweeper: sweeper,
         }
     }
@@ -432,6 +439,59 @@ impl Store for MemoryStore {
             .get(counter)
             .map(|counter| counter.counts(now))
             .unwrap_or_default())
+    }
+
+    async fn put_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        value: String,
+        expect: Expect,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.catalog
+            .lock()
+            .put(collection, id, value, expect, expires_at, now)
+    }
+
+    async fn entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<CatalogEntry>, StoreError> {
+        Ok(self.catalog.lock().get(collection, id, now))
+    }
+
+    async fn entries(
+        &self,
+        collection: Collection,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
+        Ok(self.catalog.lock().list(collection, now))
+    }
+
+    async fn delete_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        expect: Expect,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.catalog.lock().delete(collection, id, expect, now)
+    }
+
+    async fn revision(&self, collection: Collection) -> Result<u64, StoreError> {
+        Ok(self.catalog.lock().revision(collection))
+    }
+
+    async fn append_audit(&self, entry: String) -> Result<u64, StoreError> {
+        Ok(self.catalog.lock().append_audit(entry))
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(self.catalog.lock().audit(after, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -51,6 +51,7 @@
 //! entries at once; finished ones after their expiry plus [`TOMBSTONE`]); it must never forget
 //! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
+pub mod catalog;
 mod counter;
 mod layer;
 pub mod memory;
@@ -77,6 +78,7 @@ use crate::pow::Tasks;
 use crate::signals::Signals;
 use crate::visitor::Visitor;
 
+pub use catalog::{Collection, Entry, Expect};
 pub use layer::{Call, Layered, StoreLayer};
 pub(crate) use tracked::tracked;
 pub use tracked::{Health, TrackedStore};
@@ -303,6 +305,9 @@ pub enum StoreError {
     /// verification is gone).
     #[error("the claim is not held by this lease")]
     NotClaimant,
+    /// A catalog entry is not what the write expected (another write came first).
+    #[error("the entry was changed by another write")]
+    Conflict,
     /// The backend failed (e.g. a remote store is unreachable).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -438,6 +443,81 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         length: Duration,
         now: OffsetDateTime,
     ) -> Result<Counts, StoreError>;
+
+    /// Writes `value` as the entry `id` of `collection` (see [`catalog`]) if `expect` holds,
+    /// and returns its revision.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when `expect` does not hold, [`StoreError::Full`] for a new
+    /// entry of a full collection.
+    async fn put_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        value: String,
+        expect: Expect,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// The live entry `id` of `collection`.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Entry>, StoreError>;
+
+    /// Every live entry of `collection`, by id.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn entries(
+        &self,
+        collection: Collection,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Deletes the entry `id` of `collection` if `expect` holds; whether there was a live one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when `expect` does not hold.
+    async fn delete_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        expect: Expect,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The revision of `collection`'s latest write (0 before the first).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn revision(&self, collection: Collection) -> Result<u64, StoreError>;
+
+    /// Appends `entry` (a JSON line) to the audit log; its number.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn append_audit(&self, entry: String) -> Result<u64, StoreError>;
+
+    /// The audit entries numbered after `after`, oldest first, at most `limit` (and at most
+    /// [`catalog::AUDIT_PAGE`]).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
 
     /// Checks, once before a server starts serving, that the store is safe to serve from (a
     /// Redis must not evict live verifications). Backends with nothing to check accept.

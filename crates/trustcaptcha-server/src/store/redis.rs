@@ -15,6 +15,11 @@
 //! eviction policy could drop live verifications silently, so [`Store::prepare`] refuses
 //! it.
 //!
+//! The catalog (`store/catalog.rs`) lives under one hash tag, `{catalog}`, so that its scripts
+//! touch one slot: a collection is one hash (`trustcaptcha:catalog:{catalog}:sites`, field id,
+//! value `REVISION:EXPIRY:JSON`, the expiry empty when there is none) with its revision counter
+//! beside it, and the audit log a sorted set scored by entry number.
+//!
 //! Connections reconnect with exponential backoff; every call is bounded by [`CALL_TIMEOUT`].
 
 use std::sync::Arc;
@@ -26,9 +31,10 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::catalog::{AUDIT_ENTRIES, AUDIT_PAGE};
 use super::{
-    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, TOMBSTONE, from_millis,
-    millis, window,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
+    Store, StoreError, TOMBSTONE, from_millis, millis, window,
 };
 
 /// The longest one store call may take, reconnecting included; then it fails as unavailable.
@@ -102,6 +108,9 @@ struct Scripts {
     retrieve: Script,
     keep_max: Script,
     add: Script,
+    put_entry: Script,
+    delete_entry: Script,
+    append_audit: Script,
 }
 
 /// Stores a new verification unless the id exists. Without flags, so a Redis over its
@@ -197,6 +206,58 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
 return count
 ";
 
+/// The live revision of a catalog entry (`found`), shared by the scripts that write one.
+/// `KEYS[1]` the collection, `ARGV[1]` the id, `ARGV[2]` now; `ARGV[3]` and `ARGV[4]` what the
+/// write expects (`any`, `absent`, or `rev` and the revision). Answers `conflict` when the
+/// expectation does not hold.
+const EXPECTED: &str = r"
+local now = tonumber(ARGV[2])
+local function live(v)
+  if not v then return nil end
+  local rev, exp = string.match(v, '^(%d+):(%d*):')
+  if exp ~= '' and tonumber(exp) <= now then return nil end
+  return rev
+end
+local found = live(redis.call('HGET', KEYS[1], ARGV[1]))
+if ARGV[3] == 'absent' and found then return 'conflict' end
+if ARGV[3] == 'rev' and found ~= ARGV[4] then return 'conflict' end
+";
+
+/// `KEYS[2]` the revision counter; `ARGV[5]` the value, `ARGV[6]` its expiry (empty for none),
+/// `ARGV[7]` the collection's limit. Expired entries are swept when it is reached. Writes
+/// refuse when Redis is full (`full`), as new verifications do.
+const PUT_ENTRY: &str = r"
+if not found and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if not live(all[i + 1]) then redis.call('HDEL', KEYS[1], all[i]) end
+  end
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return 'full' end
+end
+local rev = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], rev .. ':' .. ARGV[6] .. ':' .. ARGV[5])
+return tostring(rev)
+";
+
+/// `KEYS[2]` the revision counter.
+const DELETE_ENTRY: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+if found then
+  redis.call('INCR', KEYS[2])
+  return 'deleted'
+end
+return 'absent'
+";
+
+/// `KEYS[1]` the log, `KEYS[2]` its numbering; `ARGV[1]` the entry, `ARGV[2]` how many are
+/// kept. Members carry their number, so that equal entries stay apart.
+const APPEND_AUDIT: &str = r"
+local n = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], n, n .. ':' .. ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', n - tonumber(ARGV[2]))
+return n
+";
+
 impl Scripts {
     fn new() -> Self {
         let held = |then: &str| Script::new(&format!("{HELD}{then}"));
@@ -209,6 +270,10 @@ impl Scripts {
             retrieve: Script::new(RETRIEVE),
             keep_max: Script::new(KEEP_MAX),
             add: Script::new(ADD),
+            put_entry: Script::new(&format!("{EXPECTED}{PUT_ENTRY}")),
+            // A delete frees memory: it runs when Redis is full too.
+            delete_entry: Script::new(&format!("#!lua flags=allow-oom{EXPECTED}{DELETE_ENTRY}")),
+            append_audit: Script::new(APPEND_AUDIT),
         }
     }
 }
@@ -229,6 +294,49 @@ struct New {
 
 fn key(id: Uuid) -> String {
     format!("trustcaptcha:v:{{{id}}}")
+}
+
+fn collection_key(collection: Collection) -> String {
+    format!("trustcaptcha:catalog:{{catalog}}:{}", collection.name())
+}
+
+fn revision_key(collection: Collection) -> String {
+    format!(
+        "trustcaptcha:catalog:{{catalog}}:{}:revision",
+        collection.name()
+    )
+}
+
+const AUDIT_KEY: &str = "trustcaptcha:catalog:{catalog}:audit";
+const AUDIT_NUMBER_KEY: &str = "trustcaptcha:catalog:{catalog}:audit:number";
+
+/// A catalog entry as its collection's hash holds it (`REVISION:EXPIRY:JSON`), if it is live.
+fn unpack(id: String, packed: &str, now: OffsetDateTime) -> Option<CatalogEntry> {
+    let (revision, rest) = packed.split_once(':')?;
+    let (expires_at, value) = rest.split_once(':')?;
+    let expires_at = if expires_at.is_empty() {
+        None
+    } else {
+        Some(from_millis(expires_at.parse().ok()?)?)
+    };
+    if expires_at.is_some_and(|at| at <= now) {
+        return None;
+    }
+    Some(CatalogEntry {
+        id,
+        revision: revision.parse().ok()?,
+        value: value.to_owned(),
+        expires_at,
+    })
+}
+
+/// What a catalog write expects, as the scripts' `ARGV[3]` and `ARGV[4]`.
+fn expectation(expect: Expect) -> (&'static str, u64) {
+    match expect {
+        Expect::Anything => ("any", 0),
+        Expect::Absent => ("absent", 0),
+        Expect::Revision(revision) => ("rev", revision),
+    }
 }
 
 fn mark_key(mark: Mark) -> String {
@@ -631,6 +739,160 @@ impl Store for RedisStore {
             previous: previous.unwrap_or(0),
             current: current.unwrap_or(0),
         })
+    }
+
+    async fn put_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        value: String,
+        expect: Expect,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let (kind, revision) = expectation(expect);
+        let answer: String = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .put_entry
+                    .key(collection_key(collection))
+                    .key(revision_key(collection))
+                    .arg(id)
+                    .arg(millis(now))
+                    .arg(kind)
+                    .arg(revision)
+                    .arg(value)
+                    .arg(
+                        expires_at
+                            .map(|at| millis(at).to_string())
+                            .unwrap_or_default(),
+                    )
+                    .arg(collection.limit())
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        match answer.as_str() {
+            "conflict" => Err(StoreError::Conflict),
+            "full" => Err(StoreError::Full),
+            revision => revision.parse().map_err(unavailable),
+        }
+    }
+
+    async fn entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<CatalogEntry>, StoreError> {
+        let packed: Option<String> = self
+            .call(|mut connection| async move {
+                redis::cmd("HGET")
+                    .arg(collection_key(collection))
+                    .arg(id)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(packed.and_then(|packed| unpack(id.to_owned(), &packed, now)))
+    }
+
+    async fn entries(
+        &self,
+        collection: Collection,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
+        let all: std::collections::BTreeMap<String, String> = self
+            .call(|mut connection| async move {
+                redis::cmd("HGETALL")
+                    .arg(collection_key(collection))
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(id, packed)| unpack(id, &packed, now))
+            .collect())
+    }
+
+    async fn delete_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        expect: Expect,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (kind, revision) = expectation(expect);
+        let answer: String = self
+            .call(|mut connection| async move {
+                self.scripts
+                    .delete_entry
+                    .key(collection_key(collection))
+                    .key(revision_key(collection))
+                    .arg(id)
+                    .arg(millis(now))
+                    .arg(kind)
+                    .arg(revision)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        match answer.as_str() {
+            "conflict" => Err(StoreError::Conflict),
+            answer => Ok(answer == "deleted"),
+        }
+    }
+
+    async fn revision(&self, collection: Collection) -> Result<u64, StoreError> {
+        let revision: Option<u64> = self
+            .call(|mut connection| async move {
+                redis::cmd("GET")
+                    .arg(revision_key(collection))
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(revision.unwrap_or(0))
+    }
+
+    async fn append_audit(&self, entry: String) -> Result<u64, StoreError> {
+        self.call(|mut connection| async move {
+            self.scripts
+                .append_audit
+                .key(AUDIT_KEY)
+                .key(AUDIT_NUMBER_KEY)
+                .arg(entry)
+                .arg(AUDIT_ENTRIES)
+                .invoke_async(&mut connection)
+                .await
+        })
+        .await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let members: Vec<String> = self
+            .call(|mut connection| async move {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(AUDIT_KEY)
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit.min(AUDIT_PAGE))
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        members
+            .into_iter()
+            .map(|member| {
+                let (number, entry) = member
+                    .split_once(':')
+                    .ok_or_else(|| unavailable("a malformed audit entry"))?;
+                Ok((number.parse().map_err(unavailable)?, entry.to_owned()))
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -32,15 +32,17 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::catalog::{AUDIT_ENTRIES, AUDIT_PAGE};
 use super::counter::Counter;
 use super::record::{self, Record, Records};
 use super::{
-    Counts, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError, from_millis, millis,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
+    Store, StoreError, from_millis, millis,
 };
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -341,7 +343,101 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(unavailable)?;
     }
+    if version < 6 {
+        // The console's catalog (see `store/catalog.rs`) and its audit log.
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE catalog (
+                     collection TEXT NOT NULL,
+                     id TEXT NOT NULL,
+                     revision INTEGER NOT NULL,
+                     expires_at INTEGER,
+                     value TEXT NOT NULL,
+                     PRIMARY KEY (collection, id)
+                 ) WITHOUT ROWID;
+                 CREATE TABLE catalog_revisions (
+                     collection TEXT PRIMARY KEY,
+                     revision INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE audit (
+                     number INTEGER PRIMARY KEY AUTOINCREMENT,
+                     entry TEXT NOT NULL
+                 );
+                 PRAGMA user_version = 6;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
     Ok(())
+}
+
+/// The revision of the live entry `id` of `collection`, if there is one.
+fn live_revision(
+    tx: &Connection,
+    collection: Collection,
+    id: &str,
+    now: i64,
+) -> Result<Option<u64>, StoreError> {
+    let revision: Option<i64> = tx
+        .prepare_cached(
+            "SELECT revision FROM catalog WHERE collection = ?1 AND id = ?2
+             AND (expires_at IS NULL OR expires_at > ?3)",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![collection.name(), id, now], |row| row.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    Ok(revision.and_then(|revision| u64::try_from(revision).ok()))
+}
+
+/// Takes `collection`'s next revision.
+fn next_revision(tx: &Connection, collection: Collection) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO catalog_revisions (collection, revision) VALUES (?1, 1)
+         ON CONFLICT (collection) DO UPDATE SET revision = revision + 1
+         RETURNING revision",
+    )
+    .and_then(|mut statement| statement.query_row(params![collection.name()], |row| row.get(0)))
+    .map_err(unavailable)
+}
+
+/// The live entries of `collection` (only `id`'s, when given), by id.
+fn catalog_entries(
+    tx: &Connection,
+    collection: Collection,
+    id: Option<&str>,
+    now: i64,
+) -> Result<Vec<CatalogEntry>, StoreError> {
+    let mut statement = tx
+        .prepare_cached(
+            "SELECT id, revision, expires_at, value FROM catalog
+             WHERE collection = ?1 AND (?2 IS NULL OR id = ?2)
+             AND (expires_at IS NULL OR expires_at > ?3) ORDER BY id",
+        )
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params![collection.name(), id, now], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    rows.map(|row| {
+        let (id, revision, expires_at, value) = row.map_err(unavailable)?;
+        Ok(CatalogEntry {
+            id,
+            revision: u64::try_from(revision).map_err(unavailable)?,
+            expires_at: expires_at.and_then(from_millis),
+            value,
+        })
+    })
+    .collect()
 }
 
 /// Opens a connection to the file: WAL (readers never wait for the writer), `synchronous =
@@ -727,6 +823,158 @@ impl Store for SqliteStore {
             .get(counter)
             .map(|counter| counter.counts(now))
             .unwrap_or_default())
+    }
+
+    async fn put_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        value: String,
+        expect: Expect,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let id = id.to_owned();
+        let now = millis(now);
+        self.transaction(move |tx, _| {
+            let found = live_revision(tx, collection, &id, now)?;
+            if !expect.holds(found) {
+                return Err(StoreError::Conflict);
+            }
+            if found.is_none() {
+                tx.prepare_cached("DELETE FROM catalog WHERE collection = ?1 AND expires_at <= ?2")
+                    .and_then(|mut statement| statement.execute(params![collection.name(), now]))
+                    .map_err(unavailable)?;
+                let held: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM catalog WHERE collection = ?1")
+                    .and_then(|mut statement| {
+                        statement.query_row(params![collection.name()], |row| row.get(0))
+                    })
+                    .map_err(unavailable)?;
+                if usize::try_from(held).unwrap_or(usize::MAX) >= collection.limit() {
+                    return Err(StoreError::Full);
+                }
+            }
+            let revision = next_revision(tx, collection)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO catalog (collection, id, revision, expires_at, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    collection.name(),
+                    id,
+                    revision,
+                    expires_at.map(millis),
+                    value
+                ])
+            })
+            .map_err(unavailable)?;
+            u64::try_from(revision).map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<CatalogEntry>, StoreError> {
+        let id = id.to_owned();
+        let now = millis(now);
+        self.read(move |tx| Ok(catalog_entries(tx, collection, Some(&id), now)?.pop()))
+            .await
+    }
+
+    async fn entries(
+        &self,
+        collection: Collection,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
+        let now = millis(now);
+        self.read(move |tx| catalog_entries(tx, collection, None, now))
+            .await
+    }
+
+    async fn delete_entry(
+        &self,
+        collection: Collection,
+        id: &str,
+        expect: Expect,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let now = millis(now);
+        self.transaction(move |tx, _| {
+            let found = live_revision(tx, collection, &id, now)?;
+            if !expect.holds(found) {
+                return Err(StoreError::Conflict);
+            }
+            tx.prepare_cached("DELETE FROM catalog WHERE collection = ?1 AND id = ?2")
+                .and_then(|mut statement| statement.execute(params![collection.name(), id]))
+                .map_err(unavailable)?;
+            if found.is_some() {
+                next_revision(tx, collection)?;
+            }
+            Ok(found.is_some())
+        })
+        .await
+    }
+
+    async fn revision(&self, collection: Collection) -> Result<u64, StoreError> {
+        let revision: Option<i64> = self
+            .read(move |tx| {
+                tx.prepare_cached("SELECT revision FROM catalog_revisions WHERE collection = ?1")
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![collection.name()], |row| row.get(0))
+                            .optional()
+                    })
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(revision
+            .and_then(|revision| u64::try_from(revision).ok())
+            .unwrap_or(0))
+    }
+
+    async fn append_audit(&self, entry: String) -> Result<u64, StoreError> {
+        self.transaction(move |tx, _| {
+            tx.prepare_cached("INSERT INTO audit (entry) VALUES (?1)")
+                .and_then(|mut statement| statement.execute(params![entry]))
+                .map_err(unavailable)?;
+            let number = tx.last_insert_rowid();
+            let keep = i64::try_from(AUDIT_ENTRIES).unwrap_or(i64::MAX);
+            tx.prepare_cached("DELETE FROM audit WHERE number <= ?1")
+                .and_then(|mut statement| statement.execute(params![number - keep]))
+                .map_err(unavailable)?;
+            u64::try_from(number).map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit.min(AUDIT_PAGE)).unwrap_or(0);
+        self.read(move |tx| {
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT number, entry FROM audit WHERE number > ?1 ORDER BY number LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![after, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?;
+            rows.map(|row| {
+                let (number, entry) = row.map_err(unavailable)?;
+                Ok((u64::try_from(number).map_err(unavailable)?, entry))
+            })
+            .collect()
+        })
+        .await
     }
 
     /// Also checks that the file is still the one opened, and that a write commits (a full
