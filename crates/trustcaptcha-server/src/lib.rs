@@ -64,6 +64,7 @@ pub mod access;
 pub mod adaptive;
 mod api;
 mod background;
+mod catalog;
 pub mod client_address;
 pub mod clock;
 pub mod config;

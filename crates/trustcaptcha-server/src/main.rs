@@ -81,10 +81,43 @@ enum Command {
     },
     /// Read a key from standard input and print the `sha256:…` form to put in a config file.
     HashKey,
+    /// Manage the console's users (kept in the configuration's store).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Print the help of the command line, or of one command.
     Help {
         /// The command to explain.
         command: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from standard input (one line), so that it appears
+    /// in no process list or shell history.
+    Add {
+        /// The configuration file whose store keeps the users.
+        #[arg(long, env = "TRUSTCAPTCHA_CONFIG")]
+        config: PathBuf,
+        /// The user's name (letters, digits, `.`, `_`, `-`, `@`).
+        name: String,
+        /// What the user may do.
+        #[arg(long, value_parser = ["admin", "viewer"], default_value = "admin")]
+        role: String,
+        /// No password: the user signs in only through the trusted proxy's
+        /// `console_user_header`.
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Remove a user; their sessions end.
+    Remove {
+        /// The configuration file whose store keeps the users.
+        #[arg(long, env = "TRUSTCAPTCHA_CONFIG")]
+        config: PathBuf,
+        /// The user's name.
+        name: String,
     },
 }
 
@@ -138,6 +171,7 @@ fn main() -> ExitCode {
             .map(|config| println!("{}: ok, {} site(s)", file.display(), config.sites.len()))
             .map_err(|e| e.to_string()),
         Command::HashKey => hash_key(),
+        Command::User { action } => runtime.block_on(user(action)),
         Command::Help { command } => help(command.as_deref()),
     };
     match outcome {
@@ -233,6 +267,41 @@ fn help(command: Option<&str>) -> Result<(), String> {
             .ok_or_else(|| format!("no command `{name}`; see `trustcaptcha-server help`"))?,
     };
     target.print_long_help().map_err(|e| e.to_string())
+}
+
+async fn user(action: UserAction) -> Result<(), String> {
+    let (UserAction::Add { config, .. } | UserAction::Remove { config, .. }) = &action;
+    let config = config::load(config, config::process_environment()).map_err(|e| e.to_string())?;
+    let state = AppState::builder(config)
+        .build()
+        .map_err(|e| e.to_string())?;
+    state.prepare_store().await.map_err(|e| e.to_string())?;
+    match action {
+        UserAction::Add {
+            name,
+            role,
+            no_password,
+            ..
+        } => {
+            let password = if no_password {
+                None
+            } else {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| e.to_string())?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            };
+            state.add_user(&name, &role, password).await?;
+            println!("user `{name}` added ({role})");
+        }
+        UserAction::Remove { name, .. } => {
+            state.remove_user(&name).await?;
+            println!("user `{name}` removed");
+        }
+    }
+    Ok(())
 }
 
 fn hash_key() -> Result<(), String> {

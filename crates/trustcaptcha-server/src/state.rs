@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::catalog::sites::{CatalogSite, KeyKind, StoredSite};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServerFiles, ServerSettings, Site};
@@ -21,7 +24,7 @@ use crate::networks::NetworkSet;
 use crate::secret::KeyHash;
 use crate::statistics::Statistics;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, TrackedStore};
+use crate::store::{Collection, Expect, Store, TrackedStore};
 use crate::visitor::Inspector;
 
 /// The shared state.
@@ -33,8 +36,15 @@ pub struct AppState(Arc<AppStateInner>);
 #[doc(hidden)]
 #[allow(unreachable_pub)]
 pub struct AppStateInner {
-    /// What a reload replaces.
+    /// What a reload or a console change replaces.
     site_index: ArcSwap<SiteIndex>,
+    /// Held while the site index is built again, so that a reload and a console change never
+    /// undo each other.
+    rebuilding: parking_lot::Mutex<()>,
+    /// Held while the console's sites are read, so that reads apply in order.
+    catalog_refresh: tokio::sync::Mutex<()>,
+    /// Console keys used since the last flush, with when.
+    key_uses: parking_lot::Mutex<HashMap<Uuid, OffsetDateTime>>,
     /// The configuration file a reload reads, when the state was built from one.
     config_file: Option<PathBuf>,
     /// Verification storage; every call goes through its health tracking.
@@ -81,36 +91,64 @@ impl Deref for AppState {
     }
 }
 
-/// The sites, their keys and rules, and the reputation lists: what a reload replaces.
+/// The sites, their keys and rules, and the reputation lists: what a reload or a change in the
+/// console replaces.
 #[derive(Debug)]
 pub(crate) struct SiteIndex {
-    /// Sites in configuration order.
+    /// The configuration file's sites in its order, then the console's by site key.
     sites: Vec<Arc<Site>>,
+    /// How many of `sites` (the first) come from the configuration file.
+    from_file: usize,
+    /// The console's sites as this server last read them from the store's catalog.
+    pub(crate) catalog: Arc<CatalogSites>,
     /// Indexes into `sites` by site key.
     by_key: HashMap<Uuid, usize>,
     /// The sites each API key is valid for, by the key's digest.
     by_api_key: HashMap<KeyHash, Arc<KeySites>>,
     /// The operator's reputation lists, merged: networks blocked on every site that does not
     /// opt out.
-    pub(crate) reputation: NetworkSet,
+    pub(crate) reputation: Arc<NetworkSet>,
+}
+
+/// The console's sites as one server last read them.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogSites {
+    /// The revision of the catalog's sites they were read at.
+    pub(crate) revision: u64,
+    pub(crate) sites: Vec<CatalogSite>,
+    /// When the next of their keys stops working: the index is built again then.
+    pub(crate) next_expiry: Option<OffsetDateTime>,
 }
 
 impl SiteIndex {
-    /// The sites' names, in configuration order.
+    /// The sites' names, the file's first.
     pub(crate) fn site_names(&self) -> impl Iterator<Item = &str> {
         self.sites.iter().map(|site| &*site.name)
     }
 
-    /// The site index of `sites`, with the reputation lists read.
-    fn new(sites: Vec<Site>, reputation: NetworkSet) -> Self {
-        let sites: Vec<Arc<Site>> = sites.into_iter().map(Arc::new).collect();
+    /// The configuration file's sites.
+    pub(crate) fn file_sites(&self) -> &[Arc<Site>] {
+        &self.sites[..self.from_file]
+    }
+
+    /// The index of the file's `sites` and the console's `catalog` sites, whose keys are
+    /// looked up as they work at `now`.
+    fn new(
+        file_sites: Vec<Arc<Site>>,
+        catalog: Arc<CatalogSites>,
+        reputation: Arc<NetworkSet>,
+        now: OffsetDateTime,
+    ) -> Self {
+        let from_file = file_sites.len();
+        let mut sites = file_sites;
+        sites.extend(catalog.sites.iter().map(|entry| Arc::clone(&entry.site)));
         let by_key = sites
             .iter()
             .enumerate()
             .map(|(index, site)| (site.site_key, index))
             .collect();
         let mut by_api_key: HashMap<KeyHash, KeySites> = HashMap::new();
-        for site in &sites {
+        for site in &sites[..from_file] {
             for key in &site.api_keys {
                 let entry = by_api_key.entry(*key).or_default();
                 // A key listed twice for one site counts once.
@@ -120,8 +158,24 @@ impl SiteIndex {
                 }
             }
         }
+        for entry in &catalog.sites {
+            let keys = entry.stored.keys.iter();
+            for key in keys.filter(|key| key.kind == KeyKind::Api && key.live(now)) {
+                by_api_key.insert(
+                    key.hash,
+                    KeySites {
+                        sites: vec![Arc::clone(&entry.site)],
+                        site_keys: vec![entry.site.site_key],
+                        expires_at: key.expires_at,
+                        key_id: Some(key.id),
+                    },
+                );
+            }
+        }
         SiteIndex {
             sites,
+            from_file,
+            catalog,
             by_key,
             by_api_key: by_api_key
                 .into_iter()
@@ -130,6 +184,38 @@ impl SiteIndex {
             reputation,
         }
     }
+}
+
+/// The command line, as the audit log names it.
+fn command_line() -> crate::catalog::Actor {
+    crate::catalog::Actor {
+        name: "(command line)".into(),
+        role: crate::catalog::Role::Admin,
+    }
+}
+
+/// Every problem of the file's sites and the console's together (two sites with one key or
+/// name): the console's are named by their name, since they have no place in the file.
+fn check_together(file_sites: &[Site], catalog_sites: &[Site]) -> Result<(), ConfigError> {
+    let mut sites = file_sites.to_vec();
+    sites.extend_from_slice(catalog_sites);
+    let Err(mut error) = Config::new(sites).check() else {
+        return Ok(());
+    };
+    for (location, _) in &mut error.problems {
+        let index = location
+            .strip_prefix("sites[")
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(index, rest)| Some((index.parse::<usize>().ok()?, rest)));
+        if let Some((index, rest)) = index
+            && let Some(site) = index
+                .checked_sub(file_sites.len())
+                .and_then(|index| catalog_sites.get(index))
+        {
+            *location = format!("console site `{}`{rest}", site.name);
+        }
+    }
+    Err(error)
 }
 
 /// Builds an [`AppState`]; tests swap the clock or the store.
@@ -168,6 +254,36 @@ impl AppState {
             store: None,
             config_file: None,
         }
+    }
+
+    /// Adds a console user (`role` `admin` or `viewer`; no `password`: the user signs in only
+    /// through the trusted proxy's `console_user_header`), as the command line does for the
+    /// first one. Recorded in the audit log as made from the command line.
+    ///
+    /// # Errors
+    ///
+    /// An invalid name, role or password, a name that is taken, or the store's failure.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: &str,
+        password: Option<String>,
+    ) -> Result<(), String> {
+        let role = crate::catalog::Role::parse(role).ok_or("the role is admin or viewer")?;
+        crate::catalog::users::add(self, &command_line(), name, role, password)
+            .await
+            .map_err(|refused| refused.to_string())
+    }
+
+    /// Removes a console user; their sessions end with them.
+    ///
+    /// # Errors
+    ///
+    /// An unknown user, or the store's failure.
+    pub async fn remove_user(&self, name: &str) -> Result<(), String> {
+        crate::catalog::users::remove(self, &command_line(), name)
+            .await
+            .map_err(|refused| refused.to_string())
     }
 
     /// The store as logs and errors name it: its URL without credentials.
@@ -230,7 +346,21 @@ impl AppState {
                 .reload(tls)
                 .map_err(|error| ConfigError::at("server.tls", error))?;
         }
-        let site_index = SiteIndex::new(config.sites, reputation);
+        let _rebuilding = self.rebuilding.lock();
+        let current = self.site_index.load_full();
+        let catalog_sites: Vec<Site> = current
+            .catalog
+            .sites
+            .iter()
+            .map(|entry| (*entry.site).clone())
+            .collect();
+        check_together(&config.sites, &catalog_sites)?;
+        let site_index = SiteIndex::new(
+            config.sites.into_iter().map(Arc::new).collect(),
+            Arc::clone(&current.catalog),
+            Arc::new(reputation),
+            self.clock.now(),
+        );
         tracing::info!(sites = site_index.sites.len(), "configuration reloaded");
         self.site_index.store(Arc::new(site_index));
         Ok(())
@@ -269,14 +399,164 @@ impl AppState {
     /// The sites `key` is valid for, in configuration order: one lookup by the key's digest,
     /// whatever the number of sites (a digest reveals nothing about the keys it is compared
     /// with), then a constant-time comparison.
+    /// A console key whose rotation overlap has passed works no more.
     #[must_use]
     pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
+        let now = self.clock.now();
         self.site_index
             .load()
             .by_api_key
             .get_key_value(key)
             .filter(|(found, _)| key.is_among(std::slice::from_ref(*found)))
+            .filter(|(_, sites)| sites.expires_at.is_none_or(|at| at > now))
             .map(|(_, sites)| Arc::clone(sites))
+    }
+
+    /// Notes that the console key `key_id` was used now; written to the store with the
+    /// statistics.
+    pub(crate) fn note_key_use(&self, key_id: Uuid) {
+        self.key_uses.lock().insert(key_id, self.clock.now());
+    }
+
+    /// Writes the key uses noted since the last call to the store. Uses that could not be
+    /// written are noted again.
+    pub(crate) async fn flush_key_uses(&self) {
+        let uses = std::mem::take(&mut *self.key_uses.lock());
+        for (key_id, at) in uses {
+            let value = serde_json::json!({ "at": crate::catalog::sites::rfc3339(at) }).to_string();
+            let written = self
+                .store
+                .put_entry(
+                    Collection::KeyUses,
+                    &key_id.to_string(),
+                    value,
+                    Expect::Anything,
+                    None,
+                    at,
+                )
+                .await;
+            if written.is_err() {
+                self.key_uses.lock().entry(key_id).or_insert(at);
+            }
+        }
+    }
+
+    /// Checks `candidate`, a console site in the making, as a configuration file's site is
+    /// checked, together with every other site; problems are named by the candidate's fields.
+    ///
+    /// # Errors
+    ///
+    /// Every problem of the candidate.
+    pub(crate) fn check_catalog_site(&self, candidate: &Site) -> Result<(), ConfigError> {
+        let index = self.site_index.load();
+        let file_sites: Vec<Site> = index
+            .file_sites()
+            .iter()
+            .map(|site| (**site).clone())
+            .collect();
+        let mut others: Vec<Site> = index
+            .catalog
+            .sites
+            .iter()
+            .filter(|entry| entry.site.site_key != candidate.site_key)
+            .map(|entry| (*entry.site).clone())
+            .collect();
+        others.push(candidate.clone());
+        let Err(error) = check_together(&file_sites, &others) else {
+            return Ok(());
+        };
+        let own = format!("console site `{}`", candidate.name);
+        let problems: Vec<(String, String)> = error
+            .problems
+            .into_iter()
+            .filter_map(|(location, problem)| {
+                let field = location.strip_prefix(&own)?;
+                Some((field.trim_start_matches('.').to_owned(), problem))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Reads the console's sites from the store when they changed since this server last read
+    /// them (or one of their keys has since stopped working), and serves them. A site that does
+    /// not read or check (written by a newer server, or clashing with a file's site added since)
+    /// is left out, with a warning. A store that fails leaves the sites as they are.
+    pub(crate) async fn refresh_catalog(&self) {
+        let _one_at_a_time = self.catalog_refresh.lock().await;
+        let now = self.clock.now();
+        let current = self.site_index.load_full();
+        let Ok(revision) = self.store.revision(Collection::Sites).await else {
+            return;
+        };
+        let expired = current.catalog.next_expiry.is_some_and(|at| at <= now);
+        if revision == current.catalog.revision && !expired {
+            return;
+        }
+        let Ok(entries) = self.store.entries(Collection::Sites, now).await else {
+            return;
+        };
+        let mut sites = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let read = serde_json::from_str::<StoredSite>(&entry.value)
+                .map_err(|error| ConfigError::at("catalog", error.to_string()))
+                .and_then(|stored| Ok((stored.site(now)?, stored)));
+            match read {
+                Ok((site, stored)) => sites.push(CatalogSite {
+                    site: Arc::new(site),
+                    stored: Arc::new(stored),
+                    revision: entry.revision,
+                }),
+                Err(error) => {
+                    tracing::warn!(site_key = %entry.id, %error, "a console site is not served");
+                }
+            }
+        }
+        let file_sites: Vec<Site> = current
+            .file_sites()
+            .iter()
+            .map(|site| (**site).clone())
+            .collect();
+        let catalog_sites: Vec<Site> = sites.iter().map(|entry| (*entry.site).clone()).collect();
+        if let Err(error) = check_together(&file_sites, &catalog_sites) {
+            tracing::warn!(%error, "console sites with problems are not served");
+            sites.retain(|entry| {
+                let own = format!("console site `{}`", entry.site.name);
+                !error
+                    .problems
+                    .iter()
+                    .any(|(location, _)| location.starts_with(&own))
+            });
+        }
+        let next_expiry = sites
+            .iter()
+            .filter_map(|entry| entry.stored.next_expiry(now))
+            .min();
+        let catalog = Arc::new(CatalogSites {
+            revision,
+            sites,
+            next_expiry,
+        });
+        let _rebuilding = self.rebuilding.lock();
+        let latest = self.site_index.load_full();
+        if latest.catalog.revision > revision {
+            return;
+        }
+        let index = SiteIndex::new(
+            latest.file_sites().to_vec(),
+            catalog,
+            Arc::clone(&latest.reputation),
+            now,
+        );
+        tracing::debug!(
+            revision,
+            sites = index.catalog.sites.len(),
+            "console sites read"
+        );
+        self.site_index.store(Arc::new(index));
     }
 }
 
@@ -286,6 +566,10 @@ pub(crate) struct KeySites {
     pub(crate) sites: Vec<Arc<Site>>,
     /// Their site keys, the retrieval's authorized sites.
     pub(crate) site_keys: Vec<Uuid>,
+    /// When the key stops working (a console key rotated away), if ever.
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    /// The console's id of the key, whose last use is recorded.
+    pub(crate) key_id: Option<Uuid>,
 }
 
 impl AppStateBuilder {
@@ -345,9 +629,17 @@ impl AppStateBuilder {
             )),
         };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
-        let site_index = SiteIndex::new(sites, files.reputation);
+        let site_index = SiteIndex::new(
+            sites.into_iter().map(Arc::new).collect(),
+            Arc::default(),
+            Arc::new(files.reputation),
+            self.clock.now(),
+        );
         Ok(AppState(Arc::new(AppStateInner {
             site_index: ArcSwap::from_pointee(site_index),
+            rebuilding: parking_lot::Mutex::new(()),
+            catalog_refresh: tokio::sync::Mutex::new(()),
+            key_uses: parking_lot::Mutex::default(),
             config_file: self.config_file,
             store: crate::store::tracked(store, Arc::clone(&self.clock)),
             store_name,

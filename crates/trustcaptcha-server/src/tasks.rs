@@ -5,7 +5,10 @@
 //!   heartbeat tells a starting server whether widgets may have failed over (see
 //!   [`crate::failover`]).
 //! - **Statistics**: the counts kept in memory are added to the store every
-//!   [`FLUSH_INTERVAL`].
+//!   [`FLUSH_INTERVAL`], and so are the console keys' last uses.
+//! - **The console's sites**: read from the store at start, then whenever the catalog's
+//!   revision, polled every [`CATALOG_POLL`], says they changed (or a rotated key's overlap
+//!   ended): a change made on one server is served by every server within that time.
 //! - **Readiness**: every [`READINESS_INTERVAL`] the store is pinged (a write included, see
 //!   [`crate::store::Store::ping`]), and a change is logged, a warning with the reason when the
 //!   store stops being ready (a full disk, a SQLite file deleted or replaced, a Redis whose
@@ -27,7 +30,9 @@ impl Tasks {
     /// Looks at the start-up evidence ([`on_start`]), then starts the periodic tasks.
     pub(crate) async fn start(state: &AppState) -> Self {
         on_start(state).await;
+        state.refresh_catalog().await;
         Tasks(vec![
+            tokio::spawn(poll_catalog(state.clone())),
             tokio::spawn(heartbeats(state.clone())),
             tokio::spawn(flush_statistics(state.clone())),
             tokio::spawn(watch_readiness(state.clone())),
@@ -99,6 +104,21 @@ async fn flush_statistics(state: AppState) {
             .statistics
             .flush(&state.store, state.clock.now())
             .await;
+        state.flush_key_uses().await;
+    }
+}
+
+/// How often the catalog's revision is read: the most a console change takes to reach every
+/// server (one small read per poll: a `GET` in Redis).
+pub(crate) const CATALOG_POLL: Duration = Duration::from_millis(250);
+
+/// Serves the console's sites as they change, for as long as it runs.
+async fn poll_catalog(state: AppState) {
+    let mut interval = tokio::time::interval(CATALOG_POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        state.refresh_catalog().await;
     }
 }
 

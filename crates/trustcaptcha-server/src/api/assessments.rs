@@ -46,7 +46,12 @@ pub(crate) async fn retrieve(
             .cloned()
             .collect();
         let site_keys = sites.iter().map(|site| site.site_key).collect();
-        std::sync::Arc::new(KeySites { sites, site_keys })
+        std::sync::Arc::new(KeySites {
+            sites,
+            site_keys,
+            expires_at: for_key.expires_at,
+            key_id: for_key.key_id,
+        })
     });
     let well_formed = uuid::Uuid::parse_str(&id).is_ok();
     let answer = verification::retrieve(&state, for_key, &id, false, ip).await;

@@ -6,7 +6,8 @@
 //!   their bodies: size, time, and [`body_rate`]);
 //! * [`results`]: the backend's results endpoint, and [`assessments`], the older one;
 //! * [`widget_files`]: the official widget's package, when `widget_dir` is set;
-//! * [`ops`] and [`console`]: health, readiness, metrics, reload, statistics and their page;
+//! * [`ops`]: health, readiness, metrics, reload and statistics;
+//! * [`console`]: the console's pages, sign-in and the admin API;
 //! * [`edge`]: what every request passes on its way in and out (access log, metrics);
 //! * [`extract`] and [`error`]: the extractors and the error answer they share.
 
@@ -50,7 +51,6 @@ const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const RELOAD: &str = "/admin/reload";
 const STATISTICS: &str = "/admin/statistics";
-const CONSOLE: &str = "/";
 /// Where the official widget's package is served from, when `server.widget_dir` is set.
 const WIDGET: &str = "/widget";
 const METRICS: &str = "/metrics";
@@ -140,19 +140,20 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// connection budget of their own, to whom `access` lets in.
 pub(crate) fn admin(state: AppState, access: ops::AdminAccess) -> App {
     let router = Router::new()
-        .route(HEALTHZ, get(ops::healthz))
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics))
         .route(RELOAD, post(ops::reload))
         .route(STATISTICS, get(ops::statistics))
-        .route(CONSOLE, get(console::page))
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             move |State(state): State<AppState>, request, next| {
-                ops::guard(state, access, request, next)
+                console::auth::guard(state, access, request, next)
             },
         ))
+        // Health answers anyone, before the guard.
+        .route(HEALTHZ, get(ops::healthz))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }

@@ -1,19 +1,16 @@
 //! Operational endpoints: `GET /healthz` (the process answers), `GET /readyz` (the store can
 //! serve and has room for new verifications), `GET /metrics` (Prometheus text), `POST
 //! /admin/reload` (re-read the configuration file). All but `/healthz` answer on the admin
-//! listener only; beyond loopback it wants the admin token.
+//! listener only, past its guard (`console::auth`).
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::ClientIp;
 use crate::secret::KeyHash;
-use crate::verification::Refusal;
 
 use crate::state::AppState;
 use crate::store::{Store as _, StoreError};
@@ -116,54 +113,6 @@ pub(crate) enum AdminAccess {
     Token(KeyHash),
     /// Nobody: the listener is reachable beyond loopback and no token is configured.
     Closed,
-}
-
-/// Refuses admin requests without the right token (403), comparing in constant time. A wrong
-/// token is a failed key guess of its network (the limits' hourly budget, shared with API and
-/// bypass keys) and is logged with the network; a network past its budget is refused before its
-/// token is looked at, so that guessing learns nothing.
-pub(crate) async fn guard(
-    state: AppState,
-    access: AdminAccess,
-    request: Request,
-    next: Next,
-) -> Response {
-    let refused =
-        || ApiError::forbidden("the admin listener wants Authorization: Bearer <admin token>");
-    let expected = match access {
-        AdminAccess::Open => return next.run(request).await,
-        AdminAccess::Closed => return refused().into_response(),
-        AdminAccess::Token(expected) => expected,
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|peer| peer.0);
-    let ClientIp(ip) = ClientIp::of(&state, peer, request.headers());
-    let now = state.clock.now();
-    if let Err(limited) = state.limits.guessing(ip, now) {
-        return ApiError::from(Refusal::Limited(limited)).into_response();
-    }
-    let offered = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| KeyHash::of(token));
-    match offered {
-        Some(token) if token.is_among(std::slice::from_ref(&expected)) => next.run(request).await,
-        Some(_) => {
-            state.limits.failed_guess(ip, now);
-            let network = ip.map(crate::networks::network);
-            tracing::warn!(
-                network = network.map(tracing::field::display),
-                "a wrong admin token"
-            );
-            refused().into_response()
-        }
-        None => refused().into_response(),
-    }
 }
 
 #[cfg(test)]

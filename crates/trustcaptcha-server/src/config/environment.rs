@@ -97,7 +97,7 @@ pub fn with_environment(
     let mut table: toml::Table = match toml::from_str(text) {
         Ok(table) => table,
         // Not TOML: the reader explains where.
-        Err(_) => return super::explain::read(text).map(|_| text.to_owned()),
+        Err(_) => return super::explain::read::<super::Config>(text).map(|_| text.to_owned()),
     };
     let mut applied = Vec::new();
     let mut problems = Vec::new();

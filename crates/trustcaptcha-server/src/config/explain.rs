@@ -2,18 +2,20 @@
 //! not read in words its author knows: the line and column, the key's place (`sites[1].tasks`),
 //! and what the key expects.
 
-use super::{Config, ConfigError};
+use serde::de::DeserializeOwned;
 
-/// `text` as a [`Config`], not yet checked.
+use super::ConfigError;
+
+/// `text` as a [`Config`](super::Config) (or a part of one: a site's table), not yet checked.
 ///
 /// # Errors
 ///
 /// The first value of the wrong shape (or the syntax error), explained.
-pub(super) fn read(text: &str) -> Result<Config, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text).map_err(|e| explain(text, &e, ""))?;
+pub(super) fn read<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| explain::<T>(text, &e, ""))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let place = error.path().to_string();
-        explain(text, error.inner(), if place == "." { "" } else { &place })
+        explain::<T>(text, error.inner(), if place == "." { "" } else { &place })
     })
 }
 
@@ -23,7 +25,7 @@ pub(super) fn read(text: &str) -> Result<Config, ConfigError> {
 /// only says what the parser did not expect, so such a line is tried again with the value quoted:
 /// if it then reads, the value needs quotes; if it then has the wrong type, that error says what
 /// the key expects.
-fn explain(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
+fn explain<T: DeserializeOwned>(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
     let Some(span) = error.span() else {
         let location = if place.is_empty() { "file" } else { place };
         let message = if names_secret(place, "") {
@@ -59,7 +61,7 @@ fn explain(text: &str, error: &toml::de::Error, place: &str) -> ConfigError {
             value.replace('\\', "\\\\").replace('"', "\\\""),
             &text[line_end..]
         );
-        match toml::from_str::<Config>(&retried) {
+        match toml::from_str::<T>(&retried) {
             Ok(_) => {
                 return ConfigError::at(
                     location,

@@ -216,7 +216,7 @@ pub fn load(
         .map_err(|e| ConfigError::at(path.display().to_string(), format!("cannot be read: {e}")))?;
     // The file as written is read first, so that its shape errors are named by its own lines;
     // it is read again only when the environment changed it.
-    let written = explain::read(&text).map_err(in_file)?;
+    let written: Config = explain::read(&text).map_err(in_file)?;
     let overridden = with_environment(&text, env).map_err(in_file)?;
     let mut config = if overridden == text {
         written
@@ -238,6 +238,17 @@ pub fn load(
     Ok(config)
 }
 
+/// Reads one site's table (what a `[[sites]]` entry holds, as TOML), not yet checked: how the
+/// console's sites are read, by the same reader as a file's (the same check follows, with the
+/// other sites, in [`Config::check`]).
+///
+/// # Errors
+///
+/// A value of the wrong shape (named by line and place).
+pub(crate) fn read_site(text: &str) -> Result<Site, ConfigError> {
+    explain::read(text)
+}
+
 /// Reads and checks configuration text (no environment, no files).
 ///
 /// # Errors
@@ -245,7 +256,7 @@ pub fn load(
 /// A value of the wrong shape (named by line, column and place), or every problem the
 /// check finds.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    let config = explain::read(text)?;
+    let config: Config = explain::read(text)?;
     config.check()?;
     Ok(config)
 }

@@ -121,6 +121,20 @@ pub struct ServerSettings {
     /// pointed it.
     #[serde(deserialize_with = "super::values::public_url")]
     pub public_url: Option<String>,
+    /// The header in which a trusted proxy in front of the admin listener names the user it
+    /// signed in (`x-forwarded-user` from oauth2-proxy, `remote-user`): single sign-on for the
+    /// console. Read only from `trusted_proxies`; the user must exist (`user add --no-password`).
+    pub console_user_header: Option<String>,
+    /// How long a console session lasts after signing in.
+    #[serde(
+        rename = "console_session_lifetime_secs",
+        with = "crate::clock::seconds"
+    )]
+    pub console_session_lifetime: Duration,
+    /// Whether the console's session cookie is marked `Secure` (and named `__Host-…`): browsers
+    /// then send it only over HTTPS, or to `localhost`. Turn it off only for a console reached
+    /// over plain HTTP on a private network.
+    pub console_secure_cookie: bool,
 }
 
 impl ServerSettings {
@@ -276,6 +290,24 @@ impl ServerSettings {
             "block_budget_multiple",
             "must be between 1 and 65536 (a /48 holds 65 536 /64s)",
         );
+        problems.require(
+            self.console_user_header
+                .as_deref()
+                .is_none_or(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()),
+            "console_user_header",
+            "must be a header name such as x-forwarded-user",
+        );
+        problems.require(
+            self.console_user_header.is_none() || !self.trusted_proxies.is_empty(),
+            "console_user_header",
+            "is read only from trusted proxies: list yours in trusted_proxies (from anyone else \
+             the header would sign anyone in as anyone)",
+        );
+        problems.require(
+            (60..=30 * 86_400).contains(&self.console_session_lifetime.as_secs()),
+            "console_session_lifetime_secs",
+            "must be between 60 and 2592000 (30 days)",
+        );
         if let Some(address) = &self.admin_listen
             && let Err(problem) = admin_listener_allowed(address, self.admin_token.is_some())
         {
@@ -320,6 +352,9 @@ impl Default for ServerSettings {
             failed_keys_per_hour: 20,
             block_budget_multiple: 16,
             public_url: None,
+            console_user_header: None,
+            console_session_lifetime: Duration::from_secs(12 * 3600),
+            console_secure_cookie: true,
         }
     }
 }

@@ -157,7 +157,7 @@ impl TestServer {
             },
             clock,
             state,
-            admin: TestClient::new(&server.admin_url),
+            admin: TestClient::operator(&server.admin_url),
             _server: server,
         }
     }
@@ -222,6 +222,24 @@ impl TestClient {
                 .no_proxy()
                 .user_agent(USER_AGENT)
                 .default_headers(browser_headers())
+                .build()
+                .expect("http client"),
+            pace: None,
+        }
+    }
+
+    /// The server at `url` as an operator's tool reaches it (`curl`, a script): no browser
+    /// headers, so that the admin listener sees no cross-site browser request.
+    ///
+    /// # Panics
+    ///
+    /// When no HTTP client can be made.
+    #[must_use]
+    pub fn operator(url: &str) -> Self {
+        TestClient {
+            url: url.to_owned(),
+            http: reqwest::Client::builder()
+                .no_proxy()
                 .build()
                 .expect("http client"),
             pace: None,

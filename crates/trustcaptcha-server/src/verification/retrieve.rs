@@ -35,6 +35,10 @@ pub(crate) async fn retrieve(
     let site = for_key
         .as_ref()
         .and_then(|sites| sites.sites.first().cloned());
+    // A console key's last use is shown beside it: any use of a valid key counts.
+    if let Some(key_id) = for_key.as_ref().and_then(|sites| sites.key_id) {
+        state.note_key_use(key_id);
+    }
     let outcome = retrieval(state, for_key, id, client_failover, ip).await;
     let label = match &outcome {
         Ok(retrieved) => retrieved.outcome,

@@ -1,4 +1,4 @@
-//! `GET /` on the admin listener: the console. One site's statistics (from the store, so every
+//! `GET /statistics`: one site's statistics (from the store, so every
 //! instance's) over the last hour, day or week, as bar charts drawn on the server in SVG: the
 //! page loads nothing else, and works offline and without JavaScript.
 
@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use axum::extract::{Query, State};
 use axum::response::Html;
 
-use super::error::ApiError;
+use super::auth::Caller;
+use super::pages::{self, urlencode};
+use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::statistics::{self, Statistics, WINDOWS};
 use crate::store::StoreError;
@@ -39,8 +41,17 @@ const SYSTEMS: &str =
 /// `GET /`.
 pub(crate) async fn page(
     State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Query(query): Query<ConsoleQuery>,
 ) -> Result<Html<String>, ApiError> {
+    let layout = |navigation: &str, body: &str| {
+        pages::layout(
+            "Statistics",
+            Some(&caller),
+            maud::PreEscaped(format!("{STYLE}{navigation}{body}")),
+        )
+        .into_string()
+    };
     let names: Vec<String> = state.site_index().site_names().map(str::to_owned).collect();
     let Some(site) = query.site.or_else(|| names.first().cloned()) else {
         return Ok(Html(layout("No sites are configured.", "")));
@@ -78,7 +89,7 @@ pub(crate) async fn page(
 }
 
 fn navigation(names: &[String], site: &str, window: &str) -> String {
-    let mut html = String::from("<nav>");
+    let mut html = String::from("<div class=\"stats\"><nav>");
     for name in names.iter().take(200) {
         let class = if name == site {
             " class=\"current\""
@@ -105,7 +116,11 @@ fn navigation(names: &[String], site: &str, window: &str) -> String {
             escape(&urlencode(site))
         );
     }
-    let _ = write!(html, "</nav><h1>{} — last {window}</h1>", escape(site));
+    let _ = write!(
+        html,
+        "</nav><h1>{} — last {window}</h1></div>",
+        escape(site)
+    );
     html
 }
 
@@ -232,39 +247,20 @@ fn bars(id: &str, title: &str, entries: &[(String, u64)]) -> String {
     svg
 }
 
-fn layout(navigation: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trustcaptcha-server console</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 1.5rem; color: #1d2430; }}
-nav a {{ margin-right: .6rem; color: #2456a6; text-decoration: none; }}
-nav a.current {{ font-weight: 600; text-decoration: underline; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1rem; }}
-figure {{ margin: 0; padding: .8rem; border: 1px solid #dde3ec; border-radius: 6px; }}
-figcaption {{ font-weight: 600; margin-bottom: .4rem; }}
-rect {{ fill: #3b7dd8; }} text {{ font-size: 12px; fill: #1d2430; }} .count {{ fill: #4a5568; }}
-#pass-rate {{ font-size: 1.2rem; }}
-</style></head>
-<body>{navigation}{body}</body></html>"#
-    )
-}
+/// The charts' own style, inside the console's page.
+const STYLE: &str = r"<style>
+.stats nav a{margin-right:.6rem;color:#2456a6;text-decoration:none}
+.stats nav a.current{font-weight:600;text-decoration:underline}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(460px,100%),1fr));gap:1rem}
+figure{margin:0;padding:.8rem;border:1px solid #dde3ec;border-radius:6px;background:#fff;overflow-x:auto}
+figcaption{font-weight:600;margin-bottom:.4rem}
+rect{fill:#3b7dd8}text{font-size:12px;fill:#1d2430}.count{fill:#4a5568}
+#pass-rate{font-size:1.2rem}
+</style>";
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
 }

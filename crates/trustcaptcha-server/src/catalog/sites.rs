@@ -1,0 +1,440 @@
+//! Sites made in the console. A site is kept as the TOML of its `[[sites]]` table (what a file
+//! would hold for it, without keys) beside its keys, and read by the same reader and checked
+//! by the same check as the file's sites ([`crate::config::Config::check`], with every other
+//! site): a change the file would refuse is refused here too, with the same words.
+//!
+//! Keys are made by the server, shown once, and kept as SHA-256 digests with a name and their
+//! dates. Rotating a key makes a new one and lets the old one work for an overlap; revoking
+//! deletes it. Sites from the configuration file are shown but change only in the file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Actor, Refused, audit, new_secret};
+use crate::config::{ConfigError, Site};
+use crate::secret::KeyHash;
+use crate::state::AppState;
+use crate::store::{Collection, Expect, Store as _};
+
+/// The longest overlap a rotation may give the old key: a week.
+pub(crate) const MAX_OVERLAP: Duration = Duration::from_secs(7 * 86_400);
+
+/// Keys one site holds at most (expired ones are dropped at its next change).
+const MAX_KEYS: usize = 50;
+
+/// A site as the catalog keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSite {
+    /// The site's table as TOML, without `api_keys` and `bypass_keys`.
+    pub(crate) settings: String,
+    pub(crate) keys: Vec<Key>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+}
+
+/// One key of a console site.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Key {
+    pub(crate) id: Uuid,
+    pub(crate) kind: KeyKind,
+    pub(crate) name: String,
+    /// Its digest; the key itself was shown once, when it was made.
+    pub(crate) hash: KeyHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+    /// When it stops working (a rotated key's overlap), if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub(crate) expires_at: Option<OffsetDateTime>,
+}
+
+/// What a key opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KeyKind {
+    /// The backend's key, for results.
+    Api,
+    /// A bypass key, for pages that must pass without a challenge (automated tests).
+    Bypass,
+}
+
+impl KeyKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyKind::Api => "api",
+            KeyKind::Bypass => "bypass",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Api => "ak_",
+            KeyKind::Bypass => "bk_",
+        }
+    }
+}
+
+impl Key {
+    /// Whether it works at `now`.
+    pub(crate) fn live(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// What the audit log and the API show of it: never its digest.
+    pub(crate) fn public(&self) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.kind.name(),
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": self.expires_at.map(rfc3339),
+        })
+    }
+}
+
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl StoredSite {
+    /// The site it describes, with its keys that work at `now`, not yet checked.
+    ///
+    /// # Errors
+    ///
+    /// When its settings do not read as a site's table (or carry keys).
+    pub(crate) fn site(&self, now: OffsetDateTime) -> Result<Site, ConfigError> {
+        let mut site = crate::config::read_site(&self.settings)?;
+        if !site.api_keys.is_empty() || !site.bypass_keys.is_empty() {
+            return Err(ConfigError::at(
+                "settings",
+                "keys are not settings: make them in the site's keys",
+            ));
+        }
+        for key in self.keys.iter().filter(|key| key.live(now)) {
+            match key.kind {
+                KeyKind::Api => site.api_keys.push(key.hash),
+                KeyKind::Bypass => site.bypass_keys.push(key.hash),
+            }
+        }
+        Ok(site)
+    }
+
+    /// When its next key stops working, after `now`.
+    pub(crate) fn next_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.keys
+            .iter()
+            .filter_map(|key| key.expires_at)
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// What the audit log shows of it: its settings and its keys, without their digests.
+    fn public(&self) -> Value {
+        json!({
+            "settings": self.settings,
+            "keys": self.keys.iter().map(Key::public).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A key made for the caller: its id and the key itself, shown once.
+#[derive(Debug)]
+pub(crate) struct NewKey {
+    pub(crate) id: Uuid,
+    pub(crate) secret: String,
+}
+
+fn new_key(kind: KeyKind, name: &str, now: OffsetDateTime) -> Result<(Key, NewKey), Refused> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Refused::BadRequest(
+            "a key's name is 1 to 64 characters".into(),
+        ));
+    }
+    let secret = new_secret(kind.prefix());
+    let key = Key {
+        id: Uuid::new_v4(),
+        kind,
+        name: name.to_owned(),
+        hash: KeyHash::of(&secret),
+        created_at: now,
+        expires_at: None,
+    };
+    let made = NewKey { id: key.id, secret };
+    Ok((key, made))
+}
+
+/// Makes a site named `name` with a random site key, the default settings and one API key.
+///
+/// # Errors
+///
+/// A name another site reads as (or an invalid one), or the store's failure.
+pub(crate) async fn create(
+    state: &AppState,
+    by: &Actor,
+    name: &str,
+) -> Result<(Uuid, NewKey), Refused> {
+    let site_key = Uuid::new_v4();
+    let now = state.clock.now();
+    let mut table = toml::Table::new();
+    table.insert("name".into(), name.trim().into());
+    table.insert("site_key".into(), site_key.to_string().into());
+    let (key, made) = new_key(KeyKind::Api, "default", now)?;
+    let stored = StoredSite {
+        settings: toml::to_string(&table).map_err(|e| Refused::BadRequest(e.to_string()))?,
+        keys: vec![key],
+        created_at: now,
+    };
+    state.check_catalog_site(&stored.site(now)?)?;
+    let value = serde_json::to_string(&stored).map_err(|e| Refused::BadRequest(e.to_string()))?;
+    state
+        .store
+        .put_entry(
+            Collection::Sites,
+            &site_key.to_string(),
+            value,
+            Expect::Absent,
+            None,
+            now,
+        )
+        .await?;
+    audit::record(
+        state,
+        by,
+        "site.create",
+        &site_key.to_string(),
+        None,
+        Some(stored.public()),
+    )
+    .await;
+    state.refresh_catalog().await;
+    Ok((site_key, made))
+}
+
+/// Reads the console site `site_key`, lets `change` change it, checks the result and writes it
+/// if nobody wrote in between (and, when `revision` is given, if the caller's copy is the
+/// latest); records it and applies it here.
+async fn change<T>(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    revision: Option<u64>,
+    action: &str,
+    change: impl FnOnce(&mut StoredSite, OffsetDateTime) -> Result<T, Refused>,
+) -> Result<T, Refused> {
+    let now = state.clock.now();
+    let id = site_key.to_string();
+    let Some(entry) = state.store.entry(Collection::Sites, &id, now).await? else {
+        return Err(if state.site(site_key).is_some() {
+            Refused::FromFile
+        } else {
+            Refused::NotFound("site")
+        });
+    };
+    if revision.is_some_and(|revision| revision != entry.revision) {
+        return Err(Refused::Conflict);
+    }
+    let mut stored: StoredSite = serde_json::from_str(&entry.value)
+        .map_err(|_| Refused::BadRequest("the stored site cannot be read".into()))?;
+    let before = stored.public();
+    let answer = change(&mut stored, now)?;
+    stored.keys.retain(|key| key.live(now));
+    if stored.keys.len() > MAX_KEYS {
+        return Err(Refused::BadRequest(format!(
+            "a site holds at most {MAX_KEYS} keys: revoke some first"
+        )));
+    }
+    let site = stored.site(now)?;
+    if site.site_key != site_key {
+        return Err(Refused::BadRequest(
+            "a site's key cannot change: pages carry it; make a new site instead".into(),
+        ));
+    }
+    state.check_catalog_site(&site)?;
+    let value = serde_json::to_string(&stored).map_err(|e| Refused::BadRequest(e.to_string()))?;
+    state
+        .store
+        .put_entry(
+            Collection::Sites,
+            &id,
+            value,
+            Expect::Revision(entry.revision),
+            None,
+            now,
+        )
+        .await?;
+    audit::record(state, by, action, &id, Some(before), Some(stored.public())).await;
+    state.refresh_catalog().await;
+    Ok(answer)
+}
+
+/// Replaces a console site's settings with `settings` (a site's table as TOML, without keys).
+///
+/// # Errors
+///
+/// Settings that are not valid (every problem, by field), a site changed since `revision`, or
+/// the store's failure.
+pub(crate) async fn set_settings(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    revision: Option<u64>,
+    settings: String,
+) -> Result<(), Refused> {
+    change(state, by, site_key, revision, "site.change", |stored, _| {
+        stored.settings = settings;
+        Ok(())
+    })
+    .await
+}
+
+/// Changes a console site's settings through their table (what the console's forms do).
+///
+/// # Errors
+///
+/// As [`set_settings`], or `edit`'s own refusal.
+pub(crate) async fn edit_settings(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    revision: Option<u64>,
+    edit: impl FnOnce(&mut toml::Table) -> Result<(), String>,
+) -> Result<(), Refused> {
+    change(state, by, site_key, revision, "site.change", |stored, _| {
+        let mut table: toml::Table = stored
+            .settings
+            .parse()
+            .map_err(|_| Refused::BadRequest("the stored settings cannot be read".into()))?;
+        edit(&mut table).map_err(Refused::BadRequest)?;
+        stored.settings =
+            toml::to_string(&table).map_err(|e| Refused::BadRequest(e.to_string()))?;
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes a console site: its widgets get 404 and its keys stop, on every server.
+///
+/// # Errors
+///
+/// A file site, an unknown one, one changed since `revision`, or the store's failure.
+pub(crate) async fn delete(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    revision: Option<u64>,
+) -> Result<(), Refused> {
+    let now = state.clock.now();
+    let id = site_key.to_string();
+    let Some(entry) = state.store.entry(Collection::Sites, &id, now).await? else {
+        return Err(if state.site(site_key).is_some() {
+            Refused::FromFile
+        } else {
+            Refused::NotFound("site")
+        });
+    };
+    let expect = Expect::Revision(revision.unwrap_or(entry.revision));
+    if !state
+        .store
+        .delete_entry(Collection::Sites, &id, expect, now)
+        .await?
+    {
+        return Err(Refused::NotFound("site"));
+    }
+    let before = serde_json::from_str::<StoredSite>(&entry.value)
+        .ok()
+        .map(|stored| stored.public());
+    audit::record(state, by, "site.delete", &id, before, None).await;
+    state.refresh_catalog().await;
+    Ok(())
+}
+
+/// Makes a new key of `kind` for a console site.
+///
+/// # Errors
+///
+/// As [`set_settings`].
+pub(crate) async fn add_key(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    kind: KeyKind,
+    name: &str,
+) -> Result<NewKey, Refused> {
+    change(state, by, site_key, None, "key.add", |stored, now| {
+        let (key, made) = new_key(kind, name, now)?;
+        stored.keys.push(key);
+        Ok(made)
+    })
+    .await
+}
+
+/// Makes a key to replace `key_id` (same kind and name) and lets the old one work for
+/// `overlap` more (at most [`MAX_OVERLAP`]; zero stops it at once).
+///
+/// # Errors
+///
+/// An unknown key, an overlap that is too long, or as [`set_settings`].
+pub(crate) async fn rotate_key(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    key_id: Uuid,
+    overlap: Duration,
+) -> Result<NewKey, Refused> {
+    if overlap > MAX_OVERLAP {
+        return Err(Refused::BadRequest(
+            "the overlap is at most a week (604800 seconds)".into(),
+        ));
+    }
+    change(state, by, site_key, None, "key.rotate", |stored, now| {
+        let old = stored
+            .keys
+            .iter_mut()
+            .find(|key| key.id == key_id && key.live(now))
+            .ok_or(Refused::NotFound("key"))?;
+        let until = now + overlap;
+        old.expires_at = Some(old.expires_at.map_or(until, |at| at.min(until)));
+        let (kind, name) = (old.kind, old.name.clone());
+        let (key, made) = new_key(kind, &name, now)?;
+        stored.keys.push(key);
+        Ok(made)
+    })
+    .await
+}
+
+/// Revokes a key at once, on every server.
+///
+/// # Errors
+///
+/// An unknown key, the site's last API key (a site needs one), or as [`set_settings`].
+pub(crate) async fn revoke_key(
+    state: &AppState,
+    by: &Actor,
+    site_key: Uuid,
+    key_id: Uuid,
+) -> Result<(), Refused> {
+    change(state, by, site_key, None, "key.revoke", |stored, now| {
+        let before = stored.keys.len();
+        stored.keys.retain(|key| key.id != key_id || !key.live(now));
+        if stored.keys.len() == before {
+            return Err(Refused::NotFound("key"));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A console site as this server last read it from the catalog.
+#[derive(Debug, Clone)]
+pub(crate) struct CatalogSite {
+    pub(crate) site: Arc<Site>,
+    pub(crate) stored: Arc<StoredSite>,
+    /// The entry's revision, for changes that must not overwrite another's.
+    pub(crate) revision: u64,
+}
