@@ -229,7 +229,8 @@ impl TestClient {
     }
 
     /// The server at `url` as an operator's tool reaches it (`curl`, a script): no browser
-    /// headers, so that the admin listener sees no cross-site browser request.
+    /// headers, so that the admin listener sees no cross-site browser request, and redirects
+    /// answered rather than followed.
     ///
     /// # Panics
     ///
@@ -240,6 +241,7 @@ impl TestClient {
             url: url.to_owned(),
             http: reqwest::Client::builder()
                 .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("http client"),
             pace: None,

@@ -3,6 +3,7 @@
 
 mod assessments;
 mod cli;
+mod console;
 mod detection;
 #[cfg(feature = "fuzz")]
 mod fuzz_corpus;

@@ -1,0 +1,944 @@
+//! The console and its admin API against a real server: sites made at run time serve widgets
+//! and backends, changes are checked as the file is, keys rotate and revoke, sign-in, roles,
+//! CSRF, the proxy's user header, the audit log, and a second server on the same store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use trustcaptcha_server::store::Store;
+use trustcaptcha_server::testing::{RedisServer, TestServer};
+
+use crate::fixtures::{KEY_A, SITE_A, config};
+
+/// An admin request: the status and the JSON body (or the text), with `headers`.
+async fn call(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = server
+        .admin
+        .http
+        .request(method, format!("{}{path}", server.admin.url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Makes a site through the API (on a loopback listener with no users: open); its site key and
+/// API key.
+async fn make_site(server: &TestServer, name: &str) -> (String, String) {
+    let (status, made) = call(
+        server,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": name})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    (
+        made["site_key"].as_str().expect("site key").to_owned(),
+        made["api_key"]["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+/// Sets a console site's settings (TOML) through the API.
+async fn set(server: &TestServer, site_key: &str, settings: &str) -> (u16, Value) {
+    call(
+        server,
+        Method::PUT,
+        &format!("/admin/sites/{site_key}/settings"),
+        Some(json!({ "settings": settings })),
+        &[],
+    )
+    .await
+}
+
+fn settings(name: &str, site_key: &str, more: &str) -> String {
+    format!(
+        "name = \"{name}\"\nsite_key = \"{site_key}\"\ndifficulty = 2\ntasks = 1\n\
+         allowed_origins = [\"{}\"]\n{more}",
+        trustcaptcha_server::testing::ORIGIN
+    )
+}
+
+#[tokio::test]
+async fn a_site_made_at_run_time_serves_widgets_and_its_key_fetches_results() {
+    let server = TestServer::start(config("")).await;
+    let (site_key, api_key) = make_site(&server, "shop").await;
+    assert!(
+        api_key.starts_with("ak_") && api_key.len() == 52,
+        "{api_key}"
+    );
+    assert_eq!(
+        set(&server, &site_key, &settings("shop", &site_key, ""))
+            .await
+            .0,
+        200
+    );
+
+    let token = server.solve(&site_key).await;
+    let result = server.fetch(&api_key, &token).await;
+    assert!(result.verification_passed);
+    // Its key is its own: site a's verification is not its to read, nor its to site a's key.
+    let other = server.solve(SITE_A).await;
+    assert!(
+        server
+            .client(&api_key)
+            .get_verification_result(&other)
+            .await
+            .is_err()
+    );
+    assert!(
+        server
+            .client(KEY_A)
+            .get_verification_result(&server.solve(&site_key).await)
+            .await
+            .is_err()
+    );
+
+    // Listed with its source; no key, and no digest of one, is ever shown again.
+    let (status, listed) = call(&server, Method::GET, "/admin/sites", None, &[]).await;
+    assert_eq!(status, 200);
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&api_key) && !text.contains("sha256:"),
+        "{text}"
+    );
+    let sources: Vec<(&str, &str)> = listed["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .map(|site| {
+            (
+                site["name"].as_str().unwrap_or(""),
+                site["source"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        sources.contains(&("a", "file")) && sources.contains(&("shop", "console")),
+        "{sources:?}"
+    );
+
+    // File sites change only in the file.
+    let (status, body) = set(&server, SITE_A, &settings("a", SITE_A, "")).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("from_file")));
+
+    // Deleted: its widgets and its key stop at once.
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(server.flow(&site_key).await, Err(404));
+    assert!(
+        server
+            .client(&api_key)
+            .get_verification_result(&token)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_change_is_checked_as_the_file_is_and_a_stale_one_loses_nothing() {
+    let server = TestServer::start(config("")).await;
+    let (site_key, _) = make_site(&server, "shop").await;
+    let problems = |body: &Value| -> Vec<String> {
+        body["problems"]
+            .as_array()
+            .map(|problems| {
+                problems
+                    .iter()
+                    .map(|problem| problem["location"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Every problem at once, by field, in the file's words.
+    let (status, body) = set(
+        &server,
+        &site_key,
+        &settings(
+            "shop",
+            &site_key,
+            "score_threshold = 2.0\nmax_retrievals = 0\n",
+        )
+        .replace("tasks = 1", "tasks = 40"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let located = problems(&body);
+    for field in ["tasks", "max_retrievals", "score_threshold"] {
+        assert!(
+            located.iter().any(|location| location == field),
+            "{field}: {located:?}"
+        );
+    }
+    // A value of the wrong shape is named by its line, as in a file.
+    let (status, body) = set(
+        &server,
+        &site_key,
+        &settings("shop", &site_key, "max_retrievals = \"many\"\n"),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["problems"][0]["location"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("line "),
+        "{body}"
+    );
+    // Keys are not settings; the site key stays; a name a file site reads as is taken.
+    for (more, expected) in [
+        (
+            "api_keys = [\"ak_smuggled_in_key_0123456789\"]\n",
+            "settings",
+        ),
+        ("", "name"),
+    ] {
+        let text = if expected == "name" {
+            settings("A", &site_key, more)
+        } else {
+            settings("shop", &site_key, more)
+        };
+        let (status, body) = set(&server, &site_key, &text).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(problems(&body), [expected], "{body}");
+    }
+    let moved = settings("shop", SITE_A, "");
+    assert_eq!(set(&server, &site_key, &moved).await.0, 422);
+
+    // Two editors: the one who read an older revision is refused, and nothing is lost.
+    let (_, site) = call(
+        &server,
+        Method::GET,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    let revision = site["revision"].as_u64().expect("revision");
+    assert_eq!(
+        set(
+            &server,
+            &site_key,
+            &settings("shop", &site_key, "locked = true\n")
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = call(
+        &server,
+        Method::PUT,
+        &format!("/admin/sites/{site_key}/settings"),
+        Some(json!({"revision": revision, "settings": settings("shop", &site_key, "")})),
+        &[],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    assert_eq!(server.flow(&site_key).await, Err(423), "still locked");
+}
+
+#[tokio::test]
+async fn a_rotated_key_works_for_its_overlap_then_stops_and_a_revoked_one_at_once() {
+    let server = TestServer::start(config("")).await;
+    let (site_key, old_key) = make_site(&server, "shop").await;
+    assert_eq!(
+        set(
+            &server,
+            &site_key,
+            &settings("shop", &site_key, "max_retrievals = 10\nresult_lifetime_secs = 7200\n")
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, site) = call(
+        &server,
+        Method::GET,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    let old_id = site["keys"][0]["id"].as_str().expect("key id").to_owned();
+
+    let (status, rotated) = call(
+        &server,
+        Method::POST,
+        &format!("/admin/sites/{site_key}/keys/{old_id}/rotate"),
+        Some(json!({"overlap_secs": 3600})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{rotated}");
+    let new_key = rotated["key"].as_str().expect("key").to_owned();
+    let token = server.solve(&site_key).await;
+    server.fetch(&old_key, &token).await;
+    server.fetch(&new_key, &token).await;
+
+    server.clock.advance(Duration::from_secs(3601));
+    let refused = server
+        .client(&old_key)
+        .get_verification_result(&token)
+        .await;
+    assert_eq!(
+        refused.expect_err("stopped").status().map(|s| s.as_u16()),
+        Some(403)
+    );
+    server.fetch(&new_key, &token).await;
+
+    // A bypass key, then revoked: refused at once (the widget's bypass is checked on create).
+    let (status, bypass) = call(
+        &server,
+        Method::POST,
+        &format!("/admin/sites/{site_key}/keys"),
+        Some(json!({"kind": "bypass", "name": "ci"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let new_id = rotated["id"].as_str().expect("id");
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("/admin/sites/{site_key}/keys/{new_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 422, "the last API key stays: a site needs one");
+    let bypass_id = bypass["id"].as_str().expect("id");
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("/admin/sites/{site_key}/keys/{bypass_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        &format!("/admin/sites/{site_key}/keys"),
+        Some(json!({"kind": "api", "name": "second"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("/admin/sites/{site_key}/keys/{new_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    let refused = server
+        .client(&new_key)
+        .get_verification_result(&token)
+        .await;
+    assert_eq!(
+        refused.expect_err("revoked").status().map(|s| s.as_u16()),
+        Some(403)
+    );
+}
+
+/// `fields` as a form's body.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+/// Signs in; the session cookie (name=value).
+async fn sign_in(server: &TestServer, name: &str, password: &str) -> (u16, Option<String>) {
+    let response = server
+        .admin
+        .http
+        .post(format!("{}/sign-in", server.admin.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("name", name), ("password", password)]))
+        .send()
+        .await
+        .expect("sign in");
+    let status = response.status().as_u16();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    if let Some(cookie) = &cookie {
+        for attribute in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Max-Age=43200",
+            "Path=/",
+        ] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+        assert!(cookie.starts_with("__Host-trustcaptcha-session="));
+    }
+    (
+        status,
+        cookie.map(|cookie| cookie.split(';').next().unwrap_or("").to_owned()),
+    )
+}
+
+#[tokio::test]
+async fn sign_in_roles_and_csrf_decide_who_changes_what() {
+    let server = TestServer::start(config("")).await;
+    server
+        .state
+        .add_user("alice", "admin", Some("correct horse battery".into()))
+        .await
+        .expect("alice");
+    server
+        .state
+        .add_user("victor", "viewer", Some("viewer password 1".into()))
+        .await
+        .expect("victor");
+    assert!(
+        server
+            .state
+            .add_user("alice", "viewer", None)
+            .await
+            .is_err(),
+        "taken"
+    );
+    assert!(
+        server
+            .state
+            .add_user("bob", "admin", Some("short".into()))
+            .await
+            .is_err()
+    );
+
+    // With users, loopback is no longer open: sign in (pages) or 403 (the API).
+    assert_eq!(
+        call(&server, Method::GET, "/admin/sites", None, &[])
+            .await
+            .0,
+        403
+    );
+    let (status, _) = call(&server, Method::GET, "/", None, &[("accept", "text/html")]).await;
+    assert_eq!(status, 303, "sent to the sign-in page");
+    assert_eq!(
+        call(&server, Method::GET, "/metrics", None, &[]).await.0,
+        200,
+        "metrics stay open on loopback"
+    );
+
+    assert_eq!(
+        sign_in(&server, "alice", "wrong password here").await,
+        (401, None)
+    );
+    assert_eq!(
+        sign_in(&server, "nobody", "correct horse battery").await,
+        (401, None)
+    );
+    let (status, cookie) = sign_in(&server, "alice", "correct horse battery").await;
+    assert_eq!(status, 303);
+    let cookie = cookie.expect("a session");
+    let (status, me) = call(
+        &server,
+        Method::GET,
+        "/admin/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(
+        (status, me["name"].as_str(), me["role"].as_str()),
+        (200, Some("alice"), Some("admin"))
+    );
+    let csrf = me["csrf_token"].as_str().expect("csrf").to_owned();
+
+    // A stolen cookie without the CSRF token changes nothing; nor with a wrong one, nor from
+    // another site's page.
+    let wrong = "x".repeat(43);
+    for headers in [
+        vec![("cookie", cookie.as_str())],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("x-csrf-token", wrong.as_str()),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("x-csrf-token", csrf.as_str()),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("x-csrf-token", csrf.as_str()),
+            ("origin", "https://evil.example"),
+        ],
+    ] {
+        let (status, body) = call(
+            &server,
+            Method::POST,
+            "/admin/sites",
+            Some(json!({"name": "shop"})),
+            &headers,
+        )
+        .await;
+        assert_eq!(status, 403, "{headers:?}: {body}");
+    }
+    // A form post carries the token as a field.
+    let form = server
+        .admin
+        .http
+        .post(format!("{}/sites", server.admin.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("name", "shop-form")]))
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status().as_u16(), 403);
+    let form = server
+        .admin
+        .http
+        .post(format!("{}/sites", server.admin.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("name", "shop-form"), ("csrf", &csrf)]))
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status().as_u16(), 201);
+    let page = form.text().await.expect("page");
+    assert!(
+        page.contains("shown only this once") && page.contains("id=\"new-key\">ak_"),
+        "{page}"
+    );
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let (status, made) = call(
+        &server,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": "shop"})),
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+
+    // A viewer sees, and changes nothing: the server refuses, whatever the page shows.
+    let (_, viewer) = sign_in(&server, "victor", "viewer password 1").await;
+    let viewer = viewer.expect("a session");
+    let (_, me) = call(
+        &server,
+        Method::GET,
+        "/admin/session",
+        None,
+        &[("cookie", &viewer)],
+    )
+    .await;
+    let viewer_csrf = me["csrf_token"].as_str().expect("csrf").to_owned();
+    let (status, listed) = call(
+        &server,
+        Method::GET,
+        "/admin/sites",
+        None,
+        &[("cookie", &viewer)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!listed.to_string().contains("ak_"));
+    let site_key = made["site_key"].as_str().expect("site key");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/admin/sites".to_owned(),
+            Some(json!({"name": "mine"})),
+        ),
+        (Method::DELETE, format!("/admin/sites/{site_key}"), None),
+        (
+            Method::PUT,
+            format!("/admin/sites/{site_key}/settings"),
+            Some(json!({"settings": ""})),
+        ),
+        (
+            Method::POST,
+            "/admin/users".to_owned(),
+            Some(json!({"name": "eve", "role": "admin"})),
+        ),
+        (Method::POST, "/admin/reload".to_owned(), None),
+    ] {
+        let headers = [
+            ("cookie", viewer.as_str()),
+            ("x-csrf-token", viewer_csrf.as_str()),
+        ];
+        let (status, body) = call(&server, method, &path, body, &headers).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let page = call(
+        &server,
+        Method::GET,
+        &format!("/sites/{site_key}"),
+        None,
+        &[("cookie", &viewer)],
+    )
+    .await
+    .1;
+    let page = page.as_str().expect("html");
+    assert!(
+        page.contains("Settings") && !page.contains("Rotate") && !page.contains("Save settings")
+    );
+
+    // Signed out: the cookie opens nothing any more; a removed user's session ends too.
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        "/sign-out",
+        None,
+        &[("cookie", &viewer)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        call(
+            &server,
+            Method::GET,
+            "/admin/sites",
+            None,
+            &[("cookie", &viewer)]
+        )
+        .await
+        .0,
+        403
+    );
+    server.state.remove_user("alice").await.expect("removed");
+    assert_eq!(
+        call(
+            &server,
+            Method::GET,
+            "/admin/sites",
+            None,
+            &[("cookie", &cookie)]
+        )
+        .await
+        .0,
+        403
+    );
+
+    // The admin token still works for automation, with no cookie and no CSRF token.
+    let mut with_token = config("");
+    with_token.server.admin_token = Some(trustcaptcha_server::secret::KeyHash::of(
+        "admin-token-for-automation",
+    ));
+    let automated = TestServer::start(with_token).await;
+    automated
+        .state
+        .add_user("carol", "viewer", None)
+        .await
+        .expect("carol");
+    let (status, _) = call(
+        &automated,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": "robot"})),
+        &[("authorization", "Bearer admin-token-for-automation")],
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_lock_their_network_out_even_for_the_right_password() {
+    let server = TestServer::start(config("")).await;
+    server
+        .state
+        .add_user("alice", "admin", Some("correct horse battery".into()))
+        .await
+        .expect("alice");
+    for _ in 0..10 {
+        assert_eq!(
+            sign_in(&server, "alice", "a guess at the password").await.0,
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&server, "alice", "correct horse battery").await,
+        (429, None)
+    );
+    server.clock.advance(Duration::from_secs(31 * 60));
+    assert_eq!(
+        sign_in(&server, "alice", "correct horse battery").await.0,
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_user_header_signs_in_a_known_user_and_nobody_else_can_send_it() {
+    // The tests' trusted proxy is 127.0.0.2; the admin client connects from 127.0.0.1.
+    let proxied = TestServer::start(config("console_user_header = \"x-forwarded-user\"")).await;
+    proxied
+        .state
+        .add_user("sso-admin", "admin", None)
+        .await
+        .expect("user");
+    let headers = [("x-forwarded-user", "sso-admin")];
+    let (status, _) = call(&proxied, Method::GET, "/admin/session", None, &headers).await;
+    assert_eq!(
+        status, 403,
+        "127.0.0.1 is not a trusted proxy: its header is a claim"
+    );
+
+    let mut config = config("console_user_header = \"x-forwarded-user\"");
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+    let proxied = TestServer::start(config).await;
+    proxied
+        .state
+        .add_user("sso-admin", "admin", None)
+        .await
+        .expect("user");
+    proxied
+        .state
+        .add_user("sso-viewer", "viewer", None)
+        .await
+        .expect("user");
+    let (status, me) = call(&proxied, Method::GET, "/admin/session", None, &headers).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("sso-admin")));
+    let (status, _) = call(
+        &proxied,
+        Method::GET,
+        "/admin/session",
+        None,
+        &[("x-forwarded-user", "stranger")],
+    )
+    .await;
+    assert_eq!(status, 403, "the proxy names no user of the console");
+    let (status, _) = call(
+        &proxied,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": "sso"})),
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &proxied,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": "sso2"})),
+        &[
+            ("x-forwarded-user", "sso-admin"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "no change from another site's page");
+    let (status, _) = call(
+        &proxied,
+        Method::POST,
+        "/admin/sites",
+        Some(json!({"name": "v"})),
+        &[("x-forwarded-user", "sso-viewer")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A user without a password cannot sign in with one.
+    assert_eq!(sign_in(&proxied, "sso-admin", "").await.0, 401);
+}
+
+#[tokio::test]
+async fn every_change_is_in_the_audit_log_without_a_secret() {
+    let server = TestServer::start(config("")).await;
+    let (site_key, api_key) = make_site(&server, "shop").await;
+    assert_eq!(
+        set(&server, &site_key, &settings("shop", &site_key, ""))
+            .await
+            .0,
+        200
+    );
+    let (_, site) = call(
+        &server,
+        Method::GET,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    let key_id = site["keys"][0]["id"].as_str().expect("id").to_owned();
+    let (_, rotated) = call(
+        &server,
+        Method::POST,
+        &format!("/admin/sites/{site_key}/keys/{key_id}/rotate"),
+        Some(json!({"overlap_secs": 0})),
+        &[],
+    )
+    .await;
+    server
+        .state
+        .add_user("alice", "viewer", Some("alice's password".into()))
+        .await
+        .expect("user");
+
+    let (status, log) = call(
+        &server,
+        Method::GET,
+        "/admin/audit",
+        None,
+        &[("authorization", "Bearer none")],
+    )
+    .await;
+    assert_eq!(status, 403, "with a user, the log wants a credential");
+    drop(log);
+    let (_, cookie) = sign_in(&server, "alice", "alice's password").await;
+    let cookie = cookie.expect("session");
+    let (status, log) = call(
+        &server,
+        Method::GET,
+        "/admin/audit",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let actions: Vec<(&str, &str)> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| {
+            (
+                entry["actor"].as_str().unwrap_or(""),
+                entry["action"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("(loopback)", "site.create"),
+            ("(loopback)", "site.change"),
+            ("(loopback)", "key.rotate"),
+            ("(command line)", "user.add"),
+        ]
+    );
+    let change = &log["entries"][1];
+    assert!(
+        change["before"]["settings"].as_str().is_some()
+            && change["after"]["settings"]
+                .as_str()
+                .unwrap_or("")
+                .contains("difficulty = 2")
+    );
+    let export = server
+        .admin
+        .http
+        .get(format!("{}/admin/audit.jsonl", server.admin.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("lines");
+    assert_eq!(export.lines().count(), 4);
+    for line in export.lines() {
+        let entry: Value = serde_json::from_str(line).expect("a JSON line");
+        assert!(entry["at"].is_string() && entry["number"].is_u64());
+    }
+    let secret = rotated["key"].as_str().expect("key");
+    for text in [export.as_str(), &log.to_string()] {
+        assert!(!text.contains(&api_key) && !text.contains(secret) && !text.contains("sha256:"));
+        assert!(!text.contains("$argon2"), "no password hash either");
+    }
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_redis_serves_a_new_site_within_a_poll() {
+    let redis = RedisServer::start();
+    let open = |_| {
+        Some(Arc::new(
+            trustcaptcha_server::store::redis::RedisStore::open(&redis.url()).expect("redis"),
+        ) as Arc<dyn Store>)
+    };
+    let first = TestServer::start_with(config(""), open).await;
+    let second = TestServer::start_with(config(""), open).await;
+    let (site_key, api_key) = make_site(&first, "shared").await;
+    let made = Instant::now();
+    // The second server polls the catalog's revision; wait (bounded) until it serves the site.
+    let served = loop {
+        match second.flow(&site_key).await {
+            Ok(token) => break token,
+            Err(404) if made.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(status) => panic!("{status} after {:?}", made.elapsed()),
+        }
+    };
+    eprintln!(
+        "the second server served the new site after {:?}",
+        made.elapsed()
+    );
+    // A verification made on the second is read on the first with the new key.
+    assert!(first.fetch(&api_key, &served).await.verification_passed);
+
+    // A revocation on the first stops the key on the second as soon.
+    let (_, site) = call(
+        &first,
+        Method::GET,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    let key_id = site["keys"][0]["id"].as_str().expect("id").to_owned();
+    let (_, rotated) = call(
+        &first,
+        Method::POST,
+        &format!("/admin/sites/{site_key}/keys/{key_id}/rotate"),
+        Some(json!({"overlap_secs": 0})),
+        &[],
+    )
+    .await;
+    assert!(rotated["key"].is_string());
+    let token = second.solve(&site_key).await;
+    let revoked = Instant::now();
+    loop {
+        match second
+            .client(&api_key)
+            .get_verification_result(&token)
+            .await
+        {
+            Err(error) if error.status().map(|s| s.as_u16()) == Some(403) => break,
+            Ok(_) | Err(_) if revoked.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    eprintln!(
+        "the old key stopped on the second server after {:?}",
+        revoked.elapsed()
+    );
+}
