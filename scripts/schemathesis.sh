@@ -3,7 +3,8 @@
 # generated request must get an answer that is not a server error (no 5xx, no dropped
 # connection). Limits are raised so that generated requests reach the handlers instead of the
 # rate limiter; the sandbox site's key is sent (in both APIs' headers), so the results endpoints
-# are exercised beyond 403.
+# are exercised beyond 403. Then the admin listener against docs/admin-openapi.json, with the
+# admin token: every console action (sites, keys, users, the audit log) on generated input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ widget_requests_per_minute = 1000000
 widget_burst = 1000000
 max_pending_per_network = 100000
 failed_keys_per_hour = 1000000
+admin_token = "admin-token-for-schemathesis-0123"
 
 [[sites]]
 name = "openapi"
@@ -32,8 +34,16 @@ coproc SERVER {
 SERVER_PID=$SERVER_PID
 read -r line <&"${SERVER[0]}"
 url=${line#trustcaptcha-server listening on }
+admin=""
+while read -r line <&"${SERVER[0]}"; do
+    case "$line" in admin*) admin=${line##* on }; break ;; esac
+done
 
 target/schemathesis/bin/schemathesis run docs/openapi.json --url "$url" \
     --checks not_a_server_error --generation-deterministic --max-examples 100 \
     --header "Authorization: Bearer ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
     --header "tc-authorization: ak_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+target/schemathesis/bin/schemathesis run docs/admin-openapi.json --url "$admin" \
+    --checks not_a_server_error --generation-deterministic --max-examples 50 \
+    --header "Authorization: Bearer admin-token-for-schemathesis-0123"

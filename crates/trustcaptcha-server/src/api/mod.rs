@@ -59,6 +59,14 @@ const METRICS: &str = "/metrics";
 /// documents it.
 pub(crate) const ROUTES: [&str; 5] = [CREATE, SUBMIT, RESULTS, ASSESSMENTS, HEALTHZ];
 
+/// Every route of the admin listener's API (not the console's pages), as
+/// `docs/admin-openapi.json` documents it.
+pub(crate) fn admin_routes() -> Vec<&'static str> {
+    let mut routes = vec![HEALTHZ, READYZ, METRICS, RELOAD, STATISTICS];
+    routes.extend(console::API_ROUTES);
+    routes
+}
+
 /// The service the server runs: the router behind path normalisation. The widget joins
 /// `api-url` and `/v2/verifications`, so an `api-url` with a trailing slash asks for
 /// `//v2/verifications`; normalising before routing makes that work.

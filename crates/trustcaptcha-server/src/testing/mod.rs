@@ -45,6 +45,12 @@ pub fn routes() -> &'static [&'static str] {
     &crate::api::ROUTES
 }
 
+/// Every route of the admin listener's API, as `docs/admin-openapi.json` must document them.
+#[must_use]
+pub fn admin_routes() -> Vec<&'static str> {
+    crate::api::admin_routes()
+}
+
 /// The page origin the helpers present (in the `Origin` header and `browserInformation`).
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 

@@ -716,3 +716,90 @@ fn check_config_and_serve_refuse_the_same_files_for_the_same_reasons() {
         let _ = std::fs::remove_file(file);
     }
 }
+
+/// Runs `user` with `args`, `stdin` as its standard input; its output.
+fn user_command(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .arg("user")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test]
+async fn the_first_console_user_is_added_from_the_shell_and_signs_in() {
+    let dir = std::env::temp_dir().join(format!("trustcaptcha-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("server.toml");
+    std::fs::write(
+        &config,
+        "[[sites]]\nname = \"shop\"\nsite_key = \"00000000-0000-4000-8000-0000000000cc\"\n\
+         api_keys = [\"ak_user_command_key_0123456789\"]\n",
+    )
+    .expect("write");
+    let config_arg = config.to_str().expect("utf8");
+    let short = user_command(&["add", "--config", config_arg, "alice"], "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let added = user_command(
+        &["add", "--config", config_arg, "alice"],
+        "a password from the shell\n",
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let output = String::from_utf8_lossy(&added.stdout) + String::from_utf8_lossy(&added.stderr);
+    assert!(!output.contains("a password from the shell"), "{output}");
+    let again = user_command(
+        &["add", "--config", config_arg, "alice", "--no-password"],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let server = serve(&["--config", config_arg], 2);
+    let admin = server.lines[1]
+        .rsplit_once("http://")
+        .map(|(_, address)| format!("http://{address}"))
+        .expect("the admin listener's address");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let sign_in = |password: &'static str| {
+        http.post(format!("{admin}/sign-in"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "name=alice&password={}",
+                password.replace(' ', "+")
+            ))
+            .send()
+    };
+    assert_eq!(
+        sign_in("not the password").await.expect("sign in").status(),
+        401
+    );
+    let signed_in = sign_in("a password from the shell").await.expect("sign in");
+    assert_eq!(signed_in.status(), 303);
+    assert!(signed_in.headers().contains_key("set-cookie"));
+    // A user exists: the loopback listener no longer opens the console to anyone.
+    let anonymous = http
+        .get(format!("{admin}/admin/sites"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), 403);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

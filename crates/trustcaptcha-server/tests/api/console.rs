@@ -270,7 +270,11 @@ async fn a_rotated_key_works_for_its_overlap_then_stops_and_a_revoked_one_at_onc
         set(
             &server,
             &site_key,
-            &settings("shop", &site_key, "max_retrievals = 10\nresult_lifetime_secs = 7200\n")
+            &settings(
+                "shop",
+                &site_key,
+                "max_retrievals = 10\nresult_lifetime_secs = 7200\n"
+            )
         )
         .await
         .0,

@@ -20,6 +20,33 @@ use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 
+const SITES: &str = "/admin/sites";
+const SITE: &str = "/admin/sites/{site_key}";
+const SETTINGS: &str = "/admin/sites/{site_key}/settings";
+const KEYS: &str = "/admin/sites/{site_key}/keys";
+const ROTATE: &str = "/admin/sites/{site_key}/keys/{key_id}/rotate";
+const KEY: &str = "/admin/sites/{site_key}/keys/{key_id}";
+const USERS: &str = "/admin/users";
+const USER: &str = "/admin/users/{name}";
+const AUDIT: &str = "/admin/audit";
+const AUDIT_EXPORT: &str = "/admin/audit.jsonl";
+const SESSION: &str = "/admin/session";
+
+/// The admin API's catalog endpoints, as `docs/admin-openapi.json` documents them.
+pub(crate) const API_ROUTES: [&str; 11] = [
+    SITES,
+    SITE,
+    SETTINGS,
+    KEYS,
+    ROTATE,
+    KEY,
+    USERS,
+    USER,
+    AUDIT,
+    AUDIT_EXPORT,
+    SESSION,
+];
+
 /// The console's routes: its pages and forms, and the admin API's catalog endpoints.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -45,24 +72,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/audit", get(forms::audit_page))
         .route("/users", get(forms::users_page).post(forms::add_user))
         .route("/users/{name}/remove", post(forms::remove_user))
-        .route("/admin/session", get(json::session))
-        .route("/admin/sites", get(json::list).post(json::create))
-        .route(
-            "/admin/sites/{site_key}",
-            get(json::get).delete(json::delete),
-        )
-        .route("/admin/sites/{site_key}/settings", put(json::set_settings))
-        .route("/admin/sites/{site_key}/keys", post(json::add_key))
-        .route(
-            "/admin/sites/{site_key}/keys/{key_id}/rotate",
-            post(json::rotate_key),
-        )
-        .route(
-            "/admin/sites/{site_key}/keys/{key_id}",
-            delete(json::revoke_key),
-        )
-        .route("/admin/users", get(json::list_users).post(json::add_user))
-        .route("/admin/users/{name}", delete(json::remove_user))
-        .route("/admin/audit", get(json::audit_entries))
-        .route("/admin/audit.jsonl", get(json::audit_export))
+        .route(SESSION, get(json::session))
+        .route(SITES, get(json::list).post(json::create))
+        .route(SITE, get(json::get).delete(json::delete))
+        .route(SETTINGS, put(json::set_settings))
+        .route(KEYS, post(json::add_key))
+        .route(ROTATE, post(json::rotate_key))
+        .route(KEY, delete(json::revoke_key))
+        .route(USERS, get(json::list_users).post(json::add_user))
+        .route(USER, delete(json::remove_user))
+        .route(AUDIT, get(json::audit_entries))
+        .route(AUDIT_EXPORT, get(json::audit_export))
 }
