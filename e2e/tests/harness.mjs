@@ -53,10 +53,14 @@ export function request(url, { method = 'GET', headers = {}, body, ca } = {}) {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => { text += chunk; });
-      response.on('end', () => resolve({ status: response.statusCode, body: text ? JSON.parse(text) : null }));
+      response.on('end', () => {
+        let parsed = null;
+        try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
+        resolve({ status: response.statusCode, body: parsed });
+      });
     });
     call.on('error', reject);
-    call.end(body === undefined ? undefined : JSON.stringify(body));
+    call.end(body === undefined || typeof body === 'string' ? body : JSON.stringify(body));
   });
 }
 
@@ -109,7 +113,7 @@ ${site('e2e-harder', HARDER_SITE_KEY, demoOrigin, [
 }
 
 /** Starts a process and resolves with the first stdout line matching `pattern`. */
-async function start(bin, args, pattern, env = {}) {
+export async function start(bin, args, pattern, env = {}) {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: process.env.E2E_RUST_LOG ?? 'warn', ...env } });
   const lines = createInterface({ input: child.stdout });
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`${bin} exited with ${code}`); });

@@ -71,6 +71,8 @@ pub struct AppStateInner {
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// Process-wide settings (a reload leaves them as they are).
     pub(crate) settings: ServerSettings,
+    /// The public listener's URL once a server bound it.
+    pub(crate) bound_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for AppStateInner {
@@ -653,6 +655,7 @@ impl AppStateBuilder {
             repetitions: crate::repetition::Repetitions::default(),
             tls: files.tls,
             settings: server,
+            bound_url: std::sync::OnceLock::new(),
         })))
     }
 }

@@ -61,6 +61,7 @@ pub(crate) const ROUTES: [&str; 5] = [CREATE, SUBMIT, RESULTS, ASSESSMENTS, HEAL
 
 /// Every route of the admin listener's API (not the console's pages), as
 /// `docs/admin-openapi.json` documents it.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) fn admin_routes() -> Vec<&'static str> {
     let mut routes = vec![HEALTHZ, READYZ, METRICS, RELOAD, STATISTICS];
     routes.extend(console::API_ROUTES);

@@ -119,6 +119,8 @@ impl ServerBuilder {
         let admin_bound = local_addr(&admin, &admin_address, true)?;
         crate::config::admin_listener_allowed(&admin_bound.to_string(), has_token)
             .map_err(ServeError::OpenAdmin)?;
+        // What the console's integration snippets name when no public URL is configured.
+        let _ = self.state.bound_url.set(base_url(&self.state, bound));
         Ok(Server {
             state: self.state,
             listener,
@@ -128,6 +130,12 @@ impl ServerBuilder {
             reload_on_hangup: self.reload_on_hangup,
         })
     }
+}
+
+/// The public listener's base URL at `bound`: `https://` when it serves TLS.
+fn base_url(state: &AppState, bound: SocketAddr) -> String {
+    let scheme = if state.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{bound}")
 }
 
 fn local_addr(
@@ -209,12 +217,7 @@ impl Server {
     /// The public listener's base URL: `https://` when it serves TLS (`[server.tls]`).
     #[must_use]
     pub fn url(&self) -> String {
-        let scheme = if self.state.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{}", self.local_addr())
+        base_url(&self.state, self.local_addr())
     }
 
     /// Serves on the current runtime until the returned handle is dropped: the embedded

@@ -434,8 +434,12 @@ pub(crate) async fn audit_page(
     Extension(caller): Extension<Caller>,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    match audit::read(&state, query.after, 200).await {
-        Ok(entries) => pages::respond(StatusCode::OK, pages::audit(&caller, &entries, query.after)),
+    const PAGE: usize = 200;
+    match audit::read(&state, query.after, PAGE).await {
+        Ok(entries) => pages::respond(
+            StatusCode::OK,
+            pages::audit(&caller, &entries, query.after, PAGE),
+        ),
         Err(error) => ApiError::from(error).into_response(),
     }
 }

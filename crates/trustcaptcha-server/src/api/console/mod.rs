@@ -33,6 +33,7 @@ const AUDIT_EXPORT: &str = "/admin/audit.jsonl";
 const SESSION: &str = "/admin/session";
 
 /// The admin API's catalog endpoints, as `docs/admin-openapi.json` documents them.
+#[cfg(any(test, feature = "test-support"))]
 pub(crate) const API_ROUTES: [&str; 11] = [
     SITES,
     SITE,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use crate::catalog::Role;
 use crate::catalog::audit::AuditEntry;
-use crate::catalog::sites::{CatalogSite, KeyKind, rfc3339};
+use crate::catalog::sites::{CatalogSite, KeyKind};
 use crate::catalog::users::User;
 use crate::config::Site;
 use crate::state::AppState;
@@ -165,6 +165,20 @@ pub(crate) fn sign_in(problem: Option<&str>, status: StatusCode) -> Response {
 }
 
 /// The list of sites, and the form that makes one.
+/// A time as the pages show it: to the second, in UTC.
+fn when(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
 pub(crate) fn sites(state: &AppState, caller: &Caller, shown: &Notice) -> Markup {
     let index = state.site_index();
     let file_sites = index.file_sites();
@@ -263,8 +277,8 @@ pub(crate) fn site(
                     form method="post" action={ "/sites/" (site_key) "/toml" } {
                         (csrf_field(caller))
                         input type="hidden" name="revision" value=(entry.revision);
-                        label for="settings" { "Settings" }
-                        textarea id="settings" name="settings" rows="14" { (entry.stored.settings) }
+                        label for="settings-toml" { "Settings" }
+                        textarea id="settings-toml" name="settings" rows="14" { (entry.stored.settings) }
                         p { button type="submit" { "Save" } }
                     }
                 }
@@ -305,9 +319,9 @@ fn keys(
                         tr data-key-id=(key.id) {
                             td { (key.name) }
                             td { (key.kind.name()) }
-                            td { (rfc3339(key.created_at)) }
+                            td { (when(key.created_at)) }
                             td { (last_uses.get(&key.id.to_string()).map_or("never", String::as_str)) }
-                            td { (key.expires_at.map_or_else(|| "—".to_owned(), rfc3339)) }
+                            td { (key.expires_at.map_or_else(|| "—".to_owned(), when)) }
                             @if admin {
                                 td {
                                     @if key.expires_at.is_none() {
@@ -484,6 +498,7 @@ fn snippets(state: &AppState, site: &Site) -> Markup {
         .settings
         .public_url
         .clone()
+        .or_else(|| state.bound_url.get().cloned())
         .unwrap_or_else(|| format!("http://{}", state.settings.listen));
     let widget = format!(
         "<script src=\"{url}/widget/dist/bundles/trustcaptcha.umd.min.js\"></script>\n\n\
@@ -517,8 +532,17 @@ fn snippets(state: &AppState, site: &Site) -> Markup {
 }
 
 /// The audit log, newest last, a page at a time.
-pub(crate) fn audit(caller: &Caller, entries: &[AuditEntry], after: u64) -> Markup {
-    let next = entries.last().map(|entry| entry.number);
+pub(crate) fn audit(
+    caller: &Caller,
+    entries: &[AuditEntry],
+    after: u64,
+    page_size: usize,
+) -> Markup {
+    // A full page may have more after it.
+    let next = entries
+        .last()
+        .filter(|_| entries.len() >= page_size)
+        .map(|entry| entry.number);
     let body = html! {
         h1 { "Audit log" }
         p { a href="/admin/audit.jsonl" { "Export as JSON lines" } }
@@ -529,7 +553,7 @@ pub(crate) fn audit(caller: &Caller, entries: &[AuditEntry], after: u64) -> Mark
                     @for entry in entries {
                         tr {
                             td { (entry.number) }
-                            td { (rfc3339(entry.at)) }
+                            td { (when(entry.at)) }
                             td { (entry.actor) }
                             td { code { (entry.action) } }
                             td { code { (entry.target) } }
@@ -566,7 +590,7 @@ pub(crate) fn users(caller: &Caller, users: &[User], shown: &Notice) -> Markup {
                             td { (user.name) }
                             td { (user.role.name()) }
                             td { @if user.has_password() { "password" } @else { "the proxy only" } }
-                            td { (rfc3339(user.created_at)) }
+                            td { (when(user.created_at)) }
                             @if admin {
                                 td {
                                     form.inline method="post" action={ "/users/" (urlencode(&user.name)) "/remove" } {
