@@ -39,6 +39,14 @@
 //! The client's address, which every limit and IP rule keys on, comes from one rule in
 //! [`client_address`]: the peer, or the one header a trusted proxy sets.
 //!
+//! The console (`api::console`, on the admin listener) is how a team runs the server from a
+//! browser: its guard resolves who is asking (a session, a trusted proxy's user header, the
+//! admin token) and refuses what their role may not do or what lacks its CSRF token; its pages
+//! and its JSON API call `catalog`, which changes sites, keys and users in the store's catalog
+//! (`store::catalog`, revisioned), checks a site exactly as the file's are checked, records
+//! the change in the audit log, and applies it to the site index at once. Every other server
+//! sharing the store polls the catalog's revision (`tasks`) and reads the sites again.
+//!
 //! [`app()`] is exactly the service that [`serve`] serves (tests drive it directly or through
 //! [`spawn`]); [`serve_admin`] serves health and metrics on a listener of their own; [`Server`]
 //! binds both for a state and runs them, for `main` and [`spawn`] alike. `state` holds what
@@ -54,8 +62,9 @@
 //! The modules form layers without cycles (`tests/architecture.rs` fails on one): [`config`]
 //! and the leaves it is made of ([`networks`], [`origin`], [`adaptive`], [`secret`],
 //! [`client_address`], [`clock`]) know nothing of requests or storage; the [`store`] knows the
-//! records it keeps; the service core (`verification`, `detection`, `scoring`, `limits`,
-//! `events`) uses both; `state`, `tasks`, the web layer (`api`) and `server` sit on top.
+//! records it keeps (the console's sites among them); the service core (`verification`,
+//! `detection`, `scoring`, `limits`, `events`) uses both; `state`, `catalog`, `tasks`, the web
+//! layer (`api`) and `server` sit on top.
 //! `docs/glossary.md` says what each word names.
 
 #![deny(missing_docs)]
@@ -105,6 +114,7 @@ mod verification;
 mod visitor;
 
 pub use api::{App, app};
+pub use catalog::{add_user, remove_user};
 pub use config::Config;
 pub use server::{
     ServeError, Server, ServerBuilder, Spawned, serve, serve_admin, shutdown_signal, spawn,

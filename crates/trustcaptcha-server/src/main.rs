@@ -293,11 +293,11 @@ async fn user(action: UserAction) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 Some(line.trim_end_matches(['\r', '\n']).to_owned())
             };
-            state.add_user(&name, &role, password).await?;
+            trustcaptcha_server::add_user(&state, &name, &role, password).await?;
             println!("user `{name}` added ({role})");
         }
         UserAction::Remove { name, .. } => {
-            state.remove_user(&name).await?;
+            trustcaptcha_server::remove_user(&state, &name).await?;
             println!("user `{name}` removed");
         }
     }

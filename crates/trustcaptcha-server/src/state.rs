@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::catalog::sites::{CatalogSite, KeyKind, StoredSite};
+use crate::store::catalog::{CatalogSite, KeyKind, StoredSite};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, ServerFiles, ServerSettings, Site};
@@ -188,14 +188,6 @@ impl SiteIndex {
     }
 }
 
-/// The command line, as the audit log names it.
-fn command_line() -> crate::catalog::Actor {
-    crate::catalog::Actor {
-        name: "(command line)".into(),
-        role: crate::catalog::Role::Admin,
-    }
-}
-
 /// Every problem of the file's sites and the console's together (two sites with one key or
 /// name): the console's are named by their name, since they have no place in the file.
 fn check_together(file_sites: &[Site], catalog_sites: &[Site]) -> Result<(), ConfigError> {
@@ -256,36 +248,6 @@ impl AppState {
             store: None,
             config_file: None,
         }
-    }
-
-    /// Adds a console user (`role` `admin` or `viewer`; no `password`: the user signs in only
-    /// through the trusted proxy's `console_user_header`), as the command line does for the
-    /// first one. Recorded in the audit log as made from the command line.
-    ///
-    /// # Errors
-    ///
-    /// An invalid name, role or password, a name that is taken, or the store's failure.
-    pub async fn add_user(
-        &self,
-        name: &str,
-        role: &str,
-        password: Option<String>,
-    ) -> Result<(), String> {
-        let role = crate::catalog::Role::parse(role).ok_or("the role is admin or viewer")?;
-        crate::catalog::users::add(self, &command_line(), name, role, password)
-            .await
-            .map_err(|refused| refused.to_string())
-    }
-
-    /// Removes a console user; their sessions end with them.
-    ///
-    /// # Errors
-    ///
-    /// An unknown user, or the store's failure.
-    pub async fn remove_user(&self, name: &str) -> Result<(), String> {
-        crate::catalog::users::remove(self, &command_line(), name)
-            .await
-            .map_err(|refused| refused.to_string())
     }
 
     /// The store as logs and errors name it: its URL without credentials.
@@ -425,7 +387,7 @@ impl AppState {
     pub(crate) async fn flush_key_uses(&self) {
         let uses = std::mem::take(&mut *self.key_uses.lock());
         for (key_id, at) in uses {
-            let value = serde_json::json!({ "at": crate::catalog::sites::rfc3339(at) }).to_string();
+            let value = serde_json::json!({ "at": crate::store::catalog::rfc3339(at) }).to_string();
             let written = self
                 .store
                 .put_entry(

@@ -19,6 +19,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// What a user may do.
@@ -119,4 +120,42 @@ pub(crate) fn new_secret(prefix: &str) -> String {
         }
     }
     secret
+}
+
+/// The command line, as the audit log names it.
+fn command_line() -> Actor {
+    Actor {
+        name: "(command line)".into(),
+        role: Role::Admin,
+    }
+}
+
+/// Adds a console user (`role` `admin` or `viewer`; no `password`: the user signs in only
+/// through the trusted proxy's `console_user_header`), as the command line does for the first
+/// one. Recorded in the audit log as made from the command line.
+///
+/// # Errors
+///
+/// An invalid name, role or password, a name that is taken, or the store's failure.
+pub async fn add_user(
+    state: &AppState,
+    name: &str,
+    role: &str,
+    password: Option<String>,
+) -> Result<(), String> {
+    let role = Role::parse(role).ok_or("the role is admin or viewer")?;
+    users::add(state, &command_line(), name, role, password)
+        .await
+        .map_err(|refused| refused.to_string())
+}
+
+/// Removes a console user; their sessions end with them.
+///
+/// # Errors
+///
+/// An unknown user, or the store's failure.
+pub async fn remove_user(state: &AppState, name: &str) -> Result<(), String> {
+    users::remove(state, &command_line(), name)
+        .await
+        .map_err(|refused| refused.to_string())
 }

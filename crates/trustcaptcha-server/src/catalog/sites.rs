@@ -7,18 +7,15 @@
 //! dates. Rotating a key makes a new one and lets the old one work for an overlap; revoking
 //! deletes it. Sites from the configuration file are shown but change only in the file.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Actor, Refused, audit, new_secret};
-use crate::config::{ConfigError, Site};
 use crate::secret::KeyHash;
 use crate::state::AppState;
+pub(crate) use crate::store::catalog::{CatalogSite, Key, KeyKind, StoredSite, rfc3339};
 use crate::store::{Collection, Expect, Store as _};
 
 /// The longest overlap a rotation may give the old key: a week.
@@ -26,121 +23,6 @@ pub(crate) const MAX_OVERLAP: Duration = Duration::from_secs(7 * 86_400);
 
 /// Keys one site holds at most (expired ones are dropped at its next change).
 const MAX_KEYS: usize = 50;
-
-/// A site as the catalog keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredSite {
-    /// The site's table as TOML, without `api_keys` and `bypass_keys`.
-    pub(crate) settings: String,
-    pub(crate) keys: Vec<Key>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub(crate) created_at: OffsetDateTime,
-}
-
-/// One key of a console site.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Key {
-    pub(crate) id: Uuid,
-    pub(crate) kind: KeyKind,
-    pub(crate) name: String,
-    /// Its digest; the key itself was shown once, when it was made.
-    pub(crate) hash: KeyHash,
-    #[serde(with = "time::serde::rfc3339")]
-    pub(crate) created_at: OffsetDateTime,
-    /// When it stops working (a rotated key's overlap), if ever.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub(crate) expires_at: Option<OffsetDateTime>,
-}
-
-/// What a key opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum KeyKind {
-    /// The backend's key, for results.
-    Api,
-    /// A bypass key, for pages that must pass without a challenge (automated tests).
-    Bypass,
-}
-
-impl KeyKind {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            KeyKind::Api => "api",
-            KeyKind::Bypass => "bypass",
-        }
-    }
-
-    fn prefix(self) -> &'static str {
-        match self {
-            KeyKind::Api => "ak_",
-            KeyKind::Bypass => "bk_",
-        }
-    }
-}
-
-impl Key {
-    /// Whether it works at `now`.
-    pub(crate) fn live(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
-    }
-
-    /// What the audit log and the API show of it: never its digest.
-    pub(crate) fn public(&self) -> Value {
-        json!({
-            "id": self.id,
-            "kind": self.kind.name(),
-            "name": self.name,
-            "created_at": rfc3339(self.created_at),
-            "expires_at": self.expires_at.map(rfc3339),
-        })
-    }
-}
-
-pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-impl StoredSite {
-    /// The site it describes, with its keys that work at `now`, not yet checked.
-    ///
-    /// # Errors
-    ///
-    /// When its settings do not read as a site's table (or carry keys).
-    pub(crate) fn site(&self, now: OffsetDateTime) -> Result<Site, ConfigError> {
-        let mut site = crate::config::read_site(&self.settings)?;
-        if !site.api_keys.is_empty() || !site.bypass_keys.is_empty() {
-            return Err(ConfigError::at(
-                "settings",
-                "keys are not settings: make them in the site's keys",
-            ));
-        }
-        for key in self.keys.iter().filter(|key| key.live(now)) {
-            match key.kind {
-                KeyKind::Api => site.api_keys.push(key.hash),
-                KeyKind::Bypass => site.bypass_keys.push(key.hash),
-            }
-        }
-        Ok(site)
-    }
-
-    /// When its next key stops working, after `now`.
-    pub(crate) fn next_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.keys
-            .iter()
-            .filter_map(|key| key.expires_at)
-            .filter(|at| *at > now)
-            .min()
-    }
-
-    /// What the audit log shows of it: its settings and its keys, without their digests.
-    fn public(&self) -> Value {
-        json!({
-            "settings": self.settings,
-            "keys": self.keys.iter().map(Key::public).collect::<Vec<_>>(),
-        })
-    }
-}
 
 /// A key made for the caller: its id and the key itself, shown once.
 #[derive(Debug)]
@@ -428,13 +310,4 @@ pub(crate) async fn revoke_key(
         Ok(())
     })
     .await
-}
-
-/// A console site as this server last read it from the catalog.
-#[derive(Debug, Clone)]
-pub(crate) struct CatalogSite {
-    pub(crate) site: Arc<Site>,
-    pub(crate) stored: Arc<StoredSite>,
-    /// The entry's revision, for changes that must not overwrite another's.
-    pub(crate) revision: u64,
 }

@@ -12,12 +12,21 @@
 //! * A collection holds at most [`Collection::limit`] live entries; a new one beyond it is
 //!   refused with [`StoreError::Full`].
 //! * The audit log keeps its latest [`AUDIT_ENTRIES`] entries, numbered from 1 without gaps.
+//!
+//! Below the contract, the records of the sites collection (`StoredSite`, with its `Key`s),
+//! which the server's site index reads and the console (`crate::catalog`) writes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::StoreError;
+use crate::config::{ConfigError, Site};
+use crate::secret::KeyHash;
 
 /// The audit entries a store keeps; older ones are forgotten.
 pub const AUDIT_ENTRIES: usize = 100_000;
@@ -228,4 +237,128 @@ impl MemoryCatalog {
             .cloned()
             .collect()
     }
+}
+
+/// A site as the catalog keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSite {
+    /// The site's table as TOML, without `api_keys` and `bypass_keys`.
+    pub(crate) settings: String,
+    pub(crate) keys: Vec<Key>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+}
+
+/// One key of a console site.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Key {
+    pub(crate) id: Uuid,
+    pub(crate) kind: KeyKind,
+    pub(crate) name: String,
+    /// Its digest; the key itself was shown once, when it was made.
+    pub(crate) hash: KeyHash,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+    /// When it stops working (a rotated key's overlap), if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub(crate) expires_at: Option<OffsetDateTime>,
+}
+
+/// What a key opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KeyKind {
+    /// The backend's key, for results.
+    Api,
+    /// A bypass key, for pages that must pass without a challenge (automated tests).
+    Bypass,
+}
+
+impl KeyKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyKind::Api => "api",
+            KeyKind::Bypass => "bypass",
+        }
+    }
+
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Api => "ak_",
+            KeyKind::Bypass => "bk_",
+        }
+    }
+}
+
+impl Key {
+    /// Whether it works at `now`.
+    pub(crate) fn live(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// What the audit log and the API show of it: never its digest.
+    pub(crate) fn public(&self) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.kind.name(),
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": self.expires_at.map(rfc3339),
+        })
+    }
+}
+
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl StoredSite {
+    /// The site it describes, with its keys that work at `now`, not yet checked.
+    ///
+    /// # Errors
+    ///
+    /// When its settings do not read as a site's table (or carry keys).
+    pub(crate) fn site(&self, now: OffsetDateTime) -> Result<Site, ConfigError> {
+        let mut site = crate::config::read_site(&self.settings)?;
+        if !site.api_keys.is_empty() || !site.bypass_keys.is_empty() {
+            return Err(ConfigError::at(
+                "settings",
+                "keys are not settings: make them in the site's keys",
+            ));
+        }
+        for key in self.keys.iter().filter(|key| key.live(now)) {
+            match key.kind {
+                KeyKind::Api => site.api_keys.push(key.hash),
+                KeyKind::Bypass => site.bypass_keys.push(key.hash),
+            }
+        }
+        Ok(site)
+    }
+
+    /// When its next key stops working, after `now`.
+    pub(crate) fn next_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.keys
+            .iter()
+            .filter_map(|key| key.expires_at)
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// What the audit log shows of it: its settings and its keys, without their digests.
+    pub(crate) fn public(&self) -> Value {
+        json!({
+            "settings": self.settings,
+            "keys": self.keys.iter().map(Key::public).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A console site as this server last read it from the catalog.
+#[derive(Debug, Clone)]
+pub(crate) struct CatalogSite {
+    pub(crate) site: Arc<Site>,
+    pub(crate) stored: Arc<StoredSite>,
+    /// The entry's revision, for changes that must not overwrite another's.
+    pub(crate) revision: u64,
 }

@@ -418,28 +418,30 @@ async fn sign_in(server: &TestServer, name: &str, password: &str) -> (u16, Optio
 #[tokio::test]
 async fn sign_in_roles_and_csrf_decide_who_changes_what() {
     let server = TestServer::start(config("")).await;
-    server
-        .state
-        .add_user("alice", "admin", Some("correct horse battery".into()))
-        .await
-        .expect("alice");
-    server
-        .state
-        .add_user("victor", "viewer", Some("viewer password 1".into()))
-        .await
-        .expect("victor");
+    trustcaptcha_server::add_user(
+        &server.state,
+        "alice",
+        "admin",
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("alice");
+    trustcaptcha_server::add_user(
+        &server.state,
+        "victor",
+        "viewer",
+        Some("viewer password 1".into()),
+    )
+    .await
+    .expect("victor");
     assert!(
-        server
-            .state
-            .add_user("alice", "viewer", None)
+        trustcaptcha_server::add_user(&server.state, "alice", "viewer", None)
             .await
             .is_err(),
         "taken"
     );
     assert!(
-        server
-            .state
-            .add_user("bob", "admin", Some("short".into()))
+        trustcaptcha_server::add_user(&server.state, "bob", "admin", Some("short".into()))
             .await
             .is_err()
     );
@@ -638,7 +640,9 @@ async fn sign_in_roles_and_csrf_decide_who_changes_what() {
         .0,
         403
     );
-    server.state.remove_user("alice").await.expect("removed");
+    trustcaptcha_server::remove_user(&server.state, "alice")
+        .await
+        .expect("removed");
     assert_eq!(
         call(
             &server,
@@ -658,9 +662,7 @@ async fn sign_in_roles_and_csrf_decide_who_changes_what() {
         "admin-token-for-automation",
     ));
     let automated = TestServer::start(with_token).await;
-    automated
-        .state
-        .add_user("carol", "viewer", None)
+    trustcaptcha_server::add_user(&automated.state, "carol", "viewer", None)
         .await
         .expect("carol");
     let (status, _) = call(
@@ -677,11 +679,14 @@ async fn sign_in_roles_and_csrf_decide_who_changes_what() {
 #[tokio::test]
 async fn failed_sign_ins_lock_their_network_out_even_for_the_right_password() {
     let server = TestServer::start(config("")).await;
-    server
-        .state
-        .add_user("alice", "admin", Some("correct horse battery".into()))
-        .await
-        .expect("alice");
+    trustcaptcha_server::add_user(
+        &server.state,
+        "alice",
+        "admin",
+        Some("correct horse battery".into()),
+    )
+    .await
+    .expect("alice");
     for _ in 0..10 {
         assert_eq!(
             sign_in(&server, "alice", "a guess at the password").await.0,
@@ -703,9 +708,7 @@ async fn failed_sign_ins_lock_their_network_out_even_for_the_right_password() {
 async fn a_trusted_proxys_user_header_signs_in_a_known_user_and_nobody_else_can_send_it() {
     // The tests' trusted proxy is 127.0.0.2; the admin client connects from 127.0.0.1.
     let proxied = TestServer::start(config("console_user_header = \"x-forwarded-user\"")).await;
-    proxied
-        .state
-        .add_user("sso-admin", "admin", None)
+    trustcaptcha_server::add_user(&proxied.state, "sso-admin", "admin", None)
         .await
         .expect("user");
     let headers = [("x-forwarded-user", "sso-admin")];
@@ -718,14 +721,10 @@ async fn a_trusted_proxys_user_header_signs_in_a_known_user_and_nobody_else_can_
     let mut config = config("console_user_header = \"x-forwarded-user\"");
     config.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
     let proxied = TestServer::start(config).await;
-    proxied
-        .state
-        .add_user("sso-admin", "admin", None)
+    trustcaptcha_server::add_user(&proxied.state, "sso-admin", "admin", None)
         .await
         .expect("user");
-    proxied
-        .state
-        .add_user("sso-viewer", "viewer", None)
+    trustcaptcha_server::add_user(&proxied.state, "sso-viewer", "viewer", None)
         .await
         .expect("user");
     let (status, me) = call(&proxied, Method::GET, "/admin/session", None, &headers).await;
@@ -800,11 +799,14 @@ async fn every_change_is_in_the_audit_log_without_a_secret() {
         &[],
     )
     .await;
-    server
-        .state
-        .add_user("alice", "viewer", Some("alice's password".into()))
-        .await
-        .expect("user");
+    trustcaptcha_server::add_user(
+        &server.state,
+        "alice",
+        "viewer",
+        Some("alice's password".into()),
+    )
+    .await
+    .expect("user");
 
     let (status, log) = call(
         &server,
