@@ -86,7 +86,11 @@ after(async () => {
 /** A fresh browser context signed in to `admin` as `name`. */
 async function signIn(admin, name, password) {
   const context = await browser.newContext();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: admin });
   const page = await context.newPage();
+  // The pages' Content-Security-Policy allows their own script only: a violation is a bug.
+  page.violations = [];
+  page.on('console', (message) => { if (/Content.Security.Policy/i.test(message.text())) page.violations.push(message.text()); });
   await page.goto(`${admin}/`);
   assert.match(page.url(), /\/sign-in$/, 'the console sends a stranger to sign in');
   await page.fill('#name', name);
@@ -128,6 +132,9 @@ test('a team makes a site in the console; the widget and the backend work with i
   const apiKey = (await admin.locator('#new-key').innerText()).trim();
   const siteKey = (await admin.locator('#site-key').innerText()).trim();
   assert.match(apiKey, /^ak_[A-Za-z0-9]{49}$/);
+  await admin.click('[data-copy="new-key"]');
+  await admin.waitForSelector('[data-copy="new-key"]:has-text("Copied")');
+  assert.equal(await admin.evaluate(() => navigator.clipboard.readText()), apiKey, 'the copy button copies the key');
   await admin.locator('#keys').scrollIntoViewIfNeeded();
   await screenshot(admin, 'console-new-site');
 
@@ -228,4 +235,5 @@ test('a team makes a site in the console; the widget and the backend work with i
   assert.ok(log.includes(ADMIN));
   assert.ok(!log.includes(apiKey) && !log.includes(newKey));
   await screenshot(admin, 'console-audit');
+  assert.deepEqual([...admin.violations, ...viewer.violations], []);
 });

@@ -136,6 +136,33 @@ async fn a_site_made_at_run_time_serves_widgets_and_its_key_fetches_results() {
         "{sources:?}"
     );
 
+    // A page no other site may frame, running no script but its own, kept by no cache.
+    let page = server
+        .admin
+        .http
+        .get(format!("{}/sites/{site_key}", server.admin.url))
+        .send()
+        .await
+        .expect("page");
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("cache-control"), "no-store");
+    let policy = header("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "script-src 'sha256-",
+    ] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+
     // File sites change only in the file.
     let (status, body) = set(&server, SITE_A, &settings("a", SITE_A, "")).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("from_file")));

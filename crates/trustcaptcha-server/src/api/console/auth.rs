@@ -69,7 +69,14 @@ pub(crate) async fn guard(
 ) -> Response {
     let path = request.uri().path().to_owned();
     let loopback_open = matches!(access, AdminAccess::Open);
-    if path == "/sign-in" || (loopback_open && matches!(path.as_str(), "/metrics" | "/readyz")) {
+    if path == "/sign-in" {
+        // Another site's page must not sign a browser in, even to an account of its own.
+        if request.method() == Method::POST && cross_site(request.headers()) {
+            return ApiError::forbidden("sign in from the console's own page").into_response();
+        }
+        return next.run(request).await;
+    }
+    if loopback_open && matches!(path.as_str(), "/metrics" | "/readyz") {
         return next.run(request).await;
     }
     if matches!(access, AdminAccess::Closed) {

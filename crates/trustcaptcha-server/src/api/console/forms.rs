@@ -28,6 +28,8 @@ fn problems(refused: Refused) -> Notice {
             problems: error.problems,
             new_key: None,
         },
+        // The store's reason may name internals (addresses, paths): it is logged, not shown.
+        Refused::Store(_) => Notice::problem("the store is unavailable: try again shortly"),
         other => Notice::problem(other.to_string()),
     }
 }

@@ -98,17 +98,39 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Mark
     }
 }
 
-/// A page as an answer that no cache keeps (pages may show a key once).
+/// A page as an answer that no cache keeps (pages may show a key once), that no other site may
+/// frame (its buttons change things), and that runs no script but the copy button's.
 pub(crate) fn respond(status: StatusCode, page: Markup) -> Response {
-    (
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let script = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(COPY_SCRIPT.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script}'; \
+             img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
+        )
+    });
+    let mut response = (
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         page.into_string(),
     )
-        .into_response()
+        .into_response();
+    if let Ok(value) = policy.parse() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 fn csrf_field(caller: &Caller) -> Markup {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use super::auth::Caller;
 use super::pages::{self, urlencode};
@@ -43,18 +44,20 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Query(query): Query<ConsoleQuery>,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let layout = |navigation: &str, body: &str| {
         pages::layout(
             "Statistics",
             Some(&caller),
             maud::PreEscaped(format!("{STYLE}{navigation}{body}")),
         )
-        .into_string()
     };
     let names: Vec<String> = state.site_index().site_names().map(str::to_owned).collect();
     let Some(site) = query.site.or_else(|| names.first().cloned()) else {
-        return Ok(Html(layout("No sites are configured.", "")));
+        return Ok(pages::respond(
+            StatusCode::OK,
+            layout("No sites are configured.", ""),
+        ));
     };
     if !names.contains(&site) {
         return Err(ApiError::not_found("no site has that name"));
@@ -82,10 +85,10 @@ pub(crate) async fn page(
     let counts = Statistics::read(&state.store, &site, &query.window, &events, now)
         .await
         .map_err(unavailable)?;
-    Ok(Html(layout(
-        &navigation(&names, &site, &query.window),
-        &charts(&counts),
-    )))
+    Ok(pages::respond(
+        StatusCode::OK,
+        layout(&navigation(&names, &site, &query.window), &charts(&counts)),
+    ))
 }
 
 fn navigation(names: &[String], site: &str, window: &str) -> String {
