@@ -975,3 +975,178 @@ async fn a_second_server_on_the_same_redis_serves_a_new_site_within_a_poll() {
         revoked.elapsed()
     );
 }
+
+/// A console form posted as a browser would (on a loopback listener with no users: open).
+async fn post_form(server: &TestServer, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let response = server
+        .admin
+        .http
+        .post(format!("{}{path}", server.admin.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(fields))
+        .send()
+        .await
+        .expect("form");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("page"))
+}
+
+#[tokio::test]
+async fn the_pages_forms_change_settings_and_rules_and_show_a_keys_last_use() {
+    let server = TestServer::start(config("")).await;
+    let (site_key, api_key) = make_site(&server, "shop").await;
+    let path = format!("/sites/{site_key}");
+    let (status, _) = post_form(
+        &server,
+        &format!("{path}/settings"),
+        &[
+            (
+                "allowed_origins",
+                &format!(
+                    "https://*.shop.example\n{}",
+                    trustcaptcha_server::testing::ORIGIN
+                ),
+            ),
+            ("difficulty", "9"),
+            ("tasks", "3"),
+            ("score_threshold", "0.7"),
+            ("hourly_quota", "500"),
+            ("locked", "true"),
+            ("block_ips", "192.0.2.0/24, 198.51.100.7"),
+            ("countries_blocked", "ru kp"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let site = || async {
+        call(
+            &server,
+            Method::GET,
+            &format!("/admin/sites/{site_key}"),
+            None,
+            &[],
+        )
+        .await
+        .1
+    };
+    let read = site().await;
+    let settings: toml::Table = read["settings"]
+        .as_str()
+        .expect("settings")
+        .parse()
+        .expect("toml");
+    assert_eq!(settings["difficulty"].as_integer(), Some(9));
+    assert_eq!(settings["locked"].as_bool(), Some(true));
+    assert_eq!(
+        settings["risk_scoring"].as_bool(),
+        Some(false),
+        "an unchecked box is off"
+    );
+    assert_eq!(
+        settings["countries_blocked"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(read["hourly_quota"], 500);
+    let (status, body) = server
+        .create(&trustcaptcha_server::testing::create_body(&site_key, false))
+        .await;
+    assert_eq!(status, 423, "locked from the form: {body} {read}");
+
+    // Rules: two added, the second moved up, the (new) first removed.
+    for (action, more) in [
+        ("block", ("countries", "CN")),
+        ("adjust", ("difficulty", "2")),
+    ] {
+        let (status, page) = post_form(
+            &server,
+            &format!("{path}/rules"),
+            &[("op", "add"), ("action", action), more],
+        )
+        .await;
+        assert_eq!(status, 303, "{page}");
+    }
+    let rules = || async {
+        let read = site().await;
+        let settings: toml::Table = read["settings"]
+            .as_str()
+            .expect("settings")
+            .parse()
+            .expect("toml");
+        settings["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .map(|rule| rule["action"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rules().await, ["block", "adjust"]);
+    assert_eq!(
+        post_form(
+            &server,
+            &format!("{path}/rules"),
+            &[("op", "up"), ("index", "1")]
+        )
+        .await
+        .0,
+        303
+    );
+    assert_eq!(rules().await, ["adjust", "block"]);
+    assert_eq!(
+        post_form(
+            &server,
+            &format!("{path}/rules"),
+            &[("op", "remove"), ("index", "0")]
+        )
+        .await
+        .0,
+        303
+    );
+    assert_eq!(rules().await, ["block"]);
+    // A rule the check refuses is named, and nothing changes.
+    let (status, page) = post_form(
+        &server,
+        &format!("{path}/rules"),
+        &[("op", "add"), ("action", "adjust")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("rules[1].action"), "{page}");
+    assert_eq!(rules().await, ["block"]);
+    let (status, _) = post_form(
+        &server,
+        &format!("{path}/rules"),
+        &[("op", "down"), ("index", "0")],
+    )
+    .await;
+    assert_eq!(status, 422, "nothing below the last rule");
+
+    // Unlocked again through the settings' TOML; a key's use shows on its page.
+    let mut settings: toml::Table = site().await["settings"]
+        .as_str()
+        .expect("settings")
+        .parse()
+        .expect("toml");
+    settings.insert("locked".into(), false.into());
+    settings.insert("difficulty".into(), 2.into());
+    settings.insert(
+        "allowed_origins".into(),
+        vec![trustcaptcha_server::testing::ORIGIN].into(),
+    );
+    let revision = site().await["revision"].to_string();
+    let text = toml::to_string(&settings).expect("toml");
+    let (status, page) = post_form(
+        &server,
+        &format!("{path}/toml"),
+        &[("revision", &revision), ("settings", &text)],
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    let (_, page) = call(&server, Method::GET, &path, None, &[]).await;
+    assert!(page.as_str().expect("html").contains(">never<"));
+    let token = server.solve(&site_key).await;
+    server.fetch(&api_key, &token).await;
+    let (_, page) = call(&server, Method::GET, &path, None, &[]).await;
+    let page = page.as_str().expect("html");
+    assert!(!page.contains(">never<"), "the key's last use is shown");
+    assert!(!page.contains(&api_key));
+}

@@ -44,8 +44,10 @@ pub(super) fn status_of(refused: &Refused) -> StatusCode {
     }
 }
 
-/// When each console key was last used, by key id.
+/// When each console key was last used, by key id (this server's latest uses written first,
+/// as the statistics page does with its counts).
 async fn last_uses(state: &AppState) -> HashMap<String, String> {
+    state.flush_key_uses().await;
     let entries = state
         .store
         .entries(Collection::KeyUses, state.clock.now())
