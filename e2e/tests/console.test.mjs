@@ -202,6 +202,12 @@ test('a team makes a site in the console; the widget and the backend work with i
   assert.equal(await results(second.url, id, newKey), 200);
   await admin.reload();
   await screenshot(admin, 'console-site');
+  // Readable on a phone: nothing wider than the screen but what scrolls in its own box.
+  await admin.setViewportSize({ width: 390, height: 844 });
+  const overflow = await admin.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone`);
+  await screenshot(admin, 'console-phone');
+  await admin.setViewportSize({ width: 1280, height: 720 });
 
   // A stolen cookie without the CSRF token changes nothing, as a form or as JSON.
   const cookies = await admin.context().cookies();

@@ -57,7 +57,12 @@ async fn last_uses(state: &AppState) -> HashMap<String, String> {
         .into_iter()
         .filter_map(|entry| {
             let value: serde_json::Value = serde_json::from_str(&entry.value).ok()?;
-            Some((entry.id, value.get("at")?.as_str()?.to_owned()))
+            let at = time::OffsetDateTime::parse(
+                value.get("at")?.as_str()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()?;
+            Some((entry.id, pages::when(at)))
         })
         .collect()
 }

@@ -188,7 +188,7 @@ pub(crate) fn sign_in(problem: Option<&str>, status: StatusCode) -> Response {
 
 /// The list of sites, and the form that makes one.
 /// A time as the pages show it: to the second, in UTC.
-fn when(at: time::OffsetDateTime) -> String {
+pub(crate) fn when(at: time::OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
