@@ -330,13 +330,29 @@ fn unpack(id: String, packed: &str, now: OffsetDateTime) -> Option<CatalogEntry>
     })
 }
 
-/// What a catalog write expects, as the scripts' `ARGV[3]` and `ARGV[4]`.
-fn expectation(expect: Expect) -> (&'static str, u64) {
-    match expect {
+/// A catalog write's call of `script` with what [`EXPECTED`] reads (the collection and its
+/// revision counter, the id, now, and what the write expects); the script's own arguments
+/// follow.
+fn catalog_write<'s>(
+    script: &'s Script,
+    collection: Collection,
+    id: &str,
+    expect: Expect,
+    now: OffsetDateTime,
+) -> redis::ScriptInvocation<'s> {
+    let (kind, revision) = match expect {
         Expect::Anything => ("any", 0),
         Expect::Absent => ("absent", 0),
         Expect::Revision(revision) => ("rev", revision),
-    }
+    };
+    let mut invocation = script.key(collection_key(collection));
+    invocation
+        .key(revision_key(collection))
+        .arg(id)
+        .arg(millis(now))
+        .arg(kind)
+        .arg(revision);
+    invocation
 }
 
 fn mark_key(mark: Mark) -> String {
@@ -750,27 +766,17 @@ impl Store for RedisStore {
         expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let (kind, revision) = expectation(expect);
+        let mut invocation = catalog_write(&self.scripts.put_entry, collection, id, expect, now);
+        invocation
+            .arg(value)
+            .arg(
+                expires_at
+                    .map(|at| millis(at).to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(collection.limit());
         let answer: String = self
-            .call(|mut connection| async move {
-                self.scripts
-                    .put_entry
-                    .key(collection_key(collection))
-                    .key(revision_key(collection))
-                    .arg(id)
-                    .arg(millis(now))
-                    .arg(kind)
-                    .arg(revision)
-                    .arg(value)
-                    .arg(
-                        expires_at
-                            .map(|at| millis(at).to_string())
-                            .unwrap_or_default(),
-                    )
-                    .arg(collection.limit())
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         match answer.as_str() {
             "conflict" => Err(StoreError::Conflict),
@@ -823,20 +829,9 @@ impl Store for RedisStore {
         expect: Expect,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let (kind, revision) = expectation(expect);
+        let invocation = catalog_write(&self.scripts.delete_entry, collection, id, expect, now);
         let answer: String = self
-            .call(|mut connection| async move {
-                self.scripts
-                    .delete_entry
-                    .key(collection_key(collection))
-                    .key(revision_key(collection))
-                    .arg(id)
-                    .arg(millis(now))
-                    .arg(kind)
-                    .arg(revision)
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         match answer.as_str() {
             "conflict" => Err(StoreError::Conflict),

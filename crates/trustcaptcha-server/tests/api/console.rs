@@ -57,6 +57,44 @@ async fn make_site(server: &TestServer, name: &str) -> (String, String) {
     )
 }
 
+/// Adds a user with a password, as the `user add` command does.
+async fn add_user(server: &TestServer, name: &str, role: &str, password: &str) {
+    trustcaptcha_server::add_user(&server.state, name, role, Some(password.to_owned()))
+        .await
+        .expect("a new user");
+}
+
+/// The id of a console site's first key.
+async fn first_key_id(server: &TestServer, site_key: &str) -> String {
+    let (_, site) = call(
+        server,
+        Method::GET,
+        &format!("/admin/sites/{site_key}"),
+        None,
+        &[],
+    )
+    .await;
+    site["keys"][0]["id"].as_str().expect("a key id").to_owned()
+}
+
+/// Rotates a key through the API, the old one working for `overlap_secs`.
+async fn rotate(
+    server: &TestServer,
+    site_key: &str,
+    key_id: &str,
+    overlap_secs: u64,
+) -> (u16, Value) {
+    let path = format!("/admin/sites/{site_key}/keys/{key_id}/rotate");
+    call(
+        server,
+        Method::POST,
+        &path,
+        Some(json!({ "overlap_secs": overlap_secs })),
+        &[],
+    )
+    .await
+}
+
 /// Sets a console site's settings (TOML) through the API.
 async fn set(server: &TestServer, site_key: &str, settings: &str) -> (u16, Value) {
     call(
@@ -307,24 +345,9 @@ async fn a_rotated_key_works_for_its_overlap_then_stops_and_a_revoked_one_at_onc
         .0,
         200
     );
-    let (_, site) = call(
-        &server,
-        Method::GET,
-        &format!("/admin/sites/{site_key}"),
-        None,
-        &[],
-    )
-    .await;
-    let old_id = site["keys"][0]["id"].as_str().expect("key id").to_owned();
+    let old_id = first_key_id(&server, &site_key).await;
 
-    let (status, rotated) = call(
-        &server,
-        Method::POST,
-        &format!("/admin/sites/{site_key}/keys/{old_id}/rotate"),
-        Some(json!({"overlap_secs": 3600})),
-        &[],
-    )
-    .await;
+    let (status, rotated) = rotate(&server, &site_key, &old_id, 3600).await;
     assert_eq!(status, 201, "{rotated}");
     let new_key = rotated["key"].as_str().expect("key").to_owned();
     let token = server.solve(&site_key).await;
@@ -445,22 +468,8 @@ async fn sign_in(server: &TestServer, name: &str, password: &str) -> (u16, Optio
 #[tokio::test]
 async fn sign_in_roles_and_csrf_decide_who_changes_what() {
     let server = TestServer::start(config("")).await;
-    trustcaptcha_server::add_user(
-        &server.state,
-        "alice",
-        "admin",
-        Some("correct horse battery".into()),
-    )
-    .await
-    .expect("alice");
-    trustcaptcha_server::add_user(
-        &server.state,
-        "victor",
-        "viewer",
-        Some("viewer password 1".into()),
-    )
-    .await
-    .expect("victor");
+    add_user(&server, "alice", "admin", "correct horse battery").await;
+    add_user(&server, "victor", "viewer", "viewer password 1").await;
     assert!(
         trustcaptcha_server::add_user(&server.state, "alice", "viewer", None)
             .await
@@ -706,14 +715,7 @@ async fn sign_in_roles_and_csrf_decide_who_changes_what() {
 #[tokio::test]
 async fn failed_sign_ins_lock_their_network_out_even_for_the_right_password() {
     let server = TestServer::start(config("")).await;
-    trustcaptcha_server::add_user(
-        &server.state,
-        "alice",
-        "admin",
-        Some("correct horse battery".into()),
-    )
-    .await
-    .expect("alice");
+    add_user(&server, "alice", "admin", "correct horse battery").await;
     for _ in 0..10 {
         assert_eq!(
             sign_in(&server, "alice", "a guess at the password").await.0,
@@ -809,31 +811,9 @@ async fn every_change_is_in_the_audit_log_without_a_secret() {
             .0,
         200
     );
-    let (_, site) = call(
-        &server,
-        Method::GET,
-        &format!("/admin/sites/{site_key}"),
-        None,
-        &[],
-    )
-    .await;
-    let key_id = site["keys"][0]["id"].as_str().expect("id").to_owned();
-    let (_, rotated) = call(
-        &server,
-        Method::POST,
-        &format!("/admin/sites/{site_key}/keys/{key_id}/rotate"),
-        Some(json!({"overlap_secs": 0})),
-        &[],
-    )
-    .await;
-    trustcaptcha_server::add_user(
-        &server.state,
-        "alice",
-        "viewer",
-        Some("alice's password".into()),
-    )
-    .await
-    .expect("user");
+    let key_id = first_key_id(&server, &site_key).await;
+    let (_, rotated) = rotate(&server, &site_key, &key_id, 0).await;
+    add_user(&server, "alice", "viewer", "alice's password").await;
 
     let (status, log) = call(
         &server,
@@ -937,23 +917,8 @@ async fn a_second_server_on_the_same_redis_serves_a_new_site_within_a_poll() {
     assert!(first.fetch(&api_key, &served).await.verification_passed);
 
     // A revocation on the first stops the key on the second as soon.
-    let (_, site) = call(
-        &first,
-        Method::GET,
-        &format!("/admin/sites/{site_key}"),
-        None,
-        &[],
-    )
-    .await;
-    let key_id = site["keys"][0]["id"].as_str().expect("id").to_owned();
-    let (_, rotated) = call(
-        &first,
-        Method::POST,
-        &format!("/admin/sites/{site_key}/keys/{key_id}/rotate"),
-        Some(json!({"overlap_secs": 0})),
-        &[],
-    )
-    .await;
+    let key_id = first_key_id(&first, &site_key).await;
+    let (_, rotated) = rotate(&first, &site_key, &key_id, 0).await;
     assert!(rotated["key"].is_string());
     let token = second.solve(&site_key).await;
     let revoked = Instant::now();

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::inputs::{AuditQuery, KeyToMake, NewSite, Revision, Rotation, Settings};
 use super::pages::{self, Notice};
 use crate::api::error::ApiError;
 use crate::catalog::sites::{self, KeyKind};
@@ -125,11 +126,6 @@ pub(crate) async fn site(
     .await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct NewSite {
-    name: String,
-}
-
 /// `POST /sites`: makes a site and shows its page with its first API key, once.
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -232,18 +228,12 @@ pub(crate) async fn settings(
     after_change(&state, &caller, site_key, outcome).await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct TomlForm {
-    revision: Option<u64>,
-    settings: String,
-}
-
 /// `POST /sites/{site_key}/toml`: every setting at once, as the file writes them.
 pub(crate) async fn settings_toml(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(site_key): Path<Uuid>,
-    Form(form): Form<TomlForm>,
+    Form(form): Form<Settings>,
 ) -> Response {
     let outcome = sites::set_settings(
         &state,
@@ -325,17 +315,12 @@ pub(crate) async fn rules(
     after_change(&state, &caller, site_key, outcome).await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct RevisionForm {
-    revision: Option<u64>,
-}
-
 /// `POST /sites/{site_key}/delete`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(site_key): Path<Uuid>,
-    Form(form): Form<RevisionForm>,
+    Form(form): Form<Revision>,
 ) -> Response {
     match sites::delete(&state, &caller.actor, site_key, form.revision).await {
         Ok(()) => Redirect::to("/").into_response(),
@@ -346,18 +331,12 @@ pub(crate) async fn delete(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct KeyForm {
-    kind: KeyKind,
-    name: String,
-}
-
 /// `POST /sites/{site_key}/keys`: a new key, shown once.
 pub(crate) async fn add_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(site_key): Path<Uuid>,
-    Form(form): Form<KeyForm>,
+    Form(form): Form<KeyToMake>,
 ) -> Response {
     let outcome = sites::add_key(&state, &caller.actor, site_key, form.kind, &form.name).await;
     shown_once(
@@ -395,17 +374,12 @@ async fn shown_once(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct RotateForm {
-    overlap_secs: u64,
-}
-
 /// `POST /sites/{site_key}/keys/{key_id}/rotate`: the new key, shown once.
 pub(crate) async fn rotate_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((site_key, key_id)): Path<(Uuid, Uuid)>,
-    Form(form): Form<RotateForm>,
+    Form(form): Form<Rotation>,
 ) -> Response {
     let index = state.site_index();
     let old = index
@@ -431,23 +405,20 @@ pub(crate) async fn revoke_key(
     after_change(&state, &caller, site_key, outcome).await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct AuditQuery {
-    #[serde(default)]
-    after: u64,
-}
-
 /// `GET /audit`.
 pub(crate) async fn audit_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    const PAGE: usize = 200;
-    match audit::read(&state, query.after, PAGE).await {
+    let page = query
+        .limit
+        .unwrap_or(200)
+        .clamp(1, crate::store::catalog::AUDIT_PAGE);
+    match audit::read(&state, query.after, page).await {
         Ok(entries) => pages::respond(
             StatusCode::OK,
-            pages::audit(&caller, &entries, query.after, PAGE),
+            pages::audit(&caller, &entries, query.after, page),
         ),
         Err(error) => ApiError::from(error).into_response(),
     }

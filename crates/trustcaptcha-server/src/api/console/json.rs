@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::forms::status_of;
+use super::inputs::{AuditQuery, KeyToMake, NewSite, Revision, Rotation, Settings};
 use crate::api::error::ApiError;
 use crate::api::extract::JsonBody;
-use crate::catalog::sites::{self, CatalogSite, KeyKind, NewKey};
+use crate::catalog::sites::{self, CatalogSite, NewKey};
 use crate::catalog::{Refused, Role, audit, users};
 use crate::config::Site;
 use crate::state::AppState;
@@ -128,11 +129,6 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::not_found("no site has that key"))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct NewSite {
-    name: String,
-}
-
 /// `POST /admin/sites`: 201 with the site key and its first API key (shown once).
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -146,14 +142,6 @@ pub(crate) async fn create(
         ),
         Err(error) => refused(error),
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Settings {
-    /// The revision the caller read; a site changed since is refused (409).
-    revision: Option<u64>,
-    /// The site's table as TOML.
-    settings: String,
 }
 
 /// `PUT /admin/sites/{site_key}/settings`.
@@ -177,17 +165,12 @@ pub(crate) async fn set_settings(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct RevisionQuery {
-    revision: Option<u64>,
-}
-
 /// `DELETE /admin/sites/{site_key}`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(site_key): Path<Uuid>,
-    Query(query): Query<RevisionQuery>,
+    Query(query): Query<Revision>,
 ) -> Response {
     match sites::delete(&state, &caller.actor, site_key, query.revision).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -195,28 +178,17 @@ pub(crate) async fn delete(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct NewKeyBody {
-    kind: KeyKind,
-    name: String,
-}
-
 /// `POST /admin/sites/{site_key}/keys`: 201 with the key, shown once.
 pub(crate) async fn add_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(site_key): Path<Uuid>,
-    JsonBody(body): JsonBody<NewKeyBody>,
+    JsonBody(body): JsonBody<KeyToMake>,
 ) -> Response {
     match sites::add_key(&state, &caller.actor, site_key, body.kind, &body.name).await {
         Ok(key) => once(StatusCode::CREATED, new_key_json(&key)),
         Err(error) => refused(error),
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Rotation {
-    overlap_secs: u64,
 }
 
 /// `POST /admin/sites/{site_key}/keys/{key_id}/rotate`: 201 with the new key, shown once.
@@ -287,13 +259,6 @@ pub(crate) async fn remove_user(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => refused(error),
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct AuditQuery {
-    #[serde(default)]
-    after: u64,
-    limit: Option<usize>,
 }
 
 /// `GET /admin/audit?after=N&limit=M`: the entries after number `after`, oldest first.

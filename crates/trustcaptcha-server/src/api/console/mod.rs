@@ -6,11 +6,13 @@
 //! * [`auth`]: the guard, sign-in and sign-out;
 //! * [`forms`]: the pages and the forms they post;
 //! * [`json`]: the admin API;
+//! * [`inputs`]: what both read;
 //! * [`statistics`]: a site's statistics as charts;
 //! * [`pages`]: the HTML.
 
 pub(crate) mod auth;
 pub(crate) mod forms;
+pub(crate) mod inputs;
 pub(crate) mod json;
 pub(crate) mod pages;
 pub(crate) mod statistics;
