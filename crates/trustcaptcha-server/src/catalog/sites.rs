@@ -98,6 +98,25 @@ pub(crate) async fn create(
     Ok((site_key, made))
 }
 
+/// The catalog's entry of the console site `site_key`; a file site's key is refused as one.
+async fn console_entry(
+    state: &AppState,
+    site_key: Uuid,
+    now: OffsetDateTime,
+) -> Result<crate::store::Entry, Refused> {
+    let entry = state
+        .store
+        .entry(Collection::Sites, &site_key.to_string(), now)
+        .await?;
+    entry.ok_or_else(|| {
+        if state.site(site_key).is_some() {
+            Refused::FromFile
+        } else {
+            Refused::NotFound("site")
+        }
+    })
+}
+
 /// Reads the console site `site_key`, lets `change` change it, checks the result and writes it
 /// if nobody wrote in between (and, when `revision` is given, if the caller's copy is the
 /// latest); records it and applies it here.
@@ -111,13 +130,7 @@ async fn change<T>(
 ) -> Result<T, Refused> {
     let now = state.clock.now();
     let id = site_key.to_string();
-    let Some(entry) = state.store.entry(Collection::Sites, &id, now).await? else {
-        return Err(if state.site(site_key).is_some() {
-            Refused::FromFile
-        } else {
-            Refused::NotFound("site")
-        });
-    };
+    let entry = console_entry(state, site_key, now).await?;
     if revision.is_some_and(|revision| revision != entry.revision) {
         return Err(Refused::Conflict);
     }
@@ -213,13 +226,7 @@ pub(crate) async fn delete(
 ) -> Result<(), Refused> {
     let now = state.clock.now();
     let id = site_key.to_string();
-    let Some(entry) = state.store.entry(Collection::Sites, &id, now).await? else {
-        return Err(if state.site(site_key).is_some() {
-            Refused::FromFile
-        } else {
-            Refused::NotFound("site")
-        });
-    };
+    let entry = console_entry(state, site_key, now).await?;
     let expect = Expect::Revision(revision.unwrap_or(entry.revision));
     if !state
         .store

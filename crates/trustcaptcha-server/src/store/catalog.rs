@@ -129,6 +129,24 @@ fn live(entry: &Entry, now: OffsetDateTime) -> bool {
     entry.expires_at.is_none_or(|at| at > now)
 }
 
+/// The revision of the live entry `id` among `entries`, if `expect` holds for it.
+fn expected(
+    entries: &BTreeMap<String, Entry>,
+    id: &str,
+    expect: Expect,
+    now: OffsetDateTime,
+) -> Result<Option<u64>, StoreError> {
+    let found = entries
+        .get(id)
+        .filter(|entry| live(entry, now))
+        .map(|entry| entry.revision);
+    if expect.holds(found) {
+        Ok(found)
+    } else {
+        Err(StoreError::Conflict)
+    }
+}
+
 impl MemoryCatalog {
     pub(crate) fn put(
         &mut self,
@@ -140,13 +158,7 @@ impl MemoryCatalog {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let entries = self.collections.entry(collection).or_default();
-        let found = entries
-            .get(id)
-            .filter(|entry| live(entry, now))
-            .map(|entry| entry.revision);
-        if !expect.holds(found) {
-            return Err(StoreError::Conflict);
-        }
+        let found = expected(entries, id, expect, now)?;
         if found.is_none() {
             entries.retain(|_, entry| live(entry, now));
             if entries.len() >= collection.limit() {
@@ -201,13 +213,7 @@ impl MemoryCatalog {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let entries = self.collections.entry(collection).or_default();
-        let found = entries
-            .get(id)
-            .filter(|entry| live(entry, now))
-            .map(|entry| entry.revision);
-        if !expect.holds(found) {
-            return Err(StoreError::Conflict);
-        }
+        let found = expected(entries, id, expect, now)?;
         entries.remove(id);
         if found.is_some() {
             *self.revisions.entry(collection).or_default() += 1;

@@ -248,19 +248,7 @@ fn check_config_explains_every_problem_with_its_location() {
 
 #[test]
 fn hash_key_reads_the_key_from_stdin() {
-    let mut child = Command::new(BIN)
-        .arg("hash-key")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"ak_example\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = with_stdin(&["hash-key"], "ak_example\n");
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).expect("utf8");
     assert_eq!(
@@ -719,8 +707,12 @@ fn check_config_and_serve_refuse_the_same_files_for_the_same_reasons() {
 
 /// Runs `user` with `args`, `stdin` as its standard input; its output.
 fn user_command(args: &[&str], stdin: &str) -> std::process::Output {
+    with_stdin(&[&["user"], args].concat(), stdin)
+}
+
+/// Runs the command line with `args`, `stdin` as its standard input; its output.
+fn with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
-        .arg("user")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
