@@ -362,10 +362,19 @@ impl AppState {
 
     /// The sites `key` is valid for, in configuration order: one lookup by the key's digest,
     /// whatever the number of sites (a digest reveals nothing about the keys it is compared
-    /// with), then a constant-time comparison.
-    /// A console key whose rotation overlap has passed works no more.
-    #[must_use]
-    pub(crate) fn sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
+    /// with), then a constant-time comparison. A console key whose rotation overlap has passed
+    /// works no more; and a console key is looked up only after the catalog's revision was read
+    /// (one small store read), so that a key revoked on any server stops at once on this one.
+    pub(crate) async fn sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
+        let found = self.indexed_sites_for_key(key);
+        if found.as_ref().is_some_and(|sites| sites.key_id.is_some()) {
+            self.catalog_current().await;
+            return self.indexed_sites_for_key(key);
+        }
+        found
+    }
+
+    fn indexed_sites_for_key(&self, key: &KeyHash) -> Option<Arc<KeySites>> {
         let now = self.clock.now();
         self.site_index
             .load()
@@ -374,6 +383,37 @@ impl AppState {
             .filter(|(found, _)| key.is_among(std::slice::from_ref(*found)))
             .filter(|(_, sites)| sites.expires_at.is_none_or(|at| at > now))
             .map(|(_, sites)| Arc::clone(sites))
+    }
+
+    /// The site with this site key, as the catalog has it now when it is a console site (see
+    /// [`AppState::sites_for_key`]): for a bypass key, which must stop as soon as it is revoked.
+    pub(crate) async fn current_site(&self, site_key: Uuid) -> Option<Arc<Site>> {
+        let console = self
+            .site_index
+            .load()
+            .catalog
+            .sites
+            .iter()
+            .any(|entry| entry.site.site_key == site_key);
+        if console {
+            self.catalog_current().await;
+        }
+        self.site(site_key)
+    }
+
+    /// Reads the console's sites again if the catalog's revision moved since this server read
+    /// them. A store that cannot be read leaves them as they are: what follows needs the same
+    /// store, and fails closed with it.
+    async fn catalog_current(&self) {
+        let known = self.site_index.load().catalog.revision;
+        if self
+            .store
+            .revision(Collection::Sites)
+            .await
+            .is_ok_and(|revision| revision != known)
+        {
+            self.refresh_catalog().await;
+        }
     }
 
     /// Notes that the console key `key_id` was used now; written to the store with the

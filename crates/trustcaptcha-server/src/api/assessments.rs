@@ -35,7 +35,7 @@ pub(crate) async fn retrieve(
     };
     // Only the key's sites that answer the older API: a verification of another reads as
     // unknown, and a key of no such site as one that is valid for nothing.
-    let for_key = state.sites_for_key(&key).map(|for_key| {
+    let for_key = state.sites_for_key(&key).await.map(|for_key| {
         if for_key.sites.iter().all(|site| site.older_results_api) {
             return for_key;
         }

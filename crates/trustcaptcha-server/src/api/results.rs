@@ -26,7 +26,7 @@ pub(crate) async fn retrieve(
             .split('&')
             .any(|pair| pair.eq_ignore_ascii_case("clientFailover=true"))
     });
-    let for_key = state.sites_for_key(&key);
+    let for_key = state.sites_for_key(&key).await;
     let answer = verification::retrieve(&state, for_key, &id, client_failover, ip).await;
     let mut response = match answer.outcome {
         Ok(retrieved) => sized_json(&retrieved.result)?,
