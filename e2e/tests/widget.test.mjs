@@ -310,7 +310,7 @@ test('the console draws the numbers the visitors produced, loading nothing from 
     assert.equal((await submitAndRead(person)).decision, 'Allow');
     const bot = await solveAndSubmit(await open(`${origin}/`));
     assert.equal(bot.decision, 'Reject');
-    const page = await open(`http://127.0.0.1:${adminPort}/?site=e2e&window=hour`);
+    const page = await open(`http://127.0.0.1:${adminPort}/statistics?site=e2e&window=hour`);
     const count = async (chart, label) => Number(
       await page.locator(`#${chart} g[data-label="${label}"]`).getAttribute('data-count'),
     );
