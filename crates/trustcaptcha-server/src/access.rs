@@ -29,6 +29,9 @@ pub enum AccessRule {
     Blocked,
     /// Blocked by the operator's reputation lists: fails with score 1.
     GloballyBlocked,
+    /// Blocked by the site's country lists: fails with score 1, as [`AccessRule::Blocked`]
+    /// (the older results API names it apart, `GEOBLOCKING`).
+    CountryBlocked,
 }
 
 /// What is known about a visitor when its challenge is handed out.
@@ -72,7 +75,7 @@ pub(crate) fn decide(site: &Site, reputation: &NetworkSet, seen: &Visit<'_>) -> 
     if listed(&site.countries_blocked)
         || (!site.countries_allowed.is_empty() && !listed(&site.countries_allowed))
     {
-        return decided(AccessRule::Blocked);
+        return decided(AccessRule::CountryBlocked);
     }
     if let Some(rule) = site.rules.iter().find(|rule| rule.matches(seen)) {
         match rule.action {

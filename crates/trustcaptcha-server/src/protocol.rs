@@ -225,15 +225,20 @@ pub struct Assessment<'a> {
 }
 
 impl<'a> Assessment<'a> {
-    /// `result` in the older shape, retrieved at `now`.
+    /// `result` in the older shape, retrieved at `now`; `access_rule` is the rule that decided
+    /// it, if one did (stored with the result).
     #[must_use]
-    pub fn of(result: &'a trustcaptcha::VerificationResult, now: OffsetDateTime) -> Self {
+    pub fn of(
+        result: &'a trustcaptcha::VerificationResult,
+        access_rule: Option<crate::access::AccessRule>,
+        now: OffsetDateTime,
+    ) -> Self {
         Assessment {
             captcha_id: result.captcha_id,
             verification_id: result.verification_id,
             verification_passed: result.verification_passed,
             score: result.score,
-            reason: Self::reason_of(result),
+            reason: Self::reason_of(result, access_rule),
             mode: if result.minimal_data_mode_enabled {
                 "MINIMAL_DATA"
             } else {
@@ -251,13 +256,22 @@ impl<'a> Assessment<'a> {
     }
 
     /// The older API's `reason` for v2's `decisionType` and `decisionAction` (the table in
-    /// `docs/protocol.md`). Country lists and proof-of-work rules are the site's own rules, as
-    /// its IP lists are: `CUSTOM_*_LIST`.
+    /// `docs/protocol.md`), and the access rule that decided: a block by the site's country
+    /// lists is `GEOBLOCKING` (v2 names it `CUSTOM_ACCESS_RULE`, as the IP lists and the
+    /// proof-of-work rules, which are `CUSTOM_*_LIST` here).
     #[must_use]
-    pub fn reason_of(result: &trustcaptcha::VerificationResult) -> &'static str {
+    pub fn reason_of(
+        result: &trustcaptcha::VerificationResult,
+        access_rule: Option<crate::access::AccessRule>,
+    ) -> &'static str {
         use trustcaptcha::{DecisionAction, DecisionType};
         match (&result.decision_type, &result.decision_action) {
             (DecisionType::BypassKey, _) => "BYPASS_KEY",
+            (DecisionType::CustomAccessRule, DecisionAction::Block)
+                if access_rule == Some(crate::access::AccessRule::CountryBlocked) =>
+            {
+                "GEOBLOCKING"
+            }
             (DecisionType::CustomAccessRule, DecisionAction::Allow) => "CUSTOM_ALLOW_LIST",
             (DecisionType::CustomAccessRule, _) => "CUSTOM_BLOCK_LIST",
             (DecisionType::GlobalIpAccessRule, DecisionAction::Allow) => "GLOBAL_ALLOW_LIST",

@@ -92,6 +92,9 @@ pub(crate) struct Verdict {
     pub decision_type: DecisionType,
     /// `decisionAction`.
     pub decision_action: DecisionAction,
+    /// The access rule that decided, if one did (the older results API's `reason` tells some
+    /// apart that `decisionType` does not).
+    pub access_rule: Option<AccessRule>,
 }
 
 /// Judges a verification whose proof-of-work was solved.
@@ -108,15 +111,19 @@ pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Si
         score: 1.0,
         decision_type,
         decision_action: DecisionAction::Block,
+        access_rule,
     };
     match access_rule {
-        Some(AccessRule::Blocked) => blocked(DecisionType::CustomAccessRule),
+        Some(AccessRule::Blocked | AccessRule::CountryBlocked) => {
+            blocked(DecisionType::CustomAccessRule)
+        }
         Some(AccessRule::GloballyBlocked) => blocked(DecisionType::GlobalIpAccessRule),
         Some(AccessRule::Allowed) => Verdict {
             passed: true,
             score: 0.0,
             decision_type: DecisionType::CustomAccessRule,
             decision_action: DecisionAction::Allow,
+            access_rule,
         },
         None => {
             let score = if site.scores() { signals.score() } else { 0.0 };
@@ -129,6 +136,7 @@ pub(crate) fn verdict(site: &Site, access_rule: Option<AccessRule>, signals: &Si
                 } else {
                     DecisionAction::Allow
                 },
+                access_rule: None,
             }
         }
     }

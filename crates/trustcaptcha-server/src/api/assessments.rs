@@ -56,7 +56,12 @@ pub(crate) async fn retrieve(
     let well_formed = uuid::Uuid::parse_str(&id).is_ok();
     let answer = verification::retrieve(&state, for_key, &id, false, ip).await;
     let mut response = match answer.outcome {
-        Ok(retrieved) => Json(Assessment::of(&retrieved.result, state.clock.now())).into_response(),
+        Ok(retrieved) => Json(Assessment::of(
+            &retrieved.result,
+            retrieved.access_rule,
+            state.clock.now(),
+        ))
+        .into_response(),
         Err(Error::Refused(Refusal::NotFound)) if !well_formed => ApiError::from(Refusal::NotFound)
             .with_status(StatusCode::BAD_REQUEST)
             .into_response(),

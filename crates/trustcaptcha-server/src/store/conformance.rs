@@ -52,6 +52,7 @@ pub(crate) fn finished(id: Uuid, max_retrievals: u32, lifetime: Duration) -> Fin
         },
         site_key: SITE,
         max_retrievals,
+        access_rule: None,
     }
 }
 
@@ -160,8 +161,13 @@ pub(crate) async fn lifecycle(fixture: &impl Fixture) {
         store.retrieve(id, &[SITE], T0).await,
         Ok(Retrieval::NotFinished)
     );
+    // The access rule that decided is kept with the result (the older API's `reason` needs it).
+    let decided = Finished {
+        access_rule: Some(crate::access::AccessRule::CountryBlocked),
+        ..finished(id, 2, 15 * MINUTE)
+    };
     store
-        .finish_claimed(id, lease, finished(id, 2, 15 * MINUTE), T0)
+        .finish_claimed(id, lease, decided, T0)
         .await
         .expect("finish");
     assert_eq!(store.claim(id, lease, T0).await, Ok(None), "finished");
@@ -175,15 +181,19 @@ pub(crate) async fn lifecycle(fixture: &impl Fixture) {
     else {
         panic!("first retrieval")
     };
-    assert_eq!(first.verification_id, id);
-    assert_eq!(first.score, 0.25);
-    assert_eq!(first.result_first_fetched_at, Some(T0 + MINUTE));
-    assert_eq!(first.result_last_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(first.result.verification_id, id);
+    assert_eq!(first.result.score, 0.25);
+    assert_eq!(first.result.result_first_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(first.result.result_last_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(
+        first.access_rule,
+        Some(crate::access::AccessRule::CountryBlocked)
+    );
     let Ok(Retrieval::Found(second)) = store.retrieve(id, &[SITE], T0 + 2 * MINUTE).await else {
         panic!("second retrieval")
     };
-    assert_eq!(second.result_first_fetched_at, Some(T0 + MINUTE));
-    assert_eq!(second.result_last_fetched_at, Some(T0 + 2 * MINUTE));
+    assert_eq!(second.result.result_first_fetched_at, Some(T0 + MINUTE));
+    assert_eq!(second.result.result_last_fetched_at, Some(T0 + 2 * MINUTE));
     assert_eq!(
         store.retrieve(id, &[SITE], T0 + 3 * MINUTE).await,
         Ok(Retrieval::LimitReached)

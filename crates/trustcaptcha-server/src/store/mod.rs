@@ -162,6 +162,20 @@ pub struct Finished {
     pub site_key: Uuid,
     /// How often it may be retrieved.
     pub max_retrievals: u32,
+    /// The access rule that decided it, if one did: what the older results API's `reason`
+    /// tells apart beyond `decisionType` (a country list's block is `GEOBLOCKING`). Results
+    /// stored by earlier releases read with none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rule: Option<AccessRule>,
+}
+
+/// A result found by a retrieval, with this retrieval counted and its timestamps set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The result as it is served.
+    pub result: VerificationResult,
+    /// The access rule that decided it (see [`Finished::access_rule`]).
+    pub access_rule: Option<AccessRule>,
 }
 
 impl Finished {
@@ -279,7 +293,7 @@ pub(crate) fn from_millis(at: i64) -> Option<OffsetDateTime> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Retrieval {
     /// The result, with this retrieval counted and its timestamps set.
-    Found(Box<VerificationResult>),
+    Found(Box<Found>),
     /// No such verification, or none that can still be answered for.
     NotFound,
     /// The verification belongs to a site the caller's key is not for.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Finished, Lease, Pending, Retrieval, StoreError, TOMBSTONE};
+use super::{Finished, Found, Lease, Pending, Retrieval, StoreError, TOMBSTONE};
 
 /// Where an in-process backend keeps its records (the memory store's shards, SQLite's table):
 /// adding one, and running a transition on one under the backend's own atomicity (a lock, a
@@ -246,7 +246,10 @@ impl Record {
         let result = &mut finished.result;
         result.result_first_fetched_at.get_or_insert(now);
         result.result_last_fetched_at = Some(now);
-        let answer = Box::new(result.clone());
+        let answer = Box::new(Found {
+            result: result.clone(),
+            access_rule: finished.access_rule,
+        });
         if *retrievals >= finished.max_retrievals {
             // The result is never served again: keep only what later answers need.
             self.state = State::Spent { expires_at };

@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use super::catalog::{AUDIT_ENTRIES, AUDIT_PAGE};
 use super::{
-    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
-    Store, StoreError, TOMBSTONE, from_millis, millis, window,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Found, Lease, Mark, Pending,
+    Retrieval, Store, StoreError, TOMBSTONE, from_millis, millis, window,
 };
 
 /// The longest one store call may take, reconnecting included; then it fails as unavailable.
@@ -665,10 +665,14 @@ impl Store for RedisStore {
                     .ok()
                     .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
                     .ok_or_else(|| unavailable("a stored retrieval time is malformed"))?;
+                let access_rule = finished.access_rule;
                 let mut result = finished.result;
                 result.result_first_fetched_at = Some(first);
                 result.result_last_fetched_at = Some(now);
-                Retrieval::Found(Box::new(result))
+                Retrieval::Found(Box::new(Found {
+                    result,
+                    access_rule,
+                }))
             }
             _ => return Err(unavailable("an unexpected script reply")),
         };

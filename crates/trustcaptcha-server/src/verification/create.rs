@@ -183,6 +183,7 @@ async fn finish_with_bypass_key(
         score: 0.0,
         decision_type: DecisionType::BypassKey,
         decision_action: DecisionAction::Allow,
+        access_rule: None,
     };
     let id = new_id(now);
     let finished = finished(site, id, visitor, (now, now), verdict);

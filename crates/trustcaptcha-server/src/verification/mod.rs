@@ -253,6 +253,7 @@ pub(super) fn finished(
         result,
         site_key: site.site_key,
         max_retrievals: site.max_retrievals,
+        access_rule: verdict.access_rule,
     }
 }
 

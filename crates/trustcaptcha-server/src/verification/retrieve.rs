@@ -21,6 +21,8 @@ pub(crate) struct Retrieved {
     pub result: VerificationResult,
     /// `ok`, `fixture`, `failover` or `failover_tolerance`.
     pub outcome: &'static str,
+    /// The access rule that decided it, if one did (the older API's `reason` needs it).
+    pub access_rule: Option<crate::access::AccessRule>,
 }
 
 /// The backend's retrieval of a result with a key valid for the sites in `for_key` (`None`: a
@@ -98,6 +100,7 @@ async fn retrieval(
             result: synthesized(first_site, id, now, DecisionType::Failover),
             site_key: first_site.site_key,
             max_retrievals: 1,
+            access_rule: None,
         };
         match state.store.insert_finished(id, synthesized, now).await {
             Ok(()) | Err(StoreError::Duplicate) => {}
@@ -115,9 +118,10 @@ async fn retrieval(
 /// A retrieval's answer; found, it is counted as `outcome`.
 fn answered(retrieval: Retrieval, outcome: &'static str) -> Result<Retrieved, Error> {
     match retrieval {
-        Retrieval::Found(result) => Ok(Retrieved {
-            result: *result,
+        Retrieval::Found(found) => Ok(Retrieved {
+            result: found.result,
             outcome,
+            access_rule: found.access_rule,
         }),
         Retrieval::NotFound | Retrieval::WrongSite => Err(Refusal::NotFound.into()),
         Retrieval::NotFinished => Err(Refusal::NotFinished.into()),

@@ -125,3 +125,57 @@ async fn a_database_the_server_cannot_read_a_country_from_is_refused_at_start() 
     assert!(problem.contains("country_code"), "{problem}");
     let _ = std::fs::remove_file(path);
 }
+
+/// A country list's block reads as `GEOBLOCKING` in the older results API (v2 calls it a
+/// custom access rule, as it does an IP list's block, which stays `CUSTOM_BLOCK_LIST`).
+#[tokio::test]
+async fn a_blocked_country_is_geoblocking_in_the_older_api() {
+    let path = geoip_database("geoblocking", &[("127.0.0.0/24", "AT")]);
+    let mut config = config("");
+    config.server.geoip_database = Some(path.clone());
+    config.sites[0].max_retrievals = 2;
+    config.sites[0].countries_blocked = vec!["AT".into()];
+    let server = TestServer::start(config.clone()).await;
+    let assess = |server: &TestServer, token: &str| {
+        let id = trustcaptcha::VerificationToken::decode(token)
+            .expect("token")
+            .verification_id;
+        let request = server
+            .http
+            .get(format!("{}/verifications/{id}/assessments", server.url))
+            .header("tc-authorization", KEY_A);
+        async move {
+            let answer: serde_json::Value = request
+                .send()
+                .await
+                .expect("assessment")
+                .json()
+                .await
+                .expect("json");
+            answer
+        }
+    };
+    let token = server.solve(SITE_A).await;
+    let result = server.fetch(KEY_A, &token).await;
+    assert_eq!(
+        (result.decision_type, result.verification_passed),
+        (trustcaptcha::DecisionType::CustomAccessRule, false)
+    );
+    let older = assess(&server, &token).await;
+    assert_eq!(older["reason"], "GEOBLOCKING", "{older}");
+    assert_eq!(
+        (
+            older["verificationPassed"].as_bool(),
+            older["score"].as_f64()
+        ),
+        (Some(false), Some(1.0))
+    );
+
+    // The same visitor on an IP block list as well: the IP list decides first.
+    config.sites[0].block_ips =
+        trustcaptcha_server::networks::NetworkSet::parse("127.0.0.0/8").expect("set");
+    let server = TestServer::start(config).await;
+    let token = server.solve(SITE_A).await;
+    assert_eq!(assess(&server, &token).await["reason"], "CUSTOM_BLOCK_LIST");
+    let _ = std::fs::remove_file(path);
+}
