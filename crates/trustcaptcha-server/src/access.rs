@@ -192,13 +192,13 @@ mod tests {
         site.countries_blocked = vec!["FR".into()];
         assert_eq!(
             decide(&site, &reputation, &listed).access,
-            Some(AccessRule::Blocked)
+            Some(AccessRule::CountryBlocked)
         );
         site.countries_blocked.clear();
         site.countries_allowed = vec!["DE".into()];
         assert_eq!(
             decide(&site, &reputation, &seen("192.0.2.1", "", &headers)).access,
-            Some(AccessRule::Blocked),
+            Some(AccessRule::CountryBlocked),
             "an unknown country is not on an allow list"
         );
         assert_eq!(
