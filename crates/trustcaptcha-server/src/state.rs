@@ -488,20 +488,21 @@ impl AppState {
     /// Reads the console's sites from the store when they changed since this server last read
     /// them (or one of their keys has since stopped working), and serves them. A site that does
     /// not read or check (written by a newer server, or clashing with a file's site added since)
-    /// is left out, with a warning. A store that fails leaves the sites as they are.
-    pub(crate) async fn refresh_catalog(&self) {
+    /// is left out, with a warning. A store that fails leaves the sites as they are; the answer
+    /// is then false.
+    pub(crate) async fn refresh_catalog(&self) -> bool {
         let _one_at_a_time = self.catalog_refresh.lock().await;
         let now = self.clock.now();
         let current = self.site_index.load_full();
         let Ok(revision) = self.store.revision(Collection::Sites).await else {
-            return;
+            return false;
         };
         let expired = current.catalog.next_expiry.is_some_and(|at| at <= now);
         if revision == current.catalog.revision && !expired {
-            return;
+            return true;
         }
         let Ok(entries) = self.store.entries(Collection::Sites, now).await else {
-            return;
+            return false;
         };
         let mut sites = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -547,7 +548,7 @@ impl AppState {
         let _rebuilding = self.rebuilding.lock();
         let latest = self.site_index.load_full();
         if latest.catalog.revision > revision {
-            return;
+            return true;
         }
         let index = SiteIndex::new(
             latest.file_sites().to_vec(),
@@ -561,6 +562,7 @@ impl AppState {
             "console sites read"
         );
         self.site_index.store(Arc::new(index));
+        true
     }
 }
 

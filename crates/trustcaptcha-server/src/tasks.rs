@@ -112,13 +112,19 @@ async fn flush_statistics(state: AppState) {
 /// server (one small read per poll: a `GET` in Redis).
 pub(crate) const CATALOG_POLL: Duration = Duration::from_millis(250);
 
+/// How long polling pauses after the store failed to answer it: an outage is logged by every
+/// call that fails, and four a second would flood the log.
+const CATALOG_POLL_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
 /// Serves the console's sites as they change, for as long as it runs.
 async fn poll_catalog(state: AppState) {
     let mut interval = tokio::time::interval(CATALOG_POLL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        state.refresh_catalog().await;
+        if !state.refresh_catalog().await {
+            tokio::time::sleep(CATALOG_POLL_AFTER_FAILURE).await;
+        }
     }
 }
 
