@@ -181,6 +181,44 @@ pub(crate) async fn remove(state: &AppState, by: &Actor, name: &str) -> Result<(
     Ok(())
 }
 
+/// Changes `name`'s password to `password`, if `current` is their password now: a stolen
+/// session alone cannot take the account over.
+///
+/// # Errors
+///
+/// A wrong current password, a new one that is not valid, or the store's failure.
+pub(crate) async fn change_password(
+    state: &AppState,
+    name: &str,
+    current: String,
+    password: String,
+) -> Result<(), Refused> {
+    let Some(user) = sign_in(state, name, current).await? else {
+        return Err(Refused::BadRequest(
+            "the current password is not right".into(),
+        ));
+    };
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(Refused::BadRequest(format!(
+            "a password has at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+        )));
+    }
+    let changed = User {
+        password: Some(hash(password).await?),
+        ..user
+    };
+    let value =
+        serde_json::to_string(&changed).map_err(|_| Refused::BadRequest("unreadable".into()))?;
+    let now = state.clock.now();
+    state
+        .store
+        .put_entry(Collection::Users, name, value, Expect::Anything, None, now)
+        .await?;
+    audit::record(state, &changed.actor(), "user.password", name, None, None).await;
+    Ok(())
+}
+
 /// The user named `name`.
 ///
 /// # Errors

@@ -1125,3 +1125,116 @@ async fn the_pages_forms_change_settings_and_rules_and_show_a_keys_last_use() {
     assert!(!page.contains(">never<"), "the key's last use is shown");
     assert!(!page.contains(&api_key));
 }
+
+#[tokio::test]
+async fn every_user_changes_their_own_password_knowing_the_current_one() {
+    let server = TestServer::start(config("")).await;
+    add_user(&server, "victor", "viewer", "viewer password 1").await;
+    let (_, cookie) = sign_in(&server, "victor", "viewer password 1").await;
+    let cookie = cookie.expect("session");
+    let (_, me) = call(
+        &server,
+        Method::GET,
+        "/admin/session",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    let csrf = me["csrf_token"].as_str().expect("csrf").to_owned();
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let change = |current: &str, password: &str| json!({"current": current, "password": password});
+    let path = "/admin/session/password";
+    let (status, body) = call(
+        &server,
+        Method::PUT,
+        path,
+        Some(change("a wrong guess here", "a new viewer password")),
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        path,
+        Some(change("viewer password 1", "short")),
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        path,
+        Some(change("viewer password 1", "a new viewer password")),
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(status, 403, "the CSRF token is wanted here too");
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        path,
+        Some(change("viewer password 1", "a new viewer password")),
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 204, "a viewer changes their own password");
+    assert_eq!(sign_in(&server, "victor", "viewer password 1").await.0, 401);
+    assert_eq!(
+        sign_in(&server, "victor", "a new viewer password").await.0,
+        303
+    );
+    // The page's form does the same.
+    let (status, page) = post_form(
+        &server,
+        "/password",
+        &[
+            ("current", "a new viewer password"),
+            ("password", "a third viewer password"),
+            ("csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{page}: the form needs the session's cookie");
+    let form = server
+        .admin
+        .http
+        .post(format!("{}/password", server.admin.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("current", "a new viewer password"),
+            ("password", "a third viewer password"),
+            ("csrf", &csrf),
+        ]))
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status(), 200);
+    assert!(
+        form.text()
+            .await
+            .expect("page")
+            .contains("Your password was changed.")
+    );
+    assert_eq!(
+        sign_in(&server, "victor", "a third viewer password")
+            .await
+            .0,
+        303
+    );
+    let (_, log) = call(
+        &server,
+        Method::GET,
+        "/admin/audit",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await;
+    let text = log.to_string();
+    assert!(
+        text.contains("user.password") && !text.contains("third viewer"),
+        "{text}"
+    );
+}

@@ -7,7 +7,8 @@
 //! exists, whoever connects (an admin, as before users existed). Nobody else gets past
 //! `/sign-in`, except to `/metrics` and `/readyz` on a loopback listener.
 //!
-//! Changes (every method but `GET` and `HEAD`) need an admin, and a browser's change must come
+//! Changes (every method but `GET` and `HEAD`; but one's own password) need an admin, and a
+//! browser's change must come
 //! from the console's own pages: a session's change carries the session's CSRF token (the form
 //! field `csrf`, or the header `x-csrf-token`), and no change is taken from a request a browser
 //! marks as cross-site (`Sec-Fetch-Site`, or an `Origin` that is not the listener's own).
@@ -126,7 +127,9 @@ pub(crate) async fn guard(
     };
     let mut request = request;
     if !matches!(*request.method(), Method::GET | Method::HEAD) && path != "/sign-out" {
-        if actor.role != Role::Admin {
+        // Changing one's own password is every user's; everything else is an admin's.
+        let own = matches!(path.as_str(), "/password" | "/admin/session/password");
+        if actor.role != Role::Admin && !own {
             return ApiError::forbidden("a viewer changes nothing").into_response();
         }
         if !matches!(credential, Credential::Token) && cross_site(request.headers()) {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::inputs::{AuditQuery, KeyToMake, NewSite, Revision, Rotation, Settings};
+use super::inputs::{AuditQuery, KeyToMake, NewSite, PasswordChange, Revision, Rotation, Settings};
 use super::pages::{self, Notice};
 use crate::api::error::ApiError;
 use crate::catalog::sites::{self, KeyKind};
@@ -27,7 +27,7 @@ fn problems(refused: Refused) -> Notice {
     match refused {
         Refused::Invalid(error) => Notice {
             problems: error.problems,
-            new_key: None,
+            ..Notice::default()
         },
         // The store's reason may name internals (addresses, paths): it is logged, not shown.
         Refused::Store(_) => Notice::problem("the store is unavailable: try again shortly"),
@@ -135,8 +135,8 @@ pub(crate) async fn create(
     match sites::create(&state, &caller.actor, &form.name).await {
         Ok((site_key, key)) => {
             let notice = Notice {
-                problems: Vec::new(),
                 new_key: Some((KeyKind::Api, "default".into(), key.secret)),
+                ..Notice::default()
             };
             site_page(&state, &caller, site_key, &notice, StatusCode::CREATED).await
         }
@@ -362,8 +362,8 @@ async fn shown_once(
     match outcome {
         Ok(key) => {
             let notice = Notice {
-                problems: Vec::new(),
                 new_key: Some((kind, name.to_owned(), key.secret)),
+                ..Notice::default()
             };
             site_page(state, caller, site_key, &notice, StatusCode::OK).await
         }
@@ -475,6 +475,26 @@ pub(crate) async fn add_user(
             users_answer(&state, &caller, &problems(refused), status).await
         }
     }
+}
+
+/// `POST /password`: the signed-in user's own password.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<PasswordChange>,
+) -> Response {
+    let outcome =
+        users::change_password(&state, &caller.actor.name, form.current, form.password).await;
+    let notice = match outcome {
+        Ok(()) => Notice::said("Your password was changed."),
+        Err(refused) => problems(refused),
+    };
+    let status = if notice.problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    users_answer(&state, &caller, &notice, status).await
 }
 
 /// `POST /users/{name}/remove`.

@@ -38,6 +38,13 @@ pub(crate) struct Rotation {
     pub(crate) overlap_secs: u64,
 }
 
+/// One's own new password, with the current one.
+#[derive(Deserialize)]
+pub(crate) struct PasswordChange {
+    pub(crate) current: String,
+    pub(crate) password: String,
+}
+
 /// A page of the audit log: the entries after number `after`, at most `limit`.
 #[derive(Deserialize)]
 pub(crate) struct AuditQuery {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::forms::status_of;
-use super::inputs::{AuditQuery, KeyToMake, NewSite, Revision, Rotation, Settings};
+use super::inputs::{AuditQuery, KeyToMake, NewSite, PasswordChange, Revision, Rotation, Settings};
 use crate::api::error::ApiError;
 use crate::api::extract::JsonBody;
 use crate::catalog::sites::{self, CatalogSite, NewKey};
@@ -306,6 +306,18 @@ pub(crate) async fn audit_export(State(state): State<AppState>) -> Response {
         axum::body::Body::from_stream(pages),
     )
         .into_response()
+}
+
+/// `PUT /admin/session/password`: the signed-in user's own password, with the current one.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Response {
+    match users::change_password(&state, &caller.actor.name, body.current, body.password).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => refused(error),
+    }
 }
 
 /// `GET /admin/session`: who the caller is, and the CSRF token their changes carry.

@@ -33,10 +33,11 @@ const USER: &str = "/admin/users/{name}";
 const AUDIT: &str = "/admin/audit";
 const AUDIT_EXPORT: &str = "/admin/audit.jsonl";
 const SESSION: &str = "/admin/session";
+const PASSWORD: &str = "/admin/session/password";
 
 /// The admin API's catalog endpoints, as `docs/admin-openapi.json` documents them.
 #[cfg(any(test, feature = "test-support"))]
-pub(crate) const API_ROUTES: [&str; 11] = [
+pub(crate) const API_ROUTES: [&str; 12] = [
     SITES,
     SITE,
     SETTINGS,
@@ -48,6 +49,7 @@ pub(crate) const API_ROUTES: [&str; 11] = [
     AUDIT,
     AUDIT_EXPORT,
     SESSION,
+    PASSWORD,
 ];
 
 /// The console's routes: its pages and forms, and the admin API's catalog endpoints.
@@ -76,6 +78,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/users", get(forms::users_page).post(forms::add_user))
         .route("/users/{name}/remove", post(forms::remove_user))
         .route(SESSION, get(json::session))
+        .route(PASSWORD, put(json::change_password))
+        .route("/password", post(forms::change_password))
         .route(SITES, get(json::list).post(json::create))
         .route(SITE, get(json::get).delete(json::delete))
         .route(SETTINGS, put(json::set_settings))

@@ -24,13 +24,22 @@ pub(crate) struct Notice {
     pub(crate) problems: Vec<(String, String)>,
     /// A key made just now, shown once: its kind, name and the key.
     pub(crate) new_key: Option<(KeyKind, String, String)>,
+    /// What was done, when it needs saying.
+    pub(crate) done: Option<String>,
 }
 
 impl Notice {
     pub(crate) fn problem(message: impl Into<String>) -> Self {
         Notice {
             problems: vec![(String::new(), message.into())],
-            new_key: None,
+            ..Notice::default()
+        }
+    }
+
+    pub(crate) fn said(message: impl Into<String>) -> Self {
+        Notice {
+            done: Some(message.into()),
+            ..Notice::default()
         }
     }
 }
@@ -156,6 +165,9 @@ fn notice(notice: &Notice) -> Markup {
                     }
                 }
             }
+        }
+        @if let Some(done) = &notice.done {
+            section.secret role="status" { p { (done) } }
         }
         @if let Some((kind, name, secret)) = &notice.new_key {
             section.secret role="status" {
@@ -623,6 +635,17 @@ pub(crate) fn users(caller: &Caller, users: &[User], shown: &Notice) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        }
+        @if caller.csrf.is_some() {
+            section {
+                h2 { "Your password" }
+                form.row method="post" action="/password" {
+                    (csrf_field(caller))
+                    div { label for="current" { "Current password" } input id="current" name="current" type="password" autocomplete="current-password" required; }
+                    div { label for="new-password" { "New password" } input id="new-password" name="password" type="password" autocomplete="new-password" minlength="12" required; }
+                    div { button type="submit" { "Change" } }
                 }
             }
         }
