@@ -128,6 +128,16 @@ impl SiteIndex {
         self.sites.iter().map(|site| &*site.name)
     }
 
+    /// The site with this site key, with its catalog entry when it is a console site: one
+    /// lookup in the index (the console's sites follow the file's, in catalog order).
+    pub(crate) fn lookup(&self, site_key: Uuid) -> Option<(&Arc<Site>, Option<&CatalogSite>)> {
+        let index = *self.by_key.get(&site_key)?;
+        let entry = index
+            .checked_sub(self.from_file)
+            .and_then(|index| self.catalog.sites.get(index));
+        Some((&self.sites[index], entry))
+    }
+
     /// The configuration file's sites.
     pub(crate) fn file_sites(&self) -> &[Arc<Site>] {
         &self.sites[..self.from_file]
@@ -391,10 +401,8 @@ impl AppState {
         let console = self
             .site_index
             .load()
-            .catalog
-            .sites
-            .iter()
-            .any(|entry| entry.site.site_key == site_key);
+            .lookup(site_key)
+            .is_some_and(|(_, entry)| entry.is_some());
         if console {
             self.catalog_current().await;
         }

@@ -157,17 +157,19 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let missing =
-            || ApiError::forbidden("an api key is required as Authorization: Bearer <key>");
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(missing)?;
-        let (scheme, key) = value.trim().split_once(' ').ok_or_else(missing)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
-            return Err(missing());
-        }
-        Ok(BearerKey(KeyHash::of(key)))
+        bearer(&parts.headers).map(BearerKey).ok_or_else(|| {
+            ApiError::forbidden("an api key is required as Authorization: Bearer <key>")
+        })
     }
+}
+
+/// The digest of the `Authorization: Bearer <key>` key, if the header has that form with a key
+/// that is not empty (the scheme in any case): the backend's API key, the admin token.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<KeyHash> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty()).then(|| KeyHash::of(key))
 }

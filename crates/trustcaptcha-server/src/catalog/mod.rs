@@ -165,6 +165,19 @@ mod tests {
     use super::new_secret;
 
     #[test]
+    fn a_new_key_is_never_in_debug_output() {
+        let made = super::sites::NewKey {
+            id: uuid::Uuid::nil(),
+            secret: new_secret("ak_"),
+        };
+        let shown = format!("{made:?}");
+        assert!(
+            !shown.contains(&made.secret) && shown.contains("NewKey"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn secrets_are_49_letters_and_digits_after_their_prefix_and_differ() {
         let secrets: Vec<String> = (0..200).map(|_| new_secret("ak_")).collect();
         for secret in &secrets {

@@ -24,11 +24,19 @@ pub(crate) const MAX_OVERLAP: Duration = Duration::from_secs(7 * 86_400);
 /// Keys one site holds at most (expired ones are dropped at its next change).
 const MAX_KEYS: usize = 50;
 
-/// A key made for the caller: its id and the key itself, shown once.
-#[derive(Debug)]
+/// A key made for the caller: its id and the key itself, shown once. Its `Debug` output never
+/// shows the key.
 pub(crate) struct NewKey {
     pub(crate) id: Uuid,
     pub(crate) secret: String,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 fn new_key(kind: KeyKind, name: &str, now: OffsetDateTime) -> Result<(Key, NewKey), Refused> {

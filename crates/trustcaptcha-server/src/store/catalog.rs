@@ -159,7 +159,8 @@ impl MemoryCatalog {
     ) -> Result<u64, StoreError> {
         let entries = self.collections.entry(collection).or_default();
         let found = expected(entries, id, expect, now)?;
-        if found.is_none() {
+        // Expired entries are swept only when they stand in the way of a new one.
+        if found.is_none() && entries.len() >= collection.limit() {
             entries.retain(|_, entry| live(entry, now));
             if entries.len() >= collection.limit() {
                 return Err(StoreError::Full);

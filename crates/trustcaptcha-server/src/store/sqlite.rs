@@ -393,6 +393,15 @@ fn live_revision(
     Ok(revision.and_then(|revision| u64::try_from(revision).ok()))
 }
 
+/// How many entries `collection` holds, expired ones included.
+fn held(tx: &Connection, collection: Collection) -> Result<usize, StoreError> {
+    let held: i64 = tx
+        .prepare_cached("SELECT count(*) FROM catalog WHERE collection = ?1")
+        .and_then(|mut statement| statement.query_row(params![collection.name()], |row| row.get(0)))
+        .map_err(unavailable)?;
+    Ok(usize::try_from(held).unwrap_or(usize::MAX))
+}
+
 /// Takes `collection`'s next revision.
 fn next_revision(tx: &Connection, collection: Collection) -> Result<i64, StoreError> {
     tx.prepare_cached(
@@ -841,17 +850,12 @@ impl Store for SqliteStore {
             if !expect.holds(found) {
                 return Err(StoreError::Conflict);
             }
-            if found.is_none() {
+            // Expired entries are swept only when they stand in the way of a new one.
+            if found.is_none() && held(tx, collection)? >= collection.limit() {
                 tx.prepare_cached("DELETE FROM catalog WHERE collection = ?1 AND expires_at <= ?2")
                     .and_then(|mut statement| statement.execute(params![collection.name(), now]))
                     .map_err(unavailable)?;
-                let held: i64 = tx
-                    .prepare_cached("SELECT count(*) FROM catalog WHERE collection = ?1")
-                    .and_then(|mut statement| {
-                        statement.query_row(params![collection.name()], |row| row.get(0))
-                    })
-                    .map_err(unavailable)?;
-                if usize::try_from(held).unwrap_or(usize::MAX) >= collection.limit() {
+                if held(tx, collection)? >= collection.limit() {
                     return Err(StoreError::Full);
                 }
             }

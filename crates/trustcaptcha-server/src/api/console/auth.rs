@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::api::AdminAccess;
 use crate::api::error::ApiError;
-use crate::api::extract::ClientIp;
+use crate::api::extract::{ClientIp, bearer};
 use crate::catalog::sessions::{self, Session};
 use crate::catalog::{Actor, Role, users};
 use crate::secret::KeyHash;
@@ -228,16 +228,6 @@ async fn credential(
     Ok(None)
 }
 
-/// The digest of an `Authorization: Bearer` token.
-fn bearer(headers: &HeaderMap) -> Option<KeyHash> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| KeyHash::of(token))
-}
-
 /// Compares an offered admin token in constant time. A wrong token is a failed key guess of its
 /// network (the limits' hourly budget, shared with API and bypass keys) and is logged with the
 /// network; a network past its budget is refused before its token is looked at.
@@ -384,17 +374,21 @@ pub(crate) async fn sign_in(
         Err(error) => return ApiError::from(error).into_response(),
     };
     tracing::info!(user = %user.name, "signed in to the console");
+    with_cookie(&state, Redirect::to("/"), &token, lifetime.as_secs())
+}
+
+/// `answer` setting the session cookie to `value` for `max_age` seconds (0 clears it).
+fn with_cookie(state: &AppState, answer: impl IntoResponse, value: &str, max_age: u64) -> Response {
     let secure = if state.settings.console_secure_cookie {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        cookie_name(&state),
-        lifetime.as_secs()
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        cookie_name(state)
     );
-    let mut response = Redirect::to("/").into_response();
+    let mut response = answer.into_response();
     if let Ok(value) = cookie.parse() {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -408,18 +402,5 @@ pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) 
     {
         let _ = sessions::end(&state, &session).await;
     }
-    let secure = if state.settings.console_secure_cookie {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
-        cookie_name(&state)
-    );
-    let mut response = Redirect::to("/sign-in").into_response();
-    if let Ok(value) = cookie.parse() {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    with_cookie(&state, Redirect::to("/sign-in"), "", 0)
 }

@@ -383,10 +383,8 @@ pub(crate) async fn rotate_key(
 ) -> Response {
     let index = state.site_index();
     let old = index
-        .catalog
-        .sites
-        .iter()
-        .find(|entry| entry.site.site_key == site_key)
+        .lookup(site_key)
+        .and_then(|(_, entry)| entry)
         .and_then(|entry| entry.stored.keys.iter().find(|key| key.id == key_id))
         .map(|key| (key.kind, key.name.clone()));
     let (kind, name) = old.unwrap_or((KeyKind::Api, String::new()));

@@ -112,20 +112,10 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Path(site_key): Path<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let index = state.site_index();
-    if let Some(entry) = index
-        .catalog
-        .sites
-        .iter()
-        .find(|entry| entry.site.site_key == site_key)
-    {
-        return Ok(Json(site_json(&entry.site, Some(entry))));
-    }
-    index
-        .file_sites()
-        .iter()
-        .find(|site| site.site_key == site_key)
-        .map(|site| Json(site_json(site, None)))
+    state
+        .site_index()
+        .lookup(site_key)
+        .map(|(site, entry)| Json(site_json(site, entry)))
         .ok_or_else(|| ApiError::not_found("no site has that key"))
 }
 

@@ -17,8 +17,8 @@ use crate::catalog::users::User;
 use crate::config::Site;
 use crate::state::AppState;
 
-/// What a page says above its content.
-#[derive(Debug, Default)]
+/// What a page says above its content. Its `Debug` output never shows a new key.
+#[derive(Default)]
 pub(crate) struct Notice {
     /// Problems that stopped a change, each with where.
     pub(crate) problems: Vec<(String, String)>,
@@ -26,6 +26,19 @@ pub(crate) struct Notice {
     pub(crate) new_key: Option<(KeyKind, String, String)>,
     /// What was done, when it needs saying.
     pub(crate) done: Option<String>,
+}
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notice")
+            .field("problems", &self.problems)
+            .field(
+                "new_key",
+                &self.new_key.as_ref().map(|(kind, name, _)| (kind, name)),
+            )
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl Notice {
@@ -272,20 +285,7 @@ pub(crate) fn site(
     last_uses: &std::collections::HashMap<String, String>,
 ) -> Option<Markup> {
     let index = state.site_index();
-    let catalog = index
-        .catalog
-        .sites
-        .iter()
-        .find(|entry| entry.site.site_key == site_key)
-        .cloned();
-    let site = match &catalog {
-        Some(entry) => std::sync::Arc::clone(&entry.site),
-        None => index
-            .file_sites()
-            .iter()
-            .find(|site| site.site_key == site_key)
-            .cloned()?,
-    };
+    let (site, catalog) = index.lookup(site_key)?;
     let admin = is_admin(caller) && catalog.is_some();
     let body = html! {
         h1 {
@@ -300,9 +300,9 @@ pub(crate) fn site(
             p { a href={ "/statistics?site=" (urlencode(&site.name)) } { "Statistics" } }
         }
         @if let Some(entry) = &catalog { (keys(caller, entry, admin, last_uses)) }
-        (settings(caller, &site, catalog.as_ref(), admin))
+        (settings(caller, site, catalog, admin))
         @if let Some(entry) = &catalog { (rules(caller, entry, admin)) }
-        (snippets(state, &site))
+        (snippets(state, site))
         @if let Some(entry) = &catalog {
             @if admin {
                 section {
