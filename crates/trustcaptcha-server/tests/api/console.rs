@@ -57,6 +57,20 @@ async fn make_site(server: &TestServer, name: &str) -> (String, String) {
     )
 }
 
+/// Two text fields of each object in the JSON array `list`.
+fn pairs<'v>(list: &'v Value, first: &str, second: &str) -> Vec<(&'v str, &'v str)> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| {
+            (
+                item[first].as_str().unwrap_or(""),
+                item[second].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 /// Adds a user with a password, as the `user add` command does.
 async fn add_user(server: &TestServer, name: &str, role: &str, password: &str) {
     trustcaptcha_server::add_user(&server.state, name, role, Some(password.to_owned()))
@@ -158,17 +172,7 @@ async fn a_site_made_at_run_time_serves_widgets_and_its_key_fetches_results() {
         !text.contains(&api_key) && !text.contains("sha256:"),
         "{text}"
     );
-    let sources: Vec<(&str, &str)> = listed["sites"]
-        .as_array()
-        .expect("sites")
-        .iter()
-        .map(|site| {
-            (
-                site["name"].as_str().unwrap_or(""),
-                site["source"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let sources = pairs(&listed["sites"], "name", "source");
     assert!(
         sources.contains(&("a", "file")) && sources.contains(&("shop", "console")),
         "{sources:?}"
@@ -835,17 +839,7 @@ async fn every_change_is_in_the_audit_log_without_a_secret() {
     )
     .await;
     assert_eq!(status, 200);
-    let actions: Vec<(&str, &str)> = log["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|entry| {
-            (
-                entry["actor"].as_str().unwrap_or(""),
-                entry["action"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
+    let actions = pairs(&log["entries"], "actor", "action");
     assert_eq!(
         actions,
         [
