@@ -21,6 +21,7 @@ pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
 pub(crate) const SITE: Uuid = Uuid::from_u128(1);
 const OTHER_SITE: Uuid = Uuid::from_u128(9);
 const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
 
 pub(crate) fn pending(lifetime: Duration) -> Pending {
     Pending {
@@ -113,6 +114,14 @@ macro_rules! suite {
             #[tokio::test]
             async fn catalog_collections_are_bounded_and_audit_is_numbered() {
                 c::catalog_collections_are_bounded_and_audit_is_numbered(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn series_sum_by_bucket_and_are_forgotten() {
+                c::series_sum_by_bucket_and_are_forgotten(&$make(10)).await;
+            }
+            #[tokio::test]
+            async fn journals_keep_the_newest_within_their_bound() {
+                c::journals_keep_the_newest_within_their_bound(&$make(10)).await;
             }
             #[tokio::test]
             async fn capacity_is_bounded() {
@@ -766,4 +775,170 @@ pub(crate) async fn catalog_collections_are_bounded_and_audit_is_numbered(fixtur
         Ok(vec![(2, "{\"n\":2}".to_owned())])
     );
     assert_eq!(store.audit(3, 10).await, Ok(vec![]));
+}
+
+pub(crate) async fn series_sum_by_bucket_and_are_forgotten(fixture: &impl Fixture) {
+    use super::{Resolution, SeriesAdd, SeriesPoint};
+    let store = fixture.store();
+    let hour = Resolution::Hour.bucket(T0);
+    let add = |site: &str, resolution: Resolution, bucket: i64, event: &str, by: u64| SeriesAdd {
+        site: site.to_owned(),
+        resolution,
+        bucket,
+        event: event.to_owned(),
+        by,
+        forget_at: T0 + 2 * HOUR,
+    };
+    let point = |bucket: i64, event: &str, count: u64| SeriesPoint {
+        bucket,
+        event: event.to_owned(),
+        count,
+    };
+    store
+        .add_series(
+            vec![
+                add("shop", Resolution::Hour, hour, "created", 2),
+                add("shop", Resolution::Hour, hour, "signal:automation", 1),
+                add("shop", Resolution::Hour, hour + 3_600, "created", 1),
+                add(
+                    "shop",
+                    Resolution::Day,
+                    Resolution::Day.bucket(T0),
+                    "created",
+                    3,
+                ),
+                add("blog", Resolution::Hour, hour, "created", 7),
+            ],
+            T0,
+        )
+        .await
+        .expect("add");
+    // Another server adds to the same bucket: the counts sum.
+    store
+        .add_series(vec![add("shop", Resolution::Hour, hour, "created", 5)], T0)
+        .await
+        .expect("add again");
+    assert_eq!(
+        store
+            .series("shop", Resolution::Hour, hour, hour + 2 * 3_600, T0)
+            .await,
+        Ok(vec![
+            point(hour, "created", 7),
+            point(hour, "signal:automation", 1),
+            point(hour + 3_600, "created", 1),
+        ])
+    );
+    assert_eq!(
+        store
+            .series("shop", Resolution::Hour, hour + 1, hour + 3_600, T0)
+            .await,
+        Ok(vec![]),
+        "a bucket is in a range by its start"
+    );
+    assert_eq!(
+        store
+            .series("shop", Resolution::Day, hour - 86_400, hour + 86_400, T0)
+            .await,
+        Ok(vec![point(Resolution::Day.bucket(T0), "created", 3)])
+    );
+    assert_eq!(
+        store
+            .series("blog", Resolution::Hour, hour, hour + 1, T0)
+            .await,
+        Ok(vec![point(hour, "created", 7)])
+    );
+    assert_eq!(
+        store
+            .series(
+                "shop",
+                Resolution::Hour,
+                hour,
+                hour + 2 * 3_600,
+                T0 + 2 * HOUR
+            )
+            .await
+            .map(|points| points.is_empty()),
+        Ok(true),
+        "forgotten after forget_at"
+    );
+}
+
+pub(crate) async fn journals_keep_the_newest_within_their_bound(fixture: &impl Fixture) {
+    use super::{JournalBound, JournalEntry};
+    let store = fixture.store();
+    let at = super::millis(T0);
+    let entry = |offset: i64, id: &str| JournalEntry {
+        at: at + offset,
+        id: id.to_owned(),
+        value: format!("{{\"id\":\"{id}\",\"text\":\"a\\nb\"}}"),
+    };
+    let bound = JournalBound {
+        entries: 3,
+        age: HOUR,
+    };
+    store
+        .append_journal(
+            "events:shop",
+            vec![entry(0, "a"), entry(1, "b"), entry(1, "c")],
+            bound,
+            T0,
+        )
+        .await
+        .expect("append");
+    store
+        .append_journal("events:blog", vec![entry(0, "x")], bound, T0)
+        .await
+        .expect("append");
+    let ids = |entries: Vec<JournalEntry>| -> Vec<String> {
+        entries.into_iter().map(|entry| entry.id).collect()
+    };
+    let read = store
+        .journal("events:shop", at, at + 10, 10)
+        .await
+        .expect("read");
+    assert_eq!(read[0], entry(1, "c"), "whole entries, newline and all");
+    assert_eq!(ids(read), ["c", "b", "a"], "newest first, ties by id");
+    assert_eq!(
+        store
+            .journal("events:shop", at + 1, at + 2, 1)
+            .await
+            .map(ids),
+        Ok(vec!["c".to_owned()]),
+        "from inclusive, to exclusive, limited"
+    );
+    // Beyond the count, the oldest go.
+    store
+        .append_journal("events:shop", vec![entry(2, "d")], bound, T0)
+        .await
+        .expect("append");
+    assert_eq!(
+        store.journal("events:shop", 0, i64::MAX, 10).await.map(ids),
+        Ok(vec!["d".to_owned(), "c".to_owned(), "b".to_owned()])
+    );
+    // Beyond the age, too.
+    store
+        .append_journal(
+            "events:shop",
+            vec![JournalEntry {
+                at: at + 90 * 60_000,
+                ..entry(0, "e")
+            }],
+            bound,
+            T0 + 90 * MINUTE,
+        )
+        .await
+        .expect("append");
+    assert_eq!(
+        store.journal("events:shop", 0, i64::MAX, 10).await.map(ids),
+        Ok(vec!["e".to_owned()])
+    );
+    assert_eq!(
+        store.journal("events:blog", 0, i64::MAX, 10).await.map(ids),
+        Ok(vec!["x".to_owned()]),
+        "journals are apart"
+    );
+    assert_eq!(
+        store.journal("events:none", 0, i64::MAX, 10).await,
+        Ok(vec![])
+    );
 }

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Collection, Counts, Entry, Expect, Finished, Lease, Mark, Pending, Retrieval, Store, StoreError,
+    Collection, Counts, Entry, Expect, Finished, JournalBound, JournalEntry, Lease, Mark, Pending,
+    Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError,
 };
 
 /// Which method of the [`Store`] contract a call is.
@@ -55,6 +56,14 @@ pub enum Call {
     AppendAudit,
     /// [`Store::audit`].
     Audit,
+    /// [`Store::add_series`].
+    AddSeries,
+    /// [`Store::series`].
+    Series,
+    /// [`Store::append_journal`].
+    AppendJournal,
+    /// [`Store::journal`].
+    Journal,
     /// [`Store::prepare`].
     Prepare,
     /// [`Store::ping`].
@@ -272,6 +281,49 @@ impl<L: StoreLayer> Store for Layered<L> {
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
         self.around(Call::Audit, self.inner.audit(after, limit))
             .await
+    }
+
+    async fn add_series(
+        &self,
+        adds: Vec<SeriesAdd>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.around(Call::AddSeries, self.inner.add_series(adds, now))
+            .await
+    }
+
+    async fn series(
+        &self,
+        site: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let answer = self.inner.series(site, resolution, from, to, now);
+        self.around(Call::Series, answer).await
+    }
+
+    async fn append_journal(
+        &self,
+        journal: &str,
+        entries: Vec<JournalEntry>,
+        bound: JournalBound,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let answer = self.inner.append_journal(journal, entries, bound, now);
+        self.around(Call::AppendJournal, answer).await
+    }
+
+    async fn journal(
+        &self,
+        journal: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let answer = self.inner.journal(journal, from, to, limit);
+        self.around(Call::Journal, answer).await
     }
 
     async fn prepare(&self) -> Result<(), StoreError> {

@@ -23,11 +23,12 @@ use uuid::Uuid;
 
 use super::catalog::MemoryCatalog;
 use super::counter::Counter;
+use super::history::MemoryHistory;
 use super::packed;
 use super::record::{self, Record, Records};
 use super::{
-    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
-    Store, StoreError, TOMBSTONE,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, JournalBound, JournalEntry, Lease,
+    Mark, Pending, Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError, TOMBSTONE,
 };
 use crate::background::{BackgroundThread, Running};
 use crate::clock::Clock;
@@ -110,6 +111,8 @@ pub struct MemoryStore {
     marks: Mutex<HashMap<&'static str, OffsetDateTime>>,
     /// The console's sites, users and sessions, and the audit log.
     catalog: Mutex<MemoryCatalog>,
+    /// Series and journals.
+    history: Mutex<MemoryHistory>,
     /// The sweeper, stopped and joined when the store is dropped; none if it could not start.
     _sweeper: Option<BackgroundThread>,
 }
@@ -158,6 +161,7 @@ impl MemoryStore {
             shards,
             marks: Mutex::default(),
             catalog: Mutex::default(),
+            history: Mutex::default(),
             _sweeper: sweeper,
         }
     }
@@ -492,6 +496,49 @@ impl Store for MemoryStore {
 
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
         Ok(self.catalog.lock().audit(after, limit))
+    }
+
+    async fn add_series(
+        &self,
+        adds: Vec<SeriesAdd>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.history.lock().add_series(adds, now);
+        Ok(())
+    }
+
+    async fn series(
+        &self,
+        site: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        Ok(self.history.lock().series(site, resolution, from, to, now))
+    }
+
+    async fn append_journal(
+        &self,
+        journal: &str,
+        entries: Vec<JournalEntry>,
+        bound: JournalBound,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.history
+            .lock()
+            .append_journal(journal, entries, bound, now);
+        Ok(())
+    }
+
+    async fn journal(
+        &self,
+        journal: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        Ok(self.history.lock().journal(journal, from, to, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -53,6 +53,7 @@
 
 pub mod catalog;
 mod counter;
+pub mod history;
 mod layer;
 pub mod memory;
 mod packed;
@@ -79,6 +80,7 @@ use crate::signals::Signals;
 use crate::visitor::Visitor;
 
 pub use catalog::{Collection, Entry, Expect};
+pub use history::{JournalBound, JournalEntry, Resolution, SeriesAdd, SeriesPoint};
 pub use layer::{Call, Layered, StoreLayer};
 pub(crate) use tracked::tracked;
 pub use tracked::{Health, TrackedStore};
@@ -532,6 +534,56 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// When the backend fails.
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+
+    /// Adds every addition of `adds` to the series (see [`history`]).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails (part of the batch may have been added).
+    async fn add_series(&self, adds: Vec<SeriesAdd>, now: OffsetDateTime)
+    -> Result<(), StoreError>;
+
+    /// `site`'s non-zero counts in the buckets of `resolution` starting in `from..to` (Unix
+    /// seconds), by bucket then event.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn series(
+        &self,
+        site: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+
+    /// Appends `entries` to `journal` and keeps it within `bound` (see [`history`]).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn append_journal(
+        &self,
+        journal: &str,
+        entries: Vec<JournalEntry>,
+        bound: JournalBound,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// `journal`'s entries with `from <= at < to` (milliseconds), newest first, at most
+    /// `limit` (and [`history::JOURNAL_PAGE`]).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn journal(
+        &self,
+        journal: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError>;
 
     /// Checks, once before a server starts serving, that the store is safe to serve from (a
     /// Redis must not evict live verifications). Backends with nothing to check accept.

@@ -20,6 +20,12 @@
 //! value `REVISION:EXPIRY:JSON`, the expiry empty when there is none) with its revision counter
 //! beside it, and the audit log a sorted set scored by entry number.
 //!
+//! History (`store/history.rs`) lives under the site's or journal's name as hash tag: a series
+//! bucket is one hash (`trustcaptcha:series:{SITE}:hour:BUCKET`, field event, value count)
+//! that expires at its `forget_at`, so a site's buckets are read in one pipeline; a journal
+//! one sorted set (`trustcaptcha:journal:{NAME}`) scored by time, members `ID` and the entry
+//! joined by a newline, trimmed on every append and expiring with its newest entry.
+//!
 //! Connections reconnect with exponential backoff; every call is bounded by [`CALL_TIMEOUT`].
 
 use std::sync::Arc;
@@ -32,9 +38,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog::{AUDIT_ENTRIES, AUDIT_PAGE};
+use super::history::JOURNAL_PAGE;
 use super::{
-    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Found, Lease, Mark, Pending,
-    Retrieval, Store, StoreError, TOMBSTONE, from_millis, millis, window,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Found, JournalBound, JournalEntry,
+    Lease, Mark, Pending, Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError,
+    TOMBSTONE, from_millis, millis, window,
 };
 
 /// The longest one store call may take, reconnecting included; then it fails as unavailable.
@@ -353,6 +361,20 @@ fn catalog_write<'s>(
         .arg(kind)
         .arg(revision);
     invocation
+}
+
+fn series_key(site: &str, resolution: Resolution, bucket: i64) -> String {
+    format!(
+        "trustcaptcha:series:{{{site}}}:{}:{bucket}",
+        resolution.name()
+    )
+}
+
+/// The field of a series bucket that holds when it may be forgotten.
+const FORGET_FIELD: &str = "~forget";
+
+fn journal_key(journal: &str) -> String {
+    format!("trustcaptcha:journal:{{{journal}}}")
 }
 
 fn mark_key(mark: Mark) -> String {
@@ -890,6 +912,156 @@ impl Store for RedisStore {
                     .split_once(':')
                     .ok_or_else(|| unavailable("a malformed audit entry"))?;
                 Ok((number.parse().map_err(unavailable)?, entry.to_owned()))
+            })
+            .collect()
+    }
+
+    async fn add_series(
+        &self,
+        adds: Vec<SeriesAdd>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        // One pipeline per site: its buckets share a slot. A bucket keeps its `forget_at` in
+        // the field `~forget` (reads judge by it, as every backend judges by the caller's
+        // `now`) and expires by it.
+        let mut by_site: std::collections::BTreeMap<String, Pipeline> =
+            std::collections::BTreeMap::new();
+        for add in adds {
+            let key = series_key(&add.site, add.resolution, add.bucket);
+            by_site
+                .entry(add.site)
+                .or_insert_with(redis::pipe)
+                .hincr(&key, add.event, add.by)
+                .ignore()
+                .hset(&key, FORGET_FIELD, millis(add.forget_at))
+                .ignore()
+                .pexpire(&key, ttl_millis(now, add.forget_at))
+                .ignore();
+        }
+        for pipeline in by_site.into_values() {
+            self.call(
+                |mut connection| async move { pipeline.query_async::<()>(&mut connection).await },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn series(
+        &self,
+        site: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let step = resolution.seconds();
+        let first = from.div_euclid(step) + i64::from(from.rem_euclid(step) != 0);
+        let buckets: Vec<i64> = (first..)
+            .map(|n| n * step)
+            .take_while(|bucket| *bucket < to)
+            .collect();
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipeline = redis::pipe();
+        for bucket in &buckets {
+            pipeline.hgetall(series_key(site, resolution, *bucket));
+        }
+        let counts: Vec<std::collections::BTreeMap<String, i64>> = self
+            .call(|mut connection| async move { pipeline.query_async(&mut connection).await })
+            .await?;
+        let now = millis(now);
+        Ok(buckets
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, counts)| counts.get(FORGET_FIELD).is_some_and(|at| *at > now))
+            .flat_map(|(bucket, counts)| {
+                counts
+                    .into_iter()
+                    .filter(|(event, count)| *count > 0 && event != FORGET_FIELD)
+                    .map(|(event, count)| (event, count.unsigned_abs()))
+                    .map(move |(event, count)| SeriesPoint {
+                        bucket,
+                        event,
+                        count,
+                    })
+            })
+            .collect())
+    }
+
+    async fn append_journal(
+        &self,
+        journal: &str,
+        entries: Vec<JournalEntry>,
+        bound: JournalBound,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key = journal_key(journal);
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        let newest = entries.iter().map(|entry| entry.at).max();
+        for entry in entries {
+            pipeline
+                .zadd(&key, format!("{}\n{}", entry.id, entry.value), entry.at)
+                .ignore();
+        }
+        let keep = isize::try_from(bound.entries).unwrap_or(isize::MAX);
+        pipeline
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(format!("({}", bound.oldest(now)))
+            .ignore()
+            .zremrangebyrank(&key, 0, -keep - 1)
+            .ignore();
+        if let Some(forget_at) = newest
+            .and_then(|newest| from_millis(newest))
+            .map(|newest| newest + bound.age)
+        {
+            pipeline.pexpire(&key, ttl_millis(now, forget_at)).ignore();
+        }
+        self.call(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await })
+            .await
+    }
+
+    async fn journal(
+        &self,
+        journal: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let members: Vec<(String, f64)> = self
+            .call(|mut connection| async move {
+                redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(journal_key(journal))
+                    .arg(format!("({to}"))
+                    .arg(from)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit.min(JOURNAL_PAGE))
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        members
+            .into_iter()
+            .map(|(member, at)| {
+                let (id, value) = member
+                    .split_once('\n')
+                    .ok_or_else(|| unavailable("a malformed journal entry"))?;
+                #[allow(clippy::cast_possible_truncation)]
+                let at = at as i64;
+                Ok(JournalEntry {
+                    at,
+                    id: id.to_owned(),
+                    value: value.to_owned(),
+                })
             })
             .collect()
     }

@@ -34,15 +34,17 @@ use uuid::Uuid;
 
 use super::catalog::{AUDIT_ENTRIES, AUDIT_PAGE};
 use super::counter::Counter;
+use super::history::JOURNAL_PAGE;
 use super::record::{self, Record, Records};
 use super::{
-    Collection, Counts, Entry as CatalogEntry, Expect, Finished, Lease, Mark, Pending, Retrieval,
-    Store, StoreError, from_millis, millis,
+    Collection, Counts, Entry as CatalogEntry, Expect, Finished, JournalBound, JournalEntry, Lease,
+    Mark, Pending, Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError, from_millis,
+    millis,
 };
 use crate::clock::Clock;
 
 /// The schema this server writes.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// How often the sweeper deletes rows no answer depends on.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -369,6 +371,36 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(unavailable)?;
     }
+    if version < 7 {
+        // History (see `store/history.rs`): series and journals, each row with the time the
+        // sweeper may forget it.
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE series (
+                     site TEXT NOT NULL,
+                     resolution INTEGER NOT NULL,
+                     bucket INTEGER NOT NULL,
+                     event TEXT NOT NULL,
+                     count INTEGER NOT NULL,
+                     forget_at INTEGER NOT NULL,
+                     PRIMARY KEY (site, resolution, bucket, event)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX series_forget_at ON series (forget_at);
+                 CREATE TABLE journal (
+                     name TEXT NOT NULL,
+                     at INTEGER NOT NULL,
+                     id TEXT NOT NULL,
+                     value TEXT NOT NULL,
+                     forget_at INTEGER NOT NULL,
+                     PRIMARY KEY (name, at, id)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX journal_forget_at ON journal (forget_at);
+                 PRAGMA user_version = 7;
+                 COMMIT;",
+            )
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -618,11 +650,13 @@ async fn forget(writer: &mpsc::Sender<Job>, now: OffsetDateTime) -> usize {
         }
     }
     let _ = submit(writer, move |connection, shared| {
-        connection
-            .prepare_cached("DELETE FROM counters WHERE forget_at <= ?1")
-            .map_err(unavailable)?
-            .execute(params![now])
-            .map_err(unavailable)?;
+        for table in ["counters", "series", "journal"] {
+            connection
+                .prepare_cached(&format!("DELETE FROM {table} WHERE forget_at <= ?1"))
+                .map_err(unavailable)?
+                .execute(params![now])
+                .map_err(unavailable)?;
+        }
         shared
             .counters
             .lock()
@@ -977,6 +1011,148 @@ impl Store for SqliteStore {
                 Ok((u64::try_from(number).map_err(unavailable)?, entry))
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn add_series(
+        &self,
+        adds: Vec<SeriesAdd>,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.transaction(move |tx, _| {
+            let mut statement = tx
+                .prepare_cached(
+                    "INSERT INTO series (site, resolution, bucket, event, count, forget_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO UPDATE SET count = count + excluded.count,
+                         forget_at = max(forget_at, excluded.forget_at)",
+                )
+                .map_err(unavailable)?;
+            for add in adds {
+                statement
+                    .execute(params![
+                        add.site,
+                        add.resolution.number(),
+                        add.bucket,
+                        add.event,
+                        i64::try_from(add.by).unwrap_or(i64::MAX),
+                        millis(add.forget_at)
+                    ])
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn series(
+        &self,
+        site: &str,
+        resolution: Resolution,
+        from: i64,
+        to: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let (site, now) = (site.to_owned(), millis(now));
+        self.read(move |tx| {
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT bucket, event, count FROM series
+                     WHERE site = ?1 AND resolution = ?2 AND bucket >= ?3 AND bucket < ?4
+                         AND forget_at > ?5 AND count > 0
+                     ORDER BY bucket, event",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![site, resolution.number(), from, to, now], |row| {
+                    Ok(SeriesPoint {
+                        bucket: row.get(0)?,
+                        event: row.get(1)?,
+                        count: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.map(|row| row.map_err(unavailable)).collect()
+        })
+        .await
+    }
+
+    async fn append_journal(
+        &self,
+        journal: &str,
+        entries: Vec<JournalEntry>,
+        bound: JournalBound,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let journal = journal.to_owned();
+        let age = i64::try_from(bound.age.as_millis()).unwrap_or(i64::MAX);
+        let oldest = bound.oldest(now);
+        self.transaction(move |tx, _| {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO journal (name, at, id, value, forget_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(unavailable)?;
+            for entry in entries {
+                insert
+                    .execute(params![
+                        journal,
+                        entry.at,
+                        entry.id,
+                        entry.value,
+                        entry.at.saturating_add(age)
+                    ])
+                    .map_err(unavailable)?;
+            }
+            tx.prepare_cached("DELETE FROM journal WHERE name = ?1 AND at < ?2")
+                .and_then(|mut statement| statement.execute(params![journal, oldest]))
+                .map_err(unavailable)?;
+            // The oldest beyond the bound: everything before the newest `entries`.
+            tx.prepare_cached(
+                "DELETE FROM journal WHERE name = ?1 AND (at, id) <= (
+                     SELECT at, id FROM journal WHERE name = ?1
+                     ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?2)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    journal,
+                    i64::try_from(bound.entries).unwrap_or(i64::MAX)
+                ])
+            })
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn journal(
+        &self,
+        journal: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let journal = journal.to_owned();
+        let limit = i64::try_from(limit.min(JOURNAL_PAGE)).unwrap_or(0);
+        self.read(move |tx| {
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT at, id, value FROM journal WHERE name = ?1 AND at >= ?2 AND at < ?3
+                     ORDER BY at DESC, id DESC LIMIT ?4",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![journal, from, to, limit], |row| {
+                    Ok(JournalEntry {
+                        at: row.get(0)?,
+                        id: row.get(1)?,
+                        value: row.get(2)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.map(|row| row.map_err(unavailable)).collect()
         })
         .await
     }
