@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use trustcaptcha::VerificationResult;
 
+use crate::access::AccessRule;
 use crate::signals::Signals;
 use crate::state::AppState;
 use crate::statistics;
@@ -38,6 +39,8 @@ pub(crate) enum Event<'a> {
         signals: Signals,
         /// From the challenge to the solution.
         solve: Duration,
+        /// The access rule that decided it, if one did.
+        access_rule: Option<AccessRule>,
     },
     /// A submission's proof-of-work was wrong (`reason`: the error's label).
     Failed {
@@ -62,33 +65,42 @@ pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>
     let Some(site) = site else {
         return;
     };
+    let now = state.clock.now();
     match event {
         Event::Created => {
             metrics.created(site);
-            statistics.count(site, "created");
+            statistics.count(site, "created", now);
         }
         Event::Refused { reason } => {
-            statistics.count(site, statistics::Event::named("refused", reason));
+            statistics.count(site, statistics::Event::named("refused", reason), now);
         }
         Event::Unserved { reason } => {
-            statistics.count(site, statistics::Event::named("unserved", reason));
+            statistics.count(site, statistics::Event::named("unserved", reason), now);
         }
         Event::Solved {
             how,
             result,
             signals,
             solve,
+            access_rule,
         } => {
             metrics.solved(site, how);
-            statistics.count(site, "solved");
-            statistics.finished(site, result, &signals, solve);
+            statistics.count(site, "solved", now);
+            let finished = statistics::log::Finished {
+                result,
+                signals,
+                solve,
+                access_rule,
+                how,
+            };
+            statistics.finished(site, &finished, now);
         }
         Event::Failed { reason } => {
             metrics.failed(site, reason);
-            statistics.count(site, "failed");
+            statistics.count(site, "failed", now);
         }
         Event::Retrieved { outcome } => {
-            statistics.count(site, statistics::Event::named("retrieval", outcome));
+            statistics.count(site, statistics::Event::named("retrieval", outcome), now);
         }
     }
 }

@@ -61,6 +61,14 @@ impl Signals {
         WEIGHTS.iter().map(|(signal, _)| signal.name())
     }
 
+    /// The weight of the signal named `name`.
+    pub(crate) fn weight_of(name: &str) -> Option<f64> {
+        WEIGHTS
+            .iter()
+            .find(|(signal, _)| signal.name() == name)
+            .map(|(_, weight)| *weight)
+    }
+
     /// The names of the signals that fired, heaviest first.
     pub(crate) fn fired(&self) -> impl Iterator<Item = String> + '_ {
         WEIGHTS

@@ -424,6 +424,18 @@ impl AppState {
         }
     }
 
+    /// Adds the statistics and event log entries counted in memory to the store.
+    ///
+    /// # Errors
+    ///
+    /// The store's first failure; what was not added waits for the next flush.
+    pub(crate) async fn flush_statistics(&self) -> Result<(), crate::store::StoreError> {
+        let keep = crate::statistics::Keep::of(&self.settings);
+        self.statistics
+            .flush(&self.store, keep, self.clock.now())
+            .await
+    }
+
     /// Notes that the console key `key_id` was used now; written to the store with the
     /// statistics.
     pub(crate) fn note_key_use(&self, key_id: Uuid) {

@@ -100,10 +100,7 @@ async fn flush_statistics(state: AppState) {
     loop {
         interval.tick().await;
         // A failure is recorded by the store's tracking; the counts wait for the next flush.
-        let _ = state
-            .statistics
-            .flush(&state.store, state.clock.now())
-            .await;
+        let _ = state.flush_statistics().await;
         state.flush_key_uses().await;
     }
 }

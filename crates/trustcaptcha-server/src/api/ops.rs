@@ -79,28 +79,22 @@ pub(crate) async fn statistics(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<StatisticsQuery>,
 ) -> Result<Response, ApiError> {
-    if !crate::statistics::WINDOWS
-        .iter()
-        .any(|(name, _)| *name == query.window)
-    {
+    let Some((_, length)) = crate::statistics::series::WINDOWS
+        .into_iter()
+        .find(|(name, _)| *name == query.window)
+    else {
         return Err(ApiError::bad_request("window must be hour, day or week"));
-    }
-    let now = state.clock.now();
+    };
     let unavailable = |_| ApiError::from(StoreError::Unavailable("statistics".into()));
-    state
-        .statistics
-        .flush(&state.store, now)
-        .await
-        .map_err(unavailable)?;
-    let counts = crate::statistics::Statistics::read(
-        &state.store,
-        &query.site,
-        &query.window,
-        &crate::statistics::reported_events(),
-        now,
-    )
-    .await
-    .map_err(unavailable)?;
+    state.flush_statistics().await.map_err(unavailable)?;
+    let mut counts =
+        crate::statistics::series::totals(&state.store, &query.site, length, state.clock.now())
+            .await
+            .map_err(unavailable)?;
+    // Every reported event, counted or not (the visitors' families only when counted).
+    for event in crate::statistics::reported_events() {
+        counts.entry(event).or_default();
+    }
     Ok(Json(json!({"site": query.site, "window": query.window, "counts": counts})).into_response())
 }
 

@@ -135,6 +135,19 @@ pub struct ServerSettings {
     /// then send it only over HTTPS, or to `localhost`. Turn it off only for a console reached
     /// over plain HTTP on a private network.
     pub console_secure_cookie: bool,
+    /// How many days each site's hourly statistics are kept.
+    pub hourly_statistics_days: u32,
+    /// How many days each site's daily statistics are kept.
+    pub daily_statistics_days: u32,
+    /// The most recent verifications each site's event log keeps, at most.
+    pub event_log_entries: usize,
+    /// How many days a verification stays in its site's event log, at most.
+    pub event_log_days: u32,
+    /// A site's refusals over the last hour are a spike (an alert to webhooks) when they are
+    /// this many times its hourly average over the week before…
+    pub refusal_spike_factor: f64,
+    /// …and at least this many.
+    pub refusal_spike_minimum: u64,
 }
 
 impl ServerSettings {
@@ -304,6 +317,36 @@ impl ServerSettings {
              the header would sign anyone in as anyone)",
         );
         problems.require(
+            (1..=366).contains(&self.hourly_statistics_days),
+            "hourly_statistics_days",
+            "must be between 1 and 366",
+        );
+        problems.require(
+            (1..=3_660).contains(&self.daily_statistics_days),
+            "daily_statistics_days",
+            "must be between 1 and 3660 (ten years)",
+        );
+        problems.require(
+            (1..=100_000).contains(&self.event_log_entries),
+            "event_log_entries",
+            "must be between 1 and 100000",
+        );
+        problems.require(
+            (1..=90).contains(&self.event_log_days),
+            "event_log_days",
+            "must be between 1 and 90",
+        );
+        problems.require(
+            (1.0..=1_000.0).contains(&self.refusal_spike_factor),
+            "refusal_spike_factor",
+            "must be between 1 and 1000",
+        );
+        problems.require(
+            self.refusal_spike_minimum >= 1,
+            "refusal_spike_minimum",
+            "must be at least 1",
+        );
+        problems.require(
             (60..=30 * 86_400).contains(&self.console_session_lifetime.as_secs()),
             "console_session_lifetime_secs",
             "must be between 60 and 2592000 (30 days)",
@@ -355,6 +398,12 @@ impl Default for ServerSettings {
             console_user_header: None,
             console_session_lifetime: Duration::from_secs(12 * 3600),
             console_secure_cookie: true,
+            hourly_statistics_days: 90,
+            daily_statistics_days: 730,
+            event_log_entries: 10_000,
+            event_log_days: 7,
+            refusal_spike_factor: 3.0,
+            refusal_spike_minimum: 50,
         }
     }
 }

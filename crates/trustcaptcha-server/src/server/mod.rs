@@ -312,11 +312,7 @@ pub async fn serve(
     .await;
     drop(tasks);
     // What was counted since the last flush is not lost with the process.
-    if let Err(error) = state
-        .statistics
-        .flush(&state.store, state.clock.now())
-        .await
-    {
+    if let Err(error) = state.flush_statistics().await {
         tracing::warn!(%error, "the last statistics were not stored");
     }
 }

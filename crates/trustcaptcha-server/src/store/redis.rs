@@ -1016,7 +1016,7 @@ impl Store for RedisStore {
             .zremrangebyrank(&key, 0, -keep - 1)
             .ignore();
         if let Some(forget_at) = newest
-            .and_then(|newest| from_millis(newest))
+            .and_then(from_millis)
             .map(|newest| newest + bound.age)
         {
             pipeline.pexpire(&key, ttl_millis(now, forget_at)).ignore();

@@ -198,6 +198,7 @@ async fn finish_with_bypass_key(
             result: &result,
             signals: Signals::default(),
             solve: Duration::ZERO,
+            access_rule: None,
         },
     );
     Ok(Created::Finished(token_for(state, site, id, now)))

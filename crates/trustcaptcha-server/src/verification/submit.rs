@@ -87,7 +87,8 @@ pub(crate) async fn submit(
     } else {
         pending.signals
     };
-    let verdict = scoring::verdict(&site, pending.access_rule, &signals);
+    let access_rule = pending.access_rule;
+    let verdict = scoring::verdict(&site, access_rule, &signals);
     // Only an access rule fails a verification; one that fails spends no one's quota.
     let counted = if !verdict.passed {
         Counted::Blocked
@@ -114,6 +115,7 @@ pub(crate) async fn submit(
             result: &result,
             signals,
             solve: observed,
+            access_rule,
         },
     );
     Ok(Solved {

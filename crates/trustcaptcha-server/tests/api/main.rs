@@ -8,6 +8,7 @@ mod detection;
 #[cfg(feature = "fuzz")]
 mod fuzz_corpus;
 mod geoip;
+mod history;
 mod hostile;
 mod openapi;
 mod ops;

@@ -441,10 +441,7 @@ async fn the_console_draws_a_sites_numbers() {
         let token = server.solve(SITE_A).await;
         server.fetch(KEY_A, &token).await;
     }
-    let (status, page) = server
-        .admin
-        .get("/statistics?site=a&window=hour", None)
-        .await;
+    let (status, page) = server.admin.get("/statistics?site=a&range=24h", None).await;
     assert_eq!(status, 200);
     let page = page.as_str().expect("html").to_owned();
     for drawn in [
@@ -463,7 +460,7 @@ async fn the_console_draws_a_sites_numbers() {
     );
     assert_eq!(server.admin.get("/statistics?site=nope", None).await.0, 404);
     assert_eq!(
-        server.admin.get("/statistics?window=year", None).await.0,
+        server.admin.get("/statistics?range=year", None).await.0,
         400
     );
     assert_eq!(

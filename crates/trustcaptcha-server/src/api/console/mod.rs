@@ -7,10 +7,15 @@
 //! * [`forms`]: the pages and the forms they post;
 //! * [`json`]: the admin API;
 //! * [`inputs`]: what both read;
-//! * [`statistics`]: a site's statistics as charts;
+//! * [`statistics`]: a site's statistics over time, as charts ([`charts`]);
+//! * [`events`]: a site's event log;
+//! * [`exports`]: statistics and event logs as JSON, CSV or JSON lines;
 //! * [`pages`]: the HTML.
 
 pub(crate) mod auth;
+pub(crate) mod charts;
+pub(crate) mod events;
+pub(crate) mod exports;
 pub(crate) mod forms;
 pub(crate) mod inputs;
 pub(crate) mod json;
@@ -34,10 +39,12 @@ const AUDIT: &str = "/admin/audit";
 const AUDIT_EXPORT: &str = "/admin/audit.jsonl";
 const SESSION: &str = "/admin/session";
 const PASSWORD: &str = "/admin/session/password";
+const SERIES: &str = "/admin/series";
+const EVENTS: &str = "/admin/events";
 
 /// The admin API's catalog endpoints, as `docs/admin-openapi.json` documents them.
 #[cfg(any(test, feature = "test-support"))]
-pub(crate) const API_ROUTES: [&str; 12] = [
+pub(crate) const API_ROUTES: [&str; 14] = [
     SITES,
     SITE,
     SETTINGS,
@@ -50,6 +57,8 @@ pub(crate) const API_ROUTES: [&str; 12] = [
     AUDIT_EXPORT,
     SESSION,
     PASSWORD,
+    SERIES,
+    EVENTS,
 ];
 
 /// The console's routes: its pages and forms, and the admin API's catalog endpoints.
@@ -59,6 +68,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/sign-out", post(auth::sign_out))
         .route("/", get(forms::sites))
         .route("/statistics", get(statistics::page))
+        .route("/events", get(events::page))
+        .route("/events/{at}/{id}", get(events::story))
         .route("/sites", post(forms::create))
         .route("/sites/{site_key}", get(forms::site))
         .route("/sites/{site_key}/settings", post(forms::settings))
@@ -90,4 +101,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(USER, delete(json::remove_user))
         .route(AUDIT, get(json::audit_entries))
         .route(AUDIT_EXPORT, get(json::audit_export))
+        .route(SERIES, get(exports::series))
+        .route(EVENTS, get(exports::events))
 }
