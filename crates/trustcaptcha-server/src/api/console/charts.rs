@@ -379,7 +379,11 @@ mod tests {
         };
         let svg = lines("c", "t", &buckets, Resolution::Hour, &[line]).into_string();
         assert!(
-            svg.contains(r#"data-bucket="3600" data-count="5" data-x="373" data-y="105""#),
+            svg.contains(&format!(
+                r#"data-bucket="3600" data-count="5" data-x="{}" data-y="{}""#,
+                LEFT + PLOT_WIDTH / 2,
+                TOP + PLOT_HEIGHT / 2
+            )),
             "{svg}"
         );
         assert!(svg.contains(&format!(
