@@ -73,6 +73,7 @@ pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>
         }
         Event::Refused { reason } => {
             statistics.count(site, statistics::Event::named("refused", reason), now);
+            state.alerts.note_refusal(site);
         }
         Event::Unserved { reason } => {
             statistics.count(site, statistics::Event::named("unserved", reason), now);
@@ -86,6 +87,9 @@ pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>
         } => {
             metrics.solved(site, how);
             statistics.count(site, "solved", now);
+            if statistics::log::blocked(result) {
+                state.alerts.note_refusal(site);
+            }
             let finished = statistics::log::Finished {
                 result,
                 signals,

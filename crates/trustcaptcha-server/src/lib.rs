@@ -71,6 +71,7 @@
 
 pub mod access;
 pub mod adaptive;
+mod alerts;
 mod api;
 mod background;
 mod catalog;
@@ -112,6 +113,7 @@ pub mod testing;
 pub mod tls;
 mod verification;
 mod visitor;
+mod webhooks;
 
 pub use api::{App, app};
 pub use catalog::{add_user, remove_user};

@@ -61,6 +61,8 @@ pub struct AppStateInner {
     pub(crate) metrics: Metrics,
     /// Per-site statistics on their way to the store.
     pub(crate) statistics: Statistics,
+    /// Alerts on their way to the webhooks.
+    pub(crate) alerts: crate::alerts::Alerts,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
     /// Which client networks are hosting networks.
@@ -336,7 +338,10 @@ impl AppState {
             self.clock.now(),
         );
         tracing::info!(sites = site_index.sites.len(), "configuration reloaded");
+        let data = serde_json::json!({ "source": "reload", "sites": site_index.sites.len() });
         self.site_index.store(Arc::new(site_index));
+        let kind = crate::alerts::Kind::ConfigurationChanged;
+        self.alerts.raise(kind, None, data, self.clock.now());
         Ok(())
     }
 
@@ -674,6 +679,7 @@ impl AppStateBuilder {
             limits,
             metrics: Metrics::default(),
             statistics: Statistics::default(),
+            alerts: crate::alerts::Alerts::default(),
             inspector: files.inspector,
             hosting: files.hosting,
             repetitions: crate::repetition::Repetitions::default(),

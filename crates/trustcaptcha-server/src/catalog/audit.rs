@@ -57,9 +57,44 @@ pub(crate) async fn record(
         return;
     };
     tracing::info!(actor = %entry.actor, action, target, "console change");
+    alert(state, &entry);
     if let Err(error) = state.store.append_audit(line).await {
         tracing::error!(%error, actor = %entry.actor, action, target, "the audit log was not written");
     }
+}
+
+/// Tells the webhooks of a change: those of the site it changed (by its key), and the
+/// server-wide ones.
+fn alert(state: &AppState, entry: &AuditEntry) {
+    let site = entry
+        .target
+        .parse::<uuid::Uuid>()
+        .ok()
+        .and_then(|key| {
+            state
+                .site_index()
+                .lookup(key)
+                .map(|(site, _)| site.name.to_string())
+        })
+        .or_else(|| {
+            // A deleted site is no longer in the index: its name is in what it was.
+            entry
+                .before
+                .as_ref()?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let data = serde_json::json!({
+        "source": "console",
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "before": entry.before,
+        "after": entry.after,
+    });
+    let kind = crate::alerts::Kind::ConfigurationChanged;
+    state.alerts.raise(kind, site.as_deref(), data, entry.at);
 }
 
 /// The entries numbered after `after`, oldest first, at most `limit`.

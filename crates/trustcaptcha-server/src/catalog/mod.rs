@@ -1,7 +1,7 @@
 //! What the console manages, kept in the store's catalog (`store::catalog`) so that every
 //! server sharing the store sees the same: sites made at run time with their keys ([`sites`]),
-//! the console's users ([`users`]) and their sessions ([`sessions`]), and the audit log of every
-//! change ([`audit`]).
+//! the console's users ([`users`]) and their sessions ([`sessions`]), the webhooks alerts go to
+//! ([`webhooks`]), and the audit log of every change ([`audit`]).
 //!
 //! A change goes: the caller's [`Actor`] (resolved by the console's guard) → an operation here,
 //! which reads the entry with its revision, makes the change, checks the result exactly as a
@@ -13,6 +13,7 @@ pub(crate) mod audit;
 pub(crate) mod sessions;
 pub(crate) mod sites;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use std::fmt;
 

@@ -387,11 +387,16 @@ impl Limits {
         Ok(())
     }
 
-    /// Counts a failed key guess of `ip`'s network and block at `now`.
-    pub(crate) fn failed_guess(&self, ip: Option<IpAddr>, now: OffsetDateTime) {
+    /// Counts a failed key guess of `ip`'s network and block at `now`; the network or block
+    /// that this guess locked out, if it did.
+    pub(crate) fn failed_guess(&self, ip: Option<IpAddr>, now: OffsetDateTime) -> Option<IpNet> {
         let keys = keys_of(ip);
         let hour = now.unix_timestamp().div_euclid(GUESS_WINDOW);
-        for key in [keys.network, keys.block] {
+        let mut locked = None;
+        for (key, budget) in [
+            (keys.network, self.guesses_per_network),
+            (keys.block, self.guesses_per_block),
+        ] {
             self.guesses.update(
                 key,
                 || Guesses { hour, failed: 0 },
@@ -400,9 +405,13 @@ impl Limits {
                         *record = Guesses { hour, failed: 0 };
                     }
                     record.failed = record.failed.saturating_add(1);
+                    if record.failed == budget {
+                        locked = locked.or(Some(key));
+                    }
                 },
             );
         }
+        locked
     }
 
     /// Forgets what no longer limits anyone: rate budgets that are full again, expired
@@ -671,9 +680,13 @@ mod tests {
         let ip = |text: &str| Some(text.parse::<IpAddr>().expect("ip"));
         let a = ip("192.0.2.1");
         assert_eq!(limits.guessing(a, t0), Ok(()));
-        limits.failed_guess(a, t0);
+        assert_eq!(limits.failed_guess(a, t0), None);
         assert_eq!(limits.guessing(a, t0), Ok(()));
-        limits.failed_guess(a, t0);
+        assert_eq!(
+            limits.failed_guess(a, t0),
+            Some("192.0.2.1/32".parse().expect("net")),
+            "this guess locked the network out"
+        );
         assert_eq!(
             limits.guessing(a, t0),
             Err(Limited::Guessing(Duration::from_secs(50 * 60))),

@@ -45,15 +45,18 @@ pub enum Collection {
     Sessions,
     /// When each key of a console site was last used (by key id).
     KeyUses,
+    /// Where alerts are delivered (by webhook id).
+    Webhooks,
 }
 
 impl Collection {
     /// Every collection.
-    pub const ALL: [Collection; 4] = [
+    pub const ALL: [Collection; 5] = [
         Collection::Sites,
         Collection::Users,
         Collection::Sessions,
         Collection::KeyUses,
+        Collection::Webhooks,
     ];
 
     /// The collection's name in a backend.
@@ -64,6 +67,7 @@ impl Collection {
             Collection::Users => "users",
             Collection::Sessions => "sessions",
             Collection::KeyUses => "key_uses",
+            Collection::Webhooks => "webhooks",
         }
     }
 
@@ -75,6 +79,7 @@ impl Collection {
             Collection::Users => 1_000,
             Collection::Sessions => 10_000,
             Collection::KeyUses => 100_000,
+            Collection::Webhooks => 100,
         }
     }
 }

@@ -41,6 +41,13 @@ impl std::fmt::Debug for Health {
     }
 }
 
+impl Health {
+    /// Whether the store's latest answer was a failure.
+    pub(crate) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+}
+
 #[async_trait::async_trait]
 impl StoreLayer for Health {
     fn after(&self, _call: Call, error: Option<&StoreError>, inner: &Arc<dyn Store>) {

@@ -54,6 +54,21 @@ pub fn admin_routes() -> Vec<&'static str> {
 /// The page origin the helpers present (in the `Origin` header and `browserInformation`).
 pub const ORIGIN: &str = "http://shop.localhost:3000";
 
+/// A client that connects from 127.0.0.2: the trusted proxy of the tests' configurations, so
+/// that an `x-forwarded-for` it sends names the client.
+///
+/// # Panics
+///
+/// When the client cannot be built (a test cannot go on without it).
+#[must_use]
+pub fn via_proxy() -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
 /// A running embedded server; it stops when this is dropped. The widget's and a backend's
 /// requests to it are [`TestClient`]'s, which it dereferences to.
 #[derive(Debug)]
@@ -185,6 +200,12 @@ impl TestServer {
     /// suites' API key and fixtures, low difficulty.
     pub async fn sandbox() -> Self {
         Self::start(Config::new(vec![Site::sandbox()])).await
+    }
+
+    /// Checks the sites that refused something for a spike now, as the server does every
+    /// minute (the alert goes to the webhooks).
+    pub async fn check_spikes(&self) {
+        crate::tasks::check_spikes(&self.state).await;
     }
 
     /// `POST /admin/reload` (the configuration file read again): the status and the JSON body.

@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use trustcaptcha::{DecisionAction, DecisionType, VerificationResult, VerificationToken};
 use uuid::Uuid;
 
+use crate::alerts::Kind;
 use crate::config::Site;
 use crate::counters::{self, QUOTA_WINDOW};
 use crate::limits::Limited;
@@ -212,11 +213,31 @@ pub(super) async fn count_finished(
         let window = site.adaptive_difficulty.window;
         raised.push((counters::solves_counter(ip, window), window));
     }
+    let quota = counters::quota_counter(site.site_key);
     for (counter, window) in raised {
-        if let Err(error) = state.store.add(&counter, window, 1, now).await {
-            tracing::warn!(%error, "a finished verification was not counted");
+        match state.store.add(&counter, window, 1, now).await {
+            Ok(used) if counter == quota => alert_quota(state, site, used, now),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "a finished verification was not counted"),
         }
     }
+}
+
+/// Raises the quota's alerts when `used` (the store's count, which one server at a time
+/// raises) reaches 80 % or all of `site`'s hourly quota.
+fn alert_quota(state: &AppState, site: &Site, used: u64, now: OffsetDateTime) {
+    let Some(limit) = site.hourly_quota.map(u64::from) else {
+        return;
+    };
+    let kind = if used == limit {
+        Kind::QuotaExhausted
+    } else if used == (limit * 4).div_ceil(5) {
+        Kind::QuotaWarning
+    } else {
+        return;
+    };
+    let data = serde_json::json!({ "used": used, "quota": limit });
+    state.alerts.raise(kind, Some(&site.name), data, now);
 }
 
 /// The finished verification for a verdict.

@@ -9,6 +9,7 @@ use trustcaptcha::{DecisionType, VerificationResult};
 use uuid::Uuid;
 
 use super::{Answer, Error, Refusal, synthesized};
+use crate::alerts::Kind;
 use crate::events::{self, Event};
 use crate::fixtures;
 use crate::state::{AppState, KeySites};
@@ -73,7 +74,10 @@ async fn retrieval(
     let now = state.clock.now();
     state.limits.guessing(ip, now)?;
     let Some(for_key) = for_key else {
-        state.limits.failed_guess(ip, now);
+        if let Some(network) = state.limits.failed_guess(ip, now) {
+            let data = serde_json::json!({ "network": network.to_string() });
+            state.alerts.raise(Kind::NetworkLockedOut, None, data, now);
+        }
         return Err(Refusal::InvalidKey.into());
     };
     let (sites, authorized) = (&for_key.sites, &for_key.site_keys);

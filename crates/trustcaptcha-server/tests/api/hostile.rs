@@ -10,15 +10,6 @@ use trustcaptcha::{DecisionAction, DecisionType, ErrorKind};
 use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::testing::*;
 
-/// A client that connects from the trusted proxy's address.
-fn via_proxy() -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .no_proxy()
-        .build()
-        .expect("client")
-}
-
 /// POSTs a create request as the client at `client_ip` behind the trusted proxy.
 async fn create_from(
     server: &TestServer,

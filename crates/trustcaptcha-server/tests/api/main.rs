@@ -19,6 +19,7 @@ mod reverse_proxy;
 mod security_rules;
 mod store_outage;
 mod tls;
+mod webhooks;
 mod widget;
 
 mod fixtures;

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::store::{Collection, Store as _};
 
 /// A refusal as the notice on the page.
-fn problems(refused: Refused) -> Notice {
+pub(super) fn problems(refused: Refused) -> Notice {
     match refused {
         Refused::Invalid(error) => Notice {
             problems: error.problems,

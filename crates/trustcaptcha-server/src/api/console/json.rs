@@ -24,7 +24,7 @@ use crate::config::Site;
 use crate::state::AppState;
 
 /// A refusal as JSON: `{"error", "message", "problems": [{"location", "message"}]}`.
-fn refused(refused: Refused) -> Response {
+pub(super) fn refused(refused: Refused) -> Response {
     let status = status_of(&refused);
     let code = match &refused {
         Refused::NotFound(_) => "not_found",
@@ -85,7 +85,7 @@ fn new_key_json(key: &NewKey) -> Value {
 }
 
 /// The answer that shows a secret: never cached.
-fn once(status: StatusCode, body: Value) -> Response {
+pub(super) fn once(status: StatusCode, body: Value) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 

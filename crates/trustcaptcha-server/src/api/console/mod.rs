@@ -10,6 +10,7 @@
 //! * [`statistics`]: a site's statistics over time, as charts ([`charts`]);
 //! * [`events`]: a site's event log;
 //! * [`exports`]: statistics and event logs as JSON, CSV or JSON lines;
+//! * [`webhooks`]: where alerts go, and how their deliveries went;
 //! * [`pages`]: the HTML.
 
 pub(crate) mod auth;
@@ -21,6 +22,7 @@ pub(crate) mod inputs;
 pub(crate) mod json;
 pub(crate) mod pages;
 pub(crate) mod statistics;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -41,10 +43,14 @@ const SESSION: &str = "/admin/session";
 const PASSWORD: &str = "/admin/session/password";
 const SERIES: &str = "/admin/series";
 const EVENTS: &str = "/admin/events";
+const WEBHOOKS: &str = "/admin/webhooks";
+const WEBHOOK: &str = "/admin/webhooks/{id}";
+const WEBHOOK_TEST: &str = "/admin/webhooks/{id}/test";
+const WEBHOOK_DELIVERIES: &str = "/admin/webhooks/{id}/deliveries";
 
 /// The admin API's catalog endpoints, as `docs/admin-openapi.json` documents them.
 #[cfg(any(test, feature = "test-support"))]
-pub(crate) const API_ROUTES: [&str; 14] = [
+pub(crate) const API_ROUTES: [&str; 18] = [
     SITES,
     SITE,
     SETTINGS,
@@ -59,6 +65,10 @@ pub(crate) const API_ROUTES: [&str; 14] = [
     PASSWORD,
     SERIES,
     EVENTS,
+    WEBHOOKS,
+    WEBHOOK,
+    WEBHOOK_TEST,
+    WEBHOOK_DELIVERIES,
 ];
 
 /// The console's routes: its pages and forms, and the admin API's catalog endpoints.
@@ -70,6 +80,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/statistics", get(statistics::page))
         .route("/events", get(events::page))
         .route("/events/{at}/{id}", get(events::story))
+        .route("/webhooks", get(webhooks::page).post(webhooks::add))
+        .route("/webhooks/{id}", get(webhooks::deliveries_page))
+        .route("/webhooks/{id}/remove", post(webhooks::remove))
+        .route("/webhooks/{id}/test", post(webhooks::send_test))
         .route("/sites", post(forms::create))
         .route("/sites/{site_key}", get(forms::site))
         .route("/sites/{site_key}/settings", post(forms::settings))
@@ -103,4 +117,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(AUDIT_EXPORT, get(json::audit_export))
         .route(SERIES, get(exports::series))
         .route(EVENTS, get(exports::events))
+        .route(WEBHOOKS, get(webhooks::list).post(webhooks::create))
+        .route(WEBHOOK, delete(webhooks::delete))
+        .route(WEBHOOK_TEST, post(webhooks::test))
+        .route(WEBHOOK_DELIVERIES, get(webhooks::deliveries))
 }

@@ -100,6 +100,8 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Mark
                         nav {
                             a href="/" { "Sites" } " · "
                             a href="/statistics" { "Statistics" } " · "
+                            a href="/events" { "Event log" } " · "
+                            a href="/webhooks" { "Webhooks" } " · "
                             a href="/audit" { "Audit log" } " · "
                             a href="/users" { "Users" }
                         }
@@ -155,7 +157,7 @@ pub(crate) fn respond(status: StatusCode, page: Markup) -> Response {
     response
 }
 
-fn csrf_field(caller: &Caller) -> Markup {
+pub(crate) fn csrf_field(caller: &Caller) -> Markup {
     html! {
         @if let Some(token) = &caller.csrf {
             input type="hidden" name="csrf" value=(token);
@@ -163,11 +165,11 @@ fn csrf_field(caller: &Caller) -> Markup {
     }
 }
 
-fn is_admin(caller: &Caller) -> bool {
+pub(crate) fn is_admin(caller: &Caller) -> bool {
     caller.actor.role == Role::Admin
 }
 
-fn notice(notice: &Notice) -> Markup {
+pub(crate) fn notice(notice: &Notice) -> Markup {
     html! {
         @if !notice.problems.is_empty() {
             section.problems role="alert" {
