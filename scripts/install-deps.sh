@@ -6,6 +6,7 @@
 #   benchmark's human-like sessions run a headful Chromium on a virtual display;
 # * Debian's Redis 7 (`redis-server`, `redis-cli`): the Redis store's tests start their own
 #   servers and clusters on free loopback ports;
+# * Debian's Prometheus, for `promtool`: the alerting rules in deploy/ are checked and unit-tested;
 # * Debian's nginx: the reverse-proxy tests put one in front of the server on a free port (and,
 #   with a certificate from a private authority that `openssl` makes, under the hosted name);
 # * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
@@ -20,6 +21,7 @@ command -v redis-server > /dev/null || missing+=(redis-server)
 command -v nginx > /dev/null || missing+=(nginx-light)
 command -v openssl > /dev/null || missing+=(openssl)
 command -v Xvfb > /dev/null || missing+=(xvfb)
+command -v promtool > /dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -72,6 +72,7 @@ pub(crate) fn record(state: &AppState, site: Option<&Arc<str>>, event: Event<'_>
             statistics.count(site, "created", now);
         }
         Event::Refused { reason } => {
+            metrics.refused(site, reason);
             statistics.count(site, statistics::Event::named("refused", reason), now);
             state.alerts.note_refusal(site);
         }

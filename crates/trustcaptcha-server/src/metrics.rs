@@ -40,6 +40,11 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -50,7 +55,10 @@ pub(crate) struct Metrics {
     solved: Family<OutcomeLabels, Counter>,
     failed: Family<ReasonLabels, Counter>,
     retrievals: Family<OutcomeLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
     stored: Gauge,
+    store_up: Gauge,
+    deliveries: Family<DeliveryLabels, Counter>,
     /// The site label of a retrieval with a key no site has.
     no_site: Arc<str>,
 }
@@ -96,6 +104,24 @@ impl Default for Metrics {
             "Result retrievals by outcome",
             retrievals.clone(),
         );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "verifications_refused",
+            "Create requests refused, by reason (the client's doing, not the store's)",
+            refused.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while this server's store calls succeed, 0 while they fail",
+            store_up.clone(),
+        );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts: delivered, or failed (refused, or no answer)",
+            deliveries.clone(),
+        );
         let stored = Gauge::default();
         registry.register(
             "stored_verifications",
@@ -110,7 +136,10 @@ impl Default for Metrics {
             solved,
             failed,
             retrievals,
+            refused,
             stored,
+            store_up,
+            deliveries,
             no_site: Arc::from("none"),
         }
     }
@@ -154,6 +183,29 @@ impl Metrics {
                 site: Arc::clone(site),
                 outcome,
             })
+            .inc();
+    }
+
+    /// Counts a refused create request for `site`.
+    pub(crate) fn refused(&self, site: &Arc<str>, reason: &'static str) {
+        self.refused
+            .get_or_create(&ReasonLabels {
+                site: Arc::clone(site),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Sets whether this server's store calls succeed.
+    pub(crate) fn store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
+    }
+
+    /// Counts a webhook delivery attempt.
+    pub(crate) fn delivery(&self, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.deliveries
+            .get_or_create(&DeliveryLabels { outcome })
             .inc();
     }
 

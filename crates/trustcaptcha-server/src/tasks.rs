@@ -138,7 +138,9 @@ async fn watch_store(state: AppState) {
     loop {
         interval.tick().await;
         let now = state.clock.now();
-        match (state.store.layer().failing(), since) {
+        let failing = state.store.layer().failing();
+        state.metrics.store_up(!failing);
+        match (failing, since) {
             (true, None) => {
                 since = Some(now);
                 let data = serde_json::json!({ "instance": instance });

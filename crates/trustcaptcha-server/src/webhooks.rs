@@ -158,8 +158,10 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Writes `attempt` to `webhook`'s delivery log; a store failure loses only the log line.
+/// Counts `attempt` and writes it to `webhook`'s delivery log; a store failure loses only the
+/// log line.
 async fn note(state: &AppState, webhook: &Webhook, attempt: &Attempt) {
+    state.metrics.delivery(attempt.delivered());
     let entry = JournalEntry {
         at: crate::store::millis(attempt.at),
         id: format!("{}:{}", attempt.delivery, attempt.attempt),

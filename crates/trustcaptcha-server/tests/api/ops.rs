@@ -541,3 +541,106 @@ async fn half_open_connections_from_one_address_do_not_starve_the_admin_listener
     assert_eq!(answer.status(), 200);
     drop(held);
 }
+
+/// The alerting rules and the dashboard in `deploy/` name only metrics the server exports (with
+/// the suffixes their types give them), and `promtool` finds the rules valid and their unit
+/// tests (`alerts.test.yml`) passing.
+#[tokio::test]
+async fn the_alerting_rules_and_the_dashboard_name_only_exported_metrics() {
+    let server = TestServer::start(config("")).await;
+    // A family is exported once it has a sample: one of each.
+    let token = server.solve(SITE_A).await;
+    server.fetch(KEY_A, &token).await;
+    let refused = server
+        .post(
+            "/v2/verifications",
+            &create_body(SITE_A, false),
+            Some("http://elsewhere.example"),
+        )
+        .await;
+    assert_eq!(refused.0, 403);
+    let (one, other) = (
+        server.challenge(SITE_A).await,
+        server.challenge(SITE_A).await,
+    );
+    assert_ne!(server.submit(&one, &answers(&other)).await.0, 201);
+    let webhook = server
+        .admin
+        .http
+        .post(format!("{}/admin/webhooks", server.admin.url))
+        .json(&serde_json::json!({ "url": "http://127.0.0.1:9/nobody-listens" }))
+        .send()
+        .await
+        .expect("webhook");
+    let webhook: serde_json::Value = webhook.json().await.expect("json");
+    let test = format!(
+        "/admin/webhooks/{}/test",
+        webhook["id"].as_str().expect("id")
+    );
+    let tested = server.admin.post(&test, &serde_json::json!({}), None).await;
+    assert_eq!(tested.1["error"], "could not connect", "{tested:?}");
+    let response = server
+        .http
+        .get(format!("{}/metrics", server.admin.url))
+        .send()
+        .await
+        .expect("metrics");
+    let text = response.text().await.expect("text");
+    // `# TYPE name kind`: the names a sample may carry.
+    let mut exported = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            exported.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
+        }
+    }
+    assert!(exported.contains("trustcaptcha_store_up"), "{exported:?}");
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    for file in ["prometheus/alerts.yml", "grafana/trustcaptcha.json"] {
+        let content = std::fs::read_to_string(deploy.join(file)).expect("file");
+        let named: Vec<&str> = content
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("trustcaptcha_"))
+            .collect();
+        assert!(named.len() >= 8, "{file} names the metrics");
+        for name in named {
+            assert!(
+                exported.contains(name),
+                "{file} names {name}, which is not exported"
+            );
+        }
+    }
+    let promtool = |args: &[&str]| {
+        std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(deploy.join("prometheus"))
+            .output()
+    };
+    match promtool(&["check", "rules", "alerts.yml"]) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            // scripts/install-deps.sh installs it; a developer without it checks the names only.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing in CI"
+            );
+            eprintln!("promtool is not installed: the rules' syntax and unit tests are not run");
+        }
+        checked => {
+            let checked = checked.expect("promtool runs");
+            assert!(checked.status.success(), "{checked:?}");
+            let tested = promtool(&["test", "rules", "alerts.test.yml"]).expect("promtool runs");
+            assert!(
+                tested.status.success(),
+                "{}",
+                String::from_utf8_lossy(&tested.stdout)
+            );
+        }
+    }
+}
