@@ -310,7 +310,7 @@ test('the console draws the numbers the visitors produced, loading nothing from 
     assert.equal((await submitAndRead(person)).decision, 'Allow');
     const bot = await solveAndSubmit(await open(`${origin}/`));
     assert.equal(bot.decision, 'Reject');
-    const page = await open(`http://127.0.0.1:${adminPort}/statistics?site=e2e&window=hour`);
+    const page = await open(`http://127.0.0.1:${adminPort}/statistics?site=e2e&range=24h`);
     const count = async (chart, label) => Number(
       await page.locator(`#${chart} g[data-label="${label}"]`).getAttribute('data-count'),
     );
@@ -330,6 +330,40 @@ test('the console draws the numbers the visitors produced, loading nothing from 
     );
     assert.ok((await width('solved')) > 0);
     assert.equal(await width('solved'), await width('created'));
+    // Over time: each line's points are drawn where their counts put them on the chart's axis,
+    // one per hour, and this hour's are the counts above.
+    const drawn = await page.evaluate(() => {
+      const svg = document.querySelector('#over-time svg');
+      const top = Number(svg.dataset.top);
+      const lines = {};
+      for (const series of svg.querySelectorAll('g.series')) {
+        lines[series.dataset.event] = [...series.querySelectorAll('path.point')].map((point) => {
+          const box = point.getBBox();
+          return {
+            count: Number(point.dataset.count),
+            centre: box.y + box.height / 2,
+            expected: 12 + 198 * (1 - Number(point.dataset.count) / top),
+          };
+        });
+      }
+      const layers = {};
+      for (const layer of document.querySelectorAll('#signals-over-time polygon.layer')) {
+        layers[layer.dataset.event] = layer.dataset.counts.split(',').map(Number);
+      }
+      return { top, lines, layers };
+    });
+    assert.equal(drawn.lines.created.length, 24, 'a point per hour');
+    assert.deepEqual(drawn.lines.created.at(-1).count, 2);
+    assert.equal(drawn.lines.passed.at(-1).count, 1);
+    assert.equal(drawn.lines['blocked:score'].at(-1).count, 1);
+    assert.equal(drawn.lines.created.reduce((sum, point) => sum + point.count, 0), 2);
+    for (const [event, points] of Object.entries(drawn.lines)) {
+      for (const point of points) {
+        assert.ok(Math.abs(point.centre - point.expected) < 0.6, `${event}: ${JSON.stringify(point)}`);
+      }
+    }
+    assert.equal(drawn.layers['signal:headless'].at(-1), 1);
+    assert.equal(drawn.layers['signal:automation'].at(-1), 1);
     await screenshot(page, '11-console');
   } finally {
     await consoleDemo.stop();

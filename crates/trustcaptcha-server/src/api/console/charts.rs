@@ -186,7 +186,7 @@ pub(crate) fn lines(
     html! {
         figure.chart id=(id) {
             figcaption { (title) }
-            svg role="img" aria-label=(title) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} data-top=(top) {
+            svg.plot role="img" aria-label=(title) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} data-top=(top) {
                 (frame(buckets, resolution, top))
                 @for (index, line) in lines.iter().enumerate() {
                     @let colour = COLOURS[index % COLOURS.len()];
@@ -258,7 +258,7 @@ pub(crate) fn stacked(
     html! {
         figure.chart id=(id) {
             figcaption { (title) }
-            svg role="img" aria-label=(title) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} data-top=(top) {
+            svg.plot role="img" aria-label=(title) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} data-top=(top) {
                 defs {
                     @for index in 0..layers.len() {
                         (hatch(&pattern(index), index))

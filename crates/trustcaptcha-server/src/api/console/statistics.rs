@@ -356,7 +356,8 @@ const STYLE: &str = r"
 .stats nav a.current{font-weight:600;text-decoration:underline}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(460px,100%),1fr));gap:1rem}
 figure{margin:0 0 1rem;padding:.8rem;border:1px solid #dde3ec;border-radius:6px;background:#fff;overflow-x:auto}
-figure.chart svg{width:100%;height:auto;max-width:900px}
+figure.chart svg.plot{width:100%;height:auto;max-width:900px}
+.stats form label{display:inline-block;margin-right:.6rem}
 figcaption{font-weight:600;margin-bottom:.4rem}
 .bar rect{fill:#3b7dd8}text{font-size:12px;fill:#1d2430}.count{fill:#4a5568}
 .tick{font-size:10px;fill:#4a5568}line.rule{stroke:#e2e7ef}
