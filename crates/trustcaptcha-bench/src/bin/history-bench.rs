@@ -106,9 +106,9 @@ fn logged(i: usize, at: OffsetDateTime) -> JournalEntry {
     let id = uuid::Uuid::new_v4();
     let value = serde_json::json!({
         "id": id, "at": at.format(&time::format_description::well_known::Rfc3339).expect("time"),
-        "decision": if i % 7 == 0 { "block" } else { "pass" }, "how": "proof_of_work",
-        "score": if i % 7 == 0 { 0.6 } else { 0.0 },
-        "signals": if i % 7 == 0 { vec!["automation"] } else { vec![] },
+        "decision": if i.is_multiple_of(7) { "block" } else { "pass" }, "how": "proof_of_work",
+        "score": if i.is_multiple_of(7) { 0.6 } else { 0.0 },
+        "signals": if i.is_multiple_of(7) { vec!["automation"] } else { vec![] },
         "rule": null, "origin": "https://busy-shop.example/checkout", "country": "DE",
         "browser": "Chrome 143.0.0.0", "system": "Windows 10", "network": "203.0.113.0/24",
         "started_at": "2026-12-04T07:00:00Z", "solve_ms": 1843,
