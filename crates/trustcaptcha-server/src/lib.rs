@@ -33,8 +33,11 @@
 //!    503 and opens nothing).
 //!
 //! Every outcome of the core is counted once, through `events`, which feeds `metrics`
-//! (`/metrics`) and `statistics` (per site, in the store). A request is refused (the client's
-//! doing) or not served (the store failed, 503); the two are counted apart.
+//! (`/metrics`) and `statistics` (per site: counts per hour and day and the event log of recent
+//! verifications, in the store's history). A request is refused (the client's doing) or not
+//! served (the store failed, 503); the two are counted apart. What an operator should hear of
+//! (a refusal spike, a quota nearly spent, a store outage, a lock-out, a configuration change)
+//! is raised as an alert (`alerts`) where it happens, and `webhooks` delivers it, signed.
 //!
 //! The client's address, which every limit and IP rule keys on, comes from one rule in
 //! [`client_address`]: the peer, or the one header a trusted proxy sets.
@@ -57,14 +60,15 @@
 //! points; [`log_output`] (feature `cli`) buffers the command line's log lines; `background` is
 //! the thread of the store's sweeper and the log's flusher; `tasks` is the work a serving
 //! server does beside the requests (the start-up outage check, heartbeats, statistics flushes,
-//! readiness pings).
+//! readiness pings, alert watching and webhook delivery).
 //!
 //! The modules form layers without cycles (`tests/architecture.rs` fails on one): [`config`]
 //! and the leaves it is made of ([`networks`], [`origin`], [`adaptive`], [`secret`],
 //! [`client_address`], [`clock`]) know nothing of requests or storage; the [`store`] knows the
 //! records it keeps (the console's sites among them); the service core (`verification`,
-//! `detection`, `scoring`, `limits`, `events`) uses both; `state`, `catalog`, `tasks`, the web
-//! layer (`api`) and `server` sit on top.
+//! `detection`, `scoring`, `limits`, `events`, `statistics`, and `alerts`, which knows nothing
+//! but its queue) uses both; `state`, `catalog`, `tasks`, `webhooks`, the web layer (`api`)
+//! and `server` sit on top.
 //! `docs/glossary.md` says what each word names.
 
 #![deny(missing_docs)]

@@ -1,7 +1,7 @@
 //! The crate's module graph has no cycles: a module (a file or folder directly under `src/`)
 //! may use another only if that one does not, directly or through others, use it back. The
 //! graph is read from the sources: every `crate::name` outside comments and unit tests is an
-//! edge. `docs/architecture.md` draws the layers this keeps apart.
+//! edge. The module documentation of `lib.rs` names the layers this keeps apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
