@@ -41,8 +41,12 @@ pub(crate) const BACKOFF: [Duration; 4] = [
     Duration::from_secs(600),
 ];
 
-/// Deliveries in flight at most; further ones wait their turn.
+/// Attempts in flight at most; further ones wait their turn.
 const IN_FLIGHT: usize = 32;
+
+/// Deliveries under way at most (waiting for a retry included); further ones are dropped and
+/// logged, so that a webhook that never answers cannot hold the server's memory.
+const UNDER_WAY: usize = 10_000;
 
 /// A webhook's delivery log keeps this many attempts (of the last 30 days).
 pub(crate) const LOG: JournalBound = JournalBound {
@@ -177,11 +181,21 @@ fn journal(id: &str) -> String {
     format!("deliveries:{id}")
 }
 
-/// Delivers `alert` to `webhook`, retrying after each of [`BACKOFF`] until it is taken.
-async fn deliver_one(state: AppState, client: reqwest::Client, webhook: Webhook, alert: Alert) {
+/// Delivers `alert` to `webhook`, retrying after each of [`BACKOFF`] until it is taken; an
+/// attempt holds one of the [`IN_FLIGHT`] places only while it is made, not while it waits.
+async fn deliver_one(
+    state: AppState,
+    client: reqwest::Client,
+    attempts: Arc<Semaphore>,
+    webhook: Webhook,
+    alert: Alert,
+) {
     let waits = std::iter::once(Duration::ZERO).chain(BACKOFF);
     for (number, wait) in (1..).zip(waits) {
         tokio::time::sleep(wait).await;
+        let Ok(_place) = attempts.acquire().await else {
+            return;
+        };
         let attempt = attempt(&client, &webhook, &alert, number, state.clock.now()).await;
         note(&state, &webhook, &attempt).await;
         if attempt.delivered() {
@@ -203,7 +217,8 @@ async fn deliver_one(state: AppState, client: reqwest::Client, webhook: Webhook,
 pub(crate) async fn deliver(state: AppState, mut alerts: mpsc::Receiver<Alert>) {
     let client = client();
     let known: Mutex<Vec<Webhook>> = Mutex::default();
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let attempts = Arc::new(Semaphore::new(IN_FLIGHT));
+    let under_way = Arc::new(Semaphore::new(UNDER_WAY));
     while let Some(alert) = alerts.recv().await {
         let webhooks = match webhooks::list(&state).await {
             Ok(list) => {
@@ -213,13 +228,20 @@ pub(crate) async fn deliver(state: AppState, mut alerts: mpsc::Receiver<Alert>) 
             Err(_) => known.lock().clone(),
         };
         for webhook in webhooks.into_iter().filter(|webhook| webhook.wants(&alert)) {
-            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-                return;
+            let Ok(delivery) = Arc::clone(&under_way).try_acquire_owned() else {
+                tracing::warn!(webhook = %webhook.id, event = alert.kind.name(),
+                    "an alert was dropped: too many deliveries are under way");
+                continue;
             };
-            let (state, client, alert) = (state.clone(), client.clone(), alert.clone());
+            let (state, client, attempts, alert) = (
+                state.clone(),
+                client.clone(),
+                Arc::clone(&attempts),
+                alert.clone(),
+            );
             tokio::spawn(async move {
-                deliver_one(state, client, webhook, alert).await;
-                drop(permit);
+                deliver_one(state, client, attempts, webhook, alert).await;
+                drop(delivery);
             });
         }
     }
