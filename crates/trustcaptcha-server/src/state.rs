@@ -678,7 +678,7 @@ impl AppStateBuilder {
             outages,
             limits,
             metrics: Metrics::default(),
-            statistics: Statistics::default(),
+            statistics: Statistics::new(server.event_log_entries),
             alerts: crate::alerts::Alerts::default(),
             inspector: files.inspector,
             hosting: files.hosting,

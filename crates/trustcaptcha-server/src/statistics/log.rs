@@ -72,9 +72,9 @@ pub(crate) struct Logged {
 
 impl Finished<'_> {
     /// The log entry, at `now`.
-    pub(crate) fn entry(&self, now: OffsetDateTime) -> JournalEntry {
+    pub(crate) fn logged(&self, now: OffsetDateTime) -> Logged {
         let result = self.result;
-        let logged = Logged {
+        Logged {
             id: result.verification_id,
             at: now,
             decision: if blocked(result) { "block" } else { "pass" }.to_owned(),
@@ -89,12 +89,18 @@ impl Finished<'_> {
             network: network(&result.ip_address),
             started_at: result.verification_started_at,
             solve_ms: u64::try_from(self.solve.as_millis()).unwrap_or(u64::MAX),
-        };
+        }
+    }
+}
+
+impl Logged {
+    /// The entry as the store's journal keeps it.
+    pub(crate) fn entry(&self) -> JournalEntry {
         JournalEntry {
-            at: crate::store::millis(now),
-            id: result.verification_id.to_string(),
+            at: crate::store::millis(self.at),
+            id: self.id.to_string(),
             // A struct of strings and numbers always serializes.
-            value: serde_json::to_string(&logged).unwrap_or_default(),
+            value: serde_json::to_string(self).unwrap_or_default(),
         }
     }
 }

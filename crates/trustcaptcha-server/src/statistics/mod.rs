@@ -16,7 +16,7 @@ pub(crate) mod log;
 pub(crate) mod series;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -31,22 +31,22 @@ use crate::store::{
 /// How often counts in memory are added to the store.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Event log entries waiting for a flush at most; later ones are dropped until it runs (the
-/// most a site's log keeps, so no site loses what it would have kept).
-const PENDING_LOG: usize = 100_000;
-
 /// Counts and event log entries not yet added to the store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Statistics {
     pending: Mutex<Pending>,
+    /// The entries a site's event log keeps: a site's newest this many wait for a flush (older
+    /// ones would be dropped by the store at once), so a busy site's log costs the store no
+    /// more than this per flush.
+    log_entries: usize,
 }
 
 #[derive(Debug, Default)]
 struct Pending {
     /// By site, then hour (its start, Unix seconds).
     counts: HashMap<String, HashMap<i64, HashMap<Event, u64>>>,
-    /// By site.
-    log: Vec<(String, JournalEntry)>,
+    /// By site, oldest first.
+    log: HashMap<String, VecDeque<log::Logged>>,
 }
 
 impl Pending {
@@ -118,6 +118,14 @@ impl Keep {
 }
 
 impl Statistics {
+    /// Nothing counted yet; each site's event log keeps `log_entries`.
+    pub(crate) fn new(log_entries: usize) -> Self {
+        Statistics {
+            pending: Mutex::default(),
+            log_entries: log_entries.max(1),
+        }
+    }
+
     /// Counts one `event` of `site` at `now`.
     pub(crate) fn count(&self, site: &str, event: impl Into<Event>, now: OffsetDateTime) {
         let hour = Resolution::Hour.bucket(now);
@@ -162,15 +170,20 @@ impl Statistics {
         events.push(Event::named("country", log::family(&result.country_code)));
         events.push(Event::named("browser", log::family(&result.browser)));
         events.push(Event::named("os", log::family(&result.operating_system)));
-        let entry = finished.entry(now);
+        let logged = finished.logged(now);
         let hour = Resolution::Hour.bucket(now);
         let mut pending = self.pending.lock();
         for event in events {
             pending.add(site, hour, event, 1);
         }
-        if pending.log.len() < PENDING_LOG {
-            pending.log.push((site.to_owned(), entry));
+        let log = match pending.log.get_mut(site) {
+            Some(log) => log,
+            None => pending.log.entry(site.to_owned()).or_default(),
+        };
+        if log.len() >= self.log_entries {
+            log.pop_front();
         }
+        log.push_back(logged);
     }
 
     /// Adds the counts in memory to the store's series and the pending entries to the event
@@ -219,23 +232,12 @@ impl Statistics {
             self.put_back(counts, log);
             return Err(error);
         }
-        let mut by_site: HashMap<String, Vec<JournalEntry>> = HashMap::new();
-        for (site, entry) in log {
-            by_site.entry(site).or_default().push(entry);
-        }
-        let mut left = by_site.into_iter();
+        let mut left = log.into_iter();
         while let Some((site, entries)) = left.next() {
             let journal = log::journal(&site);
-            if let Err(error) = store
-                .append_journal(&journal, entries.clone(), keep.log, now)
-                .await
-            {
-                let unwritten = std::iter::once((site, entries))
-                    .chain(left)
-                    .flat_map(|(site, entries)| {
-                        entries.into_iter().map(move |entry| (site.clone(), entry))
-                    })
-                    .collect();
+            let written: Vec<JournalEntry> = entries.iter().map(log::Logged::entry).collect();
+            if let Err(error) = store.append_journal(&journal, written, keep.log, now).await {
+                let unwritten = std::iter::once((site, entries)).chain(left).collect();
                 self.put_back(HashMap::new(), unwritten);
                 return Err(error);
             }
@@ -246,7 +248,7 @@ impl Statistics {
     fn put_back(
         &self,
         counts: HashMap<String, HashMap<i64, HashMap<Event, u64>>>,
-        log: Vec<(String, JournalEntry)>,
+        log: HashMap<String, VecDeque<log::Logged>>,
     ) {
         let mut pending = self.pending.lock();
         for (site, hours) in counts {
@@ -256,8 +258,16 @@ impl Statistics {
                 }
             }
         }
-        let room = PENDING_LOG.saturating_sub(pending.log.len());
-        pending.log.extend(log.into_iter().take(room));
+        for (site, older) in log {
+            // What was logged since goes after what could not be written; the oldest go first
+            // when that is more than the log keeps.
+            let kept = pending.log.entry(site).or_default();
+            let newer = std::mem::replace(kept, older);
+            kept.extend(newer);
+            while kept.len() > self.log_entries {
+                kept.pop_front();
+            }
+        }
     }
 }
 
@@ -321,4 +331,58 @@ pub(crate) fn reported_events() -> Vec<String> {
         .chain(Signals::all_names().map(|signal| format!("signal:{signal}")))
         .chain(solves)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Keep, Statistics};
+    use crate::clock::SystemClock;
+    use crate::store::conformance::{T0, finished};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{JournalBound, Store as _};
+
+    /// A busy site's log waits for its flush as its newest `event_log_entries` only (the store
+    /// would drop the rest at once).
+    #[tokio::test]
+    async fn a_sites_pending_log_is_its_newest_entries() {
+        let statistics = Statistics::new(3);
+        let results: Vec<_> = (0..5)
+            .map(|n| finished(uuid::Uuid::from_u128(n + 1), 1, Duration::from_secs(60)).result)
+            .collect();
+        for (n, result) in (0..).zip(&results) {
+            let logged = super::log::Finished {
+                result,
+                signals: crate::signals::Signals::default(),
+                solve: Duration::from_secs(2),
+                access_rule: None,
+                how: "proof_of_work",
+            };
+            statistics.finished("shop", &logged, T0 + Duration::from_secs(n));
+        }
+        let store = crate::store::tracked(
+            Arc::new(MemoryStore::new(10, Arc::new(SystemClock))),
+            Arc::new(SystemClock),
+        );
+        let keep = Keep {
+            hourly: Duration::from_secs(86_400),
+            daily: Duration::from_secs(86_400),
+            log: JournalBound {
+                entries: 3,
+                age: Duration::from_secs(86_400),
+            },
+        };
+        statistics.flush(&store, keep, T0).await.expect("flush");
+        let ids: Vec<String> = store
+            .journal("events:shop", 0, i64::MAX, 10)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|entry| entry.id)
+            .collect();
+        let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+        assert_eq!(ids, [id(5), id(4), id(3)]);
+    }
 }
