@@ -9,6 +9,8 @@
 # * Debian's Prometheus, for `promtool`: the alerting rules in deploy/ are checked and unit-tested;
 # * Debian's nginx: the reverse-proxy tests put one in front of the server on a free port (and,
 #   with a certificate from a private authority that `openssl` makes, under the hosted name);
+# * Debian's HAProxy: the scale-out tests balance three instances behind it, taking them out by
+#   its health checks on their admin listeners;
 # * the npm packages pinned in e2e/package-lock.json (the official widget, playwright-core);
 # * cargo-deny and cargo-hack, the dependency-policy and feature checks.
 set -euo pipefail
@@ -19,6 +21,7 @@ pkg-config --exists openssl 2> /dev/null || missing+=(libssl-dev pkg-config)
 command -v chromium > /dev/null || missing+=(chromium fonts-dejavu-core)
 command -v redis-server > /dev/null || missing+=(redis-server)
 command -v nginx > /dev/null || missing+=(nginx-light)
+command -v haproxy > /dev/null || missing+=(haproxy)
 command -v openssl > /dev/null || missing+=(openssl)
 command -v Xvfb > /dev/null || missing+=(xvfb)
 command -v promtool > /dev/null || missing+=(prometheus)

@@ -50,6 +50,14 @@ impl Clock for ManualClock {
     }
 }
 
+/// A duration written in whole milliseconds (configuration keys ending in `_ms`). For
+/// `#[serde(deserialize_with = "crate::clock::millis")]`.
+pub(crate) fn millis<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::time::Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(deserializer).map(std::time::Duration::from_millis)
+}
+
 /// A duration as configuration files write it: whole seconds (keys ending in `_secs`). For
 /// `#[serde(with = "crate::clock::seconds")]`.
 pub(crate) mod seconds {

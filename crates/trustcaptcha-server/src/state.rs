@@ -23,7 +23,6 @@ use crate::metrics::Metrics;
 use crate::networks::NetworkSet;
 use crate::secret::KeyHash;
 use crate::statistics::Statistics;
-use crate::store::memory::MemoryStore;
 use crate::store::{Collection, Expect, Store, TrackedStore};
 use crate::visitor::Inspector;
 
@@ -63,6 +62,8 @@ pub struct AppStateInner {
     pub(crate) statistics: Statistics,
     /// Alerts on their way to the webhooks.
     pub(crate) alerts: crate::alerts::Alerts,
+    /// Set once the server was told to stop: `/readyz` then answers 503 while it drains.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
     /// User-Agent and GeoIP lookups.
     pub(crate) inspector: Inspector,
     /// Which client networks are hosting networks.
@@ -617,7 +618,8 @@ impl AppStateBuilder {
         self
     }
 
-    /// Uses `store` instead of the configuration's (`[store] url`), or of a [`MemoryStore`] sized
+    /// Uses `store` instead of the configuration's (`[store] url`), or of a
+    /// [`MemoryStore`](crate::store::memory::MemoryStore) sized
     /// by `server.max_verifications` when it names none.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -648,16 +650,10 @@ impl AppStateBuilder {
             (None, Some(url)) => crate::config::redacted(url),
             (None, None) => "memory://".to_owned(),
         };
-        let store = match (self.store, store.url) {
-            (Some(store), _) => store,
-            (None, Some(url)) => {
-                crate::store::open(&url, server.max_verifications, Arc::clone(&self.clock))
-                    .map_err(|error| ConfigError::at("store.url", error.to_string()))?
-            }
-            (None, None) => Arc::new(MemoryStore::new(
-                server.max_verifications,
-                Arc::clone(&self.clock),
-            )),
+        let store = match self.store {
+            Some(store) => store,
+            None => crate::store::open(&store, server.max_verifications, Arc::clone(&self.clock))
+                .map_err(|error| ConfigError::at("store.url", error.to_string()))?,
         };
         let limits = SharedLimits::start(&server, Arc::clone(&self.clock));
         let site_index = SiteIndex::new(
@@ -680,6 +676,7 @@ impl AppStateBuilder {
             metrics: Metrics::default(),
             statistics: Statistics::new(server.event_log_entries),
             alerts: crate::alerts::Alerts::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             inspector: files.inspector,
             hosting: files.hosting,
             repetitions: crate::repetition::Repetitions::default(),

@@ -20,8 +20,12 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 `ready`, or 503 with why not (the admin listener is the operator's).
+/// `GET /readyz`: 200 `ready`, or 503 with why not (the admin listener is the operator's):
+/// `draining` once the server was told to stop, or what the store says.
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned());
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(StoreError::Full) => (StatusCode::SERVICE_UNAVAILABLE, "store full".to_owned()),

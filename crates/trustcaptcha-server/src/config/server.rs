@@ -59,6 +59,12 @@ pub struct ServerSettings {
     /// HTTP/2 connections do not hold a slot for ever.
     #[serde(rename = "max_connection_age_secs", with = "crate::clock::seconds")]
     pub max_connection_age: Duration,
+    /// After SIGTERM (or SIGINT), how long the server goes on serving while `/readyz` answers
+    /// 503 `draining`, so that a load balancer's health check (or Kubernetes' endpoints) takes
+    /// it out of rotation before it stops accepting connections; 0 (the default) stops at once.
+    /// Either way requests in flight then get ten seconds to finish.
+    #[serde(rename = "drain_secs", with = "crate::clock::seconds")]
+    pub drain: Duration,
     /// Reverse proxies in front of the server: from these peers (and only these) the client's
     /// address is read from `client_address_header`. See [`crate::client_address`].
     #[serde(deserialize_with = "crate::networks::list")]
@@ -234,6 +240,11 @@ impl ServerSettings {
             "must be between 10 and 86400",
         );
         problems.require(
+            self.drain.as_secs() <= 300,
+            "drain_secs",
+            "must be at most 300",
+        );
+        problems.require(
             self.failover_grace <= MAX_FAILOVER_GRACE,
             "failover_grace_secs",
             "must be at most 900: a widget's failover token lives 15 minutes, so no honest claim \
@@ -387,6 +398,7 @@ impl Default for ServerSettings {
             widget_dir: None,
             reputation_lists: Vec::new(),
             failover_grace: Duration::from_secs(300),
+            drain: Duration::ZERO,
             outage_before_start: false,
             widget_requests_per_minute: 120,
             widget_burst: 30,

@@ -1,11 +1,13 @@
 //! `[store]`: where verifications are kept, named by a URL whose grammar is checked here
-//! without opening anything.
+//! without opening anything, and how a shared Redis acknowledges a write.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
 /// Where verifications are kept (`[store] url`, or `TRUSTCAPTCHA_STORE__URL`). Its `Debug`
 /// output shows only the URL's scheme, since the URL may carry credentials.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
     /// `sqlite://PATH`, `redis://[USER:PASSWORD@]HOST:PORT[/DB]`,
@@ -13,6 +15,30 @@ pub struct StoreSettings {
     /// `None` (a configuration made in code) keeps them in memory; [`load`](super::load)
     /// defaults to a SQLite file beside the configuration file.
     pub url: Option<String>,
+    /// Redis only: how many replicas must have a write that decides a verification (a challenge
+    /// stored, a result stored or counted as fetched, a site or key changed) before the server
+    /// acknowledges it; 0 (the default) acknowledges what the primary holds. Redis replicates
+    /// asynchronously, so without it a primary that dies can take acknowledged writes with it;
+    /// with it each such write waits for `WAIT`.
+    pub wait_for_replicas: u32,
+    /// How long a write waits for [`wait_for_replicas`](Self::wait_for_replicas) replicas (at
+    /// most 1500 ms, within the 2-s bound of a store call); a write they did not acknowledge in
+    /// time is answered as the store being unavailable (503).
+    #[serde(
+        rename = "replica_timeout_ms",
+        deserialize_with = "crate::clock::millis"
+    )]
+    pub replica_timeout: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            url: None,
+            wait_for_replicas: 0,
+            replica_timeout: Duration::from_millis(500),
+        }
+    }
 }
 
 impl std::fmt::Debug for StoreSettings {
@@ -23,6 +49,8 @@ impl std::fmt::Debug for StoreSettings {
         });
         f.debug_struct("StoreSettings")
             .field("scheme", &scheme)
+            .field("wait_for_replicas", &self.wait_for_replicas)
+            .field("replica_timeout", &self.replica_timeout)
             .finish()
     }
 }
@@ -32,6 +60,27 @@ impl StoreSettings {
     /// [`crate::store::open`] can open, judged without opening it (no file is made, no server is
     /// reached). Messages leave the URL's credentials out.
     pub(super) fn check(&self) -> Vec<(String, String)> {
+        let mut problems = self.check_url();
+        let redis = self
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("redis://") || url.starts_with("redis+cluster://"));
+        if self.wait_for_replicas > 0 && !redis {
+            problems.push((
+                "wait_for_replicas".to_owned(),
+                "replicas are waited for on a Redis store only".to_owned(),
+            ));
+        }
+        if self.replica_timeout.is_zero() || self.replica_timeout > Duration::from_millis(1500) {
+            problems.push((
+                "replica_timeout_ms".to_owned(),
+                "must be between 1 and 1500 (a store call gives up after 2 s)".to_owned(),
+            ));
+        }
+        problems
+    }
+
+    fn check_url(&self) -> Vec<(String, String)> {
         let Some(url) = self.url.as_deref() else {
             return Vec::new();
         };

@@ -12,6 +12,7 @@ fn debug_shows_only_the_store_urls_scheme() {
     let config = Config {
         store: StoreSettings {
             url: Some("redis://user:hunter2@cache.internal:6379/0".into()),
+            ..StoreSettings::default()
         },
         ..Config::new(vec![Site::sandbox()])
     };
@@ -342,4 +343,39 @@ fn the_environment_overrides_any_key_of_the_server_the_store_and_a_named_site() 
         "{message}"
     );
     assert!(!message.contains(secret), "{message}");
+}
+
+#[test]
+fn replicas_are_waited_for_on_redis_only_and_within_a_store_calls_bound() {
+    let site = format!(
+        "[[sites]]\nname = \"a\"\nsite_key = \"{}\"\napi_keys = [\"ak_replica_test_key_0123\"]\n\n",
+        Uuid::nil()
+    );
+    let redis = format!("{site}[store]\nurl = \"redis+cluster://127.0.0.1:7000\"\n");
+    let config = parse(&format!("{redis}wait_for_replicas = 1\n")).expect("valid");
+    assert_eq!(config.store.wait_for_replicas, 1);
+    assert_eq!(
+        config.store.replica_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    for (text, place) in [
+        (
+            format!("{site}[store]\nurl = \"sqlite:///tmp/x.db\"\nwait_for_replicas = 1\n"),
+            "store.wait_for_replicas",
+        ),
+        (
+            format!("{redis}wait_for_replicas = 1\nreplica_timeout_ms = 0\n"),
+            "store.replica_timeout_ms",
+        ),
+        (
+            format!("{redis}wait_for_replicas = 1\nreplica_timeout_ms = 2000\n"),
+            "store.replica_timeout_ms",
+        ),
+    ] {
+        let error = parse(&text).expect_err(&text);
+        assert!(
+            error.problems.iter().any(|(location, _)| location == place),
+            "{error}"
+        );
+    }
 }

@@ -185,19 +185,29 @@ impl Server {
         self.admin_bound
     }
 
-    /// Serves both listeners until `shutdown` completes; then in-flight requests get ten seconds
-    /// to finish, and what was counted since the last flush is stored.
+    /// Serves both listeners until `shutdown` completes and `server.drain_secs` have passed
+    /// (meanwhile `/readyz` answers 503 `draining`); then in-flight requests get ten seconds to
+    /// finish, and what was counted since the last flush is stored.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
             let _ = stopped.changed().await;
         };
+        let draining = self.state.clone();
         let reload = self
             .reload_on_hangup
             .then(|| reload_on_hangup(self.state.clone(), until_stopped(stopped.clone())));
         tokio::join!(
             async {
                 shutdown.await;
+                draining
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let drain = draining.settings().drain;
+                if !drain.is_zero() {
+                    tracing::info!(seconds = drain.as_secs(), "draining");
+                    tokio::time::sleep(drain).await;
+                }
                 let _ = stop.send(());
             },
             async {

@@ -85,21 +85,22 @@ pub use layer::{Call, Layered, StoreLayer};
 pub(crate) use tracked::tracked;
 pub use tracked::{Health, TrackedStore};
 
-/// Opens the store a URL names: `sqlite://PATH` (a file, created if missing),
+/// Opens the store `[store]` names by its URL: `sqlite://PATH` (a file, created if missing),
 /// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` (one Redis node),
 /// `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]` (a Redis Cluster, given by some of
-/// its nodes) or `memory://`. `capacity` bounds the in-process backends; Redis is bounded by its
-/// own `maxmemory`.
+/// its nodes) or `memory://` (also without a URL). `capacity` bounds the in-process backends;
+/// Redis is bounded by its own `maxmemory`, and waits for the replicas the settings ask for.
 ///
 /// # Errors
 ///
 /// [`StoreError::Unavailable`] for another scheme, a malformed URL, or a file that cannot be
 /// opened. A Redis is not contacted yet: see [`Store::prepare`].
 pub fn open(
-    url: &str,
+    settings: &crate::config::StoreSettings,
     capacity: usize,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let url = settings.url.as_deref().unwrap_or("memory://");
     if url == "memory://" {
         return Ok(std::sync::Arc::new(memory::MemoryStore::new(
             capacity, clock,
@@ -107,7 +108,10 @@ pub fn open(
     }
     #[cfg(feature = "redis")]
     if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
-        return Ok(std::sync::Arc::new(redis::RedisStore::open(url)?));
+        return Ok(std::sync::Arc::new(
+            redis::RedisStore::open(url)?
+                .wait_for_replicas(settings.wait_for_replicas, settings.replica_timeout),
+        ));
     }
     match url.strip_prefix("sqlite://") {
         Some(path) if !path.is_empty() => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(

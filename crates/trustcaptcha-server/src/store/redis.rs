@@ -27,6 +27,15 @@
 //! joined by a newline, trimmed on every append and expiring with its newest entry.
 //!
 //! Connections reconnect with exponential backoff; every call is bounded by [`CALL_TIMEOUT`].
+//!
+//! Redis replicates asynchronously: a primary acknowledges a write before its replicas have it,
+//! and a primary that dies before they do takes the write with it. With `[store]
+//! wait_for_replicas` set, each write the server acknowledges to a client as decided (a
+//! challenge or result stored, a retrieval counted, a catalog entry changed) is sent in one
+//! pipeline with `WAIT`, on the connection to the primary of its key's slot; fewer replicas
+//! than asked for in `replica_timeout_ms` make it unavailable (503), never acknowledged. A
+//! failover then promotes a replica that holds every acknowledged write (with one replica per
+//! primary, the one that acknowledged; with more, Redis promotes the most up-to-date).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +65,9 @@ const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 pub struct RedisStore {
     connection: Connection,
     scripts: Arc<Scripts>,
+    /// How many replicas must acknowledge a deciding write, and how long they get (`None`: the
+    /// primary's acknowledgement is enough).
+    replicas: Option<(u32, Duration)>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -65,7 +77,10 @@ impl std::fmt::Debug for RedisStore {
             Connection::Node(_) => "node",
             Connection::Cluster(_) => "cluster",
         };
-        f.debug_struct("RedisStore").field("kind", &kind).finish()
+        f.debug_struct("RedisStore")
+            .field("kind", &kind)
+            .field("replicas", &self.replicas)
+            .finish()
     }
 }
 
@@ -464,7 +479,59 @@ impl RedisStore {
         Ok(RedisStore {
             connection,
             scripts: Arc::new(Scripts::new()),
+            replicas: None,
         })
+    }
+
+    /// Acknowledges a deciding write only once `replicas` replicas of its primary have it, or
+    /// fails it as unavailable when they do not within `timeout` (0 replicas: the primary's
+    /// acknowledgement is enough).
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
+    /// Runs a script whose write decides what a client is told: with replicas to wait for, in
+    /// one pipeline with `WAIT` on the connection to its key's primary (loading the script
+    /// first when that primary does not know it yet).
+    async fn decide<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let Some((replicas, timeout)) = self.replicas else {
+            return self
+                .call(
+                    |mut connection| async move { invocation.invoke_async(&mut connection).await },
+                )
+                .await;
+        };
+        let (value, acknowledged): (T, u32) = self
+            .call(|mut connection| async move {
+                let mut pipeline = redis::pipe();
+                pipeline
+                    .invoke_script(invocation)
+                    .cmd("WAIT")
+                    .arg(replicas)
+                    .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+                match pipeline.query_async(&mut connection).await {
+                    Err(error)
+                        if error.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        invocation.load_async(&mut connection).await?;
+                        pipeline.query_async(&mut connection).await
+                    }
+                    answer => answer,
+                }
+            })
+            .await?;
+        if acknowledged < replicas {
+            return Err(unavailable(format!(
+                "{acknowledged} of {replicas} replica(s) acknowledged the write in time"
+            )));
+        }
+        Ok(value)
     }
 
     /// Runs one call with the connection, bounded by [`CALL_TIMEOUT`].
@@ -480,21 +547,15 @@ impl RedisStore {
     }
 
     async fn insert(&self, id: Uuid, new: New) -> Result<(), StoreError> {
-        let answer: String = self
-            .call(|mut connection| async move {
-                self.scripts
-                    .insert
-                    .key(key(id))
-                    .arg(new.site.to_string())
-                    .arg(new.state)
-                    .arg(millis(new.expires_at))
-                    .arg(new.data)
-                    .arg(new.max_retrievals)
-                    .arg(new.keep)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await?;
+        let mut invocation = self.scripts.insert.key(key(id));
+        invocation
+            .arg(new.site.to_string())
+            .arg(new.state)
+            .arg(millis(new.expires_at))
+            .arg(new.data)
+            .arg(new.max_retrievals)
+            .arg(new.keep);
+        let answer: String = self.decide(&invocation).await?;
         done(&answer, StoreError::Duplicate)
     }
 
@@ -611,21 +672,15 @@ impl Store for RedisStore {
         let expires_at = finished.expires_at();
         let keep = ttl_millis(now, expires_at + TOMBSTONE);
         let data = encode(&finished)?;
-        let answer: String = self
-            .call(|mut connection| async move {
-                self.scripts
-                    .finish
-                    .key(key(id))
-                    .arg(lease.token)
-                    .arg(millis(lease.until))
-                    .arg(data)
-                    .arg(millis(expires_at))
-                    .arg(finished.max_retrievals)
-                    .arg(keep)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await?;
+        let mut invocation = self.scripts.finish.key(key(id));
+        invocation
+            .arg(lease.token)
+            .arg(millis(lease.until))
+            .arg(data)
+            .arg(millis(expires_at))
+            .arg(finished.max_retrievals)
+            .arg(keep);
+        let answer: String = self.decide(&invocation).await?;
         done(&answer, StoreError::NotClaimant)
     }
 
@@ -661,19 +716,15 @@ impl Store for RedisStore {
         authorized: &[Uuid],
         now: OffsetDateTime,
     ) -> Result<Retrieval, StoreError> {
-        let reply: Vec<String> = self
-            .call(|mut connection| async move {
-                let mut invocation = self.scripts.retrieve.key(key(id));
-                invocation
-                    .arg(millis(now))
-                    .arg(TOMBSTONE.as_millis().to_string())
-                    .arg(now.unix_timestamp_nanos().to_string());
-                for site in authorized {
-                    invocation.arg(site.to_string());
-                }
-                invocation.invoke_async(&mut connection).await
-            })
-            .await?;
+        let mut invocation = self.scripts.retrieve.key(key(id));
+        invocation
+            .arg(millis(now))
+            .arg(TOMBSTONE.as_millis().to_string())
+            .arg(now.unix_timestamp_nanos().to_string());
+        for site in authorized {
+            invocation.arg(site.to_string());
+        }
+        let reply: Vec<String> = self.decide(&invocation).await?;
         let answer = match reply.first().map(String::as_str) {
             Some("not_found") => Retrieval::NotFound,
             Some("wrong_site") => Retrieval::WrongSite,
@@ -801,9 +852,7 @@ impl Store for RedisStore {
                     .unwrap_or_default(),
             )
             .arg(collection.limit());
-        let answer: String = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let answer: String = self.decide(&invocation).await?;
         match answer.as_str() {
             "conflict" => Err(StoreError::Conflict),
             "full" => Err(StoreError::Full),
@@ -856,9 +905,7 @@ impl Store for RedisStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let invocation = catalog_write(&self.scripts.delete_entry, collection, id, expect, now);
-        let answer: String = self
-            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let answer: String = self.decide(&invocation).await?;
         match answer.as_str() {
             "conflict" => Err(StoreError::Conflict),
             answer => Ok(answer == "deleted"),

@@ -166,10 +166,27 @@ impl Drop for RedisServer {
     }
 }
 
-/// A Redis Cluster of three primaries (no replicas) on loopback ports.
+/// A Redis Cluster of three primaries on loopback ports, with or without a replica each.
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+}
+
+/// One node of a cluster as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The node's id.
+    pub id: String,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Whether it is a primary (`master`), rather than a replica.
+    pub primary: bool,
+    /// Whether the cluster considers it failed.
+    pub failed: bool,
+    /// A replica's primary's id.
+    pub primary_id: Option<String>,
+    /// A primary's slot ranges.
+    pub slots: Vec<(u16, u16)>,
 }
 
 impl RedisCluster {
@@ -191,6 +208,21 @@ impl RedisCluster {
     /// When the nodes do not start or do not form a cluster.
     #[must_use]
     pub fn start_with(args: &[&str]) -> Self {
+        Self::launch(args, 0)
+    }
+
+    /// Three primaries with a replica each (six nodes), started with extra `redis-server`
+    /// arguments for every node; returns once every replica has caught up with its primary.
+    ///
+    /// # Panics
+    ///
+    /// When the nodes do not start or do not form a cluster.
+    #[must_use]
+    pub fn start_with_replicas(args: &[&str]) -> Self {
+        Self::launch(args, 1)
+    }
+
+    fn launch(args: &[&str], replicas: usize) -> Self {
         let mut node_args = vec![
             "--cluster-enabled",
             "yes",
@@ -200,14 +232,14 @@ impl RedisCluster {
             "2000",
         ];
         node_args.extend_from_slice(args);
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| RedisServer::start_with(&node_args))
             .collect();
         let status = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|node| node.address().to_string()))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -224,7 +256,128 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        RedisCluster { nodes }
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until(|described| {
+            described.iter().filter(|node| !node.primary).count() == 3 * replicas
+        });
+        while replicas > 0 && !cluster.replicas_in_sync() {
+            assert!(Instant::now() < deadline, "the replicas did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// Whether every live replica reports its link to its primary up and nothing left to load.
+    fn replicas_in_sync(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter(|node| node.child.is_some())
+            .all(|node| {
+                let info = node.command("INFO replication");
+                info.contains("role:master")
+                    || (info.contains("master_link_status:up")
+                        && info.contains("master_sync_in_progress:0"))
+            })
+    }
+
+    /// The cluster as the first live node sees it.
+    ///
+    /// # Panics
+    ///
+    /// When no node answers.
+    #[must_use]
+    pub fn describe(&self) -> Vec<ClusterNode> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|node| node.child.is_some())
+            .expect("a live node");
+        node.command("CLUSTER NODES")
+            .lines()
+            .filter_map(parse_cluster_node)
+            .collect()
+    }
+
+    /// Waits (up to 20 s) until every live node reports the cluster ready and the description
+    /// satisfies `done`.
+    ///
+    /// # Panics
+    ///
+    /// When it does not happen in time.
+    pub fn wait_until(&self, done: impl Fn(&[ClusterNode]) -> bool) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ready = self
+                .nodes
+                .iter()
+                .filter(|node| node.child.is_some())
+                .all(|node| {
+                    command(node.address(), "CLUSTER INFO")
+                        .is_ok_and(|info| info.contains("cluster_state:ok"))
+                });
+            if ready && done(&self.describe()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not settle");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index (in [`RedisCluster::nodes`]) of the node on `port`.
+    ///
+    /// # Panics
+    ///
+    /// When no node listens there.
+    #[must_use]
+    pub fn index_of(&self, port: u16) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.port == port)
+            .expect("a node of this cluster")
+    }
+
+    /// The primary serving `key`'s slot now, and its replicas, as indices into
+    /// [`RedisCluster::nodes`].
+    ///
+    /// # Panics
+    ///
+    /// When the cluster does not answer or no primary serves the slot.
+    #[must_use]
+    pub fn serving(&self, key: &str) -> (usize, Vec<usize>) {
+        let node = self
+            .nodes
+            .iter()
+            .find(|node| node.child.is_some())
+            .expect("a live node");
+        let slot: u16 = node
+            .command(&format!("CLUSTER KEYSLOT {key}"))
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .expect("a slot");
+        let described = self.describe();
+        let primary = described
+            .iter()
+            .find(|node| {
+                node.primary
+                    && !node.failed
+                    && node
+                        .slots
+                        .iter()
+                        .any(|&(from, to)| (from..=to).contains(&slot))
+            })
+            .expect("a primary serves the slot");
+        let replicas = described
+            .iter()
+            .filter(|node| node.primary_id.as_deref() == Some(primary.id.as_str()))
+            .map(|node| self.index_of(node.port))
+            .collect();
+        (self.index_of(primary.port), replicas)
+    }
+
+    /// The node at `index`, to kill or restart.
+    pub fn node_mut(&mut self, index: usize) -> &mut RedisServer {
+        &mut self.nodes[index]
     }
 
     /// The store URL, `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
@@ -243,6 +396,38 @@ impl RedisCluster {
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }
+}
+
+/// One line of `CLUSTER NODES`: `ID IP:PORT@BUS FLAGS PRIMARY PING PONG EPOCH LINK SLOT…`.
+fn parse_cluster_node(line: &str) -> Option<ClusterNode> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let [id, address, flags, primary_id, _, _, _, _, slots @ ..] = fields.as_slice() else {
+        return None;
+    };
+    let port = address
+        .split('@')
+        .next()?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()?;
+    let flags: Vec<&str> = flags.split(',').collect();
+    let slots = slots
+        .iter()
+        .filter(|slot| !slot.starts_with('['))
+        .filter_map(|slot| match slot.split_once('-') {
+            Some((from, to)) => Some((from.parse().ok()?, to.parse().ok()?)),
+            None => slot.parse().ok().map(|one| (one, one)),
+        })
+        .collect();
+    Some(ClusterNode {
+        id: (*id).to_owned(),
+        port,
+        primary: flags.contains(&"master"),
+        failed: flags.contains(&"fail"),
+        primary_id: (*primary_id != "-").then(|| (*primary_id).to_owned()),
+        slots,
+    })
 }
 
 fn free_port() -> u16 {

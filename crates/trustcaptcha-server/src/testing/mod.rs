@@ -35,7 +35,7 @@ pub use self::widget::*;
 use crate::clock::ManualClock;
 use crate::config::{Config, Site};
 use crate::store::Store;
-pub use crate::store::redis_servers::{RedisCluster, RedisServer};
+pub use crate::store::redis_servers::{ClusterNode, RedisCluster, RedisServer};
 use crate::{AppState, Spawned, spawn};
 use faults::FaultStore;
 

@@ -16,6 +16,7 @@ mod properties;
 mod redis;
 mod results;
 mod reverse_proxy;
+mod scale_out;
 mod security_rules;
 mod store_outage;
 mod tls;
