@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds the container image (deploy/Containerfile: a statically linked binary FROM scratch) and
 # smoke-tests it: /healthz, then one full verification (the widget's requests from
-# `trustcaptcha-server solve`, the result fetched with the sandbox API key). Installs podman and
-# runc from Debian when missing; skips, saying so, on a machine that cannot run containers.
+# `trustcaptcha-server solve`, the result fetched with the sandbox API key). Then plays the
+# Kubernetes manifests in deploy/kubernetes/ with `podman kube play` against a Redis started
+# here (scripts/kube-smoke.py). Installs podman and runc from Debian when missing; skips, saying
+# so, on a machine that cannot run containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v podman > /dev/null || ! command -v runc > /dev/null; then
+if ! command -v podman > /dev/null || ! command -v runc > /dev/null \
+    || ! command -v catatonit > /dev/null; then
+    # catatonit: the init of the pause container `podman kube play` makes for a pod.
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends podman runc > /dev/null
+    apt-get install -y -qq --no-install-recommends podman runc catatonit > /dev/null
 fi
 # Test tooling only (not for deployments): this sandbox refuses podman's default ulimits and
 # cgroup controllers.
@@ -54,3 +58,5 @@ id=$(printf '%s' "$token" | base64 -d | python3 -c 'import json, sys; print(json
 result=$(curl -sf -H "Authorization: Bearer $sandbox_key" "$url/v2/verifications/$id/results")
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["verificationPassed"] is True, r' "$result"
 echo "container smoke test ok: $(du -h "$binary" | cut -f1) static binary, /healthz and one verification through the image"
+
+python3 scripts/kube-smoke.py --image localhost/trustcaptcha-server:smoke --work "$work"

@@ -125,10 +125,14 @@ mod tests {
     use crate::state::AppState;
 
     async fn status(access: AdminAccess, authorization: Option<&str>) -> u16 {
+        status_of("/metrics", access, authorization).await
+    }
+
+    async fn status_of(path: &str, access: AdminAccess, authorization: Option<&str>) -> u16 {
         let state = AppState::builder(Config::new(vec![Site::sandbox()]))
             .build()
             .expect("state");
-        let mut request = Request::get("/metrics");
+        let mut request = Request::get(path);
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
@@ -162,6 +166,16 @@ mod tests {
             403
         );
         assert_eq!(status(AdminAccess::Open, None).await, 200);
+    }
+
+    #[tokio::test]
+    async fn readiness_answers_probes_without_credentials_on_any_admin_listener() {
+        let token = AdminAccess::Token(KeyHash::of("admin-token-0123456789"));
+        for access in [token, AdminAccess::Closed, AdminAccess::Open] {
+            assert_eq!(status_of("/readyz", access, None).await, 200);
+        }
+        assert_eq!(status_of("/healthz", token, None).await, 200);
+        assert_eq!(status_of("/metrics", token, None).await, 403);
     }
 
     #[tokio::test]

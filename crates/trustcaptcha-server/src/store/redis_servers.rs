@@ -235,16 +235,43 @@ impl RedisCluster {
         let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| RedisServer::start_with(&node_args))
             .collect();
-        let status = Command::new("redis-cli")
+        let mut create = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|node| node.address().to_string()))
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .expect("redis-cli runs");
-        assert!(status.success(), "redis-cli --cluster create failed");
+        // redis-cli introduces the nodes once and then waits for them to agree, for ever: on a
+        // loaded machine a handshake can outlast the node timeout and be dropped. Past a grace
+        // period (the introductions are long made), the first node is introduced again to
+        // every node it does not know.
+        let started = Instant::now();
+        loop {
+            if let Some(status) = create.try_wait().expect("redis-cli") {
+                assert!(status.success(), "redis-cli --cluster create failed");
+                break;
+            }
+            if started.elapsed() > 3 * START_TIMEOUT {
+                let _ = create.kill();
+                let _ = create.wait();
+                panic!("the cluster did not form");
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                let known = nodes[0].command("CLUSTER NODES");
+                for node in &nodes[1..] {
+                    if !known.contains(&format!(":{}@", node.port)) {
+                        let _ = command(
+                            nodes[0].address(),
+                            &format!("CLUSTER MEET 127.0.0.1 {}", node.port),
+                        );
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let deadline = Instant::now() + START_TIMEOUT;
         while !nodes
             .iter()

@@ -5,7 +5,8 @@
 //! signed-in user (the session cookie); a user a trusted proxy names in
 //! `server.console_user_header` (single sign-on); or, on a loopback listener while no user
 //! exists, whoever connects (an admin, as before users existed). Nobody else gets past
-//! `/sign-in`, except to `/metrics` and `/readyz` on a loopback listener.
+//! `/sign-in`, except to `/readyz` (for probes, on any listener) and `/metrics` on a loopback
+//! listener.
 //!
 //! Changes (every method but `GET` and `HEAD`; but one's own password) need an admin, and a
 //! browser's change must come
@@ -77,7 +78,9 @@ pub(crate) async fn guard(
         }
         return next.run(request).await;
     }
-    if loopback_open && matches!(path.as_str(), "/metrics" | "/readyz") {
+    // Probes carry no credentials: a balancer's health check or a kubelet asks `/readyz` on
+    // whatever address the listener has. It tells whether to send traffic, nothing more.
+    if path == "/readyz" || (loopback_open && path == "/metrics") {
         return next.run(request).await;
     }
     if matches!(access, AdminAccess::Closed) {
