@@ -7,13 +7,13 @@
 #   ./scripts/bench.sh                      # all of them: about 45 minutes on two cores
 #   ./scripts/bench.sh results capacity     # only these
 #
-# Names: client results server flood stores scale capacity detection pow history. Each benchmark's own
+# Names: client results server flood stores scale capacity detection pow history scale-out. Each benchmark's own
 # settings pass through the environment (e.g. ROUNDS=3 DURATION=5s ./scripts/bench.sh results).
 # Nothing else should run on the machine meanwhile: the figures are only as quiet as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(client results server flood stores scale capacity detection pow history)
+all=(client results server flood stores scale capacity detection pow history scale-out)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 
@@ -30,6 +30,7 @@ command_of() {
         capacity) echo "$bin capacity-bench && TRUSTCAPTCHA_BENCH_STORE_URL=memory:// $bin capacity-bench" ;;
         detection) echo "./scripts/bench-detection.sh" ;;
         history) echo "$bin history-bench" ;;
+        scale-out) echo "$bin scale-out-bench" ;;
         pow) echo "./scripts/install-deps.sh > /dev/null && node e2e/pow-calibration.mjs --sessions 10" ;;
         *) echo "unknown benchmark: $1 (known: ${all[*]})" >&2; return 1 ;;
     esac

@@ -101,29 +101,34 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// CPU time the child has used, user and system (Linux; `USER_HZ` is 100 there).
+    /// CPU time the child has used, user and system.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |index: usize| {
-            fields
-                .get(index)
-                .and_then(|value| value.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // utime and stime are the 14th and 15th fields: 12th and 13th after the name.
-        (ticks(11) + ticks(12)) as f64 / 100.0
+        cpu_seconds(self.pid())
     }
 
     /// The child's resident set size in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
         rss_bytes(&self.pid().to_string())
     }
+}
+
+/// CPU time process `pid` has used, user and system (Linux, where `USER_HZ` is 100; 0
+/// elsewhere).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are the 14th and 15th fields: 12th and 13th after the name.
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// The resident set size of process `pid` (or `self`) in bytes (Linux; 0 elsewhere).
@@ -398,6 +403,42 @@ where
     let throughput = concurrent_lenient(total, concurrency, call).await;
     assert_eq!(throughput.failed, 0, "every benchmarked call must succeed");
     throughput.per_second
+}
+
+/// One full verification (create, solve, submit, fetch with the bench key) with the create
+/// request `create` already serialized: `None` when it finished, else the first refusal's
+/// status.
+pub async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> Option<u16> {
+    let created = http
+        .post(format!("{url}/v2/verifications"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(create.clone())
+        .send()
+        .await
+        .ok()?;
+    if created.status() != 200 {
+        return Some(created.status().as_u16());
+    }
+    let challenge = created.json::<serde_json::Value>().await.ok()?["challenge"].clone();
+    let id = challenge["verificationId"].as_str().unwrap_or_default();
+    let submitted = http
+        .post(format!("{url}/v2/verifications/{id}/challenges"))
+        .json(&trustcaptcha_server::testing::submit_body(
+            &trustcaptcha_server::testing::answers(&challenge),
+        ))
+        .send()
+        .await
+        .ok()?;
+    if submitted.status() != 201 {
+        return Some(submitted.status().as_u16());
+    }
+    let fetched = http
+        .get(format!("{url}/v2/verifications/{id}/results"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .ok()?;
+    (fetched.status() != 200).then(|| fetched.status().as_u16())
 }
 
 pub fn ms(d: Duration) -> String {

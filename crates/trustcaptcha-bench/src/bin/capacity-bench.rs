@@ -25,9 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use trustcaptcha_bench::{
-    API_KEY, NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, bench_site, serve_if_child,
+    NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, bench_site, flow, serve_if_child,
     spawn_server_with,
 };
 use trustcaptcha_server::testing;
@@ -71,38 +70,6 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(run(&store, Duration::from_secs(seconds)));
-}
-
-/// The outcome of one flow: `None` when it finished, else the first refusal's status.
-async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> Option<u16> {
-    let created = http
-        .post(format!("{url}/v2/verifications"))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(create.clone())
-        .send()
-        .await
-        .ok()?;
-    if created.status() != 200 {
-        return Some(created.status().as_u16());
-    }
-    let challenge = created.json::<Value>().await.ok()?["challenge"].clone();
-    let id = challenge["verificationId"].as_str().unwrap_or_default();
-    let submitted = http
-        .post(format!("{url}/v2/verifications/{id}/challenges"))
-        .json(&testing::submit_body(&testing::answers(&challenge)))
-        .send()
-        .await
-        .ok()?;
-    if submitted.status() != 201 {
-        return Some(submitted.status().as_u16());
-    }
-    let fetched = http
-        .get(format!("{url}/v2/verifications/{id}/results"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .ok()?;
-    (fetched.status() != 200).then(|| fetched.status().as_u16())
 }
 
 async fn run(store: &str, length: Duration) {

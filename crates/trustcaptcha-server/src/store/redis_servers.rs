@@ -81,6 +81,12 @@ impl RedisServer {
         format!("redis://{}", self.address())
     }
 
+    /// The process id, while it runs.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server with `SIGKILL`, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

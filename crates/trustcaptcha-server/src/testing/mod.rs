@@ -16,10 +16,12 @@
 //!
 //! The parts: [`TestServer`] and [`TestClient`] (here), the widget's side of the protocol as a test
 //! plays it ([`widget`], re-exported here), a store with faults a test switches on
-//! ([`faults`]), hooks that fill a server's state without HTTP for benchmarks ([`hooks`]), and
-//! a capture of the log ([`LogCapture`]).
+//! ([`faults`]), hooks that fill a server's state without HTTP for benchmarks ([`hooks`]), a
+//! capture of the log ([`LogCapture`]), and real Redis servers and clusters ([`RedisServer`],
+//! [`RedisCluster`]) and a real load balancer ([`HaProxy`]) on loopback.
 
 pub mod faults;
+mod haproxy;
 pub mod hooks;
 mod logs;
 pub mod widget;
@@ -30,6 +32,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use trustcaptcha::TrustCaptcha;
 
+pub use self::haproxy::{Backend, HaProxy};
 pub use self::logs::LogCapture;
 pub use self::widget::*;
 use crate::clock::ManualClock;

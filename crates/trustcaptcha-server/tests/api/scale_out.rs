@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use trustcaptcha::{DecisionAction, DecisionType};
 use trustcaptcha_server::testing::{
-    ORIGIN, RedisCluster, TestClient, USER_AGENT, answers, browser_headers, create_body,
+    Backend, HaProxy, ORIGIN, RedisCluster, TestClient, USER_AGENT, answers, browser_headers,
+    create_body,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_trustcaptcha-server");
@@ -160,83 +161,17 @@ impl Drop for Instance {
     }
 }
 
-/// One HAProxy process in front of the instances: round robin, `X-Forwarded-For` appended,
-/// each instance health-checked on its admin listener's `/readyz` every 100 ms (out after two
-/// failures, back after two successes), and a request whose connection failed or got no answer
-/// retried once on another instance.
-struct HaProxy {
-    child: Child,
-    dir: PathBuf,
-    url: String,
-}
-
-impl HaProxy {
-    fn start(instances: &[Instance]) -> HaProxy {
-        let dir = std::env::temp_dir().join(format!(
-            "trustcaptcha-haproxy-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::create_dir_all(&dir).expect("a directory for haproxy");
-        let servers: String = instances
+/// HAProxy in front of `instances`, health-checking their admin listeners.
+fn balance(instances: &[Instance]) -> HaProxy {
+    HaProxy::start(
+        &instances
             .iter()
-            .enumerate()
-            .map(|(i, instance)| {
-                format!(
-                    "  server i{i} 127.0.0.1:{} check port {}\n",
-                    instance.port, instance.admin_port
-                )
+            .map(|instance| Backend {
+                port: instance.port,
+                admin_port: Some(instance.admin_port),
             })
-            .collect();
-        for _ in 0..5 {
-            let port = free_port();
-            let conf = format!(
-                "global\n  maxconn 2000\n\
-                 defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n\
-                 timeout http-request 10s\n  retries 2\n  option redispatch 1\n\
-                 retry-on conn-failure empty-response\n\
-                 frontend public\n  bind 127.0.0.1:{port}\n  default_backend instances\n\
-                 backend instances\n  balance roundrobin\n  option forwardfor\n\
-                 option httpchk GET /readyz\n  http-check expect status 200\n\
-                 default-server inter 100ms fall 2 rise 2\n{servers}"
-            );
-            std::fs::write(dir.join("haproxy.cfg"), conf).expect("haproxy.cfg");
-            let mut child = Command::new("haproxy")
-                .arg("-db")
-                .arg("-f")
-                .arg(dir.join("haproxy.cfg"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("haproxy runs (scripts/install-deps.sh installs it)");
-            let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                    return HaProxy {
-                        child,
-                        dir,
-                        url: format!("http://{address}"),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("haproxy did not start");
-    }
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// What the flows running through the balancer saw.
@@ -320,8 +255,8 @@ async fn three_instances_behind_haproxy_on_a_cluster_with_replicas_act_as_one() 
     let cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 0);
     let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
-    let balancer = HaProxy::start(&instances);
-    let through = TestClient::new(&balancer.url);
+    let balancer = balance(&instances);
+    let through = TestClient::new(balancer.url());
 
     // Every flow goes through the balancer, each request possibly to another instance.
     let mut tokens = Vec::new();
@@ -344,7 +279,7 @@ async fn three_instances_behind_haproxy_on_a_cluster_with_replicas_act_as_one() 
     // The address rule holds through HAProxy: a blocked client claiming another address in
     // every forwarding header it can write is still itself.
     let response = client_from(BLOCKED)
-        .post(format!("{}/v2/verifications", balancer.url))
+        .post(format!("{}/v2/verifications", balancer.url()))
         .header("origin", ORIGIN)
         .header("x-forwarded-for", CLAIMED)
         .header("forwarded", format!("for={CLAIMED}"))
@@ -382,11 +317,11 @@ async fn a_primary_killed_mid_run_loses_nothing_acknowledged() {
     let mut cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 0);
     let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
-    let balancer = HaProxy::start(&instances);
-    let through = TestClient::new(&balancer.url);
+    let balancer = balance(&instances);
+    let through = TestClient::new(balancer.url());
 
     let stop = Arc::new(AtomicBool::new(false));
-    let flows = run_flows(&balancer.url, 8, &stop);
+    let flows = run_flows(balancer.url(), 8, &stop);
     let before = through.flow(SITE).await.expect("flows run");
     let described = cluster.describe();
     let victim = described
@@ -519,8 +454,8 @@ async fn instances_killed_drained_and_restarted_behind_the_balancer() {
     let cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 1);
     let mut instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
-    let balancer = HaProxy::start(&instances);
-    let through = TestClient::new(&balancer.url);
+    let balancer = balance(&instances);
+    let through = TestClient::new(balancer.url());
     let up = |admin: String| async move {
         reqwest::get(format!("{admin}/readyz"))
             .await
@@ -529,7 +464,7 @@ async fn instances_killed_drained_and_restarted_behind_the_balancer() {
 
     // A SIGKILL and a SIGTERM mid-run.
     let stop = Arc::new(AtomicBool::new(false));
-    let flows = run_flows(&balancer.url, 6, &stop);
+    let flows = run_flows(balancer.url(), 6, &stop);
     let mut before = Vec::new();
     for _ in 0..10 {
         before.push(through.flow(SITE).await.expect("flows run"));
@@ -567,7 +502,7 @@ async fn instances_killed_drained_and_restarted_behind_the_balancer() {
 
     // A rolling restart under load: every flow succeeds.
     let stop = Arc::new(AtomicBool::new(false));
-    let flows = run_flows(&balancer.url, 6, &stop);
+    let flows = run_flows(balancer.url(), 6, &stop);
     for instance in &mut instances {
         instance.signal("-TERM");
         assert!(instance.wait(), "a drained instance exits cleanly");
