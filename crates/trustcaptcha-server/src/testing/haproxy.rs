@@ -3,10 +3,8 @@
 //! `X-Forwarded-For` appended, each instance health-checked on its admin listener's `/readyz`,
 //! a request whose connection failed or got no answer retried once on another instance).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 /// One instance behind the balancer: its public port, and the admin port whose `/readyz` takes
 /// it out of rotation when it fails twice in a row (checked every 100 ms), if any.
@@ -53,11 +51,7 @@ impl HaProxy {
                 None => format!("  server i{i} 127.0.0.1:{}\n", backend.port),
             })
             .collect();
-        for _ in 0..5 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|listener| listener.local_addr())
-                .expect("a free port")
-                .port();
+        let (child, port) = super::start_listening(|port| {
             let conf = format!(
                 "global\n  maxconn 4000\n\
                  defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n\
@@ -69,33 +63,16 @@ impl HaProxy {
                  default-server inter 100ms fall 2 rise 2\n{servers}"
             );
             std::fs::write(dir.join("haproxy.cfg"), conf).expect("haproxy.cfg");
-            let mut child = Command::new("haproxy")
-                .arg("-db")
-                .arg("-f")
-                .arg(dir.join("haproxy.cfg"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("haproxy runs (scripts/install-deps.sh installs it)");
-            let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                    return HaProxy {
-                        child,
-                        dir,
-                        url: format!("http://{address}"),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            let mut haproxy = Command::new("haproxy");
+            haproxy.arg("-db").arg("-f").arg(dir.join("haproxy.cfg"));
+            haproxy
+        })
+        .expect("haproxy starts (scripts/install-deps.sh installs it)");
+        HaProxy {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
         }
-        panic!("haproxy did not start");
     }
 
     /// The balancer's base URL, `http://127.0.0.1:PORT`.

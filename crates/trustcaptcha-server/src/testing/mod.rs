@@ -395,3 +395,39 @@ impl TestClient {
         .await
     }
 }
+
+/// Starts a process that listens on the loopback port it is given (`command(port)`, its output
+/// discarded) and returns it with that port once it accepts connections. The port is found free
+/// by binding and releasing it, so another process may take it first: then the child exits and
+/// another port is tried (five in all); `None` when none worked within 20 s each.
+pub fn start_listening(
+    mut command: impl FnMut(u16) -> std::process::Command,
+) -> Option<(std::process::Child, u16)> {
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .ok()?
+            .port();
+        let mut child = command(port)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // the port was taken meanwhile: try another
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Some((child, port));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}

@@ -3,10 +3,9 @@
 //! chosen loopback addresses (127.0.0.9, …) and write every forwarding header they like; the
 //! address the server records, and the rules and limits it applies, are always what nginx saw.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use crate::fixtures::*;
 use serde_json::Value;
@@ -38,11 +37,7 @@ impl Nginx {
             uuid::Uuid::new_v4()
         ));
         std::fs::create_dir_all(dir.join("logs")).expect("a directory for nginx");
-        for _ in 0..5 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|listener| listener.local_addr())
-                .expect("a free port")
-                .port();
+        let started = start_listening(|port| {
             let conf = format!(
                 "daemon off;\nworker_processes 1;\nerror_log {dir}/logs/error.log;\npid {dir}/nginx.pid;\n\
                  events {{ worker_connections 64; }}\n\
@@ -53,34 +48,22 @@ impl Nginx {
                 dir = dir.display()
             );
             std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-            let mut child = Command::new("nginx")
+            let mut nginx = Command::new("nginx");
+            nginx
                 .arg("-p")
                 .arg(&dir)
                 .arg("-e")
                 .arg(dir.join("logs/error.log"))
                 .arg("-c")
-                .arg(dir.join("nginx.conf"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nginx runs (scripts/install-deps.sh installs it)");
-            let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                    return Nginx {
-                        child,
-                        dir,
-                        url: format!("http://{address}"),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                .arg(dir.join("nginx.conf"));
+            nginx
+        });
+        if let Some((child, port)) = started {
+            return Nginx {
+                child,
+                dir,
+                url: format!("http://127.0.0.1:{port}"),
+            };
         }
         let log = std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
         panic!("nginx did not start: {log}");
