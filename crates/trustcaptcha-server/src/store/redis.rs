@@ -423,7 +423,13 @@ fn malformed() -> StoreError {
 }
 
 fn failed(error: &redis::RedisError) -> StoreError {
-    if error.code() == Some("OOM") {
+    // A pipeline's errors (a script sent with `WAIT`) are kept per command.
+    let out_of_memory = error.code() == Some("OOM")
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "OOM"));
+    if out_of_memory {
         StoreError::Full
     } else {
         unavailable(error)
@@ -619,6 +625,33 @@ impl Store for RedisStore {
                     "redis keeps no append-only file: a redis restart loses every verification in flight"
                 ),
                 _ => {}
+            }
+        }
+        if let Some((replicas, _)) = self.replicas {
+            // Not a refusal: a replica may be on its way back, and until it is only the writes
+            // to that primary's keys fail (503), not the server.
+            let info: Value = self
+                .call(|mut connection| async move {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await?;
+            let fewest = texts(&info)
+                .iter()
+                .filter_map(|info| {
+                    info.lines()
+                        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+                        .and_then(|count| count.parse::<u32>().ok())
+                })
+                .min();
+            if fewest.is_some_and(|fewest| fewest < replicas) {
+                tracing::warn!(
+                    replicas,
+                    connected = fewest,
+                    "a redis primary has fewer replicas than wait_for_replicas asks for: writes to its keys are refused (503) until it has them"
+                );
             }
         }
         Ok(())
@@ -1239,6 +1272,21 @@ mod tests {
         }
     }
 
+    /// A cluster whose primaries have a replica each, the store waiting for it on every
+    /// deciding write: the pipelines with `WAIT` keep every answer of the contract.
+    fn on_cluster_waiting_for_replicas(capacity: usize) -> OnCluster {
+        let cluster = RedisCluster::start_with_replicas(&NO_EVICTION);
+        for node in cluster.nodes() {
+            limit_memory(node, capacity);
+        }
+        OnCluster {
+            store: RedisStore::open(&cluster.url())
+                .expect("open")
+                .wait_for_replicas(1, Duration::from_millis(1500)),
+            _cluster: cluster,
+        }
+    }
+
     mod node {
         use super::*;
         conformance::suite!(on_node);
@@ -1247,6 +1295,28 @@ mod tests {
     mod cluster {
         use super::*;
         conformance::suite!(on_cluster);
+    }
+
+    mod cluster_waiting_for_replicas {
+        use super::*;
+        conformance::suite!(on_cluster_waiting_for_replicas);
+    }
+
+    #[tokio::test]
+    async fn a_write_no_replica_acknowledged_is_not_acknowledged() {
+        let server = RedisServer::start_with(&NO_EVICTION);
+        let store = RedisStore::open(&server.url())
+            .expect("open")
+            .wait_for_replicas(1, Duration::from_millis(50));
+        let id = Uuid::from_u128(5);
+        let pending = conformance::pending(Duration::from_secs(60));
+        let error = store
+            .insert_pending(id, pending, conformance::T0)
+            .await
+            .expect_err("no replica has it");
+        assert!(error.to_string().contains("0 of 1 replica"), "{error}");
+        // Reads are not held to it: the server still answers what the store holds.
+        assert!(store.ping().await.is_ok());
     }
 
     #[tokio::test]
