@@ -53,10 +53,11 @@ done
 
 sandbox_site=00000000-0000-0000-0000-000000000000
 sandbox_key=ak_$(printf 'x%.0s' $(seq 49))
-token=$(cargo run --quiet --release --locked -p trustcaptcha-server -- solve --api-url "$url" --site-key "$sandbox_site")
+token=$("$binary" solve --api-url "$url" --site-key "$sandbox_site")
 id=$(printf '%s' "$token" | base64 -d | python3 -c 'import json, sys; print(json.load(sys.stdin)["verificationId"])')
 result=$(curl -sf -H "Authorization: Bearer $sandbox_key" "$url/v2/verifications/$id/results")
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["verificationPassed"] is True, r' "$result"
 echo "container smoke test ok: $(du -h "$binary" | cut -f1) static binary, /healthz and one verification through the image"
 
+podman rm -f "$name" > /dev/null
 python3 scripts/kube-smoke.py --image localhost/trustcaptcha-server:smoke --work "$work"

@@ -159,7 +159,8 @@ def main():
 
         inspected = json.loads(subprocess.run(
             ["podman", "inspect", "--type", "container",
-             *subprocess.run(["podman", "ps", "-q", "--filter", "ancestor=" + options.image],
+             *subprocess.run(["podman", "ps", "-q", "--filter", "ancestor=" + options.image,
+                              "--filter", f"name=-{container['name']}$"],
                              check=True, capture_output=True, text=True).stdout.split()],
             check=True, capture_output=True, text=True).stdout)
         (server,) = inspected
