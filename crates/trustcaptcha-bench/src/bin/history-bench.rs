@@ -20,6 +20,7 @@ use trustcaptcha_server::clock::SystemClock;
 use trustcaptcha_server::store::{
     JournalBound, JournalEntry, Resolution, SeriesAdd, Store, sqlite::SqliteStore,
 };
+use trustcaptcha_server::testing::RedisServer;
 
 const EVENTS_PER_BUCKET: usize = 85;
 
@@ -180,48 +181,23 @@ impl Drop for Sqlite {
     }
 }
 
+/// A Redis of its own (the tests' `RedisServer`, without an append-only file here: only memory
+/// is measured), and a store on it.
 struct Redis {
-    process: std::process::Child,
-    port: u16,
+    server: RedisServer,
     store: trustcaptcha_server::store::redis::RedisStore,
 }
 
 impl Redis {
+    /// `None` when `redis-server` is not installed.
     fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let process = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
+        std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
             .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let store = trustcaptcha_server::store::redis::RedisStore::open(&format!(
-                    "redis://127.0.0.1:{port}"
-                ))
-                .ok()?;
-                return Some(Redis {
-                    process,
-                    port,
-                    store,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let server = RedisServer::start_with(&["--appendonly", "no"]);
+        let store = trustcaptcha_server::store::redis::RedisStore::open(&server.url()).ok()?;
+        Some(Redis { server, store })
     }
 }
 
@@ -231,22 +207,7 @@ impl Measured for Redis {
     }
 
     fn bytes(&mut self) -> u64 {
-        let info = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "info", "memory"])
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&info.stdout)
-            .lines()
-            .find_map(|line| line.strip_prefix("used_memory:"))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        self.server.used_memory()
     }
 }
 

@@ -49,7 +49,7 @@ async fn eventually(within: Duration, what: &str, mut done: impl AsyncFnMut() ->
 
 /// The configuration every instance reads: HAProxy on 127.0.0.1 is the trusted proxy, the
 /// site blocks [`BLOCKED`], limits are high enough for a test's bursts from one address.
-fn configuration(store_url: &str, wait_for_replicas: u32, drain_secs: u64) -> PathBuf {
+fn configuration(store_url: &str, wait_for_replicas: u32, drain_secs: u64) -> Configuration {
     let path = std::env::temp_dir().join(format!(
         "trustcaptcha-scale-{}-{}.toml",
         std::process::id(),
@@ -69,7 +69,16 @@ fn configuration(store_url: &str, wait_for_replicas: u32, drain_secs: u64) -> Pa
         ),
     )
     .expect("write the configuration");
-    path
+    Configuration(path)
+}
+
+/// The instances' configuration file, removed when the test is done with it.
+struct Configuration(PathBuf);
+
+impl Drop for Configuration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// One `trustcaptcha-server serve` process on fixed loopback ports, so that a restarted
@@ -157,7 +166,6 @@ impl Drop for Instance {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_file(&self.config);
     }
 }
 
@@ -254,7 +262,7 @@ async fn three_instances_behind_haproxy_on_a_cluster_with_replicas_act_as_one() 
     let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 0);
-    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
+    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config.0)).collect();
     let balancer = balance(&instances);
     let through = TestClient::new(balancer.url());
 
@@ -316,7 +324,7 @@ async fn a_primary_killed_mid_run_loses_nothing_acknowledged() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let mut cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 0);
-    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
+    let instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config.0)).collect();
     let balancer = balance(&instances);
     let through = TestClient::new(balancer.url());
 
@@ -384,7 +392,7 @@ async fn waiting_for_a_replica_is_what_keeps_an_acknowledged_result_through_a_fa
     for wait_for_replicas in [1, 0] {
         let mut cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
         let config = configuration(&cluster.url(), wait_for_replicas, 0);
-        let instance = Instance::start(&config);
+        let instance = Instance::start(&config.0);
         let client = TestClient::new(&format!("http://127.0.0.1:{}", instance.port));
 
         let (status, created) = client.create(&create_body(SITE, false)).await;
@@ -453,7 +461,7 @@ async fn instances_killed_drained_and_restarted_behind_the_balancer() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start_with_replicas(&["--maxmemory-policy", "noeviction"]);
     let config = configuration(&cluster.url(), 1, 1);
-    let mut instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config)).collect();
+    let mut instances: Vec<Instance> = (0..3).map(|_| Instance::start(&config.0)).collect();
     let balancer = balance(&instances);
     let through = TestClient::new(balancer.url());
     let up = |admin: String| async move {
