@@ -57,7 +57,9 @@
 //! store's failures and beats once it recovers; [`clock`] lets tests move time; `solve`
 //! (feature `solve`) is the widget without a browser; [`testing`] (feature `test-support`)
 //! starts embedded servers for tests; `fuzz` (feature `fuzz`) holds the fuzz targets' entry
-//! points; [`log_output`] (feature `cli`) buffers the command line's log lines; `background` is
+//! points; [`log_output`] (feature `cli`) buffers the command line's log lines, and
+//! `access_line` writes the access log's line (fast, into that buffer, when it is installed);
+//! `background` is
 //! the thread of the store's sweeper and the log's flusher; `tasks` is the work a serving
 //! server does beside the requests (the start-up outage check, heartbeats, statistics flushes,
 //! readiness pings, alert watching and webhook delivery).
@@ -74,6 +76,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+mod access_line;
 pub mod adaptive;
 mod alerts;
 mod api;

@@ -10,6 +10,10 @@
 //! [`FlushOnDrop`] guard goes; a warning or an error is written at once, with every line
 //! before it, so what an operator must see is never held back.
 //!
+//! The access lines themselves are written by `access_line`, straight into the same buffer
+//! ([`install`] registers it), not through the general formatter: 0.4 µs per line instead of
+//! about 2.
+//!
 //! `tracing-appender`'s non-blocking writer was measured first: a channel send, an allocation
 //! and a thread wake-up per line cost more than the `write(2)` it saves (a median of 20.2 µs
 //! per request against 19.1 µs writing directly).
@@ -42,19 +46,40 @@ pub enum LogFormat {
 ///
 /// When the flusher thread cannot be started, or the process already has a global subscriber.
 pub fn install(format: LogFormat) -> std::io::Result<FlushOnDrop<std::io::Stderr>> {
+    install_with(format, true)
+}
+
+/// [`install`], with the access lines written by `access_line` itself (`fast`) or, for
+/// comparison, by `tracing_subscriber`'s general formatter.
+pub(crate) fn install_with(
+    format: LogFormat,
+    fast: bool,
+) -> std::io::Result<FlushOnDrop<std::io::Stderr>> {
     let (output, guard) = LogOutput::start(std::io::stderr(), FLUSH_EVERY)?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(output)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(output.clone())
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => logs.try_init(),
         LogFormat::Json => logs.json().try_init(),
     }
     .map_err(std::io::Error::other)?;
+    // Colours are the general formatter's: on a terminal, access lines stay its events.
+    if fast && !ansi {
+        let buffer = output.clone();
+        crate::access_line::write_to(
+            format == LogFormat::Json,
+            Box::new(move |line| {
+                // Nowhere to report a failure to write the log; the next write tries again.
+                let _ = buffer.buffer.lock().write_all(line);
+            }),
+        );
+    }
     Ok(guard)
 }
 

@@ -23,6 +23,7 @@ use tracing::Span;
 
 use super::extract::ClientIp;
 use super::{MinimalData, ROUTES, Reason, SiteName};
+use crate::access_line::AccessLine;
 use crate::signals::Signals;
 use crate::state::AppState;
 use crate::tls::TlsClient;
@@ -128,26 +129,24 @@ where
             .get::<Signals>()
             .map(|signals| signals.fired().collect::<Vec<_>>().join(","))
             .filter(|fired| !fired.is_empty());
-        let network = this.client.map(|ip| {
-            if extensions.get::<MinimalData>().is_some() {
-                crate::networks::block(ip)
-            } else {
-                crate::networks::network(ip)
-            }
-        });
-        tracing::info!(
-            target: "trustcaptcha::access",
-            method = *this.method,
-            route = *this.endpoint,
+        AccessLine {
+            method: this.method,
+            route: this.endpoint,
             status,
-            network = network.map(tracing::field::display),
-            // To the microsecond: `as_secs_f64() * 1000.0` writes float noise (0.058217000000000005).
-            latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-            site = extensions.get::<SiteName>().map(|site| &*site.0),
-            reason = extensions.get::<Reason>().map(|reason| reason.0),
-            signals,
-            tls = extensions.get::<TlsClient>().map(|tls| tracing::field::display(&tls.0)),
-        );
+            network: this.client.map(|ip| {
+                if extensions.get::<MinimalData>().is_some() {
+                    crate::networks::block(ip)
+                } else {
+                    crate::networks::network(ip)
+                }
+            }),
+            latency: elapsed,
+            site: extensions.get::<SiteName>().map(|site| &*site.0),
+            reason: extensions.get::<Reason>().map(|reason| reason.0),
+            signals: signals.as_deref(),
+            tls: extensions.get::<TlsClient>().map(|tls| &tls.0),
+        }
+        .log();
         this.state
             .metrics
             .request(this.endpoint, this.method, status, elapsed.as_secs_f64());

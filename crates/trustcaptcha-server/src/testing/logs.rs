@@ -38,3 +38,36 @@ impl std::io::Write for LogCapture {
         Ok(())
     }
 }
+
+/// Installs the log as `log_output::install` does, except that access lines go through
+/// `tracing_subscriber`'s general formatter: the baseline of the access line's benchmark.
+///
+/// # Errors
+///
+/// As `log_output::install`.
+#[cfg(feature = "cli")]
+pub fn install_general_log(
+    format: crate::log_output::LogFormat,
+) -> std::io::Result<crate::log_output::FlushOnDrop<std::io::Stderr>> {
+    crate::log_output::install_with(format, false)
+}
+
+/// Logs `count` access lines, each as the edge logs a finished verification's submission
+/// (a network, a site, a detection signal), with latencies that vary as real ones do.
+pub fn log_access_lines(count: u64) {
+    let network = crate::networks::network(std::net::IpAddr::from([192, 0, 2, 7]));
+    for index in 0..count {
+        crate::access_line::AccessLine {
+            method: "POST",
+            route: "/v2/verifications/{id}/challenges",
+            status: 201,
+            network: Some(network),
+            latency: std::time::Duration::from_micros(40 + index % 1000),
+            site: Some("shop"),
+            reason: None,
+            signals: Some("no_events"),
+            tls: None,
+        }
+        .log();
+    }
+}

@@ -33,7 +33,9 @@ use time::OffsetDateTime;
 use trustcaptcha::TrustCaptcha;
 
 pub use self::haproxy::{Backend, HaProxy};
-pub use self::logs::LogCapture;
+#[cfg(feature = "cli")]
+pub use self::logs::install_general_log;
+pub use self::logs::{LogCapture, log_access_lines};
 pub use self::widget::*;
 use crate::clock::ManualClock;
 use crate::config::{Config, Site};

@@ -82,6 +82,11 @@ impl fmt::Debug for Ja4 {
 }
 
 impl Ja4 {
+    /// The fingerprint as text (`t13d1516h2_8daaf6152771_02713d6af862`).
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The fingerprint of the ClientHello in `records` (as [`read_records`] returns them), or
     /// `None` when they hold none.
     #[must_use]

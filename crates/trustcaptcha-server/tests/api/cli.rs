@@ -335,24 +335,28 @@ fn help_explains_every_command_including_itself() {
     assert!(!output.status.success());
 }
 
-#[test]
-fn json_logs_carry_every_access_line_to_a_graceful_exit() {
+/// Runs `serve` in `format` with `RUST_LOG=log`, asks for `/healthz` and `/nope` three times
+/// each, stops it gracefully and returns what it logged.
+fn logged(format: &str, log: &str) -> String {
     let (child, mut stdout) = start(
-        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
-        "info",
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", format],
+        log,
         Stdio::piped(),
     );
     let mut announcement = String::new();
     stdout.read_line(&mut announcement).expect("announcement");
-    for _ in 0..3 {
+    for path in ["/healthz", "/nope"].repeat(3) {
         let mut connection =
             std::net::TcpStream::connect(address_of(listening_on(&announcement))).expect("connect");
         connection
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .expect("request");
         let mut answer = String::new();
         std::io::Read::read_to_string(&mut connection, &mut answer).expect("answer");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -362,18 +366,59 @@ fn json_logs_carry_every_access_line_to_a_graceful_exit() {
     // Info lines wait in a buffer; a graceful exit writes them.
     let output = child.wait_with_output().expect("exit");
     assert!(output.status.success());
-    let logs = String::from_utf8(output.stderr).expect("utf8");
+    String::from_utf8(output.stderr).expect("utf8")
+}
+
+#[test]
+fn json_logs_carry_every_access_line_to_a_graceful_exit() {
+    let logs = logged("json", "info");
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
         .collect();
-    let health = lines
-        .iter()
+    let access = |route: &str, status: u64| {
+        lines
+            .iter()
+            .filter(|line| {
+                line["target"] == "trustcaptcha::access"
+                    && line["level"] == "INFO"
+                    && line["fields"]["route"] == route
+                    && line["fields"]["status"] == status
+                    && line["fields"]["network"] == "127.0.0.1/32"
+                    && line["fields"]["latency_ms"].is_f64()
+            })
+            .count()
+    };
+    assert_eq!(access("/healthz", 200), 3, "{logs}");
+    assert_eq!(access("unmatched", 404), 3, "{logs}");
+}
+
+#[test]
+fn text_access_lines_are_written_and_turned_off_by_rust_log() {
+    let logs = logged("text", "info");
+    let health: Vec<&str> = logs
+        .lines()
         .filter(|line| {
-            line["target"] == "trustcaptcha::access" && line["fields"]["route"] == "/healthz"
+            line.contains(" INFO trustcaptcha::access: ") && line.contains("route=\"/healthz\"")
         })
-        .count();
-    assert_eq!(health, 3, "{logs}");
+        .collect();
+    assert_eq!(health.len(), 3, "{logs}");
+    for line in health {
+        // `2026-12-04T11:12:35.123456Z  INFO trustcaptcha::access: method="GET" …`
+        let (stamp, rest) = line.split_once("  INFO ").expect("a level");
+        assert!(
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{line}"
+        );
+        assert!(
+            rest.starts_with("trustcaptcha::access: method=\"GET\" route=\"/healthz\" status=200 network=127.0.0.1/32 latency_ms="),
+            "{line}"
+        );
+    }
+    let quiet = logged("text", "info,trustcaptcha::access=off");
+    assert!(!quiet.contains("trustcaptcha::access"), "{quiet}");
+    assert!(quiet.contains(" INFO "), "other lines stay: {quiet}");
 }
 
 #[tokio::test]
