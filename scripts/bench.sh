@@ -7,13 +7,13 @@
 #   ./scripts/bench.sh                      # all of them: about 45 minutes on two cores
 #   ./scripts/bench.sh results capacity     # only these
 #
-# Names: client results server flood stores scale capacity detection pow history scale-out. Each benchmark's own
+# Names: client results access server flood stores scale capacity detection pow history scale-out. Each benchmark's own
 # settings pass through the environment (e.g. ROUNDS=3 DURATION=5s ./scripts/bench.sh results).
 # Nothing else should run on the machine meanwhile: the figures are only as quiet as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(client results server flood stores scale capacity detection pow history scale-out)
+all=(client results access server flood stores scale capacity detection pow history scale-out)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 
@@ -23,6 +23,7 @@ command_of() {
     case $1 in
         client) echo "$bin client-bench" ;;
         results) echo "./scripts/bench-results.sh" ;;
+        access) echo "$bin access-bench && TRUSTCAPTCHA_BENCH_LOG_FORMAT=json $bin access-bench" ;;
         server) echo "$bin server-bench" ;;
         flood) echo "$bin flood-bench" ;;
         stores) echo "./scripts/bench-stores.sh" ;;

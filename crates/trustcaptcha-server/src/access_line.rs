@@ -116,106 +116,99 @@ impl AccessLine<'_> {
         for text in [self.site, self.signals, tls].into_iter().flatten() {
             plain(text).then_some(())?;
         }
-        let mut fields = Fields {
-            line,
-            json,
-            first: true,
-        };
-        if json {
-            fields.line.push_str("{\"timestamp\":\"");
-            timestamp(fields.line, now)?;
-            fields.line.push_str("\",\"level\":\"INFO\",\"fields\":{");
-        } else {
-            timestamp(fields.line, now)?;
-            fields.line.push_str("  INFO ");
-            fields.line.push_str(TARGET);
-            fields.line.push_str(": ");
-        }
-        fields.text("method", self.method);
-        fields.text("route", self.route);
-        fields.name("status");
-        fields
-            .line
-            .push_str(itoa::Buffer::new().format(self.status));
+        let form = if json { &JSON } else { &TEXT };
+        line.push_str(form.start);
+        timestamp(line, now)?;
+        line.push_str(form.method);
+        line.push_str(self.method);
+        line.push_str(form.route);
+        line.push_str(self.route);
+        line.push_str(form.status);
+        line.push_str(itoa::Buffer::new().format(self.status));
         if let Some(network) = self.network {
-            fields.name("network");
-            fields.quote_if_json();
-            write_network(fields.line, network);
-            fields.quote_if_json();
+            line.push_str(form.network);
+            write_network(line, network);
+            line.push_str(form.display_end);
         }
-        fields.name("latency_ms");
-        write_millis(fields.line, millis(self.latency))?;
-        let rest = [
-            ("site", self.site),
-            ("reason", self.reason),
-            ("signals", self.signals),
+        line.push_str(form.latency);
+        write_millis(line, millis(self.latency))?;
+        let texts = [
+            (form.site, self.site),
+            (form.reason, self.reason),
+            (form.signals, self.signals),
         ];
-        for (name, value) in rest {
-            if let Some(value) = value {
-                fields.text(name, value);
+        for (before, text) in texts {
+            if let Some(text) = text {
+                line.push_str(before);
+                line.push_str(text);
+                line.push('"');
             }
         }
         if let Some(tls) = tls {
-            // A `Display` value: unquoted in text, a string in JSON.
-            fields.name("tls");
-            fields.quote_if_json();
-            fields.line.push_str(tls);
-            fields.quote_if_json();
+            line.push_str(form.tls);
+            line.push_str(tls);
+            line.push_str(form.display_end);
         }
-        if json {
-            fields.line.push_str("},\"target\":\"");
-            fields.line.push_str(TARGET);
-            fields.line.push_str("\"}\n");
-        } else {
-            fields.line.push('\n');
-        }
+        line.push_str(form.end);
         Some(())
     }
 }
+
+/// The fixed text of a line in one format, around its values: strings quoted in both formats,
+/// `Display` values (network, JA4) unquoted in text and strings in JSON, numbers bare.
+struct Form {
+    start: &'static str,
+    /// After the timestamp, up to the method's value.
+    method: &'static str,
+    route: &'static str,
+    status: &'static str,
+    network: &'static str,
+    /// After a `Display` value.
+    display_end: &'static str,
+    latency: &'static str,
+    site: &'static str,
+    reason: &'static str,
+    signals: &'static str,
+    tls: &'static str,
+    end: &'static str,
+}
+
+/// `tracing_subscriber`'s default text format, without colours.
+const TEXT: Form = Form {
+    start: "",
+    method: "  INFO trustcaptcha::access: method=\"",
+    route: "\" route=\"",
+    status: "\" status=",
+    network: " network=",
+    display_end: "",
+    latency: " latency_ms=",
+    site: " site=\"",
+    reason: " reason=\"",
+    signals: " signals=\"",
+    tls: " tls=",
+    end: "\n",
+};
+
+/// `tracing_subscriber`'s JSON format.
+const JSON: Form = Form {
+    start: "{\"timestamp\":\"",
+    method: "\",\"level\":\"INFO\",\"fields\":{\"method\":\"",
+    route: "\",\"route\":\"",
+    status: "\",\"status\":",
+    network: ",\"network\":\"",
+    display_end: "\"",
+    latency: ",\"latency_ms\":",
+    site: ",\"site\":\"",
+    reason: ",\"reason\":\"",
+    signals: ",\"signals\":\"",
+    tls: ",\"tls\":\"",
+    end: "},\"target\":\"trustcaptcha::access\"}\n",
+};
 
 /// The latency in milliseconds to the microsecond: `as_secs_f64() * 1000.0` would write float
 /// noise (0.058217000000000005).
 fn millis(latency: Duration) -> f64 {
     (latency.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// The fields of a line being written: `name=value` separated by spaces (text), or
-/// `"name":value` separated by commas (JSON).
-struct Fields<'a> {
-    line: &'a mut String,
-    json: bool,
-    first: bool,
-}
-
-impl Fields<'_> {
-    fn name(&mut self, name: &str) {
-        if !self.first {
-            self.line.push(if self.json { ',' } else { ' ' });
-        }
-        self.first = false;
-        if self.json {
-            self.line.push('"');
-            self.line.push_str(name);
-            self.line.push_str("\":");
-        } else {
-            self.line.push_str(name);
-            self.line.push('=');
-        }
-    }
-
-    /// A string field: quoted in both formats (`plain` checked that it needs no escaping).
-    fn text(&mut self, name: &str, value: &str) {
-        self.name(name);
-        self.line.push('"');
-        self.line.push_str(value);
-        self.line.push('"');
-    }
-
-    fn quote_if_json(&mut self) {
-        if self.json {
-            self.line.push('"');
-        }
-    }
 }
 
 /// Whether `text` is written the same quoted by `fmt::Debug` and by JSON, and as it is between
