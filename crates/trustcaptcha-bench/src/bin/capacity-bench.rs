@@ -14,7 +14,9 @@
 //! retrieval per result); the proof-of-work is one task of one bit, so that two cores can
 //! generate the load, and the per-network limits are lifted, since the load generator is a
 //! single client network. Every 30 s a line reports the flows per second of that interval, the
-//! refusals by status, and the server's resident memory; the file size for SQLite.
+//! server's CPU per flow in it, the refusals by status, and the server's resident memory; the
+//! file size for SQLite. The end gives the CPU per flow of the whole run and of its last five
+//! minutes (what a long run sustains, not what it starts with).
 
 // The server child runs this binary: it allocates as the shipped `trustcaptcha-server` does.
 #[global_allocator]
@@ -33,6 +35,7 @@ use trustcaptcha_server::testing;
 
 const IN_FLIGHT: usize = 64;
 const REPORT_EVERY: Duration = Duration::from_secs(30);
+const FIVE_MINUTES: Duration = Duration::from_secs(300);
 const SQLITE_FILE: &str = "/tmp/trustcaptcha-capacity-bench.sqlite3";
 
 fn config(store: &str) -> String {
@@ -112,19 +115,25 @@ async fn run(store: &str, length: Duration) {
     );
     let mut last = 0;
     let mut last_at = Instant::now();
+    let mut last_cpu = server.cpu_seconds();
     let mut rates = Vec::new();
+    // (done, server CPU seconds, when) at each report, for the last five minutes' figure.
+    let mut reports = vec![(0, last_cpu, Instant::now())];
     while started.elapsed() < length {
         tokio::time::sleep(REPORT_EVERY.min(length.saturating_sub(started.elapsed()))).await;
         let now = done.load(Ordering::Relaxed);
         let rate = (now - last) as f64 / last_at.elapsed().as_secs_f64();
         rates.push(rate);
-        (last, last_at) = (now, Instant::now());
+        let cpu = server.cpu_seconds();
+        let cpu_per_flow = (cpu - last_cpu) * 1e6 / (now - last).max(1) as f64;
+        reports.push((now, cpu, Instant::now()));
+        (last, last_at, last_cpu) = (now, Instant::now(), cpu);
         let file = std::fs::metadata(SQLITE_FILE).map(|m| m.len()).unwrap_or(0)
             + std::fs::metadata(format!("{SQLITE_FILE}-wal"))
                 .map(|m| m.len())
                 .unwrap_or(0);
         println!(
-            "{:>4} s: {rate:>7.0} flows/s, {now} done, refused {:?}, server RSS {} MiB{}",
+            "{:>4} s: {rate:>7.0} flows/s, {cpu_per_flow:.0} µs CPU per flow, {now} done, refused {:?}, server RSS {} MiB{}",
             started.elapsed().as_secs(),
             refused.lock().expect("lock"),
             server.rss_bytes() / (1 << 20),
@@ -145,6 +154,19 @@ async fn run(store: &str, length: Duration) {
         "server CPU {cpu:.1} s: {:.0} µs per flow",
         cpu * 1e6 / total.max(1) as f64
     );
+    // The reports of the last five minutes (ten of them at 30 s), when the run is longer.
+    let window = (FIVE_MINUTES.as_secs() / REPORT_EVERY.as_secs()) as usize;
+    if reports.len() > window + 1 {
+        let (from, to) = (
+            reports[reports.len() - 1 - window],
+            reports[reports.len() - 1],
+        );
+        println!(
+            "last five minutes: {:.0} µs of server CPU per flow, {:.0} flows/s",
+            (to.1 - from.1) * 1e6 / (to.0 - from.0).max(1) as f64,
+            (to.0 - from.0) as f64 / (to.2 - from.2).as_secs_f64()
+        );
+    }
     println!(
         "total {total} flows in {:.0} s ({:.0}/s); 30-s intervals min / median / max {:.0} / {:.0} / {:.0} flows/s; refused {:?}",
         started.elapsed().as_secs_f64(),
