@@ -71,14 +71,12 @@ pub(crate) fn install_with(
     .map_err(std::io::Error::other)?;
     // Colours are the general formatter's: on a terminal, access lines stay its events.
     if fast && !ansi {
-        let buffer = output.clone();
-        crate::access_line::write_to(
-            format == LogFormat::Json,
-            Box::new(move |line| {
-                // Nowhere to report a failure to write the log; the next write tries again.
-                let _ = buffer.buffer.lock().write_all(line);
-            }),
-        );
+        // As a `Line` below warning level writes: into the buffer, not at once.
+        let line = move |bytes: &[u8]| {
+            // Nowhere to report a failure to write the log; the next write tries again.
+            let _ = output.buffer.lock().write_all(bytes);
+        };
+        crate::access_line::write_to(format == LogFormat::Json, Box::new(line));
     }
     Ok(guard)
 }

@@ -113,21 +113,17 @@ async fn run(store: &str, length: Duration) {
         "store {store}, {} s, {IN_FLIGHT} flows in flight",
         length.as_secs()
     );
-    let mut last = 0;
-    let mut last_at = Instant::now();
-    let mut last_cpu = server.cpu_seconds();
     let mut rates = Vec::new();
-    // (done, server CPU seconds, when) at each report, for the last five minutes' figure.
-    let mut reports = vec![(0, last_cpu, Instant::now())];
+    // (done, server CPU seconds, when) at each report: the intervals and the last five minutes.
+    let mut reports = vec![(0, server.cpu_seconds(), Instant::now())];
     while started.elapsed() < length {
         tokio::time::sleep(REPORT_EVERY.min(length.saturating_sub(started.elapsed()))).await;
-        let now = done.load(Ordering::Relaxed);
+        let (last, last_cpu, last_at) = *reports.last().expect("the start is a report");
+        let (now, cpu) = (done.load(Ordering::Relaxed), server.cpu_seconds());
         let rate = (now - last) as f64 / last_at.elapsed().as_secs_f64();
         rates.push(rate);
-        let cpu = server.cpu_seconds();
         let cpu_per_flow = (cpu - last_cpu) * 1e6 / (now - last).max(1) as f64;
         reports.push((now, cpu, Instant::now()));
-        (last, last_at, last_cpu) = (now, Instant::now(), cpu);
         let file = std::fs::metadata(SQLITE_FILE).map(|m| m.len()).unwrap_or(0)
             + std::fs::metadata(format!("{SQLITE_FILE}-wal"))
                 .map(|m| m.len())
