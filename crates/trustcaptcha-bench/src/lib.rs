@@ -406,20 +406,33 @@ where
 }
 
 /// One full verification (create, solve, submit, fetch with the bench key) with the create
-/// request `create` already serialized: `None` when it finished, else the first refusal's
-/// status.
-pub async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> Option<u16> {
+/// request `create` already serialized; the error is the first refusal's status (0 for no
+/// answer at all).
+///
+/// # Errors
+///
+/// The status of the first step that did not answer as a passing flow does.
+pub async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> Result<(), u16> {
+    let answered = |status: reqwest::StatusCode, expected: u16| {
+        if status.as_u16() == expected {
+            Ok(())
+        } else {
+            Err(status.as_u16())
+        }
+    };
     let created = http
         .post(format!("{url}/v2/verifications"))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(create.clone())
         .send()
         .await
-        .ok()?;
-    if created.status() != 200 {
-        return Some(created.status().as_u16());
-    }
-    let challenge = created.json::<serde_json::Value>().await.ok()?["challenge"].clone();
+        .map_err(|_| 0_u16)?;
+    answered(created.status(), 200)?;
+    let challenge = created
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|_| 0_u16)?["challenge"]
+        .clone();
     let id = challenge["verificationId"].as_str().unwrap_or_default();
     let submitted = http
         .post(format!("{url}/v2/verifications/{id}/challenges"))
@@ -428,17 +441,15 @@ pub async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> O
         ))
         .send()
         .await
-        .ok()?;
-    if submitted.status() != 201 {
-        return Some(submitted.status().as_u16());
-    }
+        .map_err(|_| 0_u16)?;
+    answered(submitted.status(), 201)?;
     let fetched = http
         .get(format!("{url}/v2/verifications/{id}/results"))
         .bearer_auth(API_KEY)
         .send()
         .await
-        .ok()?;
-    (fetched.status() != 200).then(|| fetched.status().as_u16())
+        .map_err(|_| 0_u16)?;
+    answered(fetched.status(), 200)
 }
 
 pub fn ms(d: Duration) -> String {

@@ -109,8 +109,8 @@ async fn measure(cluster: &RedisCluster, instances: usize, wait: u32, length: Du
             tokio::spawn(async move {
                 while started.elapsed() < length {
                     match flow(&http, &url, &create).await {
-                        None => done.fetch_add(1, Ordering::Relaxed),
-                        Some(_) => refused.fetch_add(1, Ordering::Relaxed),
+                        Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => refused.fetch_add(1, Ordering::Relaxed),
                     };
                 }
             })

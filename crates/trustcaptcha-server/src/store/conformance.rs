@@ -208,16 +208,16 @@ pub(crate) async fn lifecycle(fixture: &impl Fixture) {
         Ok(Retrieval::LimitReached)
     );
     assert_eq!(
-        store.retrieve(id, &[SITE], T0 + 15 * MINUTE).await,
-        Ok(Retrieval::Expired),
-        "expired wins over the limit"
+        store
+            .retrieve(id, &[SITE], T0 + 15 * MINUTE - Duration::from_millis(1))
+            .await,
+        Ok(Retrieval::LimitReached),
+        "spent until its result's expiry"
     );
     assert_eq!(
-        store
-            .retrieve(id, &[SITE], T0 + 15 * MINUTE + TOMBSTONE)
-            .await,
+        store.retrieve(id, &[SITE], T0 + 15 * MINUTE).await,
         Ok(Retrieval::NotFound),
-        "after the tombstone time"
+        "a spent verification is forgotten when its result expires"
     );
     assert_eq!(
         store.retrieve(Uuid::new_v4(), &[SITE], T0).await,
@@ -249,8 +249,8 @@ pub(crate) async fn expiry_is_judged_by_now(fixture: &impl Fixture) {
     }
     assert_eq!(store.claim(open, lease(), T0 + MINUTE).await, Ok(None));
 
-    // A finished one reads "expired" from its expiry until the tombstone time has passed, then
-    // "not found", also when it was never retrieved.
+    // A finished one that was never spent reads "expired" from its expiry until the tombstone
+    // time has passed, then "not found"; a spent one reads "not found" from its expiry.
     let done = Uuid::new_v4();
     store
         .insert_finished(done, finished(done, 1, MINUTE), T0)
@@ -268,21 +268,26 @@ pub(crate) async fn expiry_is_judged_by_now(fixture: &impl Fixture) {
         .insert_finished(never, finished(never, 1, MINUTE), T0)
         .await
         .expect("insert");
-    for id in [done, never] {
-        for at in [
-            T0 + MINUTE,
-            T0 + MINUTE + TOMBSTONE - Duration::from_millis(1),
-        ] {
-            assert_eq!(
-                store.retrieve(id, &[SITE], at).await,
-                Ok(Retrieval::Expired)
-            );
-        }
+    for at in [
+        T0 + MINUTE,
+        T0 + MINUTE + TOMBSTONE - Duration::from_millis(1),
+    ] {
         assert_eq!(
-            store.retrieve(id, &[SITE], T0 + MINUTE + TOMBSTONE).await,
-            Ok(Retrieval::NotFound)
+            store.retrieve(never, &[SITE], at).await,
+            Ok(Retrieval::Expired)
+        );
+        assert_eq!(
+            store.retrieve(done, &[SITE], at).await,
+            Ok(Retrieval::NotFound),
+            "spent"
         );
     }
+    assert_eq!(
+        store
+            .retrieve(never, &[SITE], T0 + MINUTE + TOMBSTONE)
+            .await,
+        Ok(Retrieval::NotFound)
+    );
 }
 
 pub(crate) async fn only_the_lease_holder_moves_a_claim(fixture: &impl Fixture) {
@@ -465,12 +470,6 @@ pub(crate) async fn spent_verifications_leave_their_room(fixture: &impl Fixture)
     );
     assert_eq!(
         store.retrieve(spent, &[SITE], T0 + MINUTE).await,
-        Ok(Retrieval::Expired)
-    );
-    assert_eq!(
-        store
-            .retrieve(spent, &[SITE], T0 + MINUTE + TOMBSTONE)
-            .await,
         Ok(Retrieval::NotFound)
     );
 }

@@ -28,7 +28,7 @@ use super::packed;
 use super::record::{self, Record, Records};
 use super::{
     Collection, Counts, Entry as CatalogEntry, Expect, Finished, JournalBound, JournalEntry, Lease,
-    Mark, Pending, Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError, TOMBSTONE,
+    Mark, Pending, Resolution, Retrieval, SeriesAdd, SeriesPoint, Store, StoreError,
 };
 use crate::background::{BackgroundThread, Running};
 use crate::clock::Clock;
@@ -233,8 +233,7 @@ impl Shards {
             }
         }
         self.len.fetch_sub(forgotten, Ordering::AcqRel);
-        let tombstone = i64::try_from(TOMBSTONE.as_millis()).unwrap_or(i64::MAX);
-        let until = super::millis(now).saturating_sub(tombstone);
+        let until = super::millis(now);
         for markers in &self.markers {
             let mut markers = markers.lock();
             let gone = super::retain_shrinking(&mut markers, |_, marker| marker.expires_at > until);

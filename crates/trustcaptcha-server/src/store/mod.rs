@@ -25,8 +25,10 @@
 //!   submission claim it again, so a claimant that vanished (a crashed process) strands nothing.
 //! * **finished**: the result is ready and counts its retrievals.
 //! * **spent**: every allowed retrieval was made; a backend drops the result and keeps a small
-//!   marker that answers [`Retrieval::LimitReached`] (then `Expired`, then `NotFound`, as
-//!   below). A spent verification no longer counts against the capacity, which bounds the
+//!   marker that answers [`Retrieval::LimitReached`] until the result's expiry, then
+//!   `NotFound` (a result served its full count needs no `Expired` answer: the marker's life
+//!   is the result's, not that plus [`TOMBSTONE`], which bounds the markers of a steady rate
+//!   to the result lifetime's worth). A spent verification no longer counts against the capacity, which bounds the
 //!   pending and finished ones ([`Store::count`]); a backend may bound its markers apart and
 //!   forget a spent verification early when they are full (a later retrieval then answers
 //!   `NotFound`: refused either way).
@@ -39,16 +41,18 @@
 //! answer does not depend on housekeeping. A retrieval answers, in this order:
 //!
 //! 1. [`Retrieval::NotFound`]: no such id; or a pending or claimed verification past its
-//!    `expires_at` (it can never finish); or a finished one past its result's expiry plus
-//!    [`TOMBSTONE`];
+//!    `expires_at` (it can never finish); or a spent one past its result's expiry; or a
+//!    finished one past its result's expiry plus [`TOMBSTONE`];
 //! 2. [`Retrieval::WrongSite`]: the verification belongs to a site outside `authorized`;
-//! 3. [`Retrieval::Expired`]: finished, and its result expired less than [`TOMBSTONE`] ago;
+//! 3. [`Retrieval::Expired`]: finished, not spent, and its result expired less than
+//!    [`TOMBSTONE`] ago;
 //! 4. [`Retrieval::NotFinished`]: pending or claimed;
 //! 5. [`Retrieval::LimitReached`]: retrieved `max_retrievals` times already;
 //! 6. [`Retrieval::Found`]: the result, with this retrieval counted and its timestamps set.
 //!
 //! A backend may forget an entry once no answer can depend on it any more (expired pending
-//! entries at once; finished ones after their expiry plus [`TOMBSTONE`]); it must never forget
+//! entries at once; spent ones at their result's expiry; other finished ones after their expiry
+//! plus [`TOMBSTONE`]); it must never forget
 //! an entry earlier. Every backend passes the conformance suite in `conformance.rs`.
 
 pub mod catalog;
@@ -127,7 +131,7 @@ pub fn open(
     }
 }
 
-/// How long after its result expired a finished verification still answers
+/// How long after its result expired a finished verification that was not spent still answers
 /// [`Retrieval::Expired`] (410) rather than [`Retrieval::NotFound`] (404).
 pub const TOMBSTONE: Duration = Duration::from_secs(600);
 

@@ -183,13 +183,14 @@ return 'ok'
 ";
 
 /// ARGV: now, tombstone time, now in nanoseconds, then the authorized site keys. Returns
-/// `{answer}` or `{'found', result JSON, first retrieval in nanoseconds}`.
+/// `{answer}` or `{'found', result JSON, first retrieval in nanoseconds}`. The retrieval that
+/// spends a result shortens its key's life to the result's (see `Record::forgettable_after`).
 const RETRIEVE: &str = r"#!lua flags=allow-oom
 local v = redis.call('HMGET', KEYS[1], 'site', 'st', 'exp', 'n', 'm', 'ff')
 local st = v[2]
 if not st then return {'not_found'} end
 local now, exp = tonumber(ARGV[1]), tonumber(v[3])
-if st == 'o' then
+if st == 'o' or st == 's' then
   if exp <= now then return {'not_found'} end
 elseif exp + tonumber(ARGV[2]) <= now then
   return {'not_found'}
@@ -209,6 +210,7 @@ local result = redis.call('HGET', KEYS[1], 'd')
 if n >= m then
   redis.call('HDEL', KEYS[1], 'd', 'ff')
   redis.call('HSET', KEYS[1], 'st', 's', 'n', n)
+  redis.call('PEXPIRE', KEYS[1], exp - now)
 else
   redis.call('HSET', KEYS[1], 'n', n, 'ff', first)
 end
@@ -1317,6 +1319,46 @@ mod tests {
         assert!(error.to_string().contains("0 of 1 replica"), "{error}");
         // Reads are not held to it: the server still answers what the store holds.
         assert!(store.ping().await.is_ok());
+    }
+
+    /// The key of a spent verification goes when its result expires, not the tombstone time
+    /// after (which only a result never served its full count keeps).
+    #[tokio::test]
+    async fn a_spent_verification_lives_as_long_as_its_result() {
+        let server = RedisServer::start_with(&NO_EVICTION);
+        let store = RedisStore::open(&server.url()).expect("open");
+        let id = Uuid::from_u128(7);
+        let lifetime = Duration::from_secs(60);
+        let (t0, later) = (conformance::T0, conformance::T0 + Duration::from_secs(20));
+        store
+            .insert_finished(id, conformance::finished(id, 1, lifetime), t0)
+            .await
+            .expect("insert");
+        let ttl = || -> i64 {
+            let reply = server.command(&format!("PTTL {}", key(id)));
+            reply
+                .trim()
+                .trim_start_matches(':')
+                .parse()
+                .expect("a number")
+        };
+        let tombstone = i64::try_from(TOMBSTONE.as_millis()).expect("small");
+        assert!(
+            ttl() > tombstone,
+            "finished: its lifetime plus the tombstone"
+        );
+        let Ok(Retrieval::Found(_)) = store.retrieve(id, &[conformance::SITE], later).await else {
+            panic!("found")
+        };
+        let left = ttl();
+        assert!(
+            (1..=40_000).contains(&left),
+            "spent: what is left of its lifetime (40 s), got {left} ms"
+        );
+        assert_eq!(
+            store.retrieve(id, &[conformance::SITE], later).await,
+            Ok(Retrieval::LimitReached)
+        );
     }
 
     #[tokio::test]

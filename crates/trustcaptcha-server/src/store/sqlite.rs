@@ -13,7 +13,7 @@
 //! A verification is one row: its id, when it can be forgotten (indexed, for the sweeper), and
 //! its record as JSON. Open and finished verifications live in `verifications`, the rows the
 //! capacity counts; a spent one moves to `spent`, shrunk to what later answers need (rows there
-//! are bounded by the retrieval rate times the result lifetime plus the tombstone time). Ids
+//! are bounded by the retrieval rate times the result lifetime). Ids
 //! begin with their creation time, so both tables grow at one end: a commit writes a few pages,
 //! not one random page per operation, and the pages `spent` fills stay full, where shrinking
 //! rows in place would leave them mostly empty. The transitions are the ones every backend
