@@ -6,6 +6,7 @@
 //! see what clients see.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,6 +19,14 @@ const MAX_STREAMS: u32 = 16;
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long an HTTP/1 connection that is to close (too old, or the server stopping) gets to
+/// close itself before it is closed anyway. Closing an idle HTTP/1 connection races with the
+/// next request the client may be sending on it, which then gets no answer at all (a pooled
+/// backend client reports the server unreachable); so its next response says
+/// `Connection: close` instead, and only a connection with no request meanwhile is closed.
+/// HTTP/2 says the same without a race (GOAWAY), at once.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The most a connection buffers of a request's head (HTTP/1's read buffer, HTTP/2's header
 /// list): a browser's or a backend's are a few kilobytes. hyper's default buffer grows to some
@@ -148,17 +157,31 @@ impl Connection {
     {
         let peer = self.peer;
         let tls = ja4.map(crate::tls::TlsClient);
-        let service =
-            self.app
-                .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(axum::body::Body::new);
-                    let extensions = request.extensions_mut();
-                    extensions.insert(axum::extract::ConnectInfo(peer));
-                    if let Some(tls) = &tls {
-                        extensions.insert(tls.clone());
-                    }
-                    request
-                });
+        let state = Arc::new(Closing::default());
+        let (seen, marked) = (Arc::clone(&state), Arc::clone(&state));
+        let service = self
+            .app
+            .map_request(move |request: axum::http::Request<hyper::body::Incoming>| {
+                if request.version() >= axum::http::Version::HTTP_2 {
+                    seen.http2.store(true, Ordering::Relaxed);
+                }
+                let mut request = request.map(axum::body::Body::new);
+                let extensions = request.extensions_mut();
+                extensions.insert(axum::extract::ConnectInfo(peer));
+                if let Some(tls) = &tls {
+                    extensions.insert(tls.clone());
+                }
+                request
+            })
+            .map_response(move |mut response: axum::response::Response| {
+                if marked.due.load(Ordering::Relaxed) && !marked.http2.load(Ordering::Relaxed) {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            });
         let connection = self
             .builder
             .serve_connection(
@@ -169,17 +192,28 @@ impl Connection {
         tokio::pin!(connection);
         let aged = tokio::time::sleep(self.max_age);
         tokio::pin!(aged);
-        let mut closing = false;
+        // Armed when the connection is due to close: then it closes even if idle.
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
+        let (mut due, mut closed) = (false, false);
         let result = loop {
             tokio::select! {
                 result = connection.as_mut() => break result,
-                () = &mut aged, if !closing => {
-                    closing = true;
+                () = &mut aged, if !due => due = true,
+                _ = self.stopping.changed(), if !due => due = true,
+                () = &mut grace, if due && !closed => {
+                    closed = true;
                     connection.as_mut().graceful_shutdown();
                 }
-                _ = self.stopping.changed(), if !closing => {
-                    closing = true;
+            }
+            if due && !state.due.swap(true, Ordering::Relaxed) {
+                if state.http2.load(Ordering::Relaxed) {
+                    closed = true;
                     connection.as_mut().graceful_shutdown();
+                } else {
+                    grace
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + CLOSE_GRACE);
                 }
             }
         };
@@ -187,6 +221,14 @@ impl Connection {
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
     }
+}
+
+/// What a connection's requests and responses tell its serving loop, and back: whether it
+/// speaks HTTP/2, and whether it is due to close.
+#[derive(Debug, Default)]
+struct Closing {
+    http2: AtomicBool,
+    due: AtomicBool,
 }
 
 /// Open connections per client network.

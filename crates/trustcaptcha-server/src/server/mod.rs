@@ -301,7 +301,9 @@ async fn reload_on_hangup(state: AppState, stopped: impl Future<Output = ()>) {
 /// excepted; further connections are closed at once). A client must send its first byte and
 /// then each request's headers within `server.header_read_timeout_secs` (against slow-loris
 /// clients); an HTTP/2 client may open at most 16 streams at once; every
-/// connection is closed gracefully after `server.max_connection_age_secs`.
+/// connection is closed gracefully after `server.max_connection_age_secs`, and on shutdown: an
+/// HTTP/1 connection by its next response saying `Connection: close` (or after two idle
+/// seconds), never under a request the client is sending; an HTTP/2 one with GOAWAY.
 ///
 /// A failed connection is logged and dropped; a failed `accept` is retried after a short
 /// pause, as such errors are usually transient (e.g. out of file descriptors).

@@ -309,6 +309,76 @@ async fn a_connection_that_never_speaks_is_closed() {
     assert_eq!(server.get("/healthz", None).await.0, 200);
 }
 
+/// A connection past its age is closed after a response that says so, never under a request
+/// the client is sending on it (which would get no answer at all: a backend's pooled client
+/// would report the server unreachable).
+#[tokio::test]
+async fn an_old_connection_closes_after_a_response_that_says_so() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start(config("max_connection_age_secs = 10")).await;
+    let mut stream = connect_from(&server, [127, 0, 0, 1]).await;
+    let started = std::time::Instant::now();
+    loop {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let head = response_head(&mut stream).await;
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "every request is answered, got {head:?} after {:?}",
+            started.elapsed()
+        );
+        if head
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "it ages");
+        // Idle between requests, as a pooled client's connection is.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "not before its age"
+    );
+    assert_eq!(until_closed(&mut stream).await, "", "then it closes");
+}
+
+/// Reads one response on `stream` and returns its head (empty when the server closed the
+/// connection without one); the body, of `Content-Length` bytes, is read and dropped.
+async fn response_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut received = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let read = async {
+        loop {
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if received.len() >= end + 4 + length {
+                    return text[..end + 4].to_owned();
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return String::new(),
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("an answer or a close")
+}
+
 #[tokio::test]
 async fn a_body_that_trickles_is_cut_off_with_408() {
     use tokio::io::AsyncWriteExt as _;
