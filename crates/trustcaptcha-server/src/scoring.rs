@@ -57,7 +57,7 @@ const WEIGHTS: [(Signals, f64); 16] = [
 
 impl Signals {
     /// Every signal's name, for statistics that list them all.
-    pub(crate) fn all_names() -> impl Iterator<Item = String> {
+    pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
         WEIGHTS.iter().map(|(signal, _)| signal.name())
     }
 
@@ -70,7 +70,7 @@ impl Signals {
     }
 
     /// The names of the signals that fired, heaviest first.
-    pub(crate) fn fired(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn fired(&self) -> impl Iterator<Item = &'static str> + '_ {
         WEIGHTS
             .iter()
             .filter(|(signal, _)| self.contains(*signal))

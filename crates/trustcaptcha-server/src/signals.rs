@@ -49,13 +49,35 @@ bitflags::bitflags! {
     }
 }
 
+/// Each signal's name, in bit order: its flag's name in lower case (a test holds them to it).
+/// A table, because names are written and compared on every stored record.
+const NAMES: [&str; 16] = [
+    "honeypot",
+    "integrity",
+    "automation",
+    "timing",
+    "no_events",
+    "headless",
+    "request",
+    "window",
+    "events",
+    "synthetic",
+    "too_fast",
+    "velocity",
+    "screen",
+    "hosting",
+    "tls",
+    "repeated",
+];
+
 impl Signals {
-    /// A signal's name as statistics, logs and the stored form write it (`no_events`).
-    pub(crate) fn name(self) -> String {
-        self.iter_names()
-            .map(|(name, _)| name.to_ascii_lowercase())
-            .collect::<Vec<_>>()
-            .join(",")
+    /// A single signal's name as statistics, logs and the stored form write it (`no_events`);
+    /// of several, the lowest one's.
+    pub(crate) fn name(self) -> &'static str {
+        NAMES
+            .get(self.bits().trailing_zeros() as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Every signal, one flag each, in bit order.
@@ -107,8 +129,13 @@ mod tests {
     #[test]
     fn the_stored_bit_order_is_pinned() {
         let order: Vec<(String, u16)> = Signals::each()
-            .map(|signal| (signal.name(), signal.bits()))
+            .map(|signal| (signal.name().to_owned(), signal.bits()))
             .collect();
+        let flags: Vec<(String, u16)> = Signals::all()
+            .iter_names()
+            .map(|(name, signal)| (name.to_ascii_lowercase(), signal.bits()))
+            .collect();
+        assert_eq!(order, flags, "the table of names is the flags' names");
         let expected = [
             "honeypot",
             "integrity",

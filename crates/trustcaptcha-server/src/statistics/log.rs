@@ -80,7 +80,7 @@ impl Finished<'_> {
             decision: if blocked(result) { "block" } else { "pass" }.to_owned(),
             how: self.how.to_owned(),
             score: result.score,
-            signals: self.signals.fired().collect(),
+            signals: self.signals.fired().map(str::to_owned).collect(),
             rule: self.access_rule.map(rule_name),
             origin: result.origin.clone(),
             country: result.country_code.clone(),

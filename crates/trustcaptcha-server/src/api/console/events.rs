@@ -164,7 +164,7 @@ fn list(site: &str, filters: &EventQuery, entries: &[Logged], next: Option<i64>)
                 select name="signal" {
                     option value="" { "any" }
                     @for name in Signals::all_names() {
-                        option value=(name) selected[chosen(&filters.signal, &name)] { (name) }
+                        option value=(name) selected[chosen(&filters.signal, name)] { (name) }
                     }
                 }
             }

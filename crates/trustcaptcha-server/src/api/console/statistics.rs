@@ -259,7 +259,7 @@ fn over_time(table: &Table) -> Markup {
             table
                 .counts
                 .get(&event)
-                .map(|counts| line(&event, &name, counts.clone()))
+                .map(|counts| line(&event, name, counts.clone()))
         })
         .collect();
     html! {
