@@ -7,13 +7,13 @@
 #   ./scripts/bench.sh                      # all of them: about 45 minutes on two cores
 #   ./scripts/bench.sh results capacity     # only these
 #
-# Names: client results access server flood stores scale capacity detection pow history scale-out. Each benchmark's own
+# Names: client results access server flood stores scale expiry capacity detection pow history scale-out. Each benchmark's own
 # settings pass through the environment (e.g. ROUNDS=3 DURATION=5s ./scripts/bench.sh results).
 # Nothing else should run on the machine meanwhile: the figures are only as quiet as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(client results access server flood stores scale capacity detection pow history scale-out)
+all=(client results access server flood stores scale expiry capacity detection pow history scale-out)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 
@@ -28,6 +28,7 @@ command_of() {
         flood) echo "$bin flood-bench" ;;
         stores) echo "./scripts/bench-stores.sh" ;;
         scale) echo "$bin scale-bench" ;;
+        expiry) echo "$bin expiry-bench && TRUSTCAPTCHA_BENCH_STORE_URL=memory:// TRUSTCAPTCHA_BENCH_ROUNDS=5 $bin expiry-bench" ;;
         capacity) echo "$bin capacity-bench && TRUSTCAPTCHA_BENCH_STORE_URL=memory:// $bin capacity-bench" ;;
         detection) echo "./scripts/bench-detection.sh" ;;
         history) echo "$bin history-bench" ;;

@@ -9,6 +9,10 @@
 //! * `flood-bench`: one client network flooding the widget's endpoints beside a second network's
 //!   success rate, the memory per verification at the largest stored texts, and the cost of the
 //!   largest admitted body.
+//! * `expiry-bench`: requests' latency while 800 000 verifications expire, beside as long with
+//!   nothing expiring, alternating.
+//! * `capacity-bench`: full verifications for minutes, as fast as the server answers or on a
+//!   schedule (a soak), with the server's CPU, memory and file over time.
 
 #![allow(missing_docs)] // benchmark harness, not a library for users
 
