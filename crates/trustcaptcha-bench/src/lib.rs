@@ -456,6 +456,15 @@ pub async fn flow(http: &reqwest::Client, url: &str, create: &bytes::Bytes) -> R
     answered(fetched.status(), 200)
 }
 
+/// The `GET /results` URL of a verification solved on the embedded `server`'s bench site.
+pub async fn solved_results_url(server: &trustcaptcha_server::testing::TestServer) -> String {
+    let token = server.solve(SITE_KEY).await;
+    let id = trustcaptcha::VerificationToken::decode(&token)
+        .expect("token")
+        .verification_id;
+    format!("{}/v2/verifications/{id}/results", server.url)
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }

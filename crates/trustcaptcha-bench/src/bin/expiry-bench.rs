@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 
-use trustcaptcha_bench::{API_KEY, SITE_KEY, rss_bytes};
+use trustcaptcha_bench::{API_KEY, SITE_KEY, rss_bytes, solved_results_url};
 use trustcaptcha_server::clock::Clock as _;
 use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::secret::KeyHash;
@@ -100,11 +100,7 @@ async fn run(url: &str, rounds: usize) {
     println!("| round | window | requests | p50 | p99 | p99.9 | max | forgotten |");
     println!("|---|---|---|---|---|---|---|---|");
 
-    let token = server.solve(SITE_KEY).await;
-    let id = trustcaptcha::VerificationToken::decode(&token)
-        .expect("token")
-        .verification_id;
-    let results = format!("{}/v2/verifications/{id}/results", server.url);
+    let results = solved_results_url(&server).await;
     let fetch = || {
         let request = server.http.get(&results).bearer_auth(API_KEY);
         async move {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, rss_bytes, sequential};
+use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, rss_bytes, sequential, solved_results_url};
 use trustcaptcha_server::clock::Clock as _;
 use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::secret::KeyHash;
@@ -140,11 +140,7 @@ async fn measure(scale: &Scale) -> (Duration, Duration, Duration) {
     assert_eq!(recorded, scale.networks, "every network has its challenge");
     testing::hooks::fail_guesses(&server.state, scale.networks, now);
 
-    let token = server.solve(SITE_KEY).await;
-    let id = trustcaptcha::VerificationToken::decode(&token)
-        .expect("token")
-        .verification_id;
-    let results = format!("{}/v2/verifications/{id}/results", server.url);
+    let results = solved_results_url(&server).await;
     let fetch = || {
         let request = server.http.get(&results).bearer_auth(API_KEY);
         async move { request.send().await.is_ok_and(|r| r.status() == 200) }
