@@ -465,6 +465,31 @@ pub async fn solved_results_url(server: &trustcaptcha_server::testing::TestServe
     format!("{}/v2/verifications/{id}/results", server.url)
 }
 
+/// The benchmark setting `name` from the environment, if it is set and parses.
+pub fn setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+}
+
+/// The `q` quantile (0 to 1) of `sorted`; `None` when it is empty.
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let index = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(index).copied()
+}
+
+/// The bench site of an embedded server ([`trustcaptcha_server::testing::TestServer`]): the
+/// bench key, the cheapest proof-of-work, retrievals without a practical limit.
+pub fn embedded_bench_site() -> trustcaptcha_server::config::Site {
+    trustcaptcha_server::config::Site {
+        api_keys: vec![trustcaptcha_server::secret::KeyHash::of(API_KEY)],
+        difficulty: 1,
+        tasks: 1,
+        max_retrievals: 1_000_000_000,
+        ..trustcaptcha_server::config::Site::new("bench", SITE_KEY.parse().expect("site key"))
+    }
+}
+
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }

@@ -38,8 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use trustcaptcha_bench::{
-    NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, bench_site, flow, serve_if_child,
-    spawn_server_with,
+    NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, bench_site, flow, quantile,
+    serve_if_child, setting, spawn_server_with,
 };
 use trustcaptcha_server::testing;
 
@@ -64,12 +64,6 @@ fn config(store: &str) -> String {
             std::env::var("TRUSTCAPTCHA_BENCH_SITE").unwrap_or_default()
         ))
     )
-}
-
-fn setting<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
 }
 
 fn main() {
@@ -109,10 +103,9 @@ struct Report {
     latencies: Vec<u32>,
 }
 
-/// The `q` quantile of sorted latencies, in milliseconds.
-fn quantile(sorted: &[u32], q: f64) -> f64 {
-    let index = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
-    sorted.get(index).map_or(0.0, |us| f64::from(*us) / 1000.0)
+/// The `q` quantile of sorted latencies (µs), in milliseconds.
+fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+    quantile(sorted, q).map_or(0.0, |us| f64::from(us) / 1000.0)
 }
 
 /// The p99 (ms) over the intervals of `reports`.
@@ -122,7 +115,7 @@ fn p99_of(reports: &[Report]) -> f64 {
         .flat_map(|r| r.latencies.iter().copied())
         .collect();
     all.sort_unstable();
-    quantile(&all, 0.99)
+    quantile_ms(&all, 0.99)
 }
 
 fn file_size() -> u64 {
@@ -151,24 +144,29 @@ async fn run(store: &str, length: Duration, rate: Option<f64>) {
     );
     // On a schedule, each worker starts a flow every `period`, the workers evenly staggered.
     let period = rate.map(|rate| Duration::from_secs_f64(IN_FLIGHT as f64 / rate));
+    let first = tokio::time::Instant::now();
     let started = Instant::now();
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|worker| {
             let (http, url) = (http.clone(), server.url.clone());
             let (tally, create) = (Arc::clone(&tally), create.clone());
             tokio::spawn(async move {
-                let mut due = period.map(|period| {
-                    tokio::time::Instant::now() + period.mul_f64(worker as f64 / IN_FLIGHT as f64)
+                // When this worker's next flow is due, and the period between its flows.
+                let mut schedule = period.map(|period| {
+                    (
+                        first + period.mul_f64(worker as f64 / IN_FLIGHT as f64),
+                        period,
+                    )
                 });
                 while started.elapsed() < length {
-                    let since = match (&mut due, period) {
-                        (Some(due), Some(period)) => {
+                    let since = match &mut schedule {
+                        Some((due, period)) => {
                             tokio::time::sleep_until(*due).await;
                             let since = due.into_std();
-                            *due += period;
+                            *due += *period;
                             since
                         }
-                        _ => Instant::now(),
+                        None => Instant::now(),
                     };
                     let outcome = flow(&http, &url, &create).await;
                     let latency = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
@@ -224,9 +222,9 @@ async fn run(store: &str, length: Duration, rate: Option<f64>) {
             started.elapsed().as_secs(),
             flows / (report.at - last.at).as_secs_f64(),
             (report.cpu - last.cpu) * 1e6 / flows,
-            quantile(&report.latencies, 0.5),
-            quantile(&report.latencies, 0.99),
-            quantile(&report.latencies, 1.0),
+            quantile_ms(&report.latencies, 0.5),
+            quantile_ms(&report.latencies, 0.99),
+            quantile_ms(&report.latencies, 1.0),
             report.done,
             tally.refused.lock().expect("lock"),
             report.rss as f64 / MIB,

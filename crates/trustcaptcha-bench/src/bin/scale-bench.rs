@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use trustcaptcha_bench::{API_KEY, SITE_KEY, latency, rss_bytes, sequential, solved_results_url};
+use trustcaptcha_bench::{
+    API_KEY, SITE_KEY, embedded_bench_site, latency, ms, rss_bytes, sequential, solved_results_url,
+};
 use trustcaptcha_server::clock::Clock as _;
 use trustcaptcha_server::config::{Config, Site};
 use trustcaptcha_server::secret::KeyHash;
@@ -78,13 +80,7 @@ fn main() {
 }
 
 fn config(sites: usize) -> Config {
-    let bench = Site {
-        api_keys: vec![KeyHash::of(API_KEY)],
-        difficulty: 1,
-        tasks: 1,
-        max_retrievals: 1_000_000_000,
-        ..Site::new("bench", SITE_KEY.parse().expect("site key"))
-    };
+    let bench = embedded_bench_site();
     let others = (1..sites).map(|i| Site {
         api_keys: vec![KeyHash::of(&format!("ak_other_site_key_{i:08}"))],
         ..Site::new(format!("site-{i}"), uuid::Uuid::new_v4())
@@ -293,8 +289,4 @@ fn report(name: &str, samples: &[Duration]) {
         ms(figures.p99),
         ms(longest)
     );
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use trustcaptcha_bench::{
     NO_ADAPTIVE_DIFFICULTY, ONE_CLIENT_NETWORK, SITE_KEY, ServerProcess, bench_site, cpu_seconds,
-    flow, serve_if_child, spawn_server_with,
+    flow, serve_if_child, setting, spawn_server_with,
 };
 use trustcaptcha_server::testing::{self, Backend, HaProxy, RedisCluster};
 
@@ -145,14 +145,8 @@ fn spread(values: &mut [f64], show: impl Fn(f64) -> String) -> String {
 
 fn main() {
     serve_if_child();
-    let setting = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(default)
-    };
-    let length = Duration::from_secs(setting("TRUSTCAPTCHA_BENCH_SECONDS", 20));
-    let rounds = setting("TRUSTCAPTCHA_BENCH_ROUNDS", 3);
+    let length = Duration::from_secs(setting("TRUSTCAPTCHA_BENCH_SECONDS").unwrap_or(20));
+    let rounds: u64 = setting("TRUSTCAPTCHA_BENCH_ROUNDS").unwrap_or(3);
     let cluster = RedisCluster::start_with_replicas(&[
         "--maxmemory-policy",
         "noeviction",
